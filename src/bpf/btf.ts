@@ -1,0 +1,199 @@
+/**
+ * BTF reader (Documentation/bpf/btf.rst; include/uapi/linux/btf.h). Reads the header, the string
+ * section and every type record, keeping each record's byte offset so the plan builder can sanitise
+ * a copy in place. Type ids are 1-based; id 0 is void.
+ */
+import { InputError } from '../errors.js';
+
+export const BTF_MAGIC = 0xeb9f;
+export const KIND = {
+  UNKN: 0, INT: 1, PTR: 2, ARRAY: 3, STRUCT: 4, UNION: 5, ENUM: 6, FWD: 7, TYPEDEF: 8, VOLATILE: 9,
+  CONST: 10, RESTRICT: 11, FUNC: 12, FUNC_PROTO: 13, VAR: 14, DATASEC: 15, FLOAT: 16, DECL_TAG: 17,
+  TYPE_TAG: 18, ENUM64: 19,
+} as const;
+export const VAR_LINKAGE = { STATIC: 0, GLOBAL_ALLOCATED: 1, GLOBAL_EXTERN: 2 } as const;
+export const FUNC_LINKAGE = { STATIC: 0, GLOBAL: 1, EXTERN: 2 } as const;
+
+export interface BtfMember { name: string; nameOff: number; type: number; /** bit offset (bitfield bits masked off when kflag) */ bitOffset: number }
+export interface BtfVarSecinfo { type: number; offset: number; size: number }
+export interface BtfParam { name: string; nameOff: number; type: number }
+
+export interface BtfType {
+  id: number;
+  kind: number;
+  name: string;
+  nameOff: number;
+  vlen: number;
+  kflag: boolean;
+  /** size for INT/STRUCT/UNION/ENUM/DATASEC/FLOAT/ENUM64, referenced type otherwise. */
+  sizeOrType: number;
+  /** Byte offset of this record inside the type section. */
+  recordOffset: number;
+  members?: BtfMember[];
+  array?: { type: number; indexType: number; nelems: number };
+  secinfos?: BtfVarSecinfo[];
+  params?: BtfParam[];
+  linkage?: number; // VAR
+  intEncoding?: number; // INT
+}
+
+export interface Btf {
+  /** The raw BTF blob (a view of the ELF section). */
+  raw: Buffer;
+  hdrLen: number;
+  typeOff: number;
+  typeLen: number;
+  strOff: number;
+  strLen: number;
+  types: BtfType[]; // index = id; types[0] is void
+  strings: Buffer;
+  str(off: number): string;
+}
+
+export class BtfError extends InputError {
+  constructor(message: string) {
+    super('BTF_INVALID', `bad BTF: ${message}`);
+    this.name = 'BtfError';
+  }
+}
+
+const MAX_TYPES = 1 << 20;
+
+export function parseBtf(raw: Buffer): Btf {
+  if (raw.length < 24) throw new BtfError(`section is ${raw.length} bytes, shorter than the BTF header`);
+  const magic = raw.readUInt16LE(0);
+  if (magic !== BTF_MAGIC) throw new BtfError(`magic 0x${magic.toString(16)} is not 0xeb9f (or the BTF is big-endian)`);
+  if (raw[2] !== 1) throw new BtfError(`version ${raw[2]} is not 1`);
+  const hdrLen = raw.readUInt32LE(4);
+  if (hdrLen < 24 || hdrLen > raw.length) throw new BtfError(`header length ${hdrLen} is out of range`);
+  const typeOff = raw.readUInt32LE(8), typeLen = raw.readUInt32LE(12);
+  const strOff = raw.readUInt32LE(16), strLen = raw.readUInt32LE(20);
+  const body = raw.length - hdrLen;
+  if (typeOff + typeLen > body || strOff + strLen > body || typeOff % 4 !== 0) {
+    throw new BtfError(`type section [${typeOff}, +${typeLen}) or string section [${strOff}, +${strLen}) exceeds the ${body} bytes after the header`);
+  }
+  if (strLen === 0 || raw[hdrLen + strOff] !== 0) throw new BtfError('string section does not start with an empty string');
+  const strings = raw.subarray(hdrLen + strOff, hdrLen + strOff + strLen);
+  if (strings[strLen - 1] !== 0) throw new BtfError('string section is not NUL-terminated');
+  const strCache = new Map<number, string>();
+  const str = (off: number): string => {
+    let s = strCache.get(off);
+    if (s !== undefined) return s;
+    if (off >= strLen) throw new BtfError(`string offset ${off} is outside the string section (${strLen} bytes)`);
+    s = strings.toString('latin1', off, strings.indexOf(0, off));
+    strCache.set(off, s);
+    return s;
+  };
+  const types: BtfType[] = [{ id: 0, kind: 0, name: 'void', nameOff: 0, vlen: 0, kflag: false, sizeOrType: 0, recordOffset: -1 }];
+  const tbase = hdrLen + typeOff;
+  const tend = tbase + typeLen;
+  let p = tbase;
+  const need = (n: number, what: string) => {
+    if (p + n > tend) throw new BtfError(`type ${types.length} (${what}) runs past the end of the type section`);
+  };
+  while (p < tend) {
+    if (types.length > MAX_TYPES) throw new BtfError(`more than ${MAX_TYPES} types`);
+    need(12, 'header');
+    const nameOff = raw.readUInt32LE(p);
+    const info = raw.readUInt32LE(p + 4);
+    const t: BtfType = {
+      id: types.length, kind: (info >>> 24) & 0x1f, name: '', nameOff, vlen: info & 0xffff, kflag: (info >>> 31) === 1,
+      sizeOrType: raw.readUInt32LE(p + 8), recordOffset: p - tbase,
+    };
+    t.name = str(nameOff);
+    p += 12;
+    switch (t.kind) {
+      case KIND.INT: need(4, 'int'); t.intEncoding = raw.readUInt32LE(p); p += 4; break;
+      case KIND.PTR: case KIND.FWD: case KIND.TYPEDEF: case KIND.VOLATILE: case KIND.CONST: case KIND.RESTRICT:
+      case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: break;
+      case KIND.ARRAY:
+        need(12, 'array');
+        t.array = { type: raw.readUInt32LE(p), indexType: raw.readUInt32LE(p + 4), nelems: raw.readUInt32LE(p + 8) };
+        p += 12;
+        break;
+      case KIND.STRUCT: case KIND.UNION: {
+        need(12 * t.vlen, 'members');
+        t.members = new Array(t.vlen);
+        for (let i = 0; i < t.vlen; i++, p += 12) {
+          const mo = raw.readUInt32LE(p + 8);
+          t.members[i] = { nameOff: raw.readUInt32LE(p), name: str(raw.readUInt32LE(p)), type: raw.readUInt32LE(p + 4), bitOffset: t.kflag ? mo & 0xffffff : mo };
+        }
+        break;
+      }
+      case KIND.ENUM: need(8 * t.vlen, 'enum values'); p += 8 * t.vlen; break;
+      case KIND.ENUM64: need(12 * t.vlen, 'enum64 values'); p += 12 * t.vlen; break;
+      case KIND.FUNC_PROTO: {
+        need(8 * t.vlen, 'params');
+        t.params = new Array(t.vlen);
+        for (let i = 0; i < t.vlen; i++, p += 8) {
+          t.params[i] = { nameOff: raw.readUInt32LE(p), name: str(raw.readUInt32LE(p)), type: raw.readUInt32LE(p + 4) };
+        }
+        break;
+      }
+      case KIND.VAR: need(4, 'var'); t.linkage = raw.readUInt32LE(p); p += 4; break;
+      case KIND.DATASEC: {
+        need(12 * t.vlen, 'datasec entries');
+        t.secinfos = new Array(t.vlen);
+        for (let i = 0; i < t.vlen; i++, p += 12) {
+          t.secinfos[i] = { type: raw.readUInt32LE(p), offset: raw.readUInt32LE(p + 4), size: raw.readUInt32LE(p + 8) };
+        }
+        break;
+      }
+      case KIND.DECL_TAG: need(4, 'decl tag'); p += 4; break;
+      default: throw new BtfError(`type ${t.id} has unknown kind ${t.kind}`);
+    }
+    types.push(t);
+  }
+  const n = types.length;
+  for (const t of types) checkRefs(t, n);
+  return { raw, hdrLen, typeOff, typeLen, strOff, strLen, types, strings, str };
+}
+
+function checkRefs(t: BtfType, n: number): void {
+  const bad = (id: number) => id >= n;
+  const refKinds: number[] = [KIND.PTR, KIND.TYPEDEF, KIND.VOLATILE, KIND.CONST, KIND.RESTRICT, KIND.FUNC, KIND.VAR, KIND.TYPE_TAG, KIND.DECL_TAG, KIND.FUNC_PROTO];
+  if (refKinds.includes(t.kind) && bad(t.sizeOrType)) throw new BtfError(`type ${t.id} refers to type ${t.sizeOrType}; there are ${n - 1}`);
+  if (t.array && (bad(t.array.type) || bad(t.array.indexType))) throw new BtfError(`array type ${t.id} refers to a missing type`);
+  for (const m of t.members ?? []) if (bad(m.type)) throw new BtfError(`member '${m.name}' of type ${t.id} refers to missing type ${m.type}`);
+  for (const p of t.params ?? []) if (bad(p.type)) throw new BtfError(`parameter of type ${t.id} refers to missing type ${p.type}`);
+  for (const v of t.secinfos ?? []) if (bad(v.type)) throw new BtfError(`datasec ${t.name} refers to missing type ${v.type}`);
+}
+
+const MODIFIERS: number[] = [KIND.TYPEDEF, KIND.VOLATILE, KIND.CONST, KIND.RESTRICT, KIND.TYPE_TAG];
+
+/** Follow typedefs and qualifiers to the underlying type (bounded, so a cycle is an error). */
+export function skipMods(btf: Btf, id: number): BtfType {
+  let t = btf.types[id];
+  for (let depth = 0; t && MODIFIERS.includes(t.kind); depth++) {
+    if (depth > 64) throw new BtfError(`type ${id}: modifier chain too long or cyclic`);
+    t = btf.types[t.sizeOrType];
+  }
+  if (!t) throw new BtfError(`type ${id} does not exist`);
+  return t;
+}
+
+/** sizeof() of a type, as the kernel computes it (btf_resolve_size). */
+export function typeSize(btf: Btf, id: number, depth = 0): number {
+  if (depth > 64) throw new BtfError(`type ${id}: size resolution too deep or cyclic`);
+  const t = skipMods(btf, id);
+  switch (t.kind) {
+    case KIND.INT: case KIND.STRUCT: case KIND.UNION: case KIND.ENUM: case KIND.ENUM64: case KIND.DATASEC: case KIND.FLOAT:
+      return t.sizeOrType;
+    case KIND.PTR: return 8;
+    case KIND.ARRAY: return t.array!.nelems * typeSize(btf, t.array!.type, depth + 1);
+    case KIND.VAR: return typeSize(btf, t.sizeOrType, depth + 1);
+    default: throw new BtfError(`type ${id} (${kindName(t.kind)}) has no size`);
+  }
+}
+
+export function kindName(k: number): string {
+  return Object.entries(KIND).find(([, v]) => v === k)?.[0].toLowerCase() ?? `kind_${k}`;
+}
+
+export function findType(btf: Btf, kind: number, name: string): BtfType | undefined {
+  for (let i = 1; i < btf.types.length; i++) {
+    const t = btf.types[i];
+    if (t.kind === kind && t.name === name) return t;
+  }
+  return undefined;
+}

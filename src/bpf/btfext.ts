@@ -1,0 +1,63 @@
+/**
+ * .BTF.ext reader (Documentation/bpf/llvm_reloc.rst, libbpf's btf_ext_parse): a header followed by
+ * func_info, line_info and (hdr_len >= 32) CO-RE relocation sections. Each section starts with a u32
+ * record size, then per ELF section: {u32 sec_name_off, u32 num_info, records...}. The first u32 of every
+ * record is insn_off, in bytes from the start of the ELF section.
+ */
+import { BtfError, type Btf } from './btf.js';
+
+export interface ExtRecords {
+  recSize: number;
+  /** Per ELF section name: the raw records (each recSize bytes) in file order. */
+  bySection: Map<string, Buffer[]>;
+}
+
+export interface BtfExt {
+  funcInfo: ExtRecords;
+  lineInfo: ExtRecords;
+  coreRelo: ExtRecords;
+}
+
+/** Minimum record sizes the kernel knows (bpf_func_info 8, bpf_line_info 16, bpf_core_relo 16). */
+const MIN_REC = { func: 8, line: 16, core: 16 } as const;
+const MAX_RECORDS = 1 << 24;
+
+function parseInfo(raw: Buffer, start: number, len: number, minRec: number, what: string, btf: Btf): ExtRecords {
+  const out: ExtRecords = { recSize: minRec, bySection: new Map() };
+  if (len === 0) return out;
+  if (len < 4 || start + len > raw.length) throw new BtfError(`.BTF.ext ${what} section [${start}, +${len}) is out of range`);
+  const recSize = raw.readUInt32LE(start);
+  if (recSize < minRec || recSize % 4 !== 0 || recSize > 256) throw new BtfError(`.BTF.ext ${what} record size ${recSize} is invalid`);
+  out.recSize = recSize;
+  let p = start + 4;
+  const end = start + len;
+  let total = 0;
+  while (p < end) {
+    if (p + 8 > end) throw new BtfError(`.BTF.ext ${what}: truncated section header`);
+    const name = btf.str(raw.readUInt32LE(p));
+    const num = raw.readUInt32LE(p + 4);
+    p += 8;
+    total += num;
+    if (num === 0 || total > MAX_RECORDS || p + num * recSize > end) {
+      throw new BtfError(`.BTF.ext ${what}: section '${name}' claims ${num} records of ${recSize} bytes, beyond the data`);
+    }
+    const recs = out.bySection.get(name) ?? [];
+    for (let i = 0; i < num; i++, p += recSize) recs.push(raw.subarray(p, p + recSize));
+    out.bySection.set(name, recs);
+  }
+  return out;
+}
+
+export function parseBtfExt(raw: Buffer, btf: Btf): BtfExt {
+  if (raw.length < 24) throw new BtfError(`.BTF.ext is ${raw.length} bytes, shorter than its header`);
+  if (raw.readUInt16LE(0) !== 0xeb9f) throw new BtfError('.BTF.ext magic is not 0xeb9f');
+  const hdrLen = raw.readUInt32LE(4);
+  if (hdrLen < 24 || hdrLen > raw.length) throw new BtfError(`.BTF.ext header length ${hdrLen} is out of range`);
+  const at = (o: number) => hdrLen + raw.readUInt32LE(o);
+  const funcInfo = parseInfo(raw, at(8), raw.readUInt32LE(12), MIN_REC.func, 'func_info', btf);
+  const lineInfo = parseInfo(raw, at(16), raw.readUInt32LE(20), MIN_REC.line, 'line_info', btf);
+  const coreRelo = hdrLen >= 32
+    ? parseInfo(raw, at(24), raw.readUInt32LE(28), MIN_REC.core, 'core_relo', btf)
+    : { recSize: MIN_REC.core, bySection: new Map<string, Buffer[]>() };
+  return { funcInfo, lineInfo, coreRelo };
+}

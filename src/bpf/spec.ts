@@ -1,0 +1,109 @@
+/**
+ * Spec types: plain data read from an ELF object, no kernel objects (cilium/ebpf's CollectionSpec idea).
+ */
+import type { Btf } from './btf.js';
+import type { BtfExt } from './btfext.js';
+import type { ElfObject, ElfSymbol } from '../elf/reader.js';
+
+export type MapKind = 'btf' | 'legacy' | 'data' | 'rodata' | 'bss' | 'kconfig' | 'inner';
+
+export interface MapSlotInit {
+  /** Slot index in the outer map (prog_array / map-in-map). */
+  index: number;
+  kind: 'map' | 'prog';
+  /** Name of the map or program that goes into the slot. */
+  target: string;
+}
+
+export interface KconfigVar {
+  name: string;
+  offset: number;
+  size: number;
+  /** How the runtime turns a config value into bytes. */
+  type: 'bool' | 'tristate' | 'char' | 'int' | 'uint' | 'string';
+  weak: boolean;
+}
+
+export interface MapSpec {
+  name: string;
+  kind: MapKind;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  mapExtra: bigint;
+  numaNode: number;
+  /** 0 none, 1 LIBBPF_PIN_BY_NAME. */
+  pinning: number;
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+  /** Name of the inner map template (map-in-map). */
+  inner?: string;
+  /** Initial value bytes for key 0 (global data); absent for maps without initial data. */
+  initData?: Buffer;
+  freeze: boolean;
+  slots: MapSlotInit[];
+  /** Byte offset of the 'values' member inside a BTF map definition (prog_array / map-in-map). */
+  valuesOffset?: number;
+  kconfig?: KconfigVar[];
+  /** Where the definition lives in the ELF, for relocation lookup. */
+  sectionIndex: number;
+  offset: number;
+  size: number;
+}
+
+export interface FuncSpec {
+  name: string;
+  sectionIndex: number;
+  section: string;
+  /** First instruction (index within the section) and count. */
+  start: number;
+  count: number;
+  global: boolean;
+}
+
+export interface ProgramSpec extends FuncSpec {
+  progType: number;
+  expectedAttachType: number;
+  progFlags: number;
+  /** For BTF-attached programs: the kernel name to resolve (for example "do_unlinkat"). */
+  attachTarget?: string;
+  needsAttachBtf: boolean;
+}
+
+export type ExternKind = 'kconfig' | 'ksym' | 'kfunc';
+
+export interface ExternSpec {
+  name: string;
+  kind: ExternKind;
+  weak: boolean;
+  symbol: number;
+  /** ksym: typed (BTF type other than void), so resolved to a BTF id rather than an address. */
+  typed: boolean;
+}
+
+export interface CollectionSpec {
+  /** Object name: file base name without a trailing ".o" (no path). */
+  name: string;
+  /** libbpf's object name (base name cut at the first dot), used as the kernel-name prefix of data maps. */
+  objName: string;
+  license: string;
+  kernVersion: number;
+  elf: ElfObject;
+  btf?: Btf;
+  btfExt?: BtfExt;
+  maps: MapSpec[];
+  programs: ProgramSpec[];
+  /** Every function in an executable section, by section index then start. */
+  funcs: FuncSpec[];
+  externs: ExternSpec[];
+  /** Symbol index -> extern, for relocation handling. */
+  externBySymbol: Map<number, ExternSpec>;
+  /** Sections that hold data maps, by index. */
+  dataSections: Map<number, MapSpec>;
+}
+
+export function symbolsIn(elf: ElfObject, sectionIndex: number): ElfSymbol[] {
+  return elf.symbols.filter((s) => s.shndx === sectionIndex);
+}

@@ -1,0 +1,45 @@
+/** `bpfseal plan <object.o>... [-o <file|dir>] [--json]` */
+import type { Command } from 'commander';
+import { planFromObject } from '../plan/build.js';
+import { encodePlan, planDigest } from '../plan/codec.js';
+import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
+import { failure, type Failure, printJson } from './output.js';
+
+export interface PlanResult {
+  object: string;
+  plan?: string;
+  digest?: string;
+  error?: Failure;
+}
+
+export function registerPlan(program: Command): void {
+  program
+    .command('plan')
+    .description('turn BPF ELF objects into deterministic, FD-index-stable loader plans')
+    .argument('<object...>', 'BPF ELF object files (clang -target bpf -c)')
+    .option('-o, --out <file|dir>', 'output file (one object) or directory; default: next to each object')
+    .option('--json', 'print a JSON array of {object, plan, digest}')
+    .action((objects: string[], opts: { out?: string; json?: boolean }) => {
+      const progress = new Progress(objects.length, 'planning');
+      const results: PlanResult[] = [];
+      objects.forEach((obj, i) => {
+        progress.tick(i, obj);
+        try {
+          const out = outputPath(obj, '.plan', opts.out, objects.length);
+          const { plan } = planFromObject(readInput(obj), obj);
+          const bytes = encodePlan(plan);
+          writeFileAtomic(out, bytes);
+          results.push({ object: obj, plan: out, digest: `sha256:${planDigest(bytes)}` });
+        } catch (e) {
+          results.push({ object: obj, error: failure(e, obj) });
+        }
+      });
+      progress.done();
+      if (opts.json) printJson(results);
+      for (const r of results) {
+        if (r.error) process.stderr.write(`bpfseal: ${r.object}: ${r.error.message}\n`);
+        else if (!opts.json) process.stdout.write(`${r.digest}  ${r.plan}\n`);
+      }
+      process.exitCode = Math.max(0, ...results.map((r) => r.error?.exit ?? 0));
+    });
+}

@@ -1,0 +1,40 @@
+/**
+ * Typed errors with stable codes. The CLI maps the kind of error to an exit code (README, "Exit codes"):
+ *   0 success, 1 verification or policy rejection, 2 usage error or invalid/unsupported input,
+ *   3 the kernel refused.
+ */
+export type ErrorKind = 'input' | 'usage' | 'verify' | 'kernel';
+
+export const EXIT = { ok: 0, verify: 1, input: 2, usage: 2, kernel: 3 } as const;
+
+export class BpfsealError extends Error {
+  readonly kind: ErrorKind;
+  /** Stable machine-readable code, e.g. ELF_TRUNCATED. Printed in --json output. */
+  readonly code: string;
+  /** The file the error is about, when there is one. */
+  file?: string;
+
+  constructor(kind: ErrorKind, code: string, message: string, options?: { cause?: unknown; file?: string }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = 'BpfsealError';
+    this.kind = kind;
+    this.code = code;
+    if (options?.file !== undefined) this.file = options.file;
+  }
+
+  get exitCode(): number {
+    return EXIT[this.kind];
+  }
+}
+
+/** Malformed or unsupported input (exit 2). */
+export class InputError extends BpfsealError {
+  constructor(code: string, message: string, options?: { cause?: unknown; file?: string }) {
+    super('input', code, message, options);
+    this.name = 'InputError';
+  }
+}
+
+export function isBpfsealError(e: unknown): e is BpfsealError {
+  return e instanceof BpfsealError;
+}

@@ -1,0 +1,34 @@
+/**
+ * Reading plan inputs: an ELF object (planned in memory) or an encoded .plan file, told apart by magic.
+ */
+import { InputError } from '../errors.js';
+import { planFromObject } from './build.js';
+import { decodePlan, encodePlan, planDigest } from './codec.js';
+import { PLAN_MAGIC, type Plan } from './types.js';
+
+export interface LoadedPlan {
+  plan: Plan;
+  bytes: Buffer;
+  digest: string;
+  source: 'object' | 'plan';
+}
+
+export function isPlanBytes(b: Buffer): boolean {
+  return b.length >= 8 && b.subarray(0, 8).toString('latin1') === PLAN_MAGIC;
+}
+
+export function isElfBytes(b: Buffer): boolean {
+  return b.length >= 4 && b.readUInt32BE(0) === 0x7f454c46;
+}
+
+/** Plan or object bytes -> plan. `fileName` names the object (its base name becomes the plan name). */
+export function planFromBytes(data: Buffer, fileName: string): LoadedPlan {
+  if (isPlanBytes(data)) {
+    const plan = decodePlan(data);
+    return { plan, bytes: data, digest: planDigest(data), source: 'plan' };
+  }
+  if (!isElfBytes(data)) throw new InputError('INPUT_UNKNOWN', 'neither a BPF ELF object nor a bpfseal plan');
+  const { plan } = planFromObject(data, fileName);
+  const bytes = encodePlan(plan);
+  return { plan, bytes, digest: planDigest(bytes), source: 'object' };
+}

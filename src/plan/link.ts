@@ -1,0 +1,240 @@
+/**
+ * Link one program: copy its instructions, append every subprogram it calls or takes the address of
+ * (bpf-to-bpf calls, callbacks), and rewrite every relocated instruction into its FD-index-stable form:
+ * map references -> BPF_PSEUDO_MAP_IDX, global data -> BPF_PSEUDO_MAP_IDX_VALUE, externs -> declared
+ * fix-ups. Mirrors libbpf's bpf_object__reloc_code / bpf_object__relocate_data with gen_loader semantics,
+ * except that indices point into a per-program fd_array.
+ */
+import { InputError } from '../errors.js';
+import { SHN_LORESERVE, SHN_UNDEF, type ElfReloc } from '../elf/reader.js';
+import { CALL, INSN_SIZE, LD_IMM64, PSEUDO, PSEUDO_CALL, PSEUDO_KFUNC_CALL } from '../bpf/insn.js';
+import type { CollectionSpec, FuncSpec, MapSpec, ProgramSpec } from '../bpf/spec.js';
+import type { ExtInfo, InsnFixup } from './types.js';
+import type { ExtRecords } from '../bpf/btfext.js';
+
+const R_BPF_NONE = 0;
+const R_BPF_64_64 = 1;
+const R_BPF_64_32 = 10;
+
+/** Per-collection lookup tables, built once and shared by every program's link. */
+export interface LinkContext {
+  spec: CollectionSpec;
+  mapIndex: Map<MapSpec, number>;
+  /** sectionIndex -> insn index -> relocation */
+  relocs: Map<number, Map<number, ElfReloc>>;
+  /** sectionIndex -> functions sorted by start */
+  funcsBySection: Map<number, FuncSpec[]>;
+  /** `${sectionIndex}:${offset}` -> map defined there (.maps / legacy maps) */
+  mapAt: Map<string, MapSpec>;
+  kconfig?: MapSpec;
+}
+
+export function linkContext(spec: CollectionSpec, mapIndex: Map<MapSpec, number>): LinkContext {
+  const relocs = new Map<number, Map<number, ElfReloc>>();
+  const exec = new Set(spec.funcs.map((f) => f.sectionIndex));
+  for (const rs of spec.elf.relocations) {
+    if (!exec.has(rs.target)) continue;
+    const m = new Map<number, ElfReloc>();
+    for (const r of rs.relocs) {
+      if (r.type === R_BPF_NONE) continue;
+      if (r.offset % BigInt(INSN_SIZE) !== 0n) {
+        throw new InputError('RELOC_MISALIGNED', `relocation in '${rs.section.name}' at offset ${r.offset} is not instruction-aligned`);
+      }
+      m.set(Number(r.offset / BigInt(INSN_SIZE)), r);
+    }
+    relocs.set(rs.target, m);
+  }
+  const funcsBySection = new Map<number, FuncSpec[]>();
+  for (const f of spec.funcs) {
+    const l = funcsBySection.get(f.sectionIndex) ?? [];
+    l.push(f);
+    funcsBySection.set(f.sectionIndex, l);
+  }
+  const mapAt = new Map<string, MapSpec>();
+  for (const m of spec.maps) if (m.kind === 'btf' || m.kind === 'legacy') mapAt.set(`${m.sectionIndex}:${m.offset}`, m);
+  return { spec, mapIndex, relocs, funcsBySection, mapAt, kconfig: spec.maps.find((m) => m.kind === 'kconfig') };
+}
+
+export interface LinkedProgram {
+  insns: Buffer;
+  fdArray: number[];
+  fixups: InsnFixup[];
+  funcInfo: ExtInfo;
+  lineInfo: ExtInfo;
+  coreRelos: ExtInfo;
+  /** Placed functions with their position, for disassembly labels. */
+  layout: { func: FuncSpec; pos: number }[];
+}
+
+export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram {
+  const { spec } = ctx;
+  const where = (f: FuncSpec, i: number) => `program '${prog.name}': instruction ${i} of '${f.name}' (section '${f.section}')`;
+  const placed = new Map<FuncSpec, number>([[prog, 0]]);
+  const order: FuncSpec[] = [prog];
+  let total = prog.count;
+  const chunks: Buffer[] = [];
+  const fdIndex = new Map<number, number>();
+  const fdArray: number[] = [];
+  const fixups: InsnFixup[] = [];
+  const fd = (m: MapSpec): number => {
+    const mi = ctx.mapIndex.get(m)!;
+    let i = fdIndex.get(mi);
+    if (i === undefined) {
+      i = fdArray.length;
+      fdIndex.set(mi, i);
+      fdArray.push(mi);
+    }
+    return i;
+  };
+  const place = (secIdx: number, target: number, f: FuncSpec, i: number): [FuncSpec, number] => {
+    const cands = ctx.funcsBySection.get(secIdx) ?? [];
+    const callee = cands.find((c) => target >= c.start && target < c.start + c.count);
+    if (!callee) {
+      const secName = spec.elf.sections[secIdx]?.name ?? `#${secIdx}`;
+      throw new InputError('LINK_BAD_TARGET', `${where(f, i)}: call or function reference to instruction ${target} of section '${secName}', which is inside no function`);
+    }
+    let pos = placed.get(callee);
+    if (pos === undefined) {
+      pos = total;
+      placed.set(callee, pos);
+      order.push(callee);
+      total += callee.count;
+    }
+    return [callee, pos + (target - callee.start)];
+  };
+
+  for (let k = 0; k < order.length; k++) {
+    const f = order[k];
+    const base = placed.get(f)!;
+    const sec = spec.elf.sections[f.sectionIndex];
+    const code = Buffer.from(sec.data.subarray(f.start * INSN_SIZE, (f.start + f.count) * INSN_SIZE));
+    const relocs = ctx.relocs.get(f.sectionIndex);
+    for (let i = 0; i < f.count; i++) {
+      const o = i * INSN_SIZE;
+      const op = code[o];
+      const src = code[o + 1] >> 4;
+      const abs = f.start + i;
+      const rel = relocs?.get(abs);
+      const setSrc = (s: number) => { code[o + 1] = (code[o + 1] & 0x0f) | (s << 4); };
+      if (op === CALL) {
+        if (rel && rel.type !== R_BPF_64_32 && rel.type !== R_BPF_64_64) {
+          throw new InputError('RELOC_UNKNOWN_TYPE', `${where(f, i)}: unknown relocation type ${rel.type} on a call`);
+        }
+        const sym = rel ? spec.elf.symbols[rel.symbol] : undefined;
+        const ext = rel ? spec.externBySymbol.get(rel.symbol) : undefined;
+        if (ext) {
+          if (ext.kind !== 'kfunc') throw new InputError('RELOC_BAD_EXTERN', `${where(f, i)}: call to extern '${ext.name}', which is not a kfunc`);
+          setSrc(PSEUDO_KFUNC_CALL);
+          code.writeInt16LE(0, o + 2);
+          code.writeInt32LE(0, o + 4);
+          fixups.push({ insn: base + i, kind: 'kfunc', name: ext.name, weak: ext.weak });
+          continue;
+        }
+        if (src !== PSEUDO_CALL) {
+          if (rel) throw new InputError('RELOC_BAD_INSN', `${where(f, i)}: relocation against '${sym!.name}' on a helper call`);
+          continue;
+        }
+        const imm = code.readInt32LE(o + 4);
+        let secIdx = f.sectionIndex, target = abs + imm + 1;
+        if (sym) {
+          if (sym.shndx === SHN_UNDEF || sym.shndx >= SHN_LORESERVE) throw new InputError('RELOC_BAD_CALL', `${where(f, i)}: call to undefined function '${sym.name}'`);
+          secIdx = sym.shndx;
+          target = Number(sym.value) / INSN_SIZE + imm + 1;
+        }
+        const [, to] = place(secIdx, target, f, i);
+        code.writeInt32LE(to - (base + i) - 1, o + 4);
+        continue;
+      }
+      if (op !== LD_IMM64) {
+        if (rel) throw new InputError('RELOC_BAD_INSN', `${where(f, i)}: relocation on opcode 0x${op.toString(16)}, which is neither a call nor ld_imm64`);
+        continue;
+      }
+      if (i + 1 >= f.count) throw new InputError('INSN_TRUNCATED', `${where(f, i)}: ld_imm64 is missing its second half`);
+      i++;
+      if (!rel) {
+        if (src === PSEUDO.FUNC) throw new InputError('RELOC_MISSING', `${where(f, i - 1)}: function reference without a relocation`);
+        if (src !== 0) throw new InputError('INSN_PSEUDO', `${where(f, i - 1)}: ld_imm64 with src_reg ${src} but no relocation (object pre-patched by another loader?)`);
+        continue;
+      }
+      if (rel.type !== R_BPF_64_64) throw new InputError('RELOC_UNKNOWN_TYPE', `${where(f, i - 1)}: unknown relocation type ${rel.type} on ld_imm64`);
+      const sym = spec.elf.symbols[rel.symbol];
+      const ext = spec.externBySymbol.get(rel.symbol);
+      const imm = code.readInt32LE(o + 4);
+      if (ext) {
+        if (ext.kind === 'kconfig') {
+          const m = ctx.kconfig!;
+          const v = m.kconfig!.find((x) => x.name === ext.name)!;
+          setSrc(PSEUDO.MAP_IDX_VALUE);
+          code.writeInt32LE(fd(m), o + 4);
+          code.writeInt32LE(v.offset, o + 12);
+        } else if (ext.kind === 'ksym') {
+          setSrc(ext.typed ? PSEUDO.BTF_ID : 0);
+          code.writeInt32LE(0, o + 4);
+          code.writeInt32LE(0, o + 12);
+          fixups.push({ insn: base + i - 1, kind: ext.typed ? 'ksym_btf' : 'ksym_addr', name: ext.name, weak: ext.weak });
+        } else {
+          throw new InputError('RELOC_BAD_EXTERN', `${where(f, i - 1)}: ld_imm64 of kfunc '${ext.name}' (taking a kfunc's address is not supported)`);
+        }
+        continue;
+      }
+      if (sym.shndx === SHN_UNDEF || sym.shndx >= SHN_LORESERVE) {
+        throw new InputError('RELOC_SPECIAL_SECTION', `${where(f, i - 1)}: relocation against '${sym.name}' in special section 0x${sym.shndx.toString(16)} (an uninitialised global variable? compile with -fno-common)`);
+      }
+      if (ctx.funcsBySection.has(sym.shndx)) {
+        // clang emits src_reg 0 for a function's address; the kernel wants BPF_PSEUDO_FUNC (as libbpf sets it).
+        if (src !== 0 && src !== PSEUDO.FUNC) throw new InputError('RELOC_BAD_INSN', `${where(f, i - 1)}: ld_imm64 of code with src_reg ${src}`);
+        setSrc(PSEUDO.FUNC);
+        code.writeInt32LE(0, o + 12);
+        const off = Number(sym.value) + imm;
+        if (off % INSN_SIZE) throw new InputError('RELOC_MISALIGNED', `${where(f, i - 1)}: function reference to byte offset ${off}`);
+        const [, to] = place(sym.shndx, off / INSN_SIZE, f, i - 1);
+        code.writeInt32LE(to - (base + i - 1) - 1, o + 4);
+        continue;
+      }
+      const data = spec.dataSections.get(sym.shndx);
+      if (data) {
+        setSrc(PSEUDO.MAP_IDX_VALUE);
+        code.writeInt32LE(fd(data), o + 4);
+        code.writeInt32LE(imm + Number(sym.value), o + 12);
+        continue;
+      }
+      const m = ctx.mapAt.get(`${sym.shndx}:${Number(sym.value)}`);
+      if (!m) {
+        const secName = spec.elf.sections[sym.shndx]?.name ?? `#${sym.shndx}`;
+        throw new InputError('RELOC_NO_MAP', `${where(f, i - 1)}: relocation against '${sym.name}' in section '${secName}' at offset ${sym.value}, where no map or data section is defined`);
+      }
+      setSrc(PSEUDO.MAP_IDX);
+      code.writeInt32LE(fd(m), o + 4);
+      code.writeInt32LE(0, o + 12);
+    }
+    chunks.push(code);
+  }
+  const layout = order.map((func) => ({ func, pos: placed.get(func)! }));
+  const ext = spec.btfExt;
+  return {
+    insns: Buffer.concat(chunks, total * INSN_SIZE), fdArray, fixups, layout,
+    funcInfo: relocateExt(ext?.funcInfo, layout, spec),
+    lineInfo: relocateExt(ext?.lineInfo, layout, spec),
+    coreRelos: relocateExt(ext?.coreRelo, layout, spec),
+  };
+}
+
+/** Copy each placed function's .BTF.ext records, turning insn_off (bytes in the section) into linked instruction indices. */
+function relocateExt(recs: ExtRecords | undefined, layout: { func: FuncSpec; pos: number }[], spec: CollectionSpec): ExtInfo {
+  if (!recs) return { recSize: 0, data: Buffer.alloc(0) };
+  const out: Buffer[] = [];
+  for (const { func, pos } of layout) {
+    const list = recs.bySection.get(spec.elf.sections[func.sectionIndex].name);
+    if (!list) continue;
+    for (const r of list) {
+      const off = r.readUInt32LE(0);
+      if (off % INSN_SIZE) throw new InputError('BTF_EXT_MISALIGNED', `.BTF.ext record for '${func.section}' has insn_off ${off}, not instruction-aligned`);
+      const idx = off / INSN_SIZE;
+      if (idx < func.start || idx >= func.start + func.count) continue;
+      const c = Buffer.from(r);
+      c.writeUInt32LE(pos + idx - func.start, 0);
+      out.push(c);
+    }
+  }
+  return { recSize: out.length ? recs.recSize : 0, data: Buffer.concat(out) };
+}
