@@ -197,3 +197,48 @@ export function findType(btf: Btf, kind: number, name: string): BtfType | undefi
   }
   return undefined;
 }
+
+/** Bytes that follow the 12-byte common header of a type record of this kind (btf.rst, "Type encoding"). */
+export function recordExtra(kind: number, vlen: number): number {
+  switch (kind) {
+    case KIND.INT: case KIND.VAR: case KIND.DECL_TAG: return 4;
+    case KIND.ARRAY: return 12;
+    case KIND.STRUCT: case KIND.UNION: case KIND.DATASEC: case KIND.ENUM64: return 12 * vlen;
+    case KIND.ENUM: case KIND.FUNC_PROTO: return 8 * vlen;
+    case KIND.PTR: case KIND.FWD: case KIND.TYPEDEF: case KIND.VOLATILE: case KIND.CONST: case KIND.RESTRICT:
+    case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: return 0;
+    default: return -1;
+  }
+}
+
+/**
+ * Name -> type id for the given kinds, walking the records without building them: enough to resolve
+ * kfuncs, ksyms and attach targets against the kernel's BTF (/sys/kernel/btf/vmlinux, ~100k types).
+ */
+export function indexBtfNames(raw: Buffer, kinds: readonly number[]): Map<string, { id: number; kind: number }> {
+  if (raw.length < 24 || raw.readUInt16LE(0) !== BTF_MAGIC) throw new BtfError('kernel BTF has a bad header');
+  const hdrLen = raw.readUInt32LE(4);
+  const tbase = hdrLen + raw.readUInt32LE(8), tend = tbase + raw.readUInt32LE(12);
+  const sbase = hdrLen + raw.readUInt32LE(16), slen = raw.readUInt32LE(20);
+  if (tend > raw.length || sbase + slen > raw.length) throw new BtfError('kernel BTF sections exceed the blob');
+  const want = new Set(kinds);
+  const out = new Map<string, { id: number; kind: number }>();
+  let id = 1;
+  for (let p = tbase; p < tend; id++) {
+    if (p + 12 > tend) throw new BtfError(`kernel BTF type ${id} is truncated`);
+    const info = raw.readUInt32LE(p + 4);
+    const kind = (info >>> 24) & 0x1f;
+    const extra = recordExtra(kind, info & 0xffff);
+    if (extra < 0) throw new BtfError(`kernel BTF type ${id} has unknown kind ${kind}`);
+    if (want.has(kind)) {
+      const off = raw.readUInt32LE(p);
+      if (off < slen) {
+        const name = raw.toString('latin1', sbase + off, raw.indexOf(0, sbase + off));
+        if (name && !out.has(`${kind}:${name}`)) out.set(`${kind}:${name}`, { id, kind });
+      }
+    }
+    p += 12 + extra;
+  }
+  return out;
+}
+

@@ -215,12 +215,16 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
     insns: Buffer.concat(chunks, total * INSN_SIZE), fdArray, fixups, layout,
     funcInfo: relocateExt(ext?.funcInfo, layout, spec),
     lineInfo: relocateExt(ext?.lineInfo, layout, spec),
-    coreRelos: relocateExt(ext?.coreRelo, layout, spec),
+    coreRelos: relocateExt(ext?.coreRelo, layout, spec, INSN_SIZE),
   };
 }
 
-/** Copy each placed function's .BTF.ext records, turning insn_off (bytes in the section) into linked instruction indices. */
-function relocateExt(recs: ExtRecords | undefined, layout: { func: FuncSpec; pos: number }[], spec: CollectionSpec): ExtInfo {
+/**
+ * Copy each placed function's .BTF.ext records, turning insn_off (bytes in the section) into positions in
+ * the linked program. The kernel wants instruction indices in func_info/line_info but byte offsets in
+ * bpf_core_relo (check_core_relo: insn_off % 8, insn_off / 8 < len), hence `unit`.
+ */
+function relocateExt(recs: ExtRecords | undefined, layout: { func: FuncSpec; pos: number }[], spec: CollectionSpec, unit = 1): ExtInfo {
   if (!recs) return { recSize: 0, data: Buffer.alloc(0) };
   const out: Buffer[] = [];
   for (const { func, pos } of layout) {
@@ -232,7 +236,7 @@ function relocateExt(recs: ExtRecords | undefined, layout: { func: FuncSpec; pos
       const idx = off / INSN_SIZE;
       if (idx < func.start || idx >= func.start + func.count) continue;
       const c = Buffer.from(r);
-      c.writeUInt32LE(pos + idx - func.start, 0);
+      c.writeUInt32LE((pos + idx - func.start) * unit, 0);
       out.push(c);
     }
   }

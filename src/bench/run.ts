@@ -1,0 +1,42 @@
+/**
+ * Benchmark entry point: `npm run bench` (all sections) or `npm run bench -- plan [...]`.
+ * Each section is a module under src/bench exporting an async function; register it in SECTIONS.
+ * Sections are imported lazily, so one section's module is only loaded when it runs. Results are
+ * informational: the exit status is 0 unless the arguments are wrong or a section throws.
+ * Tuning via env: BENCH_ROUNDS, BENCH_ROUND_MS, BENCH_WARMUP_MS (see measure.ts).
+ */
+import { arch, cpus, platform } from 'node:os';
+
+const SECTIONS: Record<string, { about: string; run: () => Promise<void> }> = {
+  plan: { about: 'object -> plan -> digest throughput vs sha256', run: async () => (await import('./plan.js')).benchPlan() },
+  // verify: { about: '...', run: async () => (await import('./verify.js')).benchVerify() },
+  // replay: { about: '...', run: async () => (await import('./replay.js')).benchReplay() },
+  // log:    { about: '...', run: async () => (await import('./log.js')).benchLogAppend() },
+};
+
+function usage(): string {
+  const names = Object.entries(SECTIONS).map(([n, s]) => `  ${n.padEnd(10)} ${s.about}`).join('\n');
+  return `usage: node dist/bench/run.js [section ...]   (default: all)\nsections:\n${names}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    console.log(usage());
+    return 0;
+  }
+  const unknown = argv.filter((a) => !(a in SECTIONS));
+  if (unknown.length) {
+    console.error(`unknown section(s): ${unknown.join(', ')}\n${usage()}`);
+    return 2;
+  }
+  const selected = argv.length ? [...new Set(argv)] : Object.keys(SECTIONS);
+  const cpu = cpus()[0]?.model?.trim() ?? 'unknown CPU';
+  console.log(`bpfseal bench: node ${process.version} (${platform()} ${arch()}, ${cpu}, ${cpus().length} CPUs)`);
+  for (const name of selected) {
+    console.log();
+    await SECTIONS[name].run();
+  }
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,68 @@
+/**
+ * The bpf(2) system call through libc's syscall(3), via koffi. Two facts measured on these machines
+ * shape this file (shared/facts/node.md):
+ *  - addresses written into bpf_attr do not keep their Buffers alive, so every call takes the Buffers
+ *    it points to and holds them until the kernel has returned;
+ *  - koffi.errno() is the live thread errno: it is read on the statement right after the call.
+ */
+import koffi from 'koffi';
+import { KernelError } from './errors.js';
+
+const SYS_bpf = 321; // x86-64 (arch/x86/entry/syscalls/syscall_64.tbl)
+export const ATTR_SIZE = 168; // sizeof(union bpf_attr) on this kernel's uapi
+
+type Lib = ReturnType<typeof koffi.load>;
+type Func = ReturnType<Lib['func']>;
+let libc: Lib | undefined;
+let rawSyscall: Func | undefined;
+let rawClose: Func | undefined;
+
+function bind(): void {
+  if (rawSyscall) return;
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    throw new KernelError('bpf', 0, `bpf(2) is bound for Linux x86-64 only (this is ${process.platform}/${process.arch}); use --dry-run`);
+  }
+  libc = koffi.load('libc.so.6');
+  rawSyscall = libc.func('long syscall(long nr, int cmd, void *attr, uint32 size)');
+  rawClose = libc.func('int close(int fd)');
+}
+
+/** Buffers referenced by address from an attr; kept reachable across the call. */
+let held: Buffer[] = [];
+
+export function addressOf(b: Buffer | null | undefined): bigint {
+  if (!b || b.length === 0) return 0n;
+  return koffi.address(b) as bigint;
+}
+
+export const CMD = {
+  MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, MAP_UPDATE_ELEM: 2, MAP_DELETE_ELEM: 3, MAP_GET_NEXT_KEY: 4, PROG_LOAD: 5,
+  OBJ_PIN: 6, OBJ_GET: 7, PROG_TEST_RUN: 10, PROG_GET_NEXT_ID: 11, MAP_GET_NEXT_ID: 12, PROG_GET_FD_BY_ID: 13,
+  MAP_GET_FD_BY_ID: 14, OBJ_GET_INFO_BY_FD: 15, BTF_LOAD: 18, MAP_FREEZE: 22,
+} as const;
+
+const CMD_NAMES = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, `BPF_${k}`])) as Record<number, string>;
+
+/**
+ * Call bpf(cmd, attr). `keep` lists every Buffer whose address is inside `attr`. Returns the
+ * non-negative result or throws KernelError with the errno (the caller adds the verifier log).
+ */
+export function bpf(cmd: number, attr: Buffer, keep: (Buffer | null | undefined)[] = []): number {
+  bind();
+  held = keep.filter((b): b is Buffer => !!b);
+  const r = Number(rawSyscall!(SYS_bpf, cmd, attr, attr.length));
+  const errno = r < 0 ? koffi.errno() : 0;
+  held = [];
+  if (r < 0) throw new KernelError(CMD_NAMES[cmd] ?? `bpf cmd ${cmd}`, errno);
+  return r;
+}
+
+export function closeFd(fd: number): void {
+  bind();
+  rawClose!(fd);
+}
+
+/** The Buffers currently held for an in-flight call (for tests of the lifetime rule). */
+export function heldCount(): number {
+  return held.length;
+}

@@ -1,0 +1,95 @@
+/**
+ * What replay needs from a kernel. Two implementations: the real one (bpf(2), this file) and the
+ * model kernel (model.ts) for unprivileged dry runs. Handles own kernel objects and close themselves.
+ */
+import { rmSync } from 'node:fs';
+import * as sys from '../kernel/bpf.js';
+import { Fd } from '../kernel/fd.js';
+
+export interface Handle {
+  close(): void;
+  readonly closed: boolean;
+}
+
+export interface MapCreateSpec {
+  name: string;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  numaNode: number;
+  mapExtra: bigint;
+  btf?: Handle;
+  btfKeyTypeId: number;
+  btfValueTypeId: number;
+  inner?: Handle;
+}
+
+export interface ProgLoadSpec {
+  name: string;
+  type: number;
+  expectedAttachType: number;
+  flags: number;
+  license: string;
+  kernVersion: number;
+  insns: Buffer;
+  fdArray: Handle[];
+  btf?: Handle;
+  funcInfo: { recSize: number; data: Buffer };
+  lineInfo: { recSize: number; data: Buffer };
+  coreRelos: { recSize: number; data: Buffer };
+  attachBtfId: number;
+  signature?: Buffer;
+  keyringId?: number;
+}
+
+export interface ObjectInfo {
+  id: number;
+  tag?: string;
+}
+
+export interface KernelBackend {
+  readonly kind: 'kernel' | 'model';
+  btfLoad(btf: Buffer): Handle;
+  mapCreate(m: MapCreateSpec): Handle;
+  mapUpdate(map: Handle, key: Buffer, value: Buffer): void;
+  mapFreeze(map: Handle): void;
+  progLoad(p: ProgLoadSpec): Handle;
+  info(h: Handle, what: 'map' | 'prog'): ObjectInfo;
+  pin(h: Handle, path: string): void;
+  unpin(path: string): void;
+}
+
+const asFd = (h: Handle): Fd => {
+  if (!(h instanceof Fd)) throw new Error('internal: handle from another backend');
+  return h;
+};
+
+export function realKernel(): KernelBackend {
+  return {
+    kind: 'kernel',
+    btfLoad: (btf) => sys.btfLoad(btf),
+    mapCreate: (m) => sys.mapCreate({
+      type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags, numaNode: m.numaNode,
+      name: m.name, mapExtra: m.mapExtra, btfFd: m.btf ? asFd(m.btf) : undefined, btfKeyTypeId: m.btfKeyTypeId,
+      btfValueTypeId: m.btfValueTypeId, innerMapFd: m.inner ? asFd(m.inner) : undefined,
+    }),
+    mapUpdate: (map, key, value) => sys.mapUpdate(asFd(map), key, value),
+    mapFreeze: (map) => sys.mapFreeze(asFd(map)),
+    progLoad: (p) => sys.progLoad({
+      type: p.type, insns: p.insns, license: p.license, kernVersion: p.kernVersion, flags: p.flags, name: p.name,
+      expectedAttachType: p.expectedAttachType, btfFd: p.btf ? asFd(p.btf) : undefined, funcInfo: p.funcInfo, lineInfo: p.lineInfo,
+      coreRelos: p.coreRelos, attachBtfId: p.attachBtfId, fdArray: p.fdArray.map(asFd), signature: p.signature, keyringId: p.keyringId,
+    }),
+    info: (h, what) => {
+      if (what === 'prog') {
+        const i = sys.progInfo(asFd(h));
+        return { id: i.id, tag: i.tag };
+      }
+      return { id: sys.mapInfo(asFd(h)).id };
+    },
+    pin: (h, path) => sys.objPin(asFd(h), path),
+    unpin: (path) => rmSync(path, { force: true }),
+  };
+}

@@ -1,0 +1,193 @@
+/**
+ * Replay a verified plan into a kernel, all or nothing: BTF load -> maps (inner templates first,
+ * declared max_entries fix-ups) -> initial values -> map-in-map slots -> freezes -> program loads with
+ * the plan's bytes and fd_array (declared fix-ups applied) -> prog_array slots -> pins.
+ * Any failure closes every descriptor and removes every pin made so far, then reports the step.
+ */
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfsealError } from '../errors.js';
+import { KernelError } from '../kernel/errors.js';
+import type { Plan } from '../plan/types.js';
+import type { Handle, KernelBackend } from './backend.js';
+import { kconfigValue, resolveMaxEntries, resolveProgram, type AppliedFixup } from './fixups.js';
+import { systemHost, type HostFacts } from './host.js';
+
+export interface ReplayOptions {
+  host?: HostFacts;
+  /** Pin programs at <dir>/<program> and maps at <dir>/maps/<map>. */
+  pinDir?: string;
+  /** Sizes for maps declared with max_entries 0. */
+  maxEntries?: Record<string, number>;
+  /** Per-program PKCS#7 signatures for kernels that verify them, and the keyring to check against. */
+  signatures?: Map<string, Buffer>;
+  keyringId?: number;
+  /** Called before every step; a test throws from it to inject a failure there. */
+  onStep?: (step: string) => void;
+}
+
+export interface LoadRecord {
+  plan: string;
+  digest: string;
+  backend: 'kernel' | 'model';
+  time: string;
+  programs: { name: string; id: number; tag: string | null; insns: number }[];
+  maps: { name: string; id: number }[];
+  fixups: AppliedFixup[];
+  pins: string[];
+}
+
+export interface LoadedCollection {
+  record: LoadRecord;
+  maps: Map<string, Handle>;
+  programs: Map<string, Handle>;
+  /** Close every descriptor (pinned objects stay in the kernel through their pins). */
+  close(): void;
+}
+
+class Transaction {
+  readonly handles: Handle[] = [];
+  readonly pins: string[] = [];
+  readonly dirs: string[] = [];
+  track<H extends Handle>(h: H): H {
+    this.handles.push(h);
+    return h;
+  }
+  closeAll(): void {
+    for (const h of this.handles.splice(0).reverse()) h.close();
+  }
+  rollback(backend: KernelBackend): void {
+    for (const p of this.pins.splice(0).reverse()) {
+      try { backend.unpin(p); } catch { /* keep going: remove everything we can */ }
+    }
+    for (const d of this.dirs.splice(0).reverse()) {
+      try { rmdirSync(d); } catch { /* not empty or gone */ }
+    }
+    this.closeAll();
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+/** A pin directory must be new or empty: loading over earlier pins would mix two loads. */
+export function checkPinDir(dir: string): void {
+  if (!existsSync(dir)) return;
+  const entries = readdirSync(dir);
+  if (entries.length) throw new BpfsealError('usage', 'PIN_DIR_IN_USE', `${dir} already holds pins (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); unload it first or choose another directory`);
+}
+
+export function replay(plan: Plan, digest: string, backend: KernelBackend, opts: ReplayOptions = {}): LoadedCollection {
+  const host = opts.host ?? systemHost();
+  const tx = new Transaction();
+  const fixups: AppliedFixup[] = [];
+  let current = 'start';
+  const step = (s: string) => {
+    current = s;
+    opts.onStep?.(s);
+  };
+  try {
+    step('load BTF');
+    const btf = plan.btf.length ? tx.track(backend.btfLoad(plan.btf)) : undefined;
+    const maps: Handle[] = [];
+    plan.maps.forEach((m) => {
+      step(`create map '${m.name}'`);
+      const { maxEntries, applied } = resolveMaxEntries(m, host, opts.maxEntries ?? {});
+      if (applied) fixups.push(applied);
+      maps.push(tx.track(backend.mapCreate({
+        name: m.kernelName, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries, flags: m.flags, numaNode: m.numaNode,
+        mapExtra: m.mapExtra, btf, btfKeyTypeId: m.btfKeyTypeId, btfValueTypeId: m.btfValueTypeId, inner: m.inner >= 0 ? maps[m.inner] : undefined,
+      })));
+    });
+    const zero = u32(0);
+    plan.maps.forEach((m, i) => {
+      if (m.kconfig.length) {
+        step(`set kconfig values of map '${m.name}'`);
+        const { value, applied } = kconfigValue(m, host);
+        fixups.push(...applied);
+        backend.mapUpdate(maps[i], zero, value);
+      } else if (m.initData) {
+        step(`write initial value of map '${m.name}'`);
+        backend.mapUpdate(maps[i], zero, m.initData);
+      }
+    });
+    for (const s of plan.slots.filter((x) => x.kind === 'map')) {
+      step(`set slot ${s.index} of map '${plan.maps[s.map].name}'`);
+      backend.mapUpdate(maps[s.map], u32(s.index), u32(backendFdValue(maps[s.target])));
+    }
+    plan.maps.forEach((m, i) => {
+      if (!m.freeze) return;
+      step(`freeze map '${m.name}'`);
+      backend.mapFreeze(maps[i]);
+    });
+    const progs: Handle[] = [];
+    const progRecords: LoadRecord['programs'] = [];
+    for (const p of plan.programs) {
+      step(`load program '${p.name}'`);
+      const r = resolveProgram(p, host);
+      fixups.push(...r.applied);
+      const h = tx.track(backend.progLoad({
+        name: p.name, type: p.progType, expectedAttachType: p.expectedAttachType, flags: p.progFlags, license: plan.license,
+        kernVersion: plan.kernVersion, insns: r.insns, fdArray: p.fdArray.map((i) => maps[i]), btf, funcInfo: p.funcInfo,
+        lineInfo: p.lineInfo, coreRelos: p.coreRelos, attachBtfId: r.attachBtfId, signature: opts.signatures?.get(p.name), keyringId: opts.keyringId,
+      }));
+      progs.push(h);
+      const info = backend.info(h, 'prog');
+      progRecords.push({ name: p.name, id: info.id, tag: info.tag ?? null, insns: p.insns.length / 8 });
+    }
+    for (const s of plan.slots.filter((x) => x.kind === 'prog')) {
+      step(`set slot ${s.index} of map '${plan.maps[s.map].name}'`);
+      backend.mapUpdate(maps[s.map], u32(s.index), u32(backendFdValue(progs[s.target])));
+    }
+    const mapRecords = plan.maps.map((m, i) => ({ name: m.name, id: backend.info(maps[i], 'map').id }));
+    if (opts.pinDir) {
+      const dir = opts.pinDir;
+      step(`pin into ${dir}`);
+      checkPinDir(dir);
+      for (const d of [dir, join(dir, 'maps')]) {
+        if (!existsSync(d)) {
+          mkdirSync(d, { recursive: true });
+          tx.dirs.push(d);
+        }
+      }
+      plan.programs.forEach((p, i) => {
+        const path = join(dir, p.name);
+        step(`pin program '${p.name}'`);
+        backend.pin(progs[i], path);
+        tx.pins.push(path);
+      });
+      plan.maps.forEach((m, i) => {
+        if (m.kind === 'inner') return;
+        const path = join(dir, 'maps', m.name);
+        step(`pin map '${m.name}'`);
+        backend.pin(maps[i], path);
+        tx.pins.push(path);
+      });
+    }
+    const record: LoadRecord = {
+      plan: plan.name, digest: `sha256:${digest}`, backend: backend.kind, time: new Date().toISOString(),
+      programs: progRecords, maps: mapRecords, fixups, pins: [...tx.pins],
+    };
+    const mapHandles = new Map(plan.maps.map((m, i) => [m.name, maps[i]]));
+    const progHandles = new Map(plan.programs.map((p, i) => [p.name, progs[i]]));
+    return { record, maps: mapHandles, programs: progHandles, close: () => tx.closeAll() };
+  } catch (e) {
+    tx.rollback(backend);
+    if (e instanceof KernelError) throw e.at(current);
+    if (e instanceof BpfsealError) {
+      e.message = `${current}: ${e.message}`;
+      throw e;
+    }
+    throw e;
+  }
+}
+
+/** The fd number (real kernel) or model id that goes into a slot value. */
+function backendFdValue(h: Handle): number {
+  const v = (h as unknown as { value?: number }).value;
+  if (typeof v !== 'number') throw new Error('internal: handle has no slot value');
+  return v;
+}
