@@ -146,8 +146,8 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
     if (opts.pinDir) {
       const dir = opts.pinDir;
       step(`pin into ${dir}`);
-      checkPinDir(dir);
-      for (const d of [dir, join(dir, 'maps')]) {
+      if (backend.kind === 'kernel') checkPinDir(dir);
+      for (const d of backend.kind === 'kernel' ? [dir, join(dir, 'maps')] : []) {
         if (!existsSync(d)) {
           mkdirSync(d, { recursive: true });
           tx.dirs.push(d);
