@@ -38,3 +38,11 @@ export class InputError extends BpfsealError {
 export function isBpfsealError(e: unknown): e is BpfsealError {
   return e instanceof BpfsealError;
 }
+
+/** Verification or policy rejection (exit 1): bad signature, untrusted signer, revoked, rollback, ... */
+export class VerifyError extends BpfsealError {
+  constructor(code: string, message: string, options?: { cause?: unknown; file?: string }) {
+    super('verify', code, message, options);
+    this.name = 'VerifyError';
+  }
+}

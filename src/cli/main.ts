@@ -1,25 +1,33 @@
 #!/usr/bin/env node
 /** bpfseal command line. Exit codes: 0 ok, 1 verification/policy rejection, 2 usage or bad input, 3 kernel refused. */
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
-import { EXIT, BpfsealError } from '../errors.js';
+import { EXIT } from '../errors.js';
 import { registerInspect } from './inspect.js';
 import { registerPlan } from './plan.js';
 import { failure } from './output.js';
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+import { registerKeygen } from './keygen.js';
+import { registerSign } from './sign.js';
+import { registerVerify } from './verify.js';
+import { registerLoad } from './load.js';
+import { toolVersion } from './version.js';
 
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('bpfseal')
     .description('Signed BPF supply chain: deterministic loader plans, signatures, verify-before-load, attestation logs')
-    .version(pkg.version)
+    .version(toolVersion())
+    // `sign --version N` is the release version; the tool's own --version only counts before a command.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .showHelpAfterError('(run bpfseal --help for usage)');
   registerPlan(program);
   registerInspect(program);
+  registerKeygen(program);
+  registerSign(program);
+  registerVerify(program);
+  registerLoad(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
@@ -35,8 +43,7 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.usage;
     }
     const f = failure(e);
-    const file = e instanceof BpfsealError && e.file ? '' : '';
-    process.stderr.write(`bpfseal: ${file}${f.message}\n`);
+    process.stderr.write(`bpfseal: ${f.message}\n`);
     return f.exit;
   }
 }

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfsealError } from '../errors.js';
 import { KernelError } from '../kernel/errors.js';
-import type { Plan } from '../plan/types.js';
+import type { Plan, PlanMap } from '../plan/types.js';
 import type { Handle, KernelBackend } from './backend.js';
 import { kconfigValue, resolveMaxEntries, resolveProgram, type AppliedFixup } from './fixups.js';
 import { systemHost, type HostFacts } from './host.js';
@@ -24,6 +24,8 @@ export interface ReplayOptions {
   keyringId?: number;
   /** Called before every step; a test throws from it to inject a failure there. */
   onStep?: (step: string) => void;
+  /** Last step inside the transaction (e.g. recording anti-rollback state); its failure rolls back too. */
+  commit?: (record: LoadRecord) => void;
 }
 
 export interface LoadRecord {
@@ -161,7 +163,7 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
       });
       plan.maps.forEach((m, i) => {
         if (m.kind === 'inner') return;
-        const path = join(dir, 'maps', m.name);
+        const path = join(dir, 'maps', pinName(m));
         step(`pin map '${m.name}'`);
         backend.pin(maps[i], path);
         tx.pins.push(path);
@@ -171,6 +173,10 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
       plan: plan.name, digest: `sha256:${digest}`, backend: backend.kind, time: new Date().toISOString(),
       programs: progRecords, maps: mapRecords, fixups, pins: [...tx.pins],
     };
+    if (opts.commit) {
+      step('commit');
+      opts.commit(record);
+    }
     const mapHandles = new Map(plan.maps.map((m, i) => [m.name, maps[i]]));
     const progHandles = new Map(plan.programs.map((p, i) => [p.name, progs[i]]));
     return { record, maps: mapHandles, programs: progHandles, close: () => tx.closeAll() };
@@ -183,6 +189,14 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
     }
     throw e;
   }
+}
+
+/**
+ * File name of a map's pin. bpffs refuses names containing '.' (bpf_lookup: reserved), so global-data
+ * maps are pinned under their kernel name with '.' -> '_' (e.g. "testrun_data"), as libbpf does.
+ */
+export function pinName(m: PlanMap): string {
+  return (m.name.startsWith('.') ? m.kernelName : m.name).replace(/\./g, '_');
 }
 
 /** The fd number (real kernel) or model id that goes into a slot value. */

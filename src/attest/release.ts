@@ -1,0 +1,74 @@
+/**
+ * The release file (<name>.bpfseal): one JSON document that carries everything a host needs.
+ *   mediaType         RELEASE_MEDIA_TYPE (checked)
+ *   plan              base64 of the canonical plan bytes (covered: its SHA-256 is the signed subject)
+ *   bundle            Sigstore bundle v0.3 with the DSSE-signed in-toto statement and any log entries
+ *   kernelSignatures  program name -> base64 DER PKCS#7 over that program's instruction bytes (optional)
+ *   certificate       PEM of the signing certificate, for kernel keyrings (optional; must match the signer)
+ * Every field is either signed, verified against signed content, or checked for an exact value; an
+ * unknown field is rejected and the file must be in canonical form, so no byte is ignored silently.
+ */
+import { bundleFromJSON, bundleToJSON, type Bundle, type SerializedBundle } from '@sigstore/bundle';
+import { InputError } from '../errors.js';
+
+export const RELEASE_MEDIA_TYPE = 'application/vnd.bpfseal.release.v1+json';
+
+export interface Release {
+  plan: Buffer;
+  bundle: Bundle;
+  kernelSignatures: Record<string, Buffer>;
+  certificate?: string;
+}
+
+const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function b64(s: unknown, what: string): Buffer {
+  if (typeof s !== 'string' || s.length % 4 !== 0 || !B64.test(s)) throw new InputError('RELEASE_INVALID', `release: ${what} is not canonical base64`);
+  const b = Buffer.from(s, 'base64');
+  if (b.toString('base64') !== s) throw new InputError('RELEASE_INVALID', `release: ${what} is not canonical base64`);
+  return b;
+}
+
+export function encodeRelease(r: Release): string {
+  const doc: Record<string, unknown> = {
+    mediaType: RELEASE_MEDIA_TYPE,
+    plan: r.plan.toString('base64'),
+    bundle: bundleToJSON(r.bundle),
+  };
+  const names = Object.keys(r.kernelSignatures).sort();
+  if (names.length) doc.kernelSignatures = Object.fromEntries(names.map((n) => [n, r.kernelSignatures[n].toString('base64')]));
+  if (r.certificate) doc.certificate = r.certificate;
+  return JSON.stringify(doc, null, 2) + '\n';
+}
+
+export function decodeRelease(bytes: Buffer): Release {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new InputError('RELEASE_INVALID', `not a bpfseal release: not JSON (${(e as Error).message})`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new InputError('RELEASE_INVALID', 'not a bpfseal release: not a JSON object');
+  if (doc.mediaType !== RELEASE_MEDIA_TYPE) throw new InputError('RELEASE_INVALID', `not a bpfseal release (mediaType ${JSON.stringify(doc.mediaType)})`);
+  for (const k of Object.keys(doc)) {
+    if (!['mediaType', 'plan', 'bundle', 'kernelSignatures', 'certificate'].includes(k)) throw new InputError('RELEASE_INVALID', `release: unknown field '${k}'`);
+  }
+  let bundle: Bundle;
+  try {
+    bundle = bundleFromJSON(doc.bundle as SerializedBundle);
+  } catch (e) {
+    throw new InputError('RELEASE_INVALID', `release: bundle is not a valid Sigstore bundle (${(e as Error).message})`);
+  }
+  const kernelSignatures: Record<string, Buffer> = {};
+  if (doc.kernelSignatures !== undefined) {
+    if (typeof doc.kernelSignatures !== 'object' || doc.kernelSignatures === null || Array.isArray(doc.kernelSignatures)) {
+      throw new InputError('RELEASE_INVALID', 'release: kernelSignatures must be an object');
+    }
+    for (const [n, s] of Object.entries(doc.kernelSignatures as Record<string, unknown>)) kernelSignatures[n] = b64(s, `kernel signature of '${n}'`);
+  }
+  if (doc.certificate !== undefined && typeof doc.certificate !== 'string') throw new InputError('RELEASE_INVALID', 'release: certificate must be a PEM string');
+  const release: Release = { plan: b64(doc.plan, 'plan'), bundle, kernelSignatures, certificate: doc.certificate as string | undefined };
+  // One encoding only, as for plans: any byte that is not signed is at least pinned by re-encoding.
+  if (encodeRelease(release) !== bytes.toString('utf8')) throw new InputError('RELEASE_INVALID', 'release is not in canonical form (re-encoding differs); was it edited?');
+  return release;
+}

@@ -1,0 +1,64 @@
+/**
+ * Signing a plan: in-toto statement -> DSSE envelope in a Sigstore bundle (@sigstore/sign's
+ * DSSEBundleBuilder, a local-key Signer, and any Witnesses such as our local log or a Rekor), plus
+ * a PKCS#7 signature per program for kernels that verify program signatures.
+ */
+import { createHash, type KeyObject } from 'node:crypto';
+import { DSSEBundleBuilder, type Signer, type Witness } from '@sigstore/sign';
+import type { Bundle } from '@sigstore/bundle';
+import { InputError } from '../errors.js';
+import { keyId, signData } from '../trust/keys.js';
+import type { Plan } from '../plan/types.js';
+import { buildStatement, PAYLOAD_TYPE, type Statement } from './statement.js';
+import type { Release } from './release.js';
+
+/** A @sigstore/sign Signer over a local private key; the key hint is our key id. */
+export function localKeySigner(privateKey: KeyObject, publicKey: KeyObject): Signer {
+  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const hint = keyId(publicKey);
+  return {
+    sign: async (data: Buffer) => ({
+      signature: signData(privateKey, data),
+      key: { $case: 'publicKey', publicKey: pem, hint },
+    }),
+  };
+}
+
+export interface SignOptions {
+  signer: Signer;
+  witnesses?: Witness[];
+  version: number;
+  toolVersion: string;
+  builder?: Record<string, string>;
+  /** Kernel program signatures: a function that signs instruction bytes (PKCS#7), and the certificate PEM. */
+  kernelSigner?: { sign(insns: Buffer): Buffer; certificate: string };
+}
+
+export interface SignedRelease {
+  release: Release;
+  statement: Statement;
+  /** Programs left without a kernel signature because the host changes their bytes (fix-ups). */
+  unsignedPrograms: string[];
+}
+
+export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions): Promise<SignedRelease> {
+  if (!Number.isSafeInteger(opts.version) || opts.version < 0) throw new InputError('USAGE_VERSION', `--version must be a non-negative integer, got ${opts.version}`);
+  const digest = createHash('sha256').update(planBytes).digest('hex');
+  const statement = buildStatement(plan, digest, { version: opts.version, toolVersion: opts.toolVersion, builder: opts.builder });
+  const builder = new DSSEBundleBuilder({ signer: opts.signer, witnesses: opts.witnesses ?? [] });
+  const bundle: Bundle = await builder.create({ data: Buffer.from(JSON.stringify(statement)), type: PAYLOAD_TYPE });
+  const kernelSignatures: Record<string, Buffer> = {};
+  const unsignedPrograms: string[] = [];
+  if (opts.kernelSigner) {
+    for (const p of plan.programs) {
+      // The kernel checks the bytes it receives; a program the host patches cannot carry a signature.
+      if (p.fixups.length) unsignedPrograms.push(p.name);
+      else kernelSignatures[p.name] = opts.kernelSigner.sign(p.insns);
+    }
+  }
+  return {
+    release: { plan: planBytes, bundle, kernelSignatures, certificate: opts.kernelSigner?.certificate },
+    statement,
+    unsignedPrograms,
+  };
+}

@@ -1,0 +1,96 @@
+/** `bpfseal sign <object.o|file.plan>... --key <k> [--cert <crt>] [--version N] [-o <file|dir>] [--json]` */
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import type { Command } from 'commander';
+import { signInstructions } from '../attest/pkcs7.js';
+import { encodeRelease } from '../attest/release.js';
+import { localKeySigner, signPlan } from '../attest/sign.js';
+import { BpfsealError } from '../errors.js';
+import { planFromBytes } from '../plan/file.js';
+import { keyAlgorithm, keyId, loadPrivateKey } from '../trust/keys.js';
+import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
+import { failure, printJson, type Failure } from './output.js';
+import { toolVersion } from './version.js';
+
+export interface SignResult {
+  input: string;
+  release?: string;
+  digest?: string;
+  version?: number;
+  kernelSignatures?: number;
+  unsignedPrograms?: string[];
+  error?: Failure;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function parseBuilder(list: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of list ?? []) {
+    const i = s.indexOf('=');
+    if (i <= 0) throw new BpfsealError('usage', 'USAGE_BUILDER', `--builder ${s}: expected key=value`);
+    out[s.slice(0, i)] = s.slice(i + 1);
+  }
+  return out;
+}
+
+export function registerSign(program: Command): void {
+  program
+    .command('sign')
+    .description('plan (if needed), attest and sign: writes one self-contained <name>.bpfseal release per input')
+    .argument('<input...>', 'BPF ELF objects or .plan files')
+    .requiredOption('--key <key>', 'private key (PKCS#8 PEM), from bpfseal keygen')
+    .option('--cert <crt>', 'certificate of the key: adds a PKCS#7 kernel signature per program (RSA or ECDSA keys)')
+    .option('--version <n>', 'release version for anti-rollback (integer)', '1')
+    .option('--builder <key=value>', 'builder metadata recorded in the attestation (repeatable)', collect)
+    .option('-o, --out <file|dir>', 'output file (one input) or directory; default: next to each input')
+    .option('--json', 'print a JSON array of {input, release, digest}')
+    .action(async (inputs: string[], opts: { key: string; cert?: string; version: string; builder?: string[]; out?: string; json?: boolean }) => {
+      if (!/^\d+$/.test(opts.version) || !Number.isSafeInteger(Number(opts.version))) throw new BpfsealError('usage', 'USAGE_VERSION', `--version ${opts.version}: expected a non-negative integer`);
+      const version = Number(opts.version);
+      const builder = parseBuilder(opts.builder);
+      const { key, tooOpen } = loadPrivateKey(opts.key);
+      if (tooOpen) process.stderr.write(`warning: ${opts.key} is readable by group or others (chmod 600)\n`);
+      const publicKey = createPublicKey(key);
+      let kernelSigner: { sign(insns: Buffer): Buffer; certificate: string } | undefined;
+      if (opts.cert) {
+        const certificate = readInput(opts.cert).toString('utf8');
+        let cert: X509Certificate;
+        try {
+          cert = new X509Certificate(certificate);
+        } catch {
+          throw new BpfsealError('input', 'CERT_INVALID', `${opts.cert}: not a PEM X.509 certificate`);
+        }
+        if (keyId(cert.publicKey) !== keyId(publicKey)) throw new BpfsealError('input', 'CERT_MISMATCH', `${opts.cert} does not certify the key in ${opts.key}`);
+        if (keyAlgorithm(publicKey) === 'ed25519') {
+          process.stderr.write('note: Ed25519 keys cannot make kernel program signatures (the kernel takes RSA or ECDSA); signing the attestation only\n');
+        } else {
+          kernelSigner = { sign: (insns) => signInstructions(insns, key, certificate), certificate };
+        }
+      }
+      const signer = localKeySigner(key, publicKey);
+      const progress = new Progress(inputs.length, 'signing');
+      const results: SignResult[] = [];
+      for (const [i, input] of inputs.entries()) {
+        progress.tick(i, input);
+        try {
+          const out = outputPath(input, '.bpfseal', opts.out, inputs.length);
+          const { plan, bytes, digest } = planFromBytes(readInput(input), input);
+          const s = await signPlan(plan, bytes, { signer, version, toolVersion: toolVersion(), builder, kernelSigner });
+          writeFileAtomic(out, encodeRelease(s.release));
+          results.push({ input, release: out, digest: `sha256:${digest}`, version, kernelSignatures: Object.keys(s.release.kernelSignatures).length, unsignedPrograms: s.unsignedPrograms });
+        } catch (e) {
+          results.push({ input, error: failure(e, input) });
+        }
+      }
+      progress.done();
+      if (opts.json) printJson(results);
+      for (const r of results) {
+        if (r.error) process.stderr.write(`bpfseal: ${r.input}: ${r.error.message}\n`);
+        else {
+          if (!opts.json) process.stdout.write(`${r.digest}  ${r.release}\n`);
+          if (r.unsignedPrograms?.length) process.stderr.write(`note: ${r.input}: no kernel signature for ${r.unsignedPrograms.join(', ')} (host fix-ups change their bytes)\n`);
+        }
+      }
+      process.exitCode = Math.max(0, ...results.map((r) => r.error?.exit ?? 0));
+    });
+}

@@ -1,0 +1,55 @@
+/** `bpfseal verify <release>... [--key <pub>|--policy <file>] [--json]` */
+import type { Command } from 'commander';
+import { verifyWithPolicy } from '../runtime/load.js';
+import { readInput } from './io.js';
+import { failure, printJson, type Failure } from './output.js';
+import { addTrustOptions, resolvePolicy, statePath, type TrustOpts } from './trust.js';
+
+export interface VerifyResult {
+  release: string;
+  ok: boolean;
+  plan?: string;
+  digest?: string;
+  version?: number;
+  signer?: { name: string; keyId?: string; identity?: string; issuer?: string };
+  programs?: string[];
+  kernelSignatures?: number;
+  logEntries?: { verified: number; untrusted: number };
+  error?: Failure;
+}
+
+export function registerVerify(program: Command): void {
+  addTrustOptions(
+    program
+      .command('verify')
+      .description('verify releases against a trust policy (no privileges needed)')
+      .argument('<release...>', '.bpfseal release files'),
+  )
+    .option('--json', 'print JSON')
+    .action((releases: string[], opts: TrustOpts & { json?: boolean }) => {
+      const policy = resolvePolicy(opts);
+      const state = statePath(opts, policy);
+      const results: VerifyResult[] = releases.map((r) => {
+        try {
+          const v = verifyWithPolicy(readInput(r), policy, state);
+          return {
+            release: r, ok: true, plan: v.plan.name, digest: `sha256:${v.digest}`, version: v.version, signer: v.signer,
+            programs: v.plan.programs.map((p) => p.name), kernelSignatures: v.kernelSignatures.size,
+            logEntries: { verified: v.log.verified, untrusted: v.log.untrusted },
+          };
+        } catch (e) {
+          return { release: r, ok: false, error: failure(e, r) };
+        }
+      });
+      if (opts.json) printJson(results);
+      for (const r of results) {
+        if (r.error) process.stderr.write(`bpfseal: ${r.release}: ${r.error.code}: ${r.error.message}\n`);
+        else if (!opts.json) {
+          const who = r.signer!.identity ? `${r.signer!.identity} (${r.signer!.issuer})` : `${r.signer!.name} key ${r.signer!.keyId!.slice(0, 16)}`;
+          const log = r.logEntries!.verified ? `, in log (${r.logEntries!.verified} entr${r.logEntries!.verified === 1 ? 'y' : 'ies'})` : '';
+          process.stdout.write(`OK ${r.release}: ${r.plan} v${r.version} ${r.digest} signed by ${who}${log}\n`);
+        }
+      }
+      process.exitCode = Math.max(0, ...results.map((r) => r.error?.exit ?? 0));
+    });
+}

@@ -1,0 +1,40 @@
+/**
+ * Host anti-rollback state: the highest release version loaded per plan name. One small JSON file,
+ * replaced atomically; a missing file is an empty state.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../cli/io.js';
+
+export const DEFAULT_STATE = '/var/lib/bpfseal/state.json';
+
+export interface HostState {
+  versions: Record<string, number>;
+}
+
+export function readState(path: string): HostState {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { versions: {} };
+    throw new InputError('STATE_UNREADABLE', `${path}: cannot read anti-rollback state (${(e as NodeJS.ErrnoException).code})`, { file: path });
+  }
+  try {
+    const v = JSON.parse(text) as HostState;
+    if (typeof v.versions !== 'object' || v.versions === null || !Object.values(v.versions).every((n) => Number.isSafeInteger(n))) throw new Error('shape');
+    return v;
+  } catch {
+    throw new InputError('STATE_INVALID', `${path}: anti-rollback state is corrupt; refusing to guess (inspect or remove it)`, { file: path });
+  }
+}
+
+/** Record that `version` of `plan` was loaded; never lowers a recorded version. */
+export function recordVersion(path: string, plan: string, version: number): void {
+  const s = readState(path);
+  if ((s.versions[plan] ?? -1) >= version) return;
+  s.versions[plan] = version;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileAtomic(path, JSON.stringify(s, null, 2) + '\n', 0o600);
+}
