@@ -10,6 +10,7 @@ import { registerSign } from './sign.js';
 import { registerVerify } from './verify.js';
 import { registerLoad } from './load.js';
 import { toolVersion } from './version.js';
+import { registerDemo } from './demo.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerSign(program);
   registerVerify(program);
   registerLoad(program);
+  registerDemo(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

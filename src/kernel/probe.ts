@@ -4,7 +4,7 @@
  * keyring: EOPNOTSUPP means no (kernel built without CONFIG_SYSTEM_DATA_VERIFICATION, as on these
  * machines), EBADMSG/EKEYREJECTED/ENOKEY mean the kernel parsed the signature, so yes.
  */
-import { progLoad } from './bpf.js';
+import { mapCreate, progLoad } from './bpf.js';
 import { KernelError } from './errors.js';
 
 let cached: boolean | undefined;
@@ -22,4 +22,18 @@ export function kernelVerifiesSignatures(): boolean {
     else throw e;
   }
   return cached;
+}
+
+let bpfAllowed: boolean | undefined;
+
+/** Can this process use bpf(2) at all? Creates and closes a 1-entry array map. */
+export function canUseBpf(): boolean {
+  if (bpfAllowed !== undefined) return bpfAllowed;
+  try {
+    mapCreate({ type: 2, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0, numaNode: 0, name: 'bpfseal_probe', btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n }).close();
+    bpfAllowed = true;
+  } catch {
+    bpfAllowed = false;
+  }
+  return bpfAllowed;
 }
