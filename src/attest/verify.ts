@@ -9,7 +9,8 @@
  *     anti-rollback state, required log inclusion, kernel signatures.
  * Returns the verified plan (decoded from the verified bytes) and the facts a load record needs.
  */
-import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
+import { prepareCertificate, type PreparedCertificate } from './pkcs7.js';
 import { Verifier, toSignedEntity, toTrustMaterial, type Signer as VerifiedSigner } from '@sigstore/verify';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
@@ -42,8 +43,8 @@ export interface VerifyOptions {
   state?: Record<string, number>;
   /** Checks a log entry against our own view of the log (origin, size); throws VerifyError. */
   checkLogEntry?: (entry: TransparencyLogEntry, policy: TrustPolicy) => void;
-  /** Verifies a PKCS#7 signature over instruction bytes with a certificate. */
-  verifyKernelSignature?: (sig: Buffer, insns: Buffer, certificate: string) => boolean;
+  /** Verifies a PKCS#7 signature over instruction bytes with a certificate (parsed once per release). */
+  verifyKernelSignature?: (sig: Buffer, insns: Buffer, certificate: PreparedCertificate) => boolean;
 }
 
 function trustedRootJson(policy: TrustPolicy): unknown {
@@ -190,19 +191,19 @@ function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolic
   }
   if (Object.keys(release.kernelSignatures).length) {
     if (!release.certificate) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'kernel signatures without a certificate');
-    let cert: X509Certificate;
+    let cert: PreparedCertificate;
     try {
-      cert = new X509Certificate(release.certificate);
+      cert = prepareCertificate(release.certificate);
     } catch {
       throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate does not parse');
     }
     // The certificate must carry the key that signed the attestation: kernel signatures inherit its trust.
-    if (keyIdOf(cert.publicKey) !== keyIdOf(signerKey)) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate is not the attestation signer\'s');
+    if (!cert.key.equals(signerKey)) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate is not the attestation signer\'s');
     for (const p of plan.programs) {
       const sig = release.kernelSignatures[p.name];
       if (!sig) continue;
       if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
-      if (!opts.verifyKernelSignature(sig, p.insns, release.certificate)) {
+      if (!opts.verifyKernelSignature(sig, p.insns, cert)) {
         throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' does not verify over its instructions`);
       }
       out.set(p.name, sig);

@@ -13,8 +13,9 @@ export interface MeasureOptions {
   /** Warm-up time per task, ms (at least `warmupMin` iterations). */
   warmupMs: number;
   warmupMin: number;
-  /** Minimum time per round, ms. */
+  /** Minimum time per round, ms, and minimum calls per round (for slow tasks). */
   roundMs: number;
+  roundMin: number;
   rounds: number;
 }
 
@@ -26,12 +27,13 @@ function envNum(name: string, dflt: number): number {
   return n;
 }
 
-/** Defaults: 5 rounds of >= 400 ms (>= 2 s per measurement) after >= 300 ms of warm-up. Overridable by env. */
+/** Defaults: 5 rounds of >= 400 ms and >= 5 calls (>= 2 s per measurement) after >= 300 ms of warm-up. Overridable by env. */
 export function defaultOptions(): MeasureOptions {
   return {
     warmupMs: envNum('BENCH_WARMUP_MS', 300),
     warmupMin: 3,
     roundMs: envNum('BENCH_ROUND_MS', 400),
+    roundMin: 5,
     rounds: Math.round(envNum('BENCH_ROUNDS', 5)),
   };
 }
@@ -82,7 +84,7 @@ export function measure(tasks: Task[], opts: MeasureOptions = defaultOptions()):
   const iters = tasks.map(() => 0);
   for (let r = 0; r < opts.rounds; r++) {
     tasks.forEach((t, i) => {
-      const { ms, iters: n } = runFor(t.fn, opts.roundMs, 1);
+      const { ms, iters: n } = runFor(t.fn, opts.roundMs, opts.roundMin);
       perRound[i].push(ms / n);
       iters[i] += n;
     });

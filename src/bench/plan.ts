@@ -80,7 +80,7 @@ function loadWorkloads(): { workloads: Workload[]; notes: string[] } {
 export async function benchPlan(): Promise<void> {
   const opts = defaultOptions();
   console.log('== plan: planFromObject + encodePlan + planDigest vs sha256 of the same bytes ==');
-  console.log(`   ${opts.rounds} rounds x >= ${opts.roundMs} ms per measurement after ${opts.warmupMs} ms warm-up; median round; MB = 10^6 bytes`);
+  console.log(`   ${opts.rounds} rounds (each >= ${opts.roundMs} ms and >= ${opts.roundMin} calls) per measurement after ${opts.warmupMs} ms warm-up; median round; MB = 10^6 bytes`);
   const { workloads, notes } = loadWorkloads();
   for (const n of notes) console.log(`   note: ${n}`);
 

@@ -5,12 +5,12 @@
  * informational: the exit status is 0 unless the arguments are wrong or a section throws.
  * Tuning via env: BENCH_ROUNDS, BENCH_ROUND_MS, BENCH_WARMUP_MS (see measure.ts).
  */
-import { arch, cpus, platform } from 'node:os';
+import { arch, cpus, loadavg, platform } from 'node:os';
 
 const SECTIONS: Record<string, { about: string; run: () => Promise<void> }> = {
   plan: { about: 'object -> plan -> digest throughput vs sha256', run: async () => (await import('./plan.js')).benchPlan() },
-  // verify: { about: '...', run: async () => (await import('./verify.js')).benchVerify() },
-  // replay: { about: '...', run: async () => (await import('./replay.js')).benchReplay() },
+  replay: { about: 'kernel work of loading objects vs bpftool prog loadall', run: async () => (await import('./replay.js')).benchReplay() },
+  verify: { about: 'verification time per release vs kernel load time of the same plan', run: async () => (await import('./verify.js')).benchVerify() },
   // log:    { about: '...', run: async () => (await import('./log.js')).benchLogAppend() },
 };
 
@@ -31,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const selected = argv.length ? [...new Set(argv)] : Object.keys(SECTIONS);
   const cpu = cpus()[0]?.model?.trim() ?? 'unknown CPU';
-  console.log(`bpfseal bench: node ${process.version} (${platform()} ${arch()}, ${cpu}, ${cpus().length} CPUs)`);
+  console.log(`bpfseal bench: node ${process.version} (${platform()} ${arch()}, ${cpu}, ${cpus().length} CPUs, load average ${loadavg()[0].toFixed(2)})`);
   for (const name of selected) {
     console.log();
     await SECTIONS[name].run();

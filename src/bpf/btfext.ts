@@ -6,10 +6,17 @@
  */
 import { BtfError, type Btf } from './btf.js';
 
+/** The records of one ELF section: contiguous bytes, and each record's insn_off (bytes) for lookup. */
+export interface SectionRecords {
+  data: Buffer;
+  insnOffs: Uint32Array;
+  /** insn_off ascending (clang's order), so a function's records are one contiguous run. */
+  sorted: boolean;
+}
+
 export interface ExtRecords {
   recSize: number;
-  /** Per ELF section name: the raw records (each recSize bytes) in file order. */
-  bySection: Map<string, Buffer[]>;
+  bySection: Map<string, SectionRecords>;
 }
 
 export interface BtfExt {
@@ -32,6 +39,7 @@ function parseInfo(raw: Buffer, start: number, len: number, minRec: number, what
   let p = start + 4;
   const end = start + len;
   let total = 0;
+  const blocks = new Map<string, Buffer[]>();
   while (p < end) {
     if (p + 8 > end) throw new BtfError(`.BTF.ext ${what}: truncated section header`);
     const name = btf.str(raw.readUInt32LE(p));
@@ -41,9 +49,21 @@ function parseInfo(raw: Buffer, start: number, len: number, minRec: number, what
     if (num === 0 || total > MAX_RECORDS || p + num * recSize > end) {
       throw new BtfError(`.BTF.ext ${what}: section '${name}' claims ${num} records of ${recSize} bytes, beyond the data`);
     }
-    const recs = out.bySection.get(name) ?? [];
-    for (let i = 0; i < num; i++, p += recSize) recs.push(raw.subarray(p, p + recSize));
-    out.bySection.set(name, recs);
+    const l = blocks.get(name) ?? [];
+    l.push(raw.subarray(p, p + num * recSize));
+    blocks.set(name, l);
+    p += num * recSize;
+  }
+  for (const [name, l] of blocks) {
+    const data = l.length === 1 ? l[0] : Buffer.concat(l);
+    const n = data.length / recSize;
+    const insnOffs = new Uint32Array(n);
+    let sorted = true;
+    for (let i = 0; i < n; i++) {
+      insnOffs[i] = data.readUInt32LE(i * recSize);
+      if (i && insnOffs[i] < insnOffs[i - 1]) sorted = false;
+    }
+    out.bySection.set(name, { data, insnOffs, sorted });
   }
   return out;
 }
@@ -58,6 +78,6 @@ export function parseBtfExt(raw: Buffer, btf: Btf): BtfExt {
   const lineInfo = parseInfo(raw, at(16), raw.readUInt32LE(20), MIN_REC.line, 'line_info', btf);
   const coreRelo = hdrLen >= 32
     ? parseInfo(raw, at(24), raw.readUInt32LE(28), MIN_REC.core, 'core_relo', btf)
-    : { recSize: MIN_REC.core, bySection: new Map<string, Buffer[]>() };
+    : { recSize: MIN_REC.core, bySection: new Map<string, SectionRecords>() };
   return { funcInfo, lineInfo, coreRelo };
 }

@@ -51,8 +51,11 @@ export function loadCollection(buf: Buffer, fileName: string): CollectionSpec {
       throw new InputError('PROG_UNKNOWN_SECTION',
         `program '${f.name}' is in section '${f.section}', which names no known program type (libbpf conventions: ${knownSections().slice(0, 6).join(', ')}, ...)`);
     }
-    const p: ProgramSpec = { ...f, ...info };
-    programs.push(p);
+    programs.push({
+      name: f.name, sectionIndex: f.sectionIndex, section: f.section, start: f.start, count: f.count, global: f.global,
+      progType: info.progType, expectedAttachType: info.expectedAttachType, progFlags: info.progFlags,
+      attachTarget: info.attachTarget, needsAttachBtf: info.needsAttachBtf,
+    });
   }
 
   const maps: MapSpec[] = [];

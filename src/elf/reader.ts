@@ -67,7 +67,8 @@ export interface ElfRelocSection {
   section: ElfSection;
   /** Index of the section the relocations apply to (sh_info). */
   target: number;
-  relocs: ElfReloc[];
+  /** Decoded on first access (bounds-checked then); may throw ElfError. */
+  readonly relocs: ElfReloc[];
 }
 
 export interface ElfObject {
@@ -140,7 +141,7 @@ export function parseElf(buf: Buffer): ElfObject {
   if (shnum > MAX_SECTIONS) fail('ELF_ABSURD_COUNT', `section count ${shnum} exceeds ${MAX_SECTIONS}`);
   checkRange(buf, shoff, BigInt(shnum) * 64n, 'section header table');
 
-  const raw: Omit<ElfSection, 'name'>[] = [];
+  const sections: ElfSection[] = [];
   const nameOffs: number[] = [];
   for (let i = 0; i < shnum; i++) {
     const h = sh0 + i * 64;
@@ -155,14 +156,14 @@ export function parseElf(buf: Buffer): ElfObject {
       fail('ELF_ABSURD_SIZE', `section ${i} has size ${size}`);
     }
     nameOffs.push(u32(h));
-    raw.push({
-      index: i, type: stype, flags: u64(h + 8), addr: u64(h + 16), offset: Number(offset), size: Number(size),
+    sections.push({
+      index: i, name: '', type: stype, flags: u64(h + 8), addr: u64(h + 16), offset: Number(offset), size: Number(size),
       link: u32(h + 40), info: u32(h + 44), addralign: u64(h + 48), entsize: u64(h + 56), data: sdata,
     });
   }
   if (shstrndx >= shnum) fail('ELF_BAD_SHSTRNDX', `e_shstrndx ${shstrndx} is not a section (${shnum} sections)`);
-  const shstr = raw[shstrndx].data;
-  const sections: ElfSection[] = raw.map((s, i) => ({ ...s, name: i === 0 ? '' : cstr(shstr, nameOffs[i], `name of section ${i}`) }));
+  const shstr = sections[shstrndx].data;
+  for (let i = 0; i < shnum; i++) sections[i].name = i === 0 ? '' : cstr(shstr, nameOffs[i], `name of section ${i}`);
 
   const symtabs = sections.filter((s) => s.type === SHT.SYMTAB);
   if (symtabs.length > 1) fail('ELF_MULTIPLE_SYMTAB', `${symtabs.length} SHT_SYMTAB sections; expected one`);
@@ -170,7 +171,7 @@ export function parseElf(buf: Buffer): ElfObject {
   const relocations: ElfRelocSection[] = [];
   for (const s of sections) {
     if (s.type !== SHT.REL && s.type !== SHT.RELA) continue;
-    relocations.push(readRelocs(s, sections, symbols.length, u32, u64));
+    relocations.push(readRelocs(s, sections, symbols.length, u32, u64, le));
   }
   return { littleEndian: le, type, machine, flags, sections, symbols, relocations };
 }
@@ -207,8 +208,11 @@ function readSymbols(
 
 function readRelocs(
   s: ElfSection, sections: ElfSection[], nsyms: number,
-  u32: (o: number) => number, u64: (o: number) => bigint,
+  u32: (o: number) => number, u64: (o: number) => bigint, le: boolean,
 ): ElfRelocSection {
+  // r_info = (sym << 32) | type, read as two u32 halves to avoid BigInt work per entry.
+  const u32lo = (o: number) => u32(le ? o : o + 4);
+  const u32hi = (o: number) => u32(le ? o + 4 : o);
   const rela = s.type === SHT.RELA;
   const esz = rela ? 24 : 16;
   if (s.size % esz !== 0) fail('ELF_BAD_SIZE', `relocation section '${s.name}' size ${s.size} is not a multiple of ${esz}`);
@@ -216,15 +220,27 @@ function readRelocs(
     fail('ELF_BAD_RELOC_TARGET', `relocation section '${s.name}' applies to section ${s.info}, which does not exist`);
   }
   const n = s.size / esz;
-  const relocs: ElfReloc[] = new Array(n);
-  for (let i = 0; i < n; i++) {
-    const o = s.offset + i * esz;
-    const info = u64(o + 8);
-    const sym = Number(info >> 32n);
-    if (sym >= nsyms) fail('ELF_BAD_RELOC_SYMBOL', `relocation ${i} in '${s.name}' names symbol ${sym}; the symbol table has ${nsyms}`);
-    relocs[i] = { offset: u64(o), symbol: sym, type: Number(info & 0xffffffffn), addend: rela ? BigInt.asIntN(64, u64(o + 16)) : 0n };
-  }
-  return { section: s, target: s.info, relocs };
+  // Entries are decoded on first use: a plan reads only the relocations of code and .maps, while
+  // .rel.BTF.ext and .rel.debug_* (most of an object's relocations, ignored by loaders) stay unread.
+  let relocs: ElfReloc[] | undefined;
+  const decode = (): ElfReloc[] => {
+    const out: ElfReloc[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const o = s.offset + i * esz;
+      const sym = u32hi(o + 8);
+      if (sym >= nsyms) fail('ELF_BAD_RELOC_SYMBOL', `relocation ${i} in '${s.name}' names symbol ${sym}; the symbol table has ${nsyms}`);
+      out[i] = { offset: u64(o), symbol: sym, type: u32lo(o + 8), addend: rela ? BigInt.asIntN(64, u64(o + 16)) : 0n };
+    }
+    return out;
+  };
+  return {
+    section: s,
+    target: s.info,
+    get relocs() {
+      relocs ??= decode();
+      return relocs;
+    },
+  };
 }
 
 export function sectionByName(elf: ElfObject, name: string): ElfSection | undefined {

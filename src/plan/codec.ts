@@ -21,8 +21,11 @@ const SLOT_KINDS: readonly SlotInit['kind'][] = ['map', 'prog'];
 const BTF_KINDS = ['func', 'typedef'] as const;
 
 class Writer {
-  private buf = Buffer.allocUnsafe(1 << 16);
+  private buf: Buffer;
   private n = 0;
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
   private ensure(k: number) {
     if (this.n + k <= this.buf.length) return;
     let size = this.buf.length * 2;
@@ -39,7 +42,7 @@ class Writer {
   bytes(b: Buffer) { this.u32(b.length); this.raw(b); }
   str(s: string) { this.bytes(Buffer.from(s, 'utf8')); }
   bool(v: boolean) { this.u8(v ? 1 : 0); }
-  done(): Buffer { return Buffer.from(this.buf.subarray(0, this.n)); }
+  done(): Buffer { return this.buf.subarray(0, this.n); }
 }
 
 function enc<T>(table: readonly T[], v: T): number {
@@ -53,8 +56,16 @@ function writeExt(w: Writer, e: ExtInfo) {
   w.bytes(e.data);
 }
 
+/** Bytes the large fields take, so the writer allocates once for typical plans. */
+function sizeHint(plan: Plan): number {
+  let n = 4096 + plan.btf.length + plan.maps.length * 256;
+  for (const m of plan.maps) n += m.initData?.length ?? 0;
+  for (const p of plan.programs) n += 512 + p.insns.length + p.funcInfo.data.length + p.lineInfo.data.length + p.coreRelos.data.length + p.fdArray.length * 4 + p.fixups.length * 64;
+  return n;
+}
+
 export function encodePlan(plan: Plan): Buffer {
-  const w = new Writer();
+  const w = new Writer(sizeHint(plan));
   w.raw(Buffer.from(PLAN_MAGIC, 'latin1'));
   w.u32(plan.version);
   w.str(plan.name);

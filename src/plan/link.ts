@@ -226,19 +226,41 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
  */
 function relocateExt(recs: ExtRecords | undefined, layout: { func: FuncSpec; pos: number }[], spec: CollectionSpec, unit = 1): ExtInfo {
   if (!recs) return { recSize: 0, data: Buffer.alloc(0) };
-  const out: Buffer[] = [];
+  const size = recs.recSize;
+  const chunks: Buffer[] = [];
+  let total = 0;
   for (const { func, pos } of layout) {
-    const list = recs.bySection.get(spec.elf.sections[func.sectionIndex].name);
-    if (!list) continue;
-    for (const r of list) {
-      const off = r.readUInt32LE(0);
-      if (off % INSN_SIZE) throw new InputError('BTF_EXT_MISALIGNED', `.BTF.ext record for '${func.section}' has insn_off ${off}, not instruction-aligned`);
-      const idx = off / INSN_SIZE;
-      if (idx < func.start || idx >= func.start + func.count) continue;
-      const c = Buffer.from(r);
-      c.writeUInt32LE((pos + idx - func.start) * unit, 0);
-      out.push(c);
+    const sec = recs.bySection.get(spec.elf.sections[func.sectionIndex].name);
+    if (!sec) continue;
+    const lo = func.start * INSN_SIZE, hi = (func.start + func.count) * INSN_SIZE;
+    // Records of this function: one run found by binary search when sorted, else a scan in file order.
+    let first = 0, n = 0;
+    let pick: number[] | undefined;
+    if (sec.sorted) {
+      let a = 0, b = sec.insnOffs.length;
+      while (a < b) {
+        const m = (a + b) >> 1;
+        if (sec.insnOffs[m] < lo) a = m + 1; else b = m;
+      }
+      first = a;
+      while (first + n < sec.insnOffs.length && sec.insnOffs[first + n] < hi) n++;
+    } else {
+      pick = [];
+      for (let i = 0; i < sec.insnOffs.length; i++) if (sec.insnOffs[i] >= lo && sec.insnOffs[i] < hi) pick.push(i);
+      n = pick.length;
     }
+    if (!n) continue;
+    const c = Buffer.allocUnsafe(n * size);
+    if (!pick) sec.data.copy(c, 0, first * size, (first + n) * size);
+    for (let k = 0; k < n; k++) {
+      const i = pick ? pick[k] : first + k;
+      if (pick) sec.data.copy(c, k * size, i * size, (i + 1) * size);
+      const off = sec.insnOffs[i];
+      if (off % INSN_SIZE) throw new InputError('BTF_EXT_MISALIGNED', `.BTF.ext record for '${func.section}' has insn_off ${off}, not instruction-aligned`);
+      c.writeUInt32LE((pos + off / INSN_SIZE - func.start) * unit, k * size);
+    }
+    chunks.push(c);
+    total += c.length;
   }
-  return { recSize: out.length ? recs.recSize : 0, data: Buffer.concat(out) };
+  return { recSize: total ? size : 0, data: Buffer.concat(chunks, total) };
 }
