@@ -1,8 +1,13 @@
-/** `bpfseal sign <object.o|file.plan>... --key <k> [--cert <crt>] [--version N] [-o <file|dir>] [--json]` */
+/**
+ * `bpfseal sign <object.o|file.plan>... (--key <k> [--cert <crt>] | --keyless [--fulcio-url <url>] [--identity-token <t>])
+ *   [--rekor-url <url>] [--version N] [-o <file|dir>] [--json]`
+ */
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import type { Command } from 'commander';
+import type { Signer } from '@sigstore/sign';
 import { signInstructions } from '../attest/pkcs7.js';
 import { encodeRelease } from '../attest/release.js';
+import { bundleSignerIdentity, checkServiceURL, DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL, keylessSigner, rekorWitness } from '../attest/keyless.js';
 import { localKeySigner, signPlan } from '../attest/sign.js';
 import { BpfsealError } from '../errors.js';
 import { planFromBytes } from '../plan/file.js';
@@ -18,7 +23,37 @@ export interface SignResult {
   version?: number;
   kernelSignatures?: number;
   unsignedPrograms?: string[];
+  /** Keyless only: the Fulcio certificate's SAN and OIDC issuer. */
+  identity?: string;
+  issuer?: string;
   error?: Failure;
+}
+
+interface SignOpts {
+  key?: string;
+  cert?: string;
+  keyless?: boolean;
+  fulcioUrl?: string;
+  rekorUrl?: string;
+  identityToken?: string;
+  version: string;
+  builder?: string[];
+  out?: string;
+  json?: boolean;
+}
+
+const usage = (code: string, msg: string) => new BpfsealError('usage', code, msg);
+
+/** Flag combinations: exactly one of --key/--keyless; --cert only with a key; Fulcio flags only keyless. */
+function checkSignerFlags(opts: SignOpts): void {
+  if (!opts.key === !opts.keyless) throw usage('USAGE_SIGNER', opts.key ? 'give --key or --keyless, not both' : 'give exactly one of --key <key> or --keyless');
+  if (opts.keyless && opts.cert) {
+    throw usage('USAGE_KEYLESS_CERT', '--cert cannot be used with --keyless: kernel program signatures are checked against a kernel keyring, which needs a long-lived key and certificate; a Fulcio certificate is ephemeral (minutes). Use --key <k> --cert <crt> for kernel signatures');
+  }
+  if (!opts.keyless) {
+    if (opts.fulcioUrl !== undefined) throw usage('USAGE_SIGNER', '--fulcio-url needs --keyless');
+    if (opts.identityToken !== undefined) throw usage('USAGE_SIGNER', '--identity-token needs --keyless');
+  }
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -38,36 +73,27 @@ export function registerSign(program: Command): void {
     .command('sign')
     .description('plan (if needed), attest and sign: writes one self-contained <name>.bpfseal release per input')
     .argument('<input...>', 'BPF ELF objects or .plan files')
-    .requiredOption('--key <key>', 'private key (PKCS#8 PEM), from bpfseal keygen')
+    .option('--key <key>', 'private key (PKCS#8 PEM), from bpfseal keygen (required unless --keyless)')
     .option('--cert <crt>', 'certificate of the key: adds a PKCS#7 kernel signature per program (RSA or ECDSA keys)')
+    .option('--keyless', 'sign with a short-lived Fulcio certificate for the CI\'s OIDC identity (Sigstore); logs in Rekor')
+    .option('--fulcio-url <url>', `Fulcio base URL for --keyless (default ${DEFAULT_FULCIO_URL})`)
+    .option('--rekor-url <url>', `add a Rekor transparency-log entry (default with --keyless: ${DEFAULT_REKOR_URL})`)
+    .option('--identity-token <token>', 'OIDC identity token for --keyless (default: $SIGSTORE_ID_TOKEN, else the CI\'s, e.g. GitHub Actions)')
     .option('--version <n>', 'release version for anti-rollback (integer)', '1')
     .option('--builder <key=value>', 'builder metadata recorded in the attestation (repeatable)', collect)
     .option('-o, --out <file|dir>', 'output file (one input) or directory; default: next to each input')
     .option('--json', 'print a JSON array of {input, release, digest}')
-    .action(async (inputs: string[], opts: { key: string; cert?: string; version: string; builder?: string[]; out?: string; json?: boolean }) => {
+    .action(async (inputs: string[], opts: SignOpts) => {
+      checkSignerFlags(opts);
       if (!/^\d+$/.test(opts.version) || !Number.isSafeInteger(Number(opts.version))) throw new BpfsealError('usage', 'USAGE_VERSION', `--version ${opts.version}: expected a non-negative integer`);
       const version = Number(opts.version);
       const builder = parseBuilder(opts.builder);
-      const { key, tooOpen } = loadPrivateKey(opts.key);
-      if (tooOpen) process.stderr.write(`warning: ${opts.key} is readable by group or others (chmod 600)\n`);
-      const publicKey = createPublicKey(key);
-      let kernelSigner: { sign(insns: Buffer): Buffer; certificate: string } | undefined;
-      if (opts.cert) {
-        const certificate = readInput(opts.cert).toString('utf8');
-        let cert: X509Certificate;
-        try {
-          cert = new X509Certificate(certificate);
-        } catch {
-          throw new BpfsealError('input', 'CERT_INVALID', `${opts.cert}: not a PEM X.509 certificate`);
-        }
-        if (keyId(cert.publicKey) !== keyId(publicKey)) throw new BpfsealError('input', 'CERT_MISMATCH', `${opts.cert} does not certify the key in ${opts.key}`);
-        if (keyAlgorithm(publicKey) === 'ed25519') {
-          process.stderr.write('note: Ed25519 keys cannot make kernel program signatures (the kernel takes RSA or ECDSA); signing the attestation only\n');
-        } else {
-          kernelSigner = { sign: (insns) => signInstructions(insns, key, certificate), certificate };
-        }
-      }
-      const signer = localKeySigner(key, publicKey);
+      const rekorUrl = opts.rekorUrl !== undefined ? checkServiceURL(opts.rekorUrl, '--rekor-url') : opts.keyless ? DEFAULT_REKOR_URL : undefined;
+      const witnesses = rekorUrl ? [rekorWitness(rekorUrl)] : [];
+      const signer = opts.keyless
+        ? keylessSigner({ fulcioURL: opts.fulcioUrl !== undefined ? checkServiceURL(opts.fulcioUrl, '--fulcio-url') : DEFAULT_FULCIO_URL, identityToken: opts.identityToken })
+        : undefined;
+      const keyed = signer ? undefined : keySigner(opts as SignOpts & { key: string });
       const progress = new Progress(inputs.length, 'signing');
       const results: SignResult[] = [];
       for (const [i, input] of inputs.entries()) {
@@ -75,9 +101,13 @@ export function registerSign(program: Command): void {
         try {
           const out = outputPath(input, '.bpfseal', opts.out, inputs.length);
           const { plan, bytes, digest } = planFromBytes(readInput(input), input);
-          const s = await signPlan(plan, bytes, { signer, version, toolVersion: toolVersion(), builder, kernelSigner });
+          const s = await signPlan(plan, bytes, { signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner });
           writeFileAtomic(out, encodeRelease(s.release));
-          results.push({ input, release: out, digest: `sha256:${digest}`, version, kernelSignatures: Object.keys(s.release.kernelSignatures).length, unsignedPrograms: s.unsignedPrograms });
+          const who = signer ? bundleSignerIdentity(s.release.bundle) : undefined;
+          results.push({
+            input, release: out, digest: `sha256:${digest}`, version, kernelSignatures: Object.keys(s.release.kernelSignatures).length, unsignedPrograms: s.unsignedPrograms,
+            ...(who ? { identity: who.san, issuer: who.issuer } : {}),
+          });
         } catch (e) {
           results.push({ input, error: failure(e, input) });
         }
@@ -91,6 +121,34 @@ export function registerSign(program: Command): void {
           if (r.unsignedPrograms?.length) process.stderr.write(`note: ${r.input}: no kernel signature for ${r.unsignedPrograms.join(', ')} (host fix-ups change their bytes)\n`);
         }
       }
+      // Keyless: say who the certificate names (one line per distinct identity, normally one).
+      for (const who of new Set(results.filter((r) => r.identity !== undefined).map((r) => `signed as ${r.identity} (issuer ${r.issuer})`))) {
+        process.stderr.write(`${who}\n`);
+      }
       process.exitCode = Math.max(0, ...results.map((r) => r.error?.exit ?? 0));
     });
+}
+
+/** The key-based signer of --key, and with --cert a PKCS#7 kernel signer (behaviour as before --keyless). */
+function keySigner(opts: SignOpts & { key: string }): { signer: Signer; kernelSigner?: { sign(insns: Buffer): Buffer; certificate: string } } {
+  const { key, tooOpen } = loadPrivateKey(opts.key);
+  if (tooOpen) process.stderr.write(`warning: ${opts.key} is readable by group or others (chmod 600)\n`);
+  const publicKey = createPublicKey(key);
+  let kernelSigner: { sign(insns: Buffer): Buffer; certificate: string } | undefined;
+  if (opts.cert) {
+    const certificate = readInput(opts.cert).toString('utf8');
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(certificate);
+    } catch {
+      throw new BpfsealError('input', 'CERT_INVALID', `${opts.cert}: not a PEM X.509 certificate`);
+    }
+    if (keyId(cert.publicKey) !== keyId(publicKey)) throw new BpfsealError('input', 'CERT_MISMATCH', `${opts.cert} does not certify the key in ${opts.key}`);
+    if (keyAlgorithm(publicKey) === 'ed25519') {
+      process.stderr.write('note: Ed25519 keys cannot make kernel program signatures (the kernel takes RSA or ECDSA); signing the attestation only\n');
+    } else {
+      kernelSigner = { sign: (insns) => signInstructions(insns, key, certificate), certificate };
+    }
+  }
+  return { signer: localKeySigner(key, publicKey), kernelSigner };
 }
