@@ -479,3 +479,12 @@ describe('bpfseal sign --key with --rekor-url (key signer + Rekor witness)', () 
     expect(decodeRelease(readFileSync(join(work, 'minimal.bpfseal'))).bundle.verificationMaterial.tlogEntries).toEqual([]);
   });
 });
+
+describe('service URL defaults', () => {
+  it('the CLI-side defaults equal @sigstore/sign\'s (kept apart so --help does not load the signing stack)', async () => {
+    const urls = await import('../src/attest/urls.js');
+    const sign = await import('@sigstore/sign');
+    expect(urls.FULCIO_URL).toBe(sign.DEFAULT_FULCIO_URL);
+    expect(urls.REKOR_URL).toBe(sign.DEFAULT_REKOR_URL);
+  });
+});

@@ -21,6 +21,7 @@ import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
 import { BpfsealError } from '../errors.js';
 
 export { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL };
+export { checkServiceURL } from './urls.js';
 
 /** The audience Fulcio expects in CI-issued tokens. */
 const AUDIENCE = 'sigstore';
@@ -209,13 +210,3 @@ export function bundleSignerIdentity(bundle: Bundle): SignerIdentity | undefined
 }
 
 /** Base URLs must be http(s) URLs; anything else is a usage error naming the flag. */
-export function checkServiceURL(url: string, flag: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new BpfsealError('usage', 'USAGE_URL', `${flag} ${url}: not a URL`);
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new BpfsealError('usage', 'USAGE_URL', `${flag} ${url}: expected an https:// URL`);
-  return url.replace(/\/+$/, '');
-}

@@ -1,9 +1,7 @@
 /** `bpfseal load <release> [--key|--policy] (--pin <dir> | --dry-run) [--json]` and `bpfseal unload <dir>`. */
 import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
-import { ensureBpffs, unpinDir } from '../runtime/bpffs.js';
-import { loadRelease } from '../runtime/load.js';
-import { checkPinDir } from '../runtime/replay.js';
+import { checkPinDir, ensureBpffs, unpinDir } from '../runtime/bpffs.js';
 import { readInput } from './io.js';
 import { printJson } from './output.js';
 import { addTrustOptions, resolvePolicy, statePath, type TrustOpts } from './trust.js';
@@ -31,7 +29,7 @@ export function registerLoad(program: Command): void {
     .option('--dry-run', 'replay against the model kernel: no privileges, nothing loaded or pinned')
     .option('--max-entries <map=N>', 'size a map declared with max_entries 0 (repeatable)', collect)
     .option('--json', 'print the load record as JSON')
-    .action((release: string, opts: TrustOpts & { pin?: string; dryRun?: boolean; maxEntries?: string[]; json?: boolean }) => {
+    .action(async (release: string, opts: TrustOpts & { pin?: string; dryRun?: boolean; maxEntries?: string[]; json?: boolean }) => {
       if (!opts.pin && !opts.dryRun) {
         throw new BpfsealError('usage', 'USAGE_NO_PIN', 'load needs --pin <bpffs dir> (objects would die with this process) or --dry-run');
       }
@@ -41,6 +39,7 @@ export function registerLoad(program: Command): void {
         ensureBpffs(opts.pin);
         checkPinDir(opts.pin);
       }
+      const { loadRelease } = await import('../runtime/load.js'); // on use: heavy (Sigstore, koffi)
       const bytes = readInput(release); // read once: verification and replay use these bytes
       const r = loadRelease(bytes, { policy, statePath: statePath(opts, policy), pinDir: opts.dryRun ? undefined : opts.pin, dryRun: opts.dryRun, maxEntries });
       r.loaded.close();

@@ -2,13 +2,11 @@
  * `bpfseal sign <object.o|file.plan>... (--key <k> [--cert <crt>] | --keyless [--fulcio-url <url>] [--identity-token <t>])
  *   [--rekor-url <url>] [--version N] [-o <file|dir>] [--json]`
  */
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Command } from 'commander';
 import type { Signer } from '@sigstore/sign';
 import { signInstructions } from '../attest/pkcs7.js';
-import { encodeRelease } from '../attest/release.js';
-import { bundleSignerIdentity, checkServiceURL, DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL, keylessSigner, rekorWitness } from '../attest/keyless.js';
-import { localKeySigner, signPlan } from '../attest/sign.js';
+import { checkServiceURL, FULCIO_URL as DEFAULT_FULCIO_URL, REKOR_URL as DEFAULT_REKOR_URL } from '../attest/urls.js';
 import { BpfsealError } from '../errors.js';
 import { planFromBytes } from '../plan/file.js';
 import { keyAlgorithm, keyId, loadPrivateKey } from '../trust/keys.js';
@@ -85,6 +83,10 @@ export function registerSign(program: Command): void {
     .option('--json', 'print a JSON array of {input, release, digest}')
     .action(async (inputs: string[], opts: SignOpts) => {
       checkSignerFlags(opts);
+      // Loaded on use: the Sigstore signing stack is most of bpfseal's start-up time.
+      const { bundleSignerIdentity, keylessSigner, rekorWitness } = await import('../attest/keyless.js');
+      const { localKeySigner, signPlan } = await import('../attest/sign.js');
+      const { encodeRelease } = await import('../attest/release.js');
       if (!/^\d+$/.test(opts.version) || !Number.isSafeInteger(Number(opts.version))) throw new BpfsealError('usage', 'USAGE_VERSION', `--version ${opts.version}: expected a non-negative integer`);
       const version = Number(opts.version);
       const builder = parseBuilder(opts.builder);
@@ -93,7 +95,7 @@ export function registerSign(program: Command): void {
       const signer = opts.keyless
         ? keylessSigner({ fulcioURL: opts.fulcioUrl !== undefined ? checkServiceURL(opts.fulcioUrl, '--fulcio-url') : DEFAULT_FULCIO_URL, identityToken: opts.identityToken })
         : undefined;
-      const keyed = signer ? undefined : keySigner(opts as SignOpts & { key: string });
+      const keyed = signer ? undefined : keySigner(opts as SignOpts & { key: string }, localKeySigner);
       const progress = new Progress(inputs.length, 'signing');
       const results: SignResult[] = [];
       for (const [i, input] of inputs.entries()) {
@@ -130,7 +132,7 @@ export function registerSign(program: Command): void {
 }
 
 /** The key-based signer of --key, and with --cert a PKCS#7 kernel signer (behaviour as before --keyless). */
-function keySigner(opts: SignOpts & { key: string }): { signer: Signer; kernelSigner?: { sign(insns: Buffer): Buffer; certificate: string } } {
+function keySigner(opts: SignOpts & { key: string }, localKeySigner: (k: KeyObject, p: KeyObject) => Signer): { signer: Signer; kernelSigner?: { sign(insns: Buffer): Buffer; certificate: string } } {
   const { key, tooOpen } = loadPrivateKey(opts.key);
   if (tooOpen) process.stderr.write(`warning: ${opts.key} is readable by group or others (chmod 600)\n`);
   const publicKey = createPublicKey(key);

@@ -1,6 +1,5 @@
 /** `bpfseal verify <release>... [--key <pub>|--policy <file>] [--json]` */
 import type { Command } from 'commander';
-import { verifyWithPolicy } from '../runtime/load.js';
 import { readInput } from './io.js';
 import { failure, printJson, type Failure } from './output.js';
 import { addTrustOptions, resolvePolicy, statePath, type TrustOpts } from './trust.js';
@@ -26,7 +25,9 @@ export function registerVerify(program: Command): void {
       .argument('<release...>', '.bpfseal release files'),
   )
     .option('--json', 'print JSON')
-    .action((releases: string[], opts: TrustOpts & { json?: boolean }) => {
+    .action(async (releases: string[], opts: TrustOpts & { json?: boolean }) => {
+      // Loaded on use: the Sigstore verifier is most of bpfseal's start-up time.
+      const { verifyWithPolicy } = await import('../runtime/load.js');
       const policy = resolvePolicy(opts);
       const state = statePath(opts, policy);
       const results: VerifyResult[] = releases.map((r) => {

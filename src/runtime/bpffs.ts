@@ -57,3 +57,10 @@ export function unpinDir(dir: string): string[] {
   clear(dir);
   return removed;
 }
+
+/** A pin directory must be new or empty: loading over earlier pins would mix two loads. */
+export function checkPinDir(dir: string): void {
+  if (!existsSync(dir)) return;
+  const entries = readdirSync(dir);
+  if (entries.length) throw new BpfsealError('usage', 'PIN_DIR_IN_USE', `${dir} already holds pins (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); unload it first or choose another directory`);
+}

@@ -4,9 +4,10 @@
  * the plan's bytes and fd_array (declared fix-ups applied) -> prog_array slots -> pins.
  * Any failure closes every descriptor and removes every pin made so far, then reports the step.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfsealError } from '../errors.js';
+import { checkPinDir } from './bpffs.js';
 import { KernelError } from '../kernel/errors.js';
 import type { Plan, PlanMap } from '../plan/types.js';
 import type { Handle, KernelBackend } from './backend.js';
@@ -75,12 +76,7 @@ function u32(n: number): Buffer {
   return b;
 }
 
-/** A pin directory must be new or empty: loading over earlier pins would mix two loads. */
-export function checkPinDir(dir: string): void {
-  if (!existsSync(dir)) return;
-  const entries = readdirSync(dir);
-  if (entries.length) throw new BpfsealError('usage', 'PIN_DIR_IN_USE', `${dir} already holds pins (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); unload it first or choose another directory`);
-}
+export { checkPinDir } from './bpffs.js';
 
 export function replay(plan: Plan, digest: string, backend: KernelBackend, opts: ReplayOptions = {}): LoadedCollection {
   const host = opts.host ?? systemHost();
