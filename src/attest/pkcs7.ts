@@ -69,7 +69,18 @@ export function signInstructions(insns: Buffer, privateKey: KeyObject, certPem: 
   }
   const attrs = setOf(...signedAttributes(insns)); // DER SET OF, sorted
   // §5.4: the signature covers the DER of signedAttrs with an EXPLICIT SET OF tag, i.e. tagged 0x31.
-  const signature = sign('sha256', attrs, privateKey);
+  const out = assembleSignedData(cert, attrs, sigAlg, sign('sha256', attrs, privateKey));
+  if (out.length > KERNEL_MAX_SIGNATURE_SIZE) {
+    throw new Pkcs7Error(
+      'SIG_TOO_LARGE',
+      `signature is ${out.length} bytes; the kernel takes at most ${KERNEL_MAX_SIGNATURE_SIZE} (use a smaller certificate)`,
+    );
+  }
+  return out;
+}
+
+/** The one DER layout bpfseal emits: ContentInfo{SignedData v1, {sha256}, detached id-data, [cert], {SignerInfo v1}}. */
+function assembleSignedData(cert: ReturnType<typeof parseCertificate>, attrs: Buffer, sigAlg: Buffer, signature: Buffer): Buffer {
   const signerInfo = sequence(
     smallInteger(1), // version 1: sid is issuerAndSerialNumber (§5.3)
     sequence(cert.issuerTlv, cert.serialTlv),
@@ -85,14 +96,28 @@ export function signInstructions(insns: Buffer, privateKey: KeyObject, certPem: 
     contextConstructed(0, cert.der), // certificates [0] IMPLICIT
     setOf(signerInfo),
   );
-  const out = sequence(oid(CMS_OID.signedData), contextConstructed(0, signedData));
-  if (out.length > KERNEL_MAX_SIGNATURE_SIZE) {
-    throw new Pkcs7Error(
-      'SIG_TOO_LARGE',
-      `signature is ${out.length} bytes; the kernel takes at most ${KERNEL_MAX_SIGNATURE_SIZE} (use a smaller certificate)`,
-    );
+  return sequence(oid(CMS_OID.signedData), contextConstructed(0, signedData));
+}
+
+/**
+ * Is `sig` exactly what signInstructions emits for `certDer` (same layout, that certificate embedded),
+ * up to its signature value? Parsing is lenient about fields the kernel and openssl would read
+ * differently (version, digestAlgorithms, embedded certificates); this closes that gap, so a release's
+ * kernel signature has no bytes that are neither verified nor pinned.
+ */
+export function isCanonicalSignature(sig: Buffer, certDer: Buffer): boolean {
+  let parsed: ParsedSignature;
+  try {
+    parsed = parseInstructionSignature(sig);
+  } catch {
+    return false;
   }
-  return out;
+  const { signer } = parsed;
+  if (!signer.signedAttrsDer) return false;
+  const sigAlg = signer.signatureAlgorithm === X509_OID.ecdsaWithSHA256 ? sequence(oid(X509_OID.ecdsaWithSHA256))
+    : signer.signatureAlgorithm === X509_OID.rsaEncryption ? sequence(oid(X509_OID.rsaEncryption), nullValue()) : undefined;
+  if (!sigAlg) return false;
+  return assembleSignedData(parseCertificate(certDer), signer.signedAttrsDer, sigAlg, signer.signature).equals(sig);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -10,10 +10,10 @@
  * Returns the verified plan (decoded from the verified bytes) and the facts a load record needs.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { prepareCertificate, type PreparedCertificate } from './pkcs7.js';
+import { isCanonicalSignature, prepareCertificate, type PreparedCertificate } from './pkcs7.js';
 import { Verifier, toSignedEntity, toTrustMaterial, type Signer as VerifiedSigner } from '@sigstore/verify';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
-import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
+import { BUNDLE_V03_MEDIA_TYPE, type Bundle, type TransparencyLogEntry } from '@sigstore/bundle';
 import { BpfsealError, VerifyError } from '../errors.js';
 import { progTypeName } from '../bpf/constants.js';
 import { decodePlan } from '../plan/codec.js';
@@ -103,7 +103,13 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   if (bundle.content.$case !== 'dsseEnvelope') throw new VerifyError('BAD_BUNDLE', 'bundle does not carry a DSSE envelope');
   const env = bundle.content.dsseEnvelope;
   if (env.payloadType !== PAYLOAD_TYPE) throw new VerifyError('BAD_BUNDLE', `DSSE payload type ${env.payloadType} is not ${PAYLOAD_TYPE}`);
+  if (bundle.mediaType !== BUNDLE_V03_MEDIA_TYPE) throw new VerifyError('BAD_BUNDLE', `bundle media type ${bundle.mediaType} is not ${BUNDLE_V03_MEDIA_TYPE}`);
   const { hint, signers } = signerFor(bundle, policy);
+  // DSSE's keyid is an unsigned hint; pin it to what the builder writes so no bundle byte floats free.
+  const expectedKeyid = hint ?? '';
+  if (env.signatures.length !== 1 || env.signatures[0].keyid !== expectedKeyid) {
+    throw new VerifyError('BAD_BUNDLE', 'DSSE envelope must carry exactly one signature whose keyid is the signer hint');
+  }
   const { trusted, untrusted } = splitEntries(bundle, policy);
   if (policy.requireLogInclusion && trusted.length === 0) {
     throw new VerifyError('LOG_INCLUSION_REQUIRED', `policy requires inclusion in a trusted log; the release has ${untrusted.length ? 'entries only from untrusted logs' : 'no log entry'}`);
@@ -189,6 +195,9 @@ function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolic
   for (const n of Object.keys(release.kernelSignatures)) {
     if (!names.has(n)) throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature for '${n}', which is not a program of the plan`);
   }
+  if (release.certificate && !Object.keys(release.kernelSignatures).length) {
+    throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release carries a certificate but no kernel signatures');
+  }
   if (Object.keys(release.kernelSignatures).length) {
     if (!release.certificate) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'kernel signatures without a certificate');
     let cert: PreparedCertificate;
@@ -203,6 +212,9 @@ function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolic
       const sig = release.kernelSignatures[p.name];
       if (!sig) continue;
       if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
+      if (!isCanonicalSignature(sig, cert.der)) {
+        throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' is not in bpfseal's canonical form for the release certificate`);
+      }
       if (!opts.verifyKernelSignature(sig, p.insns, cert)) {
         throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' does not verify over its instructions`);
       }

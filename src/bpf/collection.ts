@@ -34,7 +34,7 @@ export function loadCollection(buf: Buffer, fileName: string): CollectionSpec {
   const verSec = byName('version');
   let kernVersion = 0;
   if (verSec) {
-    if (verSec.size !== 4) throw new InputError('ELF_BAD_VERSION', `'version' section is ${verSec.size} bytes, not 4`);
+    if (verSec.size !== 4 || verSec.data.length !== 4) throw new InputError('ELF_BAD_VERSION', `'version' section must hold 4 bytes of data (size ${verSec.size}, type ${verSec.type})`);
     kernVersion = verSec.data.readUInt32LE(0);
   }
   const btfSec = byName('.BTF');
@@ -147,12 +147,15 @@ function kcfgType(btf: Btf, id: number, name: string): { type: KconfigVar['type'
     const size = t.sizeOrType;
     if (enc & 4) return { type: 'bool', size: 1, align: 1 };
     if (enc & 2 && size === 1) return { type: 'char', size, align: 1 };
+    if (size !== 1 && size !== 2 && size !== 4 && size !== 8) {
+      throw new InputError('EXTERN_KCONFIG_TYPE', `kconfig extern '${name}' is a ${size}-byte integer; libbpf fills only 1, 2, 4 or 8 bytes`);
+    }
     return { type: enc & 1 ? 'int' : 'uint', size, align: size };
   }
   if (t.kind === KIND.ENUM && t.name === 'libbpf_tristate') return { type: 'tristate', size: 4, align: 4 };
   if (t.kind === KIND.ARRAY) {
     const el = skipMods(btf, t.array!.type);
-    if (el.kind === KIND.INT && el.sizeOrType === 1) return { type: 'string', size: t.array!.nelems, align: 1 };
+    if (el.kind === KIND.INT && el.sizeOrType === 1 && t.array!.nelems > 0 && t.array!.nelems <= 4096) return { type: 'string', size: t.array!.nelems, align: 1 };
   }
   throw new InputError('EXTERN_KCONFIG_TYPE', `kconfig extern '${name}' has a type libbpf cannot fill (not bool, tristate, char, integer or char array)`);
 }

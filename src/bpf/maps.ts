@@ -193,7 +193,8 @@ export function dataMap(btf: Btf | undefined, sec: ElfSection): MapSpec {
     // libbpf's map_is_mmapable: mmapable when any variable is not static.
     if (ds.secinfos!.some((v) => btf!.types[v.type].kind === KIND.VAR && btf!.types[v.type].linkage !== 0)) m.flags |= BPF_F_MMAPABLE;
   }
-  if (kind !== 'bss') m.initData = sec.data;
+  // NOBITS sections (.bss, or any data section the compiler left without bytes) start zeroed.
+  if (kind !== 'bss' && sec.type !== 8 /* SHT_NOBITS */) m.initData = sec.data;
   m.freeze = kind === 'rodata';
   return m;
 }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { describePlan, disassembleProgram, type PlanDescription } from '../plan/describe.js';
 import { planFromBytes } from '../plan/file.js';
+import { BpfsealError } from '../errors.js';
 import { readInput } from './io.js';
 import { printJson } from './output.js';
 
@@ -40,7 +41,14 @@ export function registerInspect(program: Command): void {
     .option('--json', 'print JSON')
     .option('--disasm', 'print each program\'s instructions (maps by name)')
     .action((input: string, opts: { json?: boolean; disasm?: boolean }) => {
-      const { plan, digest } = planFromBytes(readInput(input), input);
+      let loaded;
+      try {
+        loaded = planFromBytes(readInput(input), input);
+      } catch (e) {
+        if (e instanceof BpfsealError && e.file === undefined) e.file = input;
+        throw e;
+      }
+      const { plan, digest } = loaded;
       const d = describePlan(plan, digest);
       if (opts.json) {
         const disasm = opts.disasm ? Object.fromEntries(plan.programs.map((p) => [p.name, disassembleProgram(plan, p)])) : undefined;

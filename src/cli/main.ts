@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /** bpfseal command line. Exit codes: 0 ok, 1 verification/policy rejection, 2 usage or bad input, 3 kernel refused. */
 import { Command, CommanderError } from 'commander';
-import { EXIT } from '../errors.js';
+import { BpfsealError, EXIT } from '../errors.js';
 import { registerInspect } from './inspect.js';
 import { registerPlan } from './plan.js';
-import { failure } from './output.js';
+import { failure, failureLine } from './output.js';
 import { registerKeygen } from './keygen.js';
 import { registerSign } from './sign.js';
 import { registerVerify } from './verify.js';
@@ -36,6 +36,10 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  if (argv.length <= 2) {
+    process.stderr.write(program.helpInformation());
+    return EXIT.usage;
+  }
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -45,10 +49,16 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.usage;
     }
     const f = failure(e);
-    process.stderr.write(`bpfseal: ${f.message}\n`);
+    process.stderr.write(failureLine(e instanceof BpfsealError ? e.file : undefined, f));
     return f.exit;
   }
 }
+
+// `bpfseal inspect x --disasm | head`: a closed pipe ends the output, not the process with a trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 
 main(process.argv).then((code) => {
   process.exitCode = code;

@@ -7,11 +7,14 @@ export interface Failure {
   exit: number;
 }
 
-export function failure(e: unknown, file?: string): Failure {
-  if (e instanceof BpfsealError) {
-    const msg = e.message.startsWith(`${file}:`) || !file ? e.message : e.message;
-    return { code: e.code, message: msg, exit: e.exitCode };
-  }
+/** A stderr line for a failure about `file`, naming the file exactly once. */
+export function failureLine(file: string | undefined, f: Failure, withCode = false): string {
+  const msg = withCode ? `${f.code}: ${f.message}` : f.message;
+  return `bpfseal: ${!file || f.message.startsWith(`${file}:`) ? msg : `${file}: ${msg}`}\n`;
+}
+
+export function failure(e: unknown): Failure {
+  if (e instanceof BpfsealError) return { code: e.code, message: e.message, exit: e.exitCode };
   // Anything else is a bug in bpfseal, not a property of the input: say so, with the stack on request.
   const err = e instanceof Error ? e : new Error(String(e));
   if (process.env.BPFSEAL_DEBUG) process.stderr.write(`${err.stack}\n`);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { planFromObject } from '../plan/build.js';
 import { encodePlan, planDigest } from '../plan/codec.js';
 import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
-import { failure, type Failure, printJson } from './output.js';
+import { failure, failureLine, type Failure, printJson } from './output.js';
 
 export interface PlanResult {
   object: string;
@@ -31,13 +31,13 @@ export function registerPlan(program: Command): void {
           writeFileAtomic(out, bytes);
           results.push({ object: obj, plan: out, digest: `sha256:${planDigest(bytes)}` });
         } catch (e) {
-          results.push({ object: obj, error: failure(e, obj) });
+          results.push({ object: obj, error: failure(e) });
         }
       });
       progress.done();
       if (opts.json) printJson(results);
       for (const r of results) {
-        if (r.error) process.stderr.write(`bpfseal: ${r.object}: ${r.error.message}\n`);
+        if (r.error) process.stderr.write(failureLine(r.object, r.error));
         else if (!opts.json) process.stdout.write(`${r.digest}  ${r.plan}\n`);
       }
       process.exitCode = Math.max(0, ...results.map((r) => r.error?.exit ?? 0));

@@ -11,7 +11,7 @@ import { BpfsealError } from '../errors.js';
 import { planFromBytes } from '../plan/file.js';
 import { keyAlgorithm, keyId, loadPrivateKey } from '../trust/keys.js';
 import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
-import { failure, printJson, type Failure } from './output.js';
+import { failure, failureLine, printJson, type Failure } from './output.js';
 import { toolVersion } from './version.js';
 
 export interface SignResult {
@@ -111,13 +111,13 @@ export function registerSign(program: Command): void {
             ...(who ? { identity: who.san, issuer: who.issuer } : {}),
           });
         } catch (e) {
-          results.push({ input, error: failure(e, input) });
+          results.push({ input, error: failure(e) });
         }
       }
       progress.done();
       if (opts.json) printJson(results);
       for (const r of results) {
-        if (r.error) process.stderr.write(`bpfseal: ${r.input}: ${r.error.message}\n`);
+        if (r.error) process.stderr.write(failureLine(r.input, r.error));
         else {
           if (!opts.json) process.stdout.write(`${r.digest}  ${r.release}\n`);
           if (r.unsignedPrograms?.length) process.stderr.write(`note: ${r.input}: no kernel signature for ${r.unsignedPrograms.join(', ')} (host fix-ups change their bytes)\n`);

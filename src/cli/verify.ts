@@ -1,7 +1,7 @@
 /** `bpfseal verify <release>... [--key <pub>|--policy <file>] [--json]` */
 import type { Command } from 'commander';
 import { readInput } from './io.js';
-import { failure, printJson, type Failure } from './output.js';
+import { failure, failureLine, printJson, type Failure } from './output.js';
 import { addTrustOptions, resolvePolicy, statePath, type TrustOpts } from './trust.js';
 
 export interface VerifyResult {
@@ -39,12 +39,12 @@ export function registerVerify(program: Command): void {
             logEntries: { verified: v.log.verified, untrusted: v.log.untrusted },
           };
         } catch (e) {
-          return { release: r, ok: false, error: failure(e, r) };
+          return { release: r, ok: false, error: failure(e) };
         }
       });
       if (opts.json) printJson(results);
       for (const r of results) {
-        if (r.error) process.stderr.write(`bpfseal: ${r.release}: ${r.error.code}: ${r.error.message}\n`);
+        if (r.error) process.stderr.write(failureLine(r.release, r.error, true));
         else if (!opts.json) {
           const who = r.signer!.identity ? `${r.signer!.identity} (${r.signer!.issuer})` : `${r.signer!.name} key ${r.signer!.keyId!.slice(0, 16)}`;
           const log = r.logEntries!.verified ? `, in log (${r.logEntries!.verified} entr${r.logEntries!.verified === 1 ? 'y' : 'ies'})` : '';

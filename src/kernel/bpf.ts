@@ -305,3 +305,34 @@ export function progTestRun(prog: Fd, opts: { data?: Buffer; ctx?: Buffer; repea
   bpf(CMD.PROG_TEST_RUN, a, [opts.data, dataOut, opts.ctx, ctxOut]);
   return { retval: a.readUInt32LE(4), dataOut: dataOut.subarray(0, a.readUInt32LE(12)), ctxOut, duration: a.readUInt32LE(36) };
 }
+
+/** BPF_MAP_GET_FD_BY_ID (14): 0 map_id, 8 open_flags. */
+export function mapFdById(id: number): Fd {
+  const a = attr();
+  a.writeUInt32LE(id, 0);
+  return new Fd(bpf(CMD.MAP_GET_FD_BY_ID, a), `map id ${id}`);
+}
+
+/** BPF_OBJ_GET_INFO_BY_FD with struct bpf_btf_info: 0 btf (u64), 8 btf_size, 12 id, 16 name (u64), 24 name_len, 28 kernel_btf. */
+export function btfInfo(fd: Fd): { id: number; size: number } {
+  const a = attr();
+  const info = Buffer.alloc(32);
+  a.writeUInt32LE(fd.value, 0);
+  a.writeUInt32LE(info.length, 4);
+  a.writeBigUInt64LE(addressOf(info), 8);
+  bpf(CMD.OBJ_GET_INFO_BY_FD, a, [info]);
+  return { id: info.readUInt32LE(12), size: info.readUInt32LE(8) };
+}
+
+/** BPF_BTF_GET_NEXT_ID (23; not in CMD): 0 start_id, 4 next_id. Returns 0 when there is no next id. */
+export function btfNextId(start: number): number {
+  const a = attr();
+  a.writeUInt32LE(start, 0);
+  try {
+    bpf(23, a);
+  } catch (e) {
+    if (e instanceof KernelError && e.errno === 2) return 0;
+    throw e;
+  }
+  return a.readUInt32LE(4);
+}

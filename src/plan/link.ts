@@ -193,9 +193,13 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
       }
       const data = spec.dataSections.get(sym.shndx);
       if (data) {
+        const off = imm + Number(sym.value);
+        if (off < 0 || off >= data.valueSize) {
+          throw new InputError('RELOC_OUT_OF_RANGE', `${where(f, i - 1)}: reference to '${sym.name}' at offset ${off} of '${data.name}', which is ${data.valueSize} bytes`);
+        }
         setSrc(PSEUDO.MAP_IDX_VALUE);
         code.writeInt32LE(fd(data), o + 4);
-        code.writeInt32LE(imm + Number(sym.value), o + 12);
+        code.writeInt32LE(off, o + 12);
         continue;
       }
       const m = ctx.mapAt.get(`${sym.shndx}:${Number(sym.value)}`);

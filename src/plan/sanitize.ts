@@ -10,6 +10,7 @@
  */
 import { KIND, VAR_LINKAGE, FUNC_LINKAGE, type Btf, type BtfType } from '../bpf/btf.js';
 import { STT } from '../elf/reader.js';
+import { InputError } from '../errors.js';
 import type { CollectionSpec } from '../bpf/spec.js';
 
 const STV_INTERNAL = 1, STV_HIDDEN = 2;
@@ -107,7 +108,13 @@ export function sanitizeBtf(spec: CollectionSpec): Buffer {
         if (v.kind !== KIND.VAR || v.linkage === VAR_LINKAGE.STATIC || v.linkage === VAR_LINKAGE.GLOBAL_EXTERN) continue;
         const sym = shndx === undefined ? undefined : elfSyms.get(`${shndx}:${v.name}`);
         if (!sym) continue;
-        if (fixOffsets) e.offset = sym.value;
+        if (fixOffsets) {
+          const secSize = elfSize.get(t.name) ?? 0;
+          if (sym.value < 0 || sym.value >= Math.max(secSize, 1)) {
+            throw new InputError('BTF_DATASEC_RANGE', `BTF variable '${v.name}' lies at offset ${sym.value}, outside section '${t.name}' (${secSize} bytes)`);
+          }
+          e.offset = sym.value;
+        }
         if (sym.vis === STV_HIDDEN || sym.vis === STV_INTERNAL) setLinkage(v, VAR_LINKAGE.STATIC);
       }
     }

@@ -88,6 +88,11 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
     opts.onStep?.(s);
   };
   try {
+    // Refuse a used pin directory before creating anything (checked again at pin time for races).
+    if (opts.pinDir && backend.kind === 'kernel') {
+      current = `check pin directory ${opts.pinDir}`; // not an injectable step: it creates nothing
+      checkPinDir(opts.pinDir);
+    }
     step('load BTF');
     const btf = plan.btf.length ? tx.track(backend.btfLoad(plan.btf)) : undefined;
     const maps: Handle[] = [];
@@ -183,7 +188,8 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
       e.message = `${current}: ${e.message}`;
       throw e;
     }
-    throw e;
+    // Anything else (a failed write, a bug) still names the step; everything was rolled back above.
+    throw new BpfsealError('input', 'REPLAY_FAILED', `${current}: ${e instanceof Error ? e.message : String(e)}; nothing was left loaded`, { cause: e });
   }
 }
 

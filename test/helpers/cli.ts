@@ -1,0 +1,62 @@
+/** Run the built CLI (node dist/cli/main.js) in a child process and capture everything. */
+import { spawn, spawnSync } from 'node:child_process';
+import { CLI, requireDist, ROOT } from './paths.js';
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+  requireDist();
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, BPFSEAL_DEBUG: '', ...opts.env },
+    encoding: 'utf8',
+    timeout: 30_000,
+    maxBuffer: 64 << 20,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `sha256:<64 hex>  <path>` lines printed by `bpfseal plan`. */
+export const DIGEST_LINE = /^sha256:([0-9a-f]{64}) {2}(.+)$/;
+
+export function parseDigestLines(stdout: string): { digest: string; path: string }[] {
+  const lines = stdout.split('\n').filter((l) => l !== '');
+  return lines.map((l) => {
+    const m = DIGEST_LINE.exec(l);
+    if (!m) throw new Error(`not a digest line: ${JSON.stringify(l)}`);
+    return { digest: m[1], path: m[2] };
+  });
+}
+
+/** Asynchronous variant, so that independent invocations can run side by side. */
+export function runCliAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  requireDist();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, BPFSEAL_DEBUG: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+  });
+}
+
+/** Run several CLI invocations concurrently; results in argument order. */
+export function runCliAll(argvs: string[][], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult[]> {
+  return Promise.all(argvs.map((a) => runCliAsync(a, opts)));
+}

@@ -1,0 +1,566 @@
+/**
+ * The runtime against the real kernel: every loadable fixture replays (ids, tags = predicted tags),
+ * refusals are reported with the step and roll back completely, BPF_PROG_TEST_RUN shows the loaded
+ * programs work (global data, map-in-map, tail calls, externs), tags do not depend on fd numbers,
+ * failures injected at every step leave nothing behind, and pins land where they should.
+ *
+ * Needs bpf(2) (root/CAP_BPF). Other processes may load BPF at the same time: every check is about the
+ * ids of objects these tests created, never about global counts.
+ */
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { planFromBytes, type LoadedPlan } from '../src/plan/file.js';
+import { describePlan } from '../src/plan/describe.js';
+import { decodePlan, encodePlan } from '../src/plan/codec.js';
+import type { Plan } from '../src/plan/types.js';
+import { replay, pinName, type LoadedCollection } from '../src/runtime/replay.js';
+import { realKernel } from '../src/runtime/backend.js';
+import { systemHost, type HostFacts } from '../src/runtime/host.js';
+import { modelKernel } from '../src/runtime/model.js';
+import { ensureBpffs, unpinDir } from '../src/runtime/bpffs.js';
+import { KernelError } from '../src/kernel/errors.js';
+import { openFds } from '../src/kernel/fd.js';
+import { mapFdById, mapInfo, mapLookup, mapUpdate, objGet, progFdById, progInfo, progTestRun } from '../src/kernel/bpf.js';
+import { BpfsealError, InputError } from '../src/errors.js';
+import { allFixtures, DIST, FIXTURES, readFixture, requireDist, ROOT } from './helpers/paths.js';
+import {
+  asFd, closeLeftoverFds, datasecLayout, kallsyms, linuxKernelVersion, newPinDir, objectExists, probeBpf, recording,
+  removePinDirs, thrown, u32key, waitGone, type CreatedObject,
+} from './helpers/kernel.js';
+
+const probe = probeBpf();
+const canBpf = probe.ok;
+if (!canBpf) console.warn(`runtime-kernel.test.ts: ${probe.why}`);
+
+/** Fixtures bpftool cannot load here: big-endian, trampoline programs (EPERM), typed ksym without KALLSYMS_ALL. */
+const NOT_LOADABLE = ['minimal_be.o', 'sections.o', 'ksym_typed.o'];
+const LOADABLE = allFixtures().filter((f) => !NOT_LOADABLE.includes(f));
+
+const plans = new Map<string, LoadedPlan>();
+function loadPlan(name: string): LoadedPlan {
+  let p = plans.get(name);
+  if (!p) {
+    p = planFromBytes(readFixture(name), name);
+    plans.set(name, p);
+  }
+  return p;
+}
+
+/** A private copy of a plan that a test may change. */
+function planCopy(name: string): Plan {
+  return decodePlan(encodePlan(loadPlan(name).plan));
+}
+
+const noOpenFds = () => expect(openFds().map((f) => f.what), 'descriptors left open').toEqual([]);
+
+afterEach(() => {
+  // Safety net only (each test checks openFds() itself): close what a failed test left, remove its pins.
+  closeLeftoverFds();
+  removePinDirs();
+});
+
+function packet(len = 64): Buffer {
+  const b = Buffer.alloc(len);
+  b.fill(0xaa, 0, 6); // dst mac
+  b.fill(0xbb, 6, 12); // src mac
+  b.writeUInt16BE(0x0800, 12); // IPv4
+  for (let i = 14; i < len; i++) b[i] = i & 0xff;
+  return b;
+}
+
+/** Replay a fixture, run `fn`, always close the collection, then check for leaked descriptors. */
+async function withLoaded(name: string, fn: (c: LoadedCollection, plan: Plan) => void | Promise<void>): Promise<CreatedObject[]> {
+  const { plan, digest } = loadPlan(name);
+  const rec = recording(realKernel());
+  const c = replay(plan, digest, rec.backend, { host: systemHost() });
+  try {
+    await fn(c, plan);
+  } finally {
+    c.close();
+  }
+  noOpenFds();
+  return rec.created;
+}
+
+const valueSize = (plan: Plan, map: string) => {
+  const m = plan.maps.find((x) => x.name === map);
+  if (!m) throw new Error(`no map ${map} in ${plan.name}`);
+  return m.valueSize;
+};
+const lookup = (c: LoadedCollection, plan: Plan, map: string, key = 0) => mapLookup(asFd(c.maps.get(map), map), u32key(key), valueSize(plan, map));
+const prog = (c: LoadedCollection, name: string) => asFd(c.programs.get(name), name);
+
+// ---------------------------------------------------------------------------------------------------
+describe.skipIf(!canBpf)('(a) every fixture bpftool loads replays into the kernel', () => {
+  beforeAll(() => {
+    expect(LOADABLE).toContain('minimal.o');
+    expect(LOADABLE.length).toBe(allFixtures().length - NOT_LOADABLE.length);
+  });
+
+  it.each(LOADABLE)('%s: programs get ids, the kernel tags equal the predicted tags', async (f) => {
+    const { plan, digest } = loadPlan(f);
+    const predicted = new Map(describePlan(plan, digest).programs.map((p) => [p.name, p.tag]));
+    const rec = recording(realKernel());
+    const c = replay(plan, digest, rec.backend, { host: systemHost() });
+    try {
+      const r = c.record;
+      expect(r.backend).toBe('kernel');
+      expect(r.digest).toBe(`sha256:${digest}`);
+      expect(r.programs.map((p) => p.name)).toEqual(plan.programs.map((p) => p.name));
+      expect(r.programs.map((p) => p.id)).toEqual(rec.created.filter((o) => o.kind === 'prog').map((o) => o.id));
+      expect(r.maps.map((m) => m.id)).toEqual(rec.created.filter((o) => o.kind === 'map').map((o) => o.id));
+      for (const p of r.programs) {
+        expect(p.id).toBeGreaterThan(0);
+        expect(p.tag).toMatch(/^[0-9a-f]{16}$/);
+        // The kernel, asked by id, agrees on name and tag.
+        const fd = progFdById(p.id);
+        try {
+          const info = progInfo(fd);
+          expect(info.id).toBe(p.id);
+          expect(info.name).toBe(p.name.slice(0, 15));
+          expect(info.tag).toBe(p.tag);
+        } finally {
+          fd.close();
+        }
+        const want = predicted.get(p.name);
+        if (want !== null) expect(p.tag, `kernel tag of '${p.name}' vs describePlan`).toBe(want);
+      }
+      for (const m of r.maps) {
+        const fd = mapFdById(m.id);
+        try {
+          expect(mapInfo(fd).name).toBe(plan.maps.find((x) => x.name === m.name)!.kernelName);
+        } finally {
+          fd.close();
+        }
+      }
+      // Predictions exist exactly for the programs without fix-ups or CO-RE.
+      const fixedUp = plan.programs.filter((p) => p.fixups.length || p.coreRelos.data.length).map((p) => p.name);
+      expect([...predicted].filter(([, t]) => t === null).map(([n]) => n)).toEqual(fixedUp);
+    } finally {
+      c.close();
+    }
+    noOpenFds();
+    // Without pins, closing the collection releases every object.
+    expect(await waitGone(rec.created)).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+describe.skipIf(!canBpf)('(b) kernel refusals name the step and roll back', () => {
+  it('sections.o: the first trampoline program gets EPERM; everything created before it is gone', async () => {
+    const { plan, digest } = loadPlan('sections.o');
+    const first = plan.programs.findIndex((p) => /^(fentry|fexit|fmod_ret|lsm)(\.s)?\//.test(p.section));
+    expect(first).toBeGreaterThan(0);
+    const name = plan.programs[first].name;
+    expect(name).toBe('s_fentry');
+    const rec = recording(realKernel());
+    const e = thrown(() => replay(plan, digest, rec.backend, { host: systemHost() }));
+    expect(e).toBeInstanceOf(KernelError);
+    const k = e as KernelError;
+    expect(k.exitCode).toBe(3);
+    expect(k.code).toBe('KERNEL_EPERM');
+    expect(k.errno).toBe(1);
+    expect(k.step).toBe(`load program '${name}'`);
+    expect(k.message.startsWith(`load program '${name}': BPF_PROG_LOAD failed with EPERM`)).toBe(true);
+    // Everything in plan order before it loaded (plus the BTF) ...
+    expect(rec.created.filter((o) => o.kind === 'prog').map((o) => o.name)).toEqual(plan.programs.slice(0, first).map((p) => p.name));
+    expect(rec.created.filter((o) => o.kind === 'btf')).toHaveLength(1);
+    // ... and none of it exists any more.
+    expect(await waitGone(rec.created)).toEqual([]);
+    noOpenFds();
+  });
+
+  it('ksym_typed.o: ENOENT, and the message carries the kernel log', async () => {
+    const { plan, digest } = loadPlan('ksym_typed.o');
+    const rec = recording(realKernel());
+    const e = thrown(() => replay(plan, digest, rec.backend, { host: systemHost() }));
+    expect(e).toBeInstanceOf(KernelError);
+    const k = e as KernelError;
+    expect(k.code).toBe('KERNEL_ENOENT');
+    expect(k.exitCode).toBe(3);
+    expect(k.step).toBe("load program 'ksym_typed_prog'");
+    expect(k.log.trim()).not.toBe('');
+    expect(k.log).toContain('runqueues');
+    expect(k.message).toContain('--- kernel log ---');
+    expect(k.message).toContain(k.log.trimEnd());
+    expect(rec.created.map((o) => o.kind)).toEqual(['btf', 'map']);
+    expect(await waitGone(rec.created)).toEqual([]);
+    noOpenFds();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+describe.skipIf(!canBpf)('(c) BPF_PROG_TEST_RUN effects', () => {
+  it('testrun.o xdp_count: XDP_PASS, counters[0] +1 per run, .bss last_xdp_len = 64', async () => {
+    await withLoaded('testrun.o', (c, plan) => {
+      const bss = datasecLayout(plan, '.bss').get('last_xdp_len')!;
+      for (let run = 1; run <= 3; run++) {
+        const r = progTestRun(prog(c, 'xdp_count'), { data: packet(64) });
+        expect(r.retval).toBe(2);
+        expect(lookup(c, plan, 'counters', 0).readBigUInt64LE(0)).toBe(BigInt(run));
+      }
+      expect(lookup(c, plan, '.bss').readUInt32LE(bss.offset)).toBe(64);
+      for (const k of [1, 2, 3]) expect(lookup(c, plan, 'counters', k).readBigUInt64LE(0)).toBe(0n);
+    });
+  });
+
+  it('testrun.o socket_len: returns 50, counters[1] = 50, .data socket_runs 100 -> 101', async () => {
+    await withLoaded('testrun.o', (c, plan) => {
+      const runs = datasecLayout(plan, '.data').get('socket_runs')!;
+      expect(lookup(c, plan, '.data').readBigUInt64LE(runs.offset)).toBe(100n);
+      const r = progTestRun(prog(c, 'socket_len'), { data: packet(64) });
+      expect(r.retval).toBe(50);
+      expect(lookup(c, plan, 'counters', 1).readBigUInt64LE(0)).toBe(50n);
+      expect(lookup(c, plan, '.data').readBigUInt64LE(runs.offset)).toBe(101n);
+    });
+  });
+
+  it('testrun.o tc_mark: TC_ACT_OK, skb->mark = 0x5ea1, counters[2] += 1', async () => {
+    await withLoaded('testrun.o', (c, plan) => {
+      const skb = Buffer.alloc(192); // struct __sk_buff; mark at offset 8
+      const r = progTestRun(prog(c, 'tc_mark'), { data: packet(64), ctx: skb, ctxOutSize: 192 });
+      expect(r.retval).toBe(0);
+      expect(r.ctxOut.readUInt32LE(8)).toBe(0x5ea1);
+      expect(lookup(c, plan, 'counters', 2).readBigUInt64LE(0)).toBe(1n);
+    });
+  });
+
+  it('testrun.o syscall_store: ctx {key=2, value} -> counters[2] == value; key 7 -> -1', async () => {
+    await withLoaded('testrun.o', (c, plan) => {
+      const args = Buffer.alloc(16);
+      args.writeUInt32LE(2, 0);
+      args.writeBigUInt64LE(0x1122334455667788n, 8);
+      const r = progTestRun(prog(c, 'syscall_store'), { ctx: args, repeat: 0 });
+      expect(r.retval).toBe(2);
+      expect(lookup(c, plan, 'counters', 2).readBigUInt64LE(0)).toBe(0x1122334455667788n);
+      args.writeUInt32LE(7, 0);
+      expect(progTestRun(prog(c, 'syscall_store'), { ctx: args, repeat: 0 }).retval | 0).toBe(-1);
+    });
+  });
+
+  it('globals.o xdp_globals: result[0] = 3735977536 and the .data/.bss/.data.foo effects; .rodata is frozen', async () => {
+    await withLoaded('globals.o', (c, plan) => {
+      const data0 = plan.maps.find((m) => m.name === '.data')!.initData!;
+      const foo0 = plan.maps.find((m) => m.name === '.data.foo')!.initData!;
+      const r = progTestRun(prog(c, 'xdp_globals'), { data: packet(64) });
+      expect(r.retval).toBe(2);
+      expect(lookup(c, plan, 'result').readBigUInt64LE(0)).toBe(3735977536n);
+      const data = datasecLayout(plan, '.data'), bss = datasecLayout(plan, '.bss'), foo = datasecLayout(plan, '.data.foo');
+      const d = lookup(c, plan, '.data');
+      expect(d.readUInt32LE(data.get('data_counter')!.offset)).toBe(0x11223345);
+      const arr = data.get('data_arr')!;
+      expect(d.subarray(arr.offset, arr.offset + 16)).toEqual(data0.subarray(arr.offset, arr.offset + 16));
+      const b = lookup(c, plan, '.bss');
+      expect(b.readBigUInt64LE(bss.get('bss_hits')!.offset)).toBe(1n);
+      expect(b.readUInt32LE(bss.get('bss_last_len')!.offset)).toBe(64);
+      const fv = lookup(c, plan, '.data.foo');
+      expect(fv.readUInt32LE(foo.get('foo_value')!.offset)).toBe((0xcafef00d ^ 0xdeadbeef) >>> 0);
+      expect(fv.readUInt16LE(foo.get('foo_small')!.offset)).toBe(0xbeef);
+      expect(foo0.readUInt32LE(foo.get('foo_value')!.offset)).toBe(0xcafef00d);
+      // .rodata was frozen by the replay: user space cannot write it.
+      const ro = plan.maps.find((m) => m.name === '.rodata')!;
+      const e = thrown(() => mapUpdate(asFd(c.maps.get('.rodata')), u32key(0), Buffer.alloc(ro.valueSize)));
+      expect((e as KernelError).errno).toBe(1);
+    });
+  });
+
+  it('map_in_map.o entry: tail call returns 1; inner_b[0] = 50, read through the outer slot id', async () => {
+    await withLoaded('map_in_map.o', (c, plan) => {
+      const r = progTestRun(prog(c, 'entry'), { data: packet(64) });
+      expect(r.retval).toBe(1);
+      const ids = new Map(c.record.maps.map((m) => [m.name, m.id]));
+      // A user-space lookup of an array_of_maps slot yields the inner map's id.
+      const innerId = lookup(c, plan, 'outer_arr', 2).readUInt32LE(0);
+      expect(innerId).toBe(ids.get('inner_b'));
+      expect(lookup(c, plan, 'outer_arr', 0).readUInt32LE(0)).toBe(ids.get('inner_a'));
+      expect(lookup(c, plan, 'outer_hash', 1).readUInt32LE(0)).toBe(ids.get('inner_b'));
+      expect(lookup(c, plan, 'jmp_table', 0).readUInt32LE(0)).toBe(c.record.programs.find((p) => p.name === 'tail_target')!.id);
+      const inner = mapFdById(innerId);
+      try {
+        expect(mapLookup(inner, u32key(0), 4).readUInt32LE(0)).toBe(50);
+      } finally {
+        inner.close();
+      }
+      expect(lookup(c, plan, 'inner_a').readUInt32LE(0)).toBe(0);
+    });
+  });
+
+  it('externs.o externs_prog: kconfig, ksym and kfunc values reach the program', async () => {
+    await withLoaded('externs.o', (c, plan) => {
+      const r = progTestRun(prog(c, 'externs_prog'), { repeat: 0 });
+      expect(r.retval).toBe(0);
+      const o = lookup(c, plan, 'out');
+      expect(o.length).toBe(56);
+      const syms = kallsyms();
+      const field = (i: number) => o.readBigUInt64LE(i * 8);
+      expect(field(0)).toBe(BigInt(linuxKernelVersion())); // kver
+      expect(field(1)).toBe(1n); // syscall_on: CONFIG_BPF_SYSCALL=y (we are using bpf(2))
+      expect(field(2)).toBe(0n); // missing_kconfig
+      expect(field(3)).toBe(syms.get('bpf_prog_active') ?? 0n); // active_addr: weak, absent without KALLSYMS_ALL
+      expect(syms.get('_stext')).toBeDefined();
+      expect(field(4)).toBe(syms.get('_stext')); // stext_addr
+      expect(field(5)).toBe(0n); // missing_ksym
+      expect(field(6)).toBe(BigInt(process.pid)); // self_pid
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+const run = promisify(execFile);
+const WORKER = join(ROOT, 'test', 'helpers', 'kernel-tags.mjs');
+const STABLE = ['subprogs.o', 'globals.o', 'map_in_map.o'];
+
+interface WorkerOut {
+  k: number;
+  pid: number;
+  fixtures: Record<string, { tags: Record<string, string>; insnSha256: Record<string, string>; fds: Record<string, number[]> }>;
+  leaked: string[];
+}
+
+describe.skipIf(!canBpf)('(d) FD-index stability across processes', () => {
+  it('the same tags and instruction bytes with 0, 7 and 50 extra descriptors open', async () => {
+    requireDist();
+    const outs: WorkerOut[] = await Promise.all([0, 7, 50].map(async (k) => {
+      const { stdout } = await run(process.execPath, [WORKER, DIST, FIXTURES, String(k), ...STABLE], { cwd: ROOT, timeout: 60_000 });
+      return JSON.parse(stdout) as WorkerOut;
+    }));
+    expect(new Set(outs.map((o) => o.pid)).size).toBe(3);
+    for (const o of outs) expect(o.leaked).toEqual([]);
+    for (const f of STABLE) {
+      const { plan, digest } = loadPlan(f);
+      const predicted = describePlan(plan, digest).programs;
+      const [a, b, c] = outs.map((o) => o.fixtures[f]);
+      expect(b.tags).toEqual(a.tags);
+      expect(c.tags).toEqual(a.tags);
+      expect(b.insnSha256).toEqual(a.insnSha256);
+      expect(c.insnSha256).toEqual(a.insnSha256);
+      for (const p of plan.programs) {
+        // The bytes passed are exactly the plan's bytes (these programs have no fix-ups) ...
+        expect(a.insnSha256[p.name]).toBe(createHash('sha256').update(p.insns).digest('hex'));
+        const want = predicted.find((d) => d.name === p.name)!.tag;
+        expect(want, `predicted tag of ${f}:${p.name}`).not.toBeNull();
+        expect(a.tags[p.name]).toBe(want);
+        // ... although the map descriptors really differed between the processes.
+        if (p.fdArray.length) expect(c.fds[p.name][0]).toBeGreaterThanOrEqual(a.fds[p.name][0] + 50);
+      }
+    }
+    noOpenFds();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+/** Step names of a replay with pins and a commit, from the model kernel ("DIR" stands for the pin dir). */
+const unusedHost: HostFacts = {
+  btfId: () => { throw new Error('host not expected'); },
+  ksymAddress: () => { throw new Error('host not expected'); },
+  kconfig: () => { throw new Error('host not expected'); },
+  kernelVersion: () => { throw new Error('host not expected'); },
+  possibleCpus: () => { throw new Error('host not expected'); },
+};
+function stepTemplates(f: string): string[] {
+  const { plan, digest } = loadPlan(f);
+  const steps: string[] = [];
+  replay(plan, digest, modelKernel(), { host: unusedHost, pinDir: 'DIR', commit: () => {}, onStep: (s) => steps.push(s) }).close();
+  return steps;
+}
+const FAULT_FIXTURES = ['map_in_map.o', 'globals.o'];
+const TEMPLATES = new Map(FAULT_FIXTURES.map((f) => [f, stepTemplates(f)]));
+const forDir = (t: string, dir: string) => (t === 'pin into DIR' ? `pin into ${dir}` : t);
+
+async function expectNothingLeft(created: CreatedObject[], dir: string, dirExisted: boolean): Promise<void> {
+  expect(await waitGone(created), 'kernel objects of the failed attempt still exist').toEqual([]);
+  if (dirExisted) expect(readdirSync(dir)).toEqual([]);
+  else expect(existsSync(dir), `${dir} left behind`).toBe(false);
+  noOpenFds();
+}
+
+describe.skipIf(!canBpf)('(e) fault injection: a failure at any step leaves nothing behind', () => {
+  beforeAll(() => ensureBpffs('/sys/fs/bpf'));
+
+  it.each(FAULT_FIXTURES)('%s: the real replay walks the expected steps', async (f) => {
+    const { plan, digest } = loadPlan(f);
+    const dir = newPinDir();
+    const steps: string[] = [];
+    const rec = recording(realKernel());
+    const c = replay(plan, digest, rec.backend, { pinDir: dir, commit: () => {}, onStep: (s) => steps.push(s) });
+    c.close();
+    expect(steps).toEqual(TEMPLATES.get(f)!.map((t) => forDir(t, dir)));
+    expect(steps.some((s) => s.startsWith('pin map'))).toBe(true);
+    expect(steps.at(-1)).toBe('commit');
+    unpinDir(dir);
+    expect(await waitGone(rec.created)).toEqual([]);
+    noOpenFds();
+  });
+
+  const cases = FAULT_FIXTURES.flatMap((f) => TEMPLATES.get(f)!.flatMap((t, i) =>
+    (['new dir', 'existing empty dir'] as const).map((mode) => ({ f, i, t, mode }))));
+
+  it.each(cases)('$f: injected kernel error at step $i ($t), $mode', async ({ f, i, t, mode }) => {
+    const { plan, digest } = loadPlan(f);
+    const dir = newPinDir();
+    if (mode === 'existing empty dir') mkdirSync(dir);
+    const want = forDir(t, dir);
+    const rec = recording(realKernel());
+    let n = 0;
+    const e = thrown(() => replay(plan, digest, rec.backend, {
+      pinDir: dir, commit: () => {},
+      onStep: (s) => {
+        if (n++ === i) {
+          expect(s).toBe(want);
+          throw new KernelError('BPF_INJECTED', 5);
+        }
+      },
+    }));
+    expect(e).toBeInstanceOf(KernelError);
+    expect((e as KernelError).step).toBe(want);
+    expect(e.message.startsWith(`${want}: BPF_INJECTED failed with EIO`)).toBe(true);
+    // Everything up to the failing step was really created (the first step creates nothing yet).
+    if (i > 0) expect(rec.created.length).toBeGreaterThan(0);
+    await expectNothingLeft(rec.created, dir, mode === 'existing empty dir');
+  });
+
+  it('a non-kernel error (InputError) at a pin step is prefixed with the step and rolled back', async () => {
+    const { plan, digest } = loadPlan('globals.o');
+    const dir = newPinDir();
+    const rec = recording(realKernel());
+    const e = thrown(() => replay(plan, digest, rec.backend, {
+      pinDir: dir,
+      onStep: (s) => { if (s === "pin map 'result'") throw new InputError('INJECTED', 'injected'); },
+    }));
+    expect(e).toBeInstanceOf(InputError);
+    expect(e.message).toBe("pin map 'result': injected");
+    await expectNothingLeft(rec.created, dir, false);
+  });
+
+  it('a plain Error from commit (e.g. a failed state-file write) is rolled back and names the step', async () => {
+    const { plan, digest } = loadPlan('map_in_map.o');
+    const dir = newPinDir();
+    const rec = recording(realKernel());
+    const e = thrown(() => replay(plan, digest, rec.backend, {
+      pinDir: dir,
+      commit: () => { throw Object.assign(new Error("EACCES: permission denied, open '/var/lib/bpfseal/state.json'"), { code: 'EACCES' }); },
+    }));
+    // Rolled back completely ...
+    await expectNothingLeft(rec.created, dir, false);
+    // ... and, as replay() documents ("Any failure ... then reports the step"), the error says where.
+    expect(e.message).toContain('commit');
+  });
+
+  it('a corrupted instruction: EINVAL with the verifier log; nothing left', async () => {
+    const plan = planCopy('map_in_map.o');
+    const { digest } = loadPlan('map_in_map.o');
+    const entry = plan.programs.find((p) => p.name === 'entry')!;
+    expect(entry.insns[0]).not.toBe(0x18); // not an ld_imm64: a single-slot instruction
+    entry.insns[0] = 0xff; // no such opcode
+    const dir = newPinDir();
+    const rec = recording(realKernel());
+    const e = thrown(() => replay(plan, digest, rec.backend, { pinDir: dir }));
+    expect(e).toBeInstanceOf(KernelError);
+    const k = e as KernelError;
+    expect(k.code).toBe('KERNEL_EINVAL');
+    expect(k.step).toBe("load program 'entry'");
+    expect(k.log.trim()).not.toBe('');
+    expect(k.log).toContain('unknown opcode ff');
+    expect(k.message).toContain('unknown opcode ff');
+    // tail_target (loaded before entry), every map and the BTF were created, and are gone again.
+    expect(rec.created.filter((o) => o.kind === 'prog').map((o) => o.name)).toEqual(['tail_target']);
+    expect(rec.created.filter((o) => o.kind === 'map')).toHaveLength(plan.maps.length);
+    await expectNothingLeft(rec.created, dir, false);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+describe.skipIf(!canBpf)('(f) pins', () => {
+  beforeAll(() => ensureBpffs('/sys/fs/bpf'));
+
+  it.each(['globals.o', 'map_in_map.o'])('%s: programs at <dir>/<name>, maps at <dir>/maps/<pinName>; unpinDir removes them', async (f) => {
+    const { plan, digest } = loadPlan(f);
+    const dir = newPinDir();
+    const rec = recording(realKernel());
+    const c = replay(plan, digest, rec.backend, { pinDir: dir });
+    c.close(); // the pins keep the objects
+    const progPins = plan.programs.map((p) => join(dir, p.name));
+    const pinnedMaps = plan.maps.filter((m) => m.kind !== 'inner');
+    const mapPins = pinnedMaps.map((m) => join(dir, 'maps', pinName(m)));
+    expect([...c.record.pins].sort()).toEqual([...progPins, ...mapPins].sort());
+    expect(readdirSync(dir).sort()).toEqual([...plan.programs.map((p) => p.name), 'maps'].sort());
+    expect(readdirSync(join(dir, 'maps')).sort()).toEqual(pinnedMaps.map(pinName).sort());
+    for (const n of readdirSync(join(dir, 'maps'))) expect(n).not.toContain('.');
+    for (const p of c.record.programs) {
+      const fd = objGet(join(dir, p.name));
+      try {
+        const info = progInfo(fd);
+        expect(info.id).toBe(p.id);
+        expect(info.tag).toBe(p.tag);
+      } finally {
+        fd.close();
+      }
+    }
+    for (const m of pinnedMaps) {
+      const fd = objGet(join(dir, 'maps', pinName(m)));
+      try {
+        expect(mapInfo(fd).id).toBe(c.record.maps.find((x) => x.name === m.name)!.id);
+      } finally {
+        fd.close();
+      }
+    }
+    for (const o of rec.created.filter((x) => x.kind === 'prog' || pinnedMaps.some((m) => m.name === x.name || m.kernelName === x.name))) {
+      expect(objectExists(o.kind, o.id), `${o.kind} ${o.name} (pinned) exists`).toBe(true);
+    }
+    const removed = unpinDir(dir);
+    expect([...removed].sort()).toEqual([...c.record.pins].sort());
+    expect(existsSync(dir)).toBe(false);
+    expect(await waitGone(rec.created)).toEqual([]);
+    noOpenFds();
+  });
+
+  it('replay into a dir that already holds pins is refused up front; the old pins are kept', async () => {
+    const { plan, digest } = loadPlan('globals.o');
+    const dir = newPinDir();
+    const first = recording(realKernel());
+    const c1 = replay(plan, digest, first.backend, { pinDir: dir });
+    c1.close();
+    const listing = () => [...readdirSync(dir).map((n) => n), ...readdirSync(join(dir, 'maps')).map((n) => `maps/${n}`)].sort();
+    const before = listing();
+    const second = recording(realKernel());
+    const e = thrown(() => replay(plan, digest, second.backend, { pinDir: dir }));
+    expect(e).toBeInstanceOf(BpfsealError);
+    const b = e as BpfsealError;
+    expect(b.code).toBe('PIN_DIR_IN_USE');
+    expect(b.exitCode).toBe(2);
+    // Refused before anything is created (the same check runs again at pin time, against races).
+    expect(b.message.startsWith(`check pin directory ${dir}: ${dir} already holds pins`)).toBe(true);
+    expect(await waitGone(second.created)).toEqual([]);
+    expect(listing()).toEqual(before);
+    const fd = objGet(join(dir, plan.programs[0].name));
+    try {
+      expect(progInfo(fd).id).toBe(c1.record.programs[0].id);
+    } finally {
+      fd.close();
+    }
+    unpinDir(dir);
+    expect(await waitGone(first.created)).toEqual([]);
+    noOpenFds();
+  });
+
+  it('replay into a dir that already holds pins creates no kernel object at all', async () => {
+    const { plan, digest } = loadPlan('minimal.o');
+    const dir = newPinDir();
+    const first = recording(realKernel());
+    replay(plan, digest, first.backend, { pinDir: dir }).close();
+    const second = recording(realKernel());
+    const e = thrown(() => replay(plan, digest, second.backend, { pinDir: dir }));
+    expect((e as BpfsealError).code).toBe('PIN_DIR_IN_USE');
+    const created = second.created.map((o) => `${o.kind} ${o.name}`);
+    await waitGone(second.created);
+    unpinDir(dir);
+    expect(await waitGone(first.created)).toEqual([]);
+    noOpenFds();
+    // The pin directory is checked only after every BTF/map/program has been created and loaded.
+    expect(created, 'objects created before the pin-dir check refused the load').toEqual([]);
+  });
+});
