@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
 import { attachTypeName, mapTypeName, progTypeName } from '../bpf/constants.js';
 import type { Plan } from '../plan/types.js';
+import { predictTag } from '../plan/tag.js';
 
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 export const PREDICATE_TYPE = 'https://bpfseal.dev/attestation/bpf-loader-plan/v1';
@@ -19,6 +20,8 @@ export interface ProgramClaim {
   attachType: string;
   instructions: number;
   insnDigest: { sha256: string };
+  /** Kernel program tag the plan will get (null when host fix-ups change the bytes): lets a host audit match loaded programs. */
+  tag: string | null;
   fixups: string[];
 }
 
@@ -60,7 +63,7 @@ export function buildStatement(plan: Plan, digest: string, opts: { version: numb
     release: { version: opts.version },
     programs: plan.programs.map((p) => ({
       name: p.name, section: p.section, type: progTypeName(p.progType), attachType: p.expectedAttachType ? attachTypeName(p.expectedAttachType) : '',
-      instructions: p.insns.length / 8, insnDigest: { sha256: createHash('sha256').update(p.insns).digest('hex') },
+      instructions: p.insns.length / 8, insnDigest: { sha256: createHash('sha256').update(p.insns).digest('hex') }, tag: predictTag(p),
       fixups: [
         ...p.fixups.map((f) => `${f.kind}:${f.name}@${f.insn}`),
         ...(p.attach ? [`attach_btf:${p.attach.name}`] : []),

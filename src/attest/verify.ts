@@ -18,6 +18,7 @@ import { BpfsealError, VerifyError } from '../errors.js';
 import { progTypeName } from '../bpf/constants.js';
 import { decodePlan } from '../plan/codec.js';
 import type { Plan } from '../plan/types.js';
+import { predictTag } from '../plan/tag.js';
 import { globMatch, type TrustPolicy, type TrustedSigner } from '../trust/policy.js';
 import { keyId as keyIdOf } from '../trust/keys.js';
 import { decodeRelease, type Release } from './release.js';
@@ -148,7 +149,7 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   }
   for (const p of plan.programs) {
     const claim = statement.predicate.programs.find((c) => c.name === p.name);
-    if (!claim || claim.insnDigest.sha256 !== createHash('sha256').update(p.insns).digest('hex')) {
+    if (!claim || claim.insnDigest.sha256 !== createHash('sha256').update(p.insns).digest('hex') || (claim.tag ?? null) !== predictTag(p)) {
       throw new VerifyError('PREDICATE_MISMATCH', `the attestation's claim for program '${p.name}' does not match the plan`);
     }
   }
