@@ -8,6 +8,8 @@
  * fresh tmp dir; every verify/load passes --state <tmp>; kernel pins go to unique
  * /sys/fs/bpf/bpfseal-attest-<pid>-<n> directories removed after each test.
  */
+import { openLog } from '../src/tlog/store.js';
+import { trustedRootTlog } from '../src/tlog/rekor.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
@@ -579,15 +581,24 @@ describe('4. kernel signatures', () => {
 
 // ---------------------------------------------------------------------------------------------------
 describe('5. independent verifiers over the same bytes', () => {
-  const emptyRoot = () => TrustedRoot.fromJSON({
-    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [],
-  });
+  // The releases were signed with the default local attestation log ($BPFSEAL_LOG, test/setup-env.ts):
+  // list that log's key so @sigstore/verify also checks each bundle's inclusion proof.
+  const logRoot = () => {
+    const log = openLog(process.env.BPFSEAL_LOG!, { create: false });
+    try {
+      return TrustedRoot.fromJSON({
+        mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [trustedRootTlog(log)], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [],
+      });
+    } finally {
+      log.close();
+    }
+  };
   function sigstoreVerify(bundleJson: SerializedBundle, pub: KeyObject): void {
     const keyFinder = (hint: string) => {
       if (hint !== keyId(pub)) throw new Error(`unknown key ${hint}`);
       return { publicKey: pub, validFor: () => true };
     };
-    const verifier = new Verifier(toTrustMaterial(emptyRoot(), keyFinder), { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
+    const verifier = new Verifier(toTrustMaterial(logRoot(), keyFinder), { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: 0 });
     verifier.verify(toSignedEntity(bundleFromJSON(bundleJson)));
   }
 

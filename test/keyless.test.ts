@@ -437,7 +437,7 @@ describe('bpfseal sign --key with --rekor-url (key signer + Rekor witness)', () 
     const keys = writeKeyFiles(work, 'rel', 'ecdsa-p256');
     copyFileSync(keys.pub, join(dir, 'rel.pub'));
     const out = join(work, 'minimal.bpfseal');
-    const r = await sign([obj, '--key', keys.key, '--rekor-url', m.rekorURL]);
+    const r = await sign([obj, '--key', keys.key, '--rekor-url', m.rekorURL, '--no-log']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^sha256:[0-9a-f]{64}  ${out}\\n$`));
     expect(r.stderr).toBe(''); // no "signed as" line for a key
@@ -466,17 +466,22 @@ describe('bpfseal sign --key with --rekor-url (key signer + Rekor witness)', () 
     expect(rejected(() => verifyRelease(bad, policy([signer], { trustedRoot: 'rekor_root.json', requireLogInclusion: true }))).code).toBe('BAD_LOG_PROOF');
   });
 
-  it('without --rekor-url, --key signing is unchanged: no log entry, no Rekor request', async () => {
+  it('without --rekor-url, --key signing makes no Rekor request; --no-log leaves no log entry at all', async () => {
     const work = makeTmpDir('bpfseal-key-');
     const obj = join(work, 'minimal.o');
     copyFileSync(fixturePath('minimal'), obj);
     const keys = writeKeyFiles(work, 'rel', 'ecdsa-p256');
     const before = m.calls.rekor;
-    const r = await sign([obj, '--key', keys.key]);
+    const r = await sign([obj, '--key', keys.key, '--no-log']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     expect(m.calls.rekor).toBe(before);
     expect(decodeRelease(readFileSync(join(work, 'minimal.bpfseal'))).bundle.verificationMaterial.tlogEntries).toEqual([]);
+    // By default the local attestation log (here $BPFSEAL_LOG) gets the entry, still without Rekor.
+    const r2 = await sign([obj, '--key', keys.key, '--log', join(work, 'att')]);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(m.calls.rekor).toBe(before);
+    expect(decodeRelease(readFileSync(join(work, 'minimal.bpfseal'))).bundle.verificationMaterial.tlogEntries).toHaveLength(1);
   });
 });
 

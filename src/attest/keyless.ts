@@ -201,7 +201,16 @@ export function bundleSignerIdentity(bundle: Bundle): SignerIdentity | undefined
   const der = c.$case === 'certificate' ? c.certificate.rawBytes
     : c.$case === 'x509CertificateChain' ? c.x509CertificateChain.certificates[0]?.rawBytes : undefined;
   if (!der) return undefined;
-  const cert = X509Certificate.parse(Buffer.from(der));
+  return certificateIdentity(Buffer.from(der));
+}
+
+/** SAN and OIDC issuer (Fulcio extension v2, else v1) of a Fulcio certificate (DER or PEM). */
+export function certificateIdentity(cert: Buffer | string): SignerIdentity {
+  const parsed = X509Certificate.parse(typeof cert === 'string' ? cert : Buffer.from(cert));
+  return fulcioIdentity(parsed);
+}
+
+function fulcioIdentity(cert: X509Certificate): SignerIdentity {
   let issuer = '';
   const v2 = cert.extension(OID_FULCIO_ISSUER_V2);
   if (v2) issuer = v2.valueObj.subs?.[0]?.value.toString('utf8') ?? '';

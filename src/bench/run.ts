@@ -10,6 +10,7 @@ import { arch, cpus, loadavg, platform } from 'node:os';
 const SECTIONS: Record<string, { about: string; run: () => Promise<void> }> = {
   plan: { about: 'object -> plan -> digest throughput vs sha256', run: async () => (await import('./plan.js')).benchPlan() },
   replay: { about: 'kernel work of loading objects vs bpftool prog loadall', run: async () => (await import('./replay.js')).benchReplay() },
+  tlog: { about: 'durable appends (1/8 writers), proof and verifyAll at 1M entries', run: async () => (await import('./tlog.js')).benchTlog() },
   verify: { about: 'verification time per release vs kernel load time of the same plan', run: async () => (await import('./verify.js')).benchVerify() },
   // log:    { about: '...', run: async () => (await import('./log.js')).benchLogAppend() },
 };

@@ -28,8 +28,9 @@ export function registerLoad(program: Command): void {
     .option('--pin <dir>', 'pin programs at <dir>/<program> and maps at <dir>/maps/<map> (on bpffs)')
     .option('--dry-run', 'replay against the model kernel: no privileges, nothing loaded or pinned')
     .option('--max-entries <map=N>', 'size a map declared with max_entries 0 (repeatable)', collect)
+    .option('--host-log <dir>', 'host load log that records this decision (default: $BPFSEAL_HOST_LOG, else /var/lib/bpfseal/host-log)')
     .option('--json', 'print the load record as JSON')
-    .action(async (release: string, opts: TrustOpts & { pin?: string; dryRun?: boolean; maxEntries?: string[]; json?: boolean }) => {
+    .action(async (release: string, opts: TrustOpts & { pin?: string; dryRun?: boolean; maxEntries?: string[]; json?: boolean; hostLog?: string }) => {
       if (!opts.pin && !opts.dryRun) {
         throw new BpfsealError('usage', 'USAGE_NO_PIN', 'load needs --pin <bpffs dir> (objects would die with this process) or --dry-run');
       }
@@ -40,9 +41,35 @@ export function registerLoad(program: Command): void {
         checkPinDir(opts.pin);
       }
       const { loadRelease } = await import('../runtime/load.js'); // on use: heavy (Sigstore, koffi)
+      const { decision, hostLogDir, recordDecision } = await import('../audit/hostlog.js');
+      const hostLog = hostLogDir(opts.hostLog);
       const bytes = readInput(release); // read once: verification and replay use these bytes
-      const r = loadRelease(bytes, { policy, statePath: statePath(opts, policy), pinDir: opts.dryRun ? undefined : opts.pin, dryRun: opts.dryRun, maxEntries });
+      let r: Awaited<ReturnType<typeof loadRelease>>;
+      try {
+        r = loadRelease(bytes, { policy, statePath: statePath(opts, policy), pinDir: opts.dryRun ? undefined : opts.pin, dryRun: opts.dryRun, maxEntries });
+      } catch (e) {
+        // A refusal is a decision too (dry runs decide nothing and are not logged).
+        if (!opts.dryRun && e instanceof BpfsealError) {
+          await recordDecision(hostLog, decision({ decision: 'refused', release, code: e.code, reason: e.message })).catch((le: Error) => {
+            process.stderr.write(`warning: could not record the refusal in the host log ${hostLog}: ${le.message}\n`);
+          });
+        }
+        throw e;
+      }
       r.loaded.close();
+      if (!opts.dryRun) {
+        const rec = r.loaded.record;
+        try {
+          await recordDecision(hostLog, decision({
+            decision: 'allowed', release, plan: rec.plan, digest: rec.digest, version: r.verified.version, signer: r.verified.signer,
+            programs: rec.programs, maps: rec.maps, fixups: rec.fixups, pins: rec.pins,
+          }));
+        } catch (e) {
+          // An unrecorded load is not allowed to stay: undo it.
+          r.loaded.rollback();
+          throw new BpfsealError('input', 'HOST_LOG_FAILED', `could not record the load in the host log ${hostLog} (${(e as Error).message}); the load was undone`);
+        }
+      }
       const out = { ...r.loaded.record, version: r.verified.version, signer: r.verified.signer, notes: r.notes };
       if (opts.json) {
         printJson(out);

@@ -11,6 +11,8 @@ import { registerVerify } from './verify.js';
 import { registerLoad } from './load.js';
 import { toolVersion } from './version.js';
 import { registerDemo } from './demo.js';
+import { registerLog } from './log.js';
+import { registerAudit } from './audit.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerSign(program);
   registerVerify(program);
   registerLoad(program);
+  registerLog(program);
+  registerAudit(program);
   registerDemo(program);
   for (const c of program.commands) c.exitOverride();
   return program;

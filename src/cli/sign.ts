@@ -4,7 +4,7 @@
  */
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Command } from 'commander';
-import type { Signer } from '@sigstore/sign';
+import type { Signer, Witness } from '@sigstore/sign';
 import { signInstructions } from '../attest/pkcs7.js';
 import { checkServiceURL, FULCIO_URL as DEFAULT_FULCIO_URL, REKOR_URL as DEFAULT_REKOR_URL } from '../attest/urls.js';
 import { BpfsealError } from '../errors.js';
@@ -38,6 +38,8 @@ interface SignOpts {
   builder?: string[];
   out?: string;
   json?: boolean;
+  /** --log <dir> (string), default (true), or --no-log (false). */
+  log?: string | boolean;
 }
 
 const usage = (code: string, msg: string) => new BpfsealError('usage', code, msg);
@@ -77,6 +79,8 @@ export function registerSign(program: Command): void {
     .option('--fulcio-url <url>', `Fulcio base URL for --keyless (default ${DEFAULT_FULCIO_URL})`)
     .option('--rekor-url <url>', `add a Rekor transparency-log entry (default with --keyless: ${DEFAULT_REKOR_URL})`)
     .option('--identity-token <token>', 'OIDC identity token for --keyless (default: $SIGSTORE_ID_TOKEN, else the CI\'s, e.g. GitHub Actions)')
+    .option('--log <dir>', 'local attestation log to append to (default: $BPFSEAL_LOG, else ./attestations)')
+    .option('--no-log', 'do not append to a local attestation log')
     .option('--version <n>', 'release version for anti-rollback (integer)', '1')
     .option('--builder <key=value>', 'builder metadata recorded in the attestation (repeatable)', collect)
     .option('-o, --out <file|dir>', 'output file (one input) or directory; default: next to each input')
@@ -91,7 +95,16 @@ export function registerSign(program: Command): void {
       const version = Number(opts.version);
       const builder = parseBuilder(opts.builder);
       const rekorUrl = opts.rekorUrl !== undefined ? checkServiceURL(opts.rekorUrl, '--rekor-url') : opts.keyless ? DEFAULT_REKOR_URL : undefined;
-      const witnesses = rekorUrl ? [rekorWitness(rekorUrl)] : [];
+      const witnesses: Witness[] = rekorUrl ? [rekorWitness(rekorUrl)] : [];
+      // The local log (default on): the attestation is appended and its inclusion proof goes into the bundle.
+      let log: { close(): void } | undefined;
+      if (opts.log !== false) {
+        const { openLog, defaultLogDir } = await import('../tlog/store.js');
+        const { AttestationLogWitness } = await import('../audit/witness.js');
+        const l = openLog(typeof opts.log === 'string' ? opts.log : defaultLogDir());
+        log = l;
+        witnesses.push(new AttestationLogWitness(l));
+      }
       const signer = opts.keyless
         ? keylessSigner({ fulcioURL: opts.fulcioUrl !== undefined ? checkServiceURL(opts.fulcioUrl, '--fulcio-url') : DEFAULT_FULCIO_URL, identityToken: opts.identityToken })
         : undefined;
@@ -115,6 +128,7 @@ export function registerSign(program: Command): void {
         }
       }
       progress.done();
+      log?.close();
       if (opts.json) printJson(results);
       for (const r of results) {
         if (r.error) process.stderr.write(failureLine(r.input, r.error));

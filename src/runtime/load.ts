@@ -3,7 +3,9 @@
  * once by the caller; verification decodes the plan from those bytes and replay uses that decoded plan,
  * so nothing is re-read between check and use.
  */
+import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { verifyInstructionSignature } from '../attest/pkcs7.js';
+import { checkEntryAgainstLog } from '../tlog/rekor.js';
 import { verifyRelease, type VerifiedRelease, type VerifyOptions } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
 import { kernelVerifiesSignatures } from '../kernel/probe.js';
@@ -33,7 +35,17 @@ export interface LoadResult {
   notes: string[];
 }
 
-export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: string, checkLogEntry?: VerifyOptions['checkLogEntry']): VerifiedRelease {
+/**
+ * What @sigstore/verify leaves out for our own logs: the checkpoint's origin and signature under the
+ * trusted log key, and the proof's index, size and root against that checkpoint.
+ */
+export function checkLocalLogEntry(entry: TransparencyLogEntry, policy: TrustPolicy): void {
+  const id = entry.logId?.keyId.toString('hex');
+  const log = policy.logs.find((l) => l.keyId === id);
+  if (log) checkEntryAgainstLog(entry, log.key, log.origin);
+}
+
+export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: string, checkLogEntry: VerifyOptions['checkLogEntry'] = checkLocalLogEntry): VerifiedRelease {
   return verifyRelease(bytes, policy, {
     state: readState(statePath).versions,
     checkLogEntry,

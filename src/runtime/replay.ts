@@ -46,6 +46,8 @@ export interface LoadedCollection {
   programs: Map<string, Handle>;
   /** Close every descriptor (pinned objects stay in the kernel through their pins). */
   close(): void;
+  /** Undo the load after the fact: remove every pin it made and close every descriptor. */
+  rollback(): void;
 }
 
 class Transaction {
@@ -180,7 +182,7 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
     }
     const mapHandles = new Map(plan.maps.map((m, i) => [m.name, maps[i]]));
     const progHandles = new Map(plan.programs.map((p, i) => [p.name, progs[i]]));
-    return { record, maps: mapHandles, programs: progHandles, close: () => tx.closeAll() };
+    return { record, maps: mapHandles, programs: progHandles, close: () => tx.closeAll(), rollback: () => tx.rollback(backend) };
   } catch (e) {
     tx.rollback(backend);
     if (e instanceof KernelError) throw e.at(current);

@@ -1,0 +1,27 @@
+/**
+ * The attestation log as seen by signing: a Witness that keeps each signed DSSE envelope beside the
+ * log (envelopes/<sha256>.json, content-addressed) and then appends the Rekor "dsse" body, whose
+ * envelopeHash commits to that file. The tree thus covers every envelope, and `audit` can re-read
+ * and re-verify each attestation from the log directory alone.
+ */
+import { envelopeToJSON } from '@sigstore/bundle';
+import type { SignatureBundle, VerificationMaterial, Witness } from '@sigstore/sign';
+import { saveEnvelope } from './envelopes.js';
+import { LocalLogWitness } from '../tlog/rekor.js';
+import type { TransparencyLog } from '../tlog/store.js';
+
+export { ENVELOPES, loadEnvelope, saveEnvelope } from './envelopes.js';
+
+export class AttestationLogWitness implements Witness {
+  private readonly inner: LocalLogWitness;
+
+  constructor(private readonly log: TransparencyLog) {
+    this.inner = new LocalLogWitness(log);
+  }
+
+  async testify(content: SignatureBundle, publicKey: string): Promise<VerificationMaterial> {
+    // Envelope first: a crash between the two leaves an unreferenced file, never an entry without its envelope.
+    if (content.$case === 'dsseEnvelope') saveEnvelope(this.log.dir, JSON.stringify(envelopeToJSON(content.dsseEnvelope)));
+    return this.inner.testify(content, publicKey);
+  }
+}

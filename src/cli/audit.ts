@@ -1,0 +1,94 @@
+/**
+ * `bpfseal audit [--log <dir>] [--policy <file>|--key <pub>] [--since <time>] [--state <file>] [--json]`
+ * `bpfseal audit --kernel [--host-log <dir>] ...`
+ * Exit 0 when there is nothing to report, 1 on any finding (a rewritten log, an attestation that no
+ * longer verifies under the policy, an unattested program in the kernel).
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { BpfsealError } from '../errors.js';
+import { loadPolicy, singleKeyPolicy, type TrustPolicy } from '../trust/policy.js';
+import { printJson } from './output.js';
+import { defaultPolicyPath } from './trust.js';
+
+export function parseSince(s: string, now = Date.now()): Date {
+  const rel = /^(\d+)([smhd])$/.exec(s);
+  if (rel) return new Date(now - Number(rel[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[rel[2] as 's' | 'm' | 'h' | 'd']);
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) throw new BpfsealError('usage', 'USAGE_SINCE', `--since ${s}: expected an ISO 8601 time (2026-11-21T10:00:00Z) or a duration like 24h or 7d`);
+  return new Date(t);
+}
+
+interface AuditOpts {
+  log?: string;
+  policy?: string;
+  key?: string;
+  since?: string;
+  state?: string;
+  kernel?: boolean;
+  hostLog?: string;
+  json?: boolean;
+}
+
+function policyFrom(o: AuditOpts): TrustPolicy | undefined {
+  if (o.key && o.policy) throw new BpfsealError('usage', 'USAGE_TRUST', 'give --key or --policy, not both');
+  if (o.key) return singleKeyPolicy(o.key);
+  const path = o.policy ?? defaultPolicyPath();
+  return path ? loadPolicy(path) : undefined;
+}
+
+export function registerAudit(program: Command): void {
+  program
+    .command('audit')
+    .description('re-verify every attestation in the log, detect a rewritten log, and (--kernel) mark loaded programs attested or not')
+    .option('--log <dir>', 'attestation log (default: $BPFSEAL_LOG, else ./attestations)')
+    .option('--policy <file>', 'judge each attestation under this trust policy (default: $BPFSEAL_POLICY, else ./keys/policy.json if present)')
+    .option('--key <pub>', 'judge under a one-key policy instead')
+    .option('--since <time>', 'only entries logged since this time (ISO 8601, or 24h, 7d)')
+    .option('--state <file>', 'checkpoint remembered from the last audit (default: /var/lib/bpfseal/audit-<log id>.checkpoint)')
+    .option('--kernel', 'list the BPF programs loaded in the kernel now, each attested or unattested')
+    .option('--host-log <dir>', 'host load log consulted by --kernel (default: $BPFSEAL_HOST_LOG, else /var/lib/bpfseal/host-log)')
+    .option('--json', 'print JSON')
+    .action(async (o: AuditOpts) => {
+      const { openLog, defaultLogDir } = await import('../tlog/store.js');
+      const { auditAttestations } = await import('../audit/attestations.js');
+      const since = o.since ? parseSince(o.since) : undefined;
+      const policy = policyFrom(o);
+      const dir = resolve(o.log ?? defaultLogDir());
+      if (!existsSync(join(dir, 'log.json'))) throw new BpfsealError('input', 'LOG_MISSING', `${dir}: no attestation log here (sign creates one; give --log <dir>)`);
+      const log = openLog(dir, { create: false });
+      let report;
+      try {
+        const statePath = o.state ?? join(process.env.BPFSEAL_STATE_DIR ?? '/var/lib/bpfseal', `audit-${log.publicKey.logId.subarray(0, 8).toString('hex')}.checkpoint`);
+        report = auditAttestations(log, { policy, since, statePath });
+      } finally {
+        log.close();
+      }
+      let kernel;
+      const findings = [...report.findings];
+      if (o.kernel) {
+        const { kernelAudit } = await import('../audit/kernel-report.js');
+        kernel = kernelAudit(report, o.hostLog);
+        for (const p of kernel.programs) if (!p.attested) findings.push(`kernel program ${p.id} '${p.name}' (${p.type}, tag ${p.tag}) is not attested`);
+        findings.push(...kernel.findings);
+      }
+      if (o.json) printJson({ ...report, ...(kernel ? { kernel } : {}), findings, policy: policy?.source ?? null });
+      else {
+        process.stdout.write(`log ${report.log.dir} (${report.log.origin}): ${report.log.size} entries, root ${report.log.rootHash}` +
+          `${report.previous ? `; consistent with the last audit (size ${report.previous.size})` : ''}\n`);
+        if (!policy) process.stdout.write('no policy: signatures are checked, trust is not judged (give --policy or --key)\n');
+        for (const e of report.entries) {
+          process.stdout.write(`  #${e.index}  ${e.time}  ${e.status.padEnd(13)} ${e.plan ?? '-'}${e.version !== undefined ? ` v${e.version}` : ''}  ${e.digest?.slice(0, 23) ?? ''}  ${e.signer ? `signer ${e.signer.length > 40 ? `${e.signer.slice(0, 16)}...` : e.signer}` : ''}${e.reason ? `  (${e.reason})` : ''}\n`);
+        }
+        if (kernel) {
+          process.stdout.write(`kernel: ${kernel.programs.length} programs loaded, ${kernel.programs.filter((p) => p.attested).length} attested\n`);
+          for (const p of kernel.programs) {
+            process.stdout.write(`  id ${p.id}  ${p.name.padEnd(16)} ${p.type.padEnd(14)} tag ${p.tag}  ${p.attested ? `attested: ${p.matches.map((m) => `${m.plan}/${m.program}`).join(', ')}` : 'UNATTESTED'}\n`);
+          }
+        }
+        for (const f of findings) process.stderr.write(`finding: ${f}\n`);
+      }
+      process.exitCode = findings.length ? 1 : 0;
+    });
+}

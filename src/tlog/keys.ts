@@ -1,0 +1,142 @@
+/**
+ * The log's identity: an ECDSA P-256 key (so Sigstore verifiers accept its checkpoints) and its origin
+ * (the checkpoint's first line and the note key name, c2sp.org/tlog-checkpoint: "The log's key name in
+ * its signature line SHOULD match the origin line").
+ *
+ *   log.key   PKCS#8 PEM private key, mode 0600, created once and never overwritten
+ *   log.pub   SPKI PEM public key
+ *   log.json  {"format":"bpfseal-tlog/1","origin":...,"created":ISO-8601}
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { InputError, TLOG_CODES } from './errors.js';
+import { FILES, createExclusive, ioError } from './files.js';
+import { spkiSha256 } from './note.js';
+
+export const LOG_FORMAT = 'bpfseal-tlog/1';
+
+export interface LogConfig {
+  format: typeof LOG_FORMAT;
+  origin: string;
+  /** When the key was made: the start of its validity in a TrustedRoot. */
+  created: string;
+}
+
+export interface LogPublicKey {
+  key: KeyObject;
+  /** SPKI PEM. */
+  pem: string;
+  /** DER SubjectPublicKeyInfo. */
+  der: Buffer;
+  /** SHA-256 of the DER SPKI: Rekor's log ID. */
+  logId: Buffer;
+  /** First 4 bytes of logId: the signed-note key ID (signature type 0x02). */
+  keyId: Buffer;
+}
+
+export function publicKeyInfo(key: KeyObject): LogPublicKey {
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new InputError(TLOG_CODES.BAD_KEY, 'the log key must be an ECDSA P-256 key');
+  }
+  const logId = spkiSha256(key);
+  return {
+    key,
+    pem: key.export({ type: 'spki', format: 'pem' }).toString(),
+    der: key.export({ type: 'spki', format: 'der' }),
+    logId,
+    keyId: logId.subarray(0, 4),
+  };
+}
+
+/**
+ * Origins are note key names (no spaces, no '+') and @sigstore/verify matches the key name as a regular
+ * expression against the TrustedRoot's baseUrl, so only URL-path characters without regex meaning
+ * (besides '.') are allowed.
+ */
+export function validateOrigin(origin: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$/.test(origin)) {
+    throw new InputError(TLOG_CODES.BAD_ARGUMENT, `log origin ${JSON.stringify(origin)}: use 1-255 characters from A-Z a-z 0-9 . _ ~ : / -, like example.com/log`);
+  }
+  return origin;
+}
+
+/** Default origin: unique per key, so two local logs never share a name. */
+export function defaultOrigin(pub: LogPublicKey): string {
+  return `bpfseal.local/log/${pub.logId.subarray(0, 8).toString('hex')}`;
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw ioError(path, 'read', e);
+  }
+}
+
+export function readPublicKey(dir: string): LogPublicKey {
+  const path = join(dir, FILES.publicKey);
+  try {
+    return publicKeyInfo(createPublicKey(readText(path)));
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(TLOG_CODES.BAD_KEY, `${path}: not a PEM public key`, { file: path, cause: e });
+  }
+}
+
+/** The private key, refused when group or others may read it (like ssh). */
+export function readPrivateKey(dir: string, pub: LogPublicKey): KeyObject {
+  const path = join(dir, FILES.privateKey);
+  let key: KeyObject;
+  try {
+    if ((statSync(path).mode & 0o077) !== 0) {
+      throw new InputError(TLOG_CODES.BAD_KEY, `${path}: private key is readable by others; chmod 600 it`, { file: path });
+    }
+    key = createPrivateKey(readText(path));
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(TLOG_CODES.BAD_KEY, `${path}: not a PEM private key`, { file: path, cause: e });
+  }
+  if (!publicKeyInfo(createPublicKey(key)).der.equals(pub.der)) {
+    throw new InputError(TLOG_CODES.BAD_KEY, `${path} does not belong to ${FILES.publicKey}`, { file: path });
+  }
+  return key;
+}
+
+export function readConfig(dir: string): LogConfig {
+  const path = join(dir, FILES.config);
+  let v: unknown;
+  try {
+    v = JSON.parse(readText(path));
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not JSON`, { file: path, cause: e });
+  }
+  const c = v as Partial<LogConfig> | null;
+  if (!c || c.format !== LOG_FORMAT || typeof c.origin !== 'string' || typeof c.created !== 'string') {
+    throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not a ${LOG_FORMAT} log configuration`, { file: path });
+  }
+  validateOrigin(c.origin);
+  return { format: LOG_FORMAT, origin: c.origin, created: c.created };
+}
+
+/**
+ * Make the key pair and the configuration if they are missing (called under the commit lock). Each file
+ * is created exclusively, so an existing key is never replaced, and a crash between the steps is
+ * finished by the next call.
+ */
+export function ensureIdentity(dir: string, origin?: string): void {
+  const keyPath = join(dir, FILES.privateKey);
+  let privatePem: string;
+  try {
+    privatePem = readFileSync(keyPath, 'utf8');
+  } catch {
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    createExclusive(keyPath, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+    privatePem = readText(keyPath);
+  }
+  const pub = publicKeyInfo(createPublicKey(createPrivateKey(privatePem)));
+  createExclusive(join(dir, FILES.publicKey), pub.pem, 0o644);
+  const config: LogConfig = { format: LOG_FORMAT, origin: validateOrigin(origin ?? defaultOrigin(pub)), created: new Date(Math.floor(Date.now() / 1000) * 1000).toISOString() };
+  createExclusive(join(dir, FILES.config), `${JSON.stringify(config, null, 2)}\n`, 0o644);
+}

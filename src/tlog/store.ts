@@ -1,0 +1,250 @@
+/**
+ * The on-disk transparency log: open (creating it on first use), append, prove, verify. The layout,
+ * the locking protocol and the crash rules are in README.md; the Merkle math is in merkle.ts.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, realpathSync, type PathLike } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
+import { FILES, fsyncDir, replaceDurably } from './files.js';
+import { EMPTY_ROOT, type Hash } from './hash.js';
+import { ensureIdentity, readConfig, readPrivateKey, readPublicKey, type LogPublicKey } from './keys.js';
+import { FileLock, mutexFor } from './lock.js';
+import { CommitSignal } from './signal.js';
+import { proveConsistency, proveInclusion, storedHashCount, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
+import { ecdsaNoteVerifier, formatCheckpoint, openSignedCheckpoint, signNoteEcdsa, type NoteVerifier, type SignedCheckpoint } from './note.js';
+import { INDEX_SLOT } from './records.js';
+import { LogStorage } from './storage.js';
+import { appendBatch, type AppendManyResult, type Committer } from './commit.js';
+import { verifyLogFiles, type VerifyAllResult } from './verify-all.js';
+
+export type { AppendManyResult } from './commit.js';
+export type { VerifyAllResult } from './verify-all.js';
+
+export interface OpenOptions {
+  /** Origin (checkpoint first line and note key name) for a new log; must match an existing log's. */
+  origin?: string;
+  /** Create the log when the directory holds none (default true). */
+  create?: boolean;
+}
+
+export interface AppendResult {
+  index: number;
+  leafHash: Hash;
+  checkpoint: SignedCheckpoint;
+}
+
+export interface InclusionProof {
+  index: number;
+  treeSize: number;
+  leafHash: Hash;
+  rootHash: Hash;
+  /** RFC 6962 §2.1.1 audit path, bottom-up. */
+  hashes: Hash[];
+}
+
+export interface ConsistencyProof {
+  oldSize: number;
+  newSize: number;
+  oldRoot: Hash;
+  newRoot: Hash;
+  /** RFC 6962 §2.1.2 consistency proof. */
+  hashes: Hash[];
+}
+
+/** Default log directory: $BPFSEAL_LOG, else `attestations` under the current directory. */
+export function defaultLogDir(): string {
+  return resolve(process.env.BPFSEAL_LOG || 'attestations');
+}
+
+function initialise(dir: string, origin: string | undefined): void {
+  mkdirSync(dir, { recursive: true });
+  new FileLock(join(dir, FILES.commitLock)).hold(() => {
+    ensureIdentity(dir, origin);
+    for (const f of [FILES.entries, FILES.index, FILES.hashes]) closeSync(openSync(join(dir, f), 'a', 0o644));
+    fsyncDir(dir);
+    if (existsSync(join(dir, FILES.checkpoint))) return;
+    // The empty tree: size 0, root MTH({}) = SHA-256() (RFC 6962 §2.1).
+    const pub = readPublicKey(dir);
+    const config = readConfig(dir);
+    const note = signNoteEcdsa(formatCheckpoint({ origin: config.origin, size: 0, rootHash: EMPTY_ROOT }), config.origin, readPrivateKey(dir, pub), pub.keyId);
+    replaceDurably(dir, FILES.checkpoint, note);
+  });
+}
+
+export class TransparencyLog {
+  readonly dir: string;
+  readonly origin: string;
+  readonly publicKey: LogPublicKey;
+  /** When the log key was made (start of its validity in a TrustedRoot). */
+  readonly created: Date;
+  readonly verifier: NoteVerifier;
+  private readonly storage: LogStorage;
+  private readonly committer: Committer;
+  private latest: SignedCheckpoint;
+  private privateKey: KeyObject | undefined;
+
+  /** Use openLog(). */
+  constructor(dir: string) {
+    this.dir = dir;
+    const config = readConfig(dir);
+    this.origin = config.origin;
+    this.created = new Date(config.created);
+    this.publicKey = readPublicKey(dir);
+    this.verifier = ecdsaNoteVerifier(this.origin, this.publicKey.key);
+    this.storage = new LogStorage(dir);
+    this.committer = {
+      storage: this.storage,
+      commitLock: new FileLock(join(dir, FILES.commitLock)),
+      appendLock: new FileLock(join(dir, FILES.appendLock)),
+      mutex: mutexFor(realpathSync(dir)),
+      signal: new CommitSignal(dir),
+      origin: this.origin,
+      sign: (text) => signNoteEcdsa(text, this.origin, (this.privateKey ??= readPrivateKey(dir, this.publicKey)), this.publicKey.keyId),
+    };
+    try {
+      this.latest = this.checkpoint();
+      this.checkCovered(this.latest);
+    } catch (e) {
+      this.storage.close();
+      throw e;
+    }
+  }
+
+  /** Size of the newest checkpoint this handle has seen (refreshed by append and checkpoint()). */
+  get size(): number {
+    return this.latest.size;
+  }
+
+  /** Re-read the checkpoint and verify its signature and origin. */
+  checkpoint(): SignedCheckpoint {
+    const c = openSignedCheckpoint(this.storage.checkpointText(), this.verifier, this.origin);
+    if (!this.latest || c.size >= this.latest.size) this.latest = c;
+    else throw new TlogVerifyError(TLOG_CODES.SHRUNK, `${this.dir}: checkpoint went back from size ${this.latest.size} to ${c.size}`);
+    return c;
+  }
+
+  /** The files hold everything the checkpoint covers, and the stored hashes give its root: O(log n). */
+  private checkCovered(c: SignedCheckpoint): void {
+    const s = this.storage;
+    if (s.fileSize(s.indexFd) < c.size * INDEX_SLOT) throw s.corrupt(`${FILES.index} is shorter than the checkpoint (size ${c.size}) needs`);
+    if (s.fileSize(s.hashesFd) < storedHashCount(c.size) * 32) throw s.corrupt(`${FILES.hashes} is shorter than the checkpoint (size ${c.size}) needs`);
+    if (s.fileSize(s.entriesFd) < s.endOf(c.size)) throw s.corrupt(`${FILES.entries} is shorter than the checkpoint (size ${c.size}) needs`);
+    if (!treeHash(c.size, s).equals(c.rootHash)) throw s.corrupt(`stored hashes do not give the checkpoint's root at size ${c.size}`);
+  }
+
+  /** Append one entry; resolves once a durable checkpoint covers it. */
+  async append(entry: Uint8Array): Promise<AppendResult> {
+    const r = await this.appendMany([entry]);
+    return { index: r.first, leafHash: r.leafHashes[0], checkpoint: r.checkpoint };
+  }
+
+  /**
+   * Append a batch: contiguous indexes, committed atomically with one sync round. Concurrent calls
+   * (in this process or others) are committed together when they overlap.
+   */
+  async appendMany(entries: readonly Uint8Array[]): Promise<AppendManyResult> {
+    const r = await appendBatch(this.committer, entries);
+    if (r.checkpoint.size > this.latest.size) this.latest = r.checkpoint;
+    return r;
+  }
+
+  private checkIndex(index: number, size = this.size): void {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
+      throw new InputError(TLOG_CODES.INDEX_RANGE, `index ${index} is outside the log (size ${size})`);
+    }
+  }
+
+  private checkSize(treeSize: number): void {
+    if (!Number.isSafeInteger(treeSize) || treeSize < 0 || treeSize > this.size) {
+      throw new InputError(TLOG_CODES.INDEX_RANGE, `tree size ${treeSize} is outside the log (size ${this.size})`);
+    }
+  }
+
+  /** Entry bytes at `index`; the bytes must hash to the stored leaf hash. */
+  entry(index: number): Buffer {
+    this.checkIndex(index);
+    const { entry, leaf } = this.storage.record(index);
+    if (!leaf.equals(this.storage.leafHash(index))) throw this.storage.corrupt(`entry ${index}: record and stored leaf hash differ`);
+    return entry;
+  }
+
+  /** Entries [from, to) in order, streamed (default: the whole log). */
+  entries(from = 0, to: number = this.size): Generator<{ index: number; entry: Buffer; leafHash: Hash }> {
+    if (to > this.size || from < 0 || from > to) throw new InputError(TLOG_CODES.INDEX_RANGE, `entries ${from}..${to} are outside the log (size ${this.size})`);
+    return this.storage.entries(from, to);
+  }
+
+  leafHash(index: number): Hash {
+    this.checkIndex(index);
+    return this.storage.leafHash(index);
+  }
+
+  /** Unix seconds at which entry `index` was committed. */
+  integratedTime(index: number): number {
+    this.checkIndex(index);
+    return this.storage.slot(index).time;
+  }
+
+  /** MTH of the first `treeSize` entries (any size up to the current one). */
+  rootHash(treeSize: number = this.size): Hash {
+    this.checkSize(treeSize);
+    return treeHash(treeSize, this.storage);
+  }
+
+  /** Audit path for `index` in the tree of `treeSize` (default: the current checkpoint). Self-checked. */
+  proveInclusion(index: number, treeSize: number = this.size): InclusionProof {
+    this.checkSize(treeSize);
+    this.checkIndex(index, treeSize);
+    const leafHash = this.storage.leafHash(index);
+    const hashes = proveInclusion(index, treeSize, this.storage);
+    const rootHash = treeHash(treeSize, this.storage);
+    verifyInclusion(leafHash, index, treeSize, hashes, rootHash);
+    return { index, treeSize, leafHash, rootHash, hashes };
+  }
+
+  /** Consistency proof between two sizes (newSize defaults to the current checkpoint). Self-checked. */
+  proveConsistency(oldSize: number, newSize: number = this.size): ConsistencyProof {
+    this.checkSize(newSize);
+    if (!Number.isSafeInteger(oldSize) || oldSize < 0 || oldSize > newSize) {
+      throw new InputError(TLOG_CODES.INDEX_RANGE, `old size ${oldSize} is not between 0 and ${newSize}`);
+    }
+    const hashes = proveConsistency(oldSize, newSize, this.storage);
+    const oldRoot = treeHash(oldSize, this.storage);
+    const newRoot = treeHash(newSize, this.storage);
+    verifyConsistency(oldSize, newSize, oldRoot, newRoot, hashes);
+    return { oldSize, newSize, oldRoot, newRoot, hashes };
+  }
+
+  /**
+   * Recompute the whole tree from the entries (streaming, bounded memory) and compare it with every
+   * stored hash, index slot and the signed checkpoint.
+   */
+  verifyAll(): VerifyAllResult {
+    const c = this.checkpoint();
+    return verifyLogFiles(this.storage, c);
+  }
+
+  close(): void {
+    this.storage.close();
+    this.committer.commitLock.close();
+    this.committer.appendLock.close();
+    this.committer.signal.close();
+  }
+}
+
+/** Open the log in `dir`, creating it (key, configuration, empty checkpoint) unless create is false. */
+export function openLog(dir: PathLike, opts: OpenOptions = {}): TransparencyLog {
+  const path = resolve(dir.toString());
+  const exists = existsSync(join(path, FILES.checkpoint)) && existsSync(join(path, FILES.config));
+  if (!exists) {
+    if (opts.create === false) throw new InputError(TLOG_CODES.NOT_FOUND, `${path}: no transparency log here`, { file: path });
+    initialise(path, opts.origin);
+  }
+  const log = new TransparencyLog(path);
+  if (opts.origin !== undefined && opts.origin !== log.origin) {
+    log.close();
+    throw new InputError(TLOG_CODES.ORIGIN_MISMATCH, `${path}: the log's origin is ${log.origin}, not ${opts.origin}`, { file: path });
+  }
+  return log;
+}

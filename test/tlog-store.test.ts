@@ -1,0 +1,218 @@
+/**
+ * The on-disk log (src/tlog/store.ts): layout, keys, signed checkpoints, proofs from stored hashes,
+ * full verification, tamper detection and torn-tail recovery, in one process. Multi-process appends
+ * and crashes are in tlog-concurrency.test.ts.
+ */
+import { createHash, createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { appendFileSync, cpSync, existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BpfsealError } from '../src/errors.js';
+import { FILES } from '../src/tlog/files.js';
+import { ensureIdentity } from '../src/tlog/keys.js';
+import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from '../src/tlog/merkle.js';
+import { ecdsaNoteVerifier, parseCheckpoint, parseSignedNote, signNoteEcdsa, verifyNote } from '../src/tlog/note.js';
+import { encodeRecords } from '../src/tlog/records.js';
+import { openLog, type TransparencyLog } from '../src/tlog/store.js';
+import { cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
+
+afterAll(cleanupTmpDirs);
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof BpfsealError) return `${e.kind}:${e.code}`;
+    throw e;
+  }
+  return 'ok';
+}
+
+const entry = (i: number) => Buffer.from(JSON.stringify({ i, subjectDigest: `sha256:${createHash('sha256').update(String(i)).digest('hex')}` }));
+
+async function logWith(n: number, dir = makeTmpDir('bpfseal-tlog-')): Promise<TransparencyLog> {
+  const log = openLog(dir);
+  for (let i = 0; i < n; i += 5) await log.appendMany(Array.from({ length: Math.min(5, n - i) }, (_, k) => entry(i + k)));
+  return log;
+}
+
+/** A copy of a log directory, to damage. */
+function copyLog(log: TransparencyLog): string {
+  const d = makeTmpDir('bpfseal-tlog-copy-');
+  cpSync(log.dir, d, { recursive: true });
+  return d;
+}
+
+function flipByte(path: string, at: number): void {
+  const b = readFileSync(path);
+  b[at] ^= 0x01;
+  writeFileSync(path, b);
+}
+
+describe('creating and opening', () => {
+  it('creates key, configuration and an empty signed checkpoint on first use', () => {
+    const dir = makeTmpDir('bpfseal-tlog-');
+    const log = openLog(join(dir, 'attestations'));
+    expect(log.size).toBe(0);
+    expect(statSync(join(log.dir, FILES.privateKey)).mode & 0o777).toBe(0o600);
+    expect(log.origin).toMatch(/^bpfseal\.local\/log\/[0-9a-f]{16}$/);
+    const c = log.checkpoint();
+    expect(c.rootHash.equals(createHash('sha256').digest())).toBe(true); // MTH({}) = SHA-256()
+    expect(c.note).toBe(`${log.origin}\n0\n${c.rootHash.toString('base64')}\n\n— ${log.origin} ${c.note.split(' ').pop()}`);
+    // Signed-note key ID for ECDSA: SHA-256(DER SPKI)[:4], then a DER ECDSA signature over the text.
+    const pub = createPublicKey(readFileSync(join(log.dir, FILES.publicKey), 'utf8'));
+    const raw = Buffer.from(c.note.trim().split(' ').pop()!, 'base64');
+    expect(raw.subarray(0, 4).equals(createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest().subarray(0, 4))).toBe(true);
+    expect(verify('sha256', Buffer.from(`${log.origin}\n0\n${c.rootHash.toString('base64')}\n`), pub, raw.subarray(4))).toBe(true);
+    log.close();
+  });
+
+  it('never replaces an existing key, and checks the origin', () => {
+    const dir = makeTmpDir('bpfseal-tlog-');
+    openLog(dir, { origin: 'example.com/log42' }).close();
+    const key = readFileSync(join(dir, FILES.privateKey));
+    ensureIdentity(dir, 'other.example/x');
+    expect(readFileSync(join(dir, FILES.privateKey)).equals(key)).toBe(true);
+    const log = openLog(dir);
+    expect(log.origin).toBe('example.com/log42');
+    log.close();
+    expect(codeOf(() => openLog(dir, { origin: 'example.com/other' }))).toBe('input:TLOG_ORIGIN_MISMATCH');
+    expect(codeOf(() => openLog(makeTmpDir(), { origin: 'has space' }))).toBe('input:TLOG_BAD_ARGUMENT');
+    expect(codeOf(() => openLog(join(makeTmpDir(), 'none'), { create: false }))).toBe('input:TLOG_NOT_FOUND');
+  });
+});
+
+describe('appending and proving', () => {
+  it('assigns contiguous indexes and RFC 6962 leaf hashes', async () => {
+    const log = await logWith(0);
+    const a = await log.append(entry(0));
+    expect(a.index).toBe(0);
+    expect(a.leafHash.equals(createHash('sha256').update(Buffer.concat([Buffer.from([0]), entry(0)])).digest())).toBe(true);
+    const b = await log.appendMany([entry(1), entry(2), entry(3)]);
+    expect([b.first, b.count, b.checkpoint.size]).toEqual([1, 3, 4]);
+    expect(log.entry(2).equals(entry(2))).toBe(true);
+    expect((await log.appendMany([])).count).toBe(0);
+    expect(codeOf(() => log.entry(4))).toBe('input:TLOG_INDEX_OUT_OF_RANGE');
+    await expect(log.append(Buffer.alloc((16 << 20) + 1))).rejects.toMatchObject({ code: 'TLOG_ENTRY_TOO_LARGE' });
+    log.close();
+  });
+
+  it('proves inclusion for every (index, size) and consistency for every (m, n) up to 64', async () => {
+    const N = 64;
+    const log = await logWith(N);
+    const leaves = Array.from({ length: N }, (_, i) => leafHash(entry(i)));
+    const roots = Array.from({ length: N + 1 }, (_, n) => log.rootHash(n));
+    roots.forEach((r, n) => expect(r.equals(rootFromLeaves(leaves.slice(0, n)))).toBe(true));
+    for (let n = 1; n <= N; n++) {
+      for (let i = 0; i < n; i++) {
+        const p = log.proveInclusion(i, n);
+        expect(p.leafHash.equals(leaves[i])).toBe(true);
+        verifyInclusion(leaves[i], i, n, p.hashes, roots[n]);
+      }
+      for (let m = 0; m <= n; m++) verifyConsistency(m, n, roots[m], roots[n], log.proveConsistency(m, n).hashes);
+    }
+    expect(log.checkpoint().rootHash.equals(roots[N])).toBe(true);
+    expect([...log.entries()].map((e) => e.entry.toString())).toEqual(Array.from({ length: N }, (_, i) => entry(i).toString()));
+    log.close();
+  });
+
+  it('batches concurrent appends of one process into few commits', async () => {
+    const log = await logWith(0);
+    const other = openLog(log.dir);
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 ? other : log).append(entry(i))));
+    expect(new Set(results.map((r) => r.index)).size).toBe(100);
+    expect(new Set(results.map((r) => r.checkpoint.size)).size).toBeLessThan(100);
+    results.forEach((r) => expect(log.entry(r.index).equals(entry(results.indexOf(r)))).toBe(true));
+    expect(log.verifyAll().size).toBe(100);
+    other.close();
+    log.close();
+  });
+});
+
+describe('verification and damage', () => {
+  it('verifyAll recomputes the tree and finds a changed byte anywhere', async () => {
+    const log = await logWith(37);
+    expect(log.verifyAll()).toMatchObject({ size: 37, pendingBytes: 0 });
+    const damage = (file: string, at: (size: number) => number) => {
+      const d = copyLog(log);
+      const p = join(d, file);
+      flipByte(p, at(statSync(p).size));
+      return () => openLog(d).verifyAll();
+    };
+    expect(codeOf(damage(FILES.entries, () => 10))).toBe('verify:TLOG_CORRUPT'); // an entry's bytes
+    expect(codeOf(damage(FILES.entries, (s) => s - 1))).toBe('verify:TLOG_CORRUPT'); // a recorded leaf hash
+    expect(codeOf(damage(FILES.hashes, () => 32 * 2 + 5))).toBe('verify:TLOG_CORRUPT'); // an interior hash
+    expect(codeOf(damage(FILES.hashes, () => 32 * 5))).toBe('verify:TLOG_CORRUPT'); // a stored leaf hash
+    expect(codeOf(damage(FILES.index, () => 16 * 3 + 7))).toBe('verify:TLOG_CORRUPT'); // a record offset
+    expect(codeOf(damage(FILES.checkpoint, () => 3))).toBe('verify:TLOG_NOTE_SIGNATURE_INVALID'); // origin line
+    log.close();
+  });
+
+  it('rejects a checkpoint re-signed by another key, and truncated files', async () => {
+    const log = await logWith(9);
+    const d = copyLog(log);
+    const c = log.checkpoint();
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keyId = createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest().subarray(0, 4);
+    writeFileSync(join(d, FILES.checkpoint), signNoteEcdsa(parseSignedNote(c.note).text, log.origin, privateKey, keyId));
+    expect(codeOf(() => openLog(d))).toBe('verify:TLOG_NOTE_SIGNATURE_INVALID');
+    const t = copyLog(log);
+    truncateSync(join(t, FILES.hashes), 32 * 3);
+    expect(codeOf(() => openLog(t))).toBe('verify:TLOG_CORRUPT');
+    log.close();
+  });
+
+  it('ignores and then cuts off a torn tail; commits complete records left by a dead writer', async () => {
+    const log = await logWith(10);
+    const d = copyLog(log);
+    // A dead writer's complete record, then a torn one; a dead leader's index slots and hashes.
+    appendFileSync(join(d, FILES.entries), encodeRecords([entry(100)], [leafHash(entry(100))]));
+    appendFileSync(join(d, FILES.entries), encodeRecords([entry(101)], [leafHash(entry(101))]).subarray(0, 20));
+    appendFileSync(join(d, FILES.index), Buffer.alloc(24, 0xff));
+    appendFileSync(join(d, FILES.hashes), Buffer.alloc(50, 0xee));
+    writeFileSync(join(d, '.checkpoint.999999.tmp'), 'half a checkpoint'); // a dead leader's temp file
+    const copy = openLog(d);
+    expect(copy.size).toBe(10);
+    expect(copy.verifyAll().pendingBytes).toBeGreaterThan(0);
+    const r = await copy.append(entry(11));
+    expect(r.index).toBe(11); // the dead writer's complete record became entry 10
+    expect(copy.entry(10).equals(entry(100))).toBe(true);
+    expect(existsSync(join(d, '.checkpoint.999999.tmp'))).toBe(false);
+    expect(copy.verifyAll()).toMatchObject({ size: 12, pendingBytes: 0 });
+    // Garbage that looks like a record but does not hash to its leaf hash is cut off too.
+    appendFileSync(join(d, FILES.entries), encodeRecords([entry(200)], [leafHash(entry(201))]));
+    expect((await copy.append(entry(12))).index).toBe(12);
+    expect(copy.verifyAll()).toMatchObject({ size: 13, pendingBytes: 0 });
+    copy.close();
+    log.close();
+  });
+});
+
+describe('signed notes', () => {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const v = ecdsaNoteVerifier('example.com/log', publicKey);
+  const note = signNoteEcdsa('example.com/log\n5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n', 'example.com/log', privateKey, v.keyId);
+
+  it('verifies, ignores unknown keys, rejects bad signatures from known keys', () => {
+    expect(verifyNote(parseSignedNote(note), [v]).name).toBe('example.com/log');
+    const withUnknown = `${note}— other.example/k ${Buffer.alloc(70, 7).toString('base64')}\n`;
+    expect(verifyNote(parseSignedNote(withUnknown), [v]).name).toBe('example.com/log');
+    const sigLine = note.split('\n')[4];
+    const raw = Buffer.from(sigLine.split(' ')[2], 'base64');
+    raw[raw.length - 3] ^= 1;
+    const bad = note.replace(sigLine, `— example.com/log ${raw.toString('base64')}`);
+    expect(codeOf(() => verifyNote(parseSignedNote(bad), [v]))).toBe('verify:TLOG_NOTE_SIGNATURE_INVALID');
+    expect(codeOf(() => verifyNote(parseSignedNote(note.replace('\n5\n', '\n6\n')), [v]))).toBe('verify:TLOG_NOTE_SIGNATURE_INVALID');
+    expect(codeOf(() => verifyNote(parseSignedNote(withUnknown), [ecdsaNoteVerifier('other.example/k', publicKey)]))).toBe('verify:TLOG_NOTE_SIGNATURE_INVALID');
+  });
+
+  it('rejects malformed notes and checkpoints as input errors', () => {
+    for (const s of ['', 'no newline', 'text\n— a b\n', 'text\n\n— a\n', 'text\n\n- a AAAAAAA=\n', 'te\u0001xt\n\n— a AAAAAAA=\n', 'text\n\n— a+b AAAAAAA=\n']) {
+      expect(codeOf(() => parseSignedNote(s))).toBe('input:TLOG_BAD_NOTE');
+    }
+    for (const t of ['o\n5\n', 'o\n05\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n', 'o\n5\nAAAA\n', 'o\n-1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n', 'o\n5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\nx\n']) {
+      expect(codeOf(() => parseCheckpoint(t))).toBe('input:TLOG_BAD_CHECKPOINT');
+    }
+    expect(parseCheckpoint('o\n5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\next\n').extensions).toEqual(['ext']);
+  });
+});
