@@ -19,6 +19,12 @@ import { encodePlan, planDigest } from '../plan/codec.js';
 import { describePlan } from '../plan/describe.js';
 import { ensureBpffs, unpinDir } from '../runtime/bpffs.js';
 import { loadRelease } from '../runtime/load.js';
+import { openLog } from '../tlog/store.js';
+import { AttestationLogWitness } from '../audit/witness.js';
+import { auditAttestations } from '../audit/attestations.js';
+import { kernelAudit } from '../audit/kernel-report.js';
+import { decision, recordDecision } from '../audit/hostlog.js';
+import { localLogTrust } from '../cli/trust.js';
 import { pinName } from '../runtime/replay.js';
 import { loadPolicy } from '../trust/policy.js';
 import { writeKeyFiles } from '../trust/keys.js';
@@ -63,17 +69,27 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
 
       const priv = createPrivateKey(readFileSync(keys.key));
       const cert = readFileSync(keys.crt, 'utf8');
-      const signed = await signPlan(plan, planBytes, {
-        signer: localKeySigner(priv, createPublicKey(priv)), version: 1, toolVersion: toolVersion(),
-        builder: { demo: 'true' }, kernelSigner: { sign: (insns) => signInstructions(insns, priv, cert), certificate: cert },
-      });
+      const logDir = join(dir, 'attestations');
+      const log = openLog(logDir);
+      let signed;
+      try {
+        signed = await signPlan(plan, planBytes, {
+          signer: localKeySigner(priv, createPublicKey(priv)), version: 1, toolVersion: toolVersion(), witnesses: [new AttestationLogWitness(log)],
+          builder: { demo: 'true' }, kernelSigner: { sign: (insns) => signInstructions(insns, priv, cert), certificate: cert },
+        });
+      } finally {
+        log.close();
+      }
       const releasePath = join(dir, 'xdp_counter.bpfseal');
       writeFileSync(releasePath, encodeRelease(signed.release));
       say('sign', `in-toto statement signed (DSSE, Sigstore bundle v0.3) + ${Object.keys(signed.release.kernelSignatures).length} PKCS#7 kernel signature(s) -> ${releasePath}`);
+      const origin = localLogTrust(logDir).origin;
+      say('log', `appended to ${logDir} (${origin}); inclusion proof and signed checkpoint are in the bundle`);
 
       const policyPath = join(dir, 'policy.json');
       writeFileSync(policyPath, JSON.stringify({
         version: 1, signers: [{ name: 'demo-release', key: 'keys/release.pub', plans: ['xdp_*'], programTypes: ['xdp'] }],
+        logs: [{ key: 'attestations/log.pub', origin }], requireLogInclusion: true,
         state: 'state.json',
       }, null, 2));
       const policy = loadPolicy(policyPath);
@@ -83,7 +99,12 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       const pinDir = real ? `/sys/fs/bpf/bpfseal-demo-${process.pid}` : undefined;
       if (pinDir) ensureBpffs(pinDir);
       const r = loadRelease(bytes, { policy, statePath: join(dir, 'state.json'), pinDir, dryRun: !real });
-      say('verify', `signature, subject digest and policy OK: ${r.verified.plan.name} v${r.verified.version} signed by '${r.verified.signer.name}'`);
+      say('verify', `signature, subject digest, log inclusion and policy OK: ${r.verified.plan.name} v${r.verified.version} signed by '${r.verified.signer.name}'`);
+      const hostLog = join(dir, 'host-log');
+      if (real) {
+        const rec = r.loaded.record;
+        await recordDecision(hostLog, decision({ decision: 'allowed', release: releasePath, plan: rec.plan, digest: rec.digest, version: r.verified.version, signer: r.verified.signer, programs: rec.programs, maps: rec.maps, fixups: rec.fixups, pins: rec.pins }));
+      }
       for (const n of r.notes) say('load', `note: ${n}`);
       for (const p of r.loaded.record.programs) say('load', `${real ? 'loaded' : 'model-loaded'} ${p.name}: id ${p.id}, tag ${p.tag}${p.tag === d.programs.find((x) => x.name === p.name)?.tag ? ' (= predicted)' : ''}`);
       r.loaded.close();
@@ -100,6 +121,16 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
           prog.close();
           stats.close();
         }
+        const alog = openLog(logDir, { create: false });
+        let audit;
+        try {
+          audit = auditAttestations(alog, { policy, statePath: join(dir, 'audit.checkpoint') });
+        } finally {
+          alog.close();
+        }
+        const k = kernelAudit(audit, hostLog);
+        const mine = k.programs.filter((p) => r.loaded.record.programs.some((x) => x.id === p.id));
+        say('audit', `log: ${audit.entries.length} attestation(s), ${audit.entries.filter((e) => e.status === 'verified').length} verified, ${audit.findings.length} finding(s); kernel: ${k.programs.length} programs loaded, ours ${mine.map((p) => `${p.name} (id ${p.id}) ${p.attested ? 'attested' : 'UNATTESTED'}`).join(', ')}`);
         const removed = unpinDir(pinDir);
         say('unload', `removed ${removed.length} pins from ${pinDir}`);
       } else {
