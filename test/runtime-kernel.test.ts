@@ -7,6 +7,7 @@
  * Needs bpf(2) (root/CAP_BPF). Other processes may load BPF at the same time: every check is about the
  * ids of objects these tests created, never about global counts.
  */
+import { loadPlan, planCopy } from './helpers/plans.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -39,21 +40,6 @@ if (!canBpf) console.warn(`runtime-kernel.test.ts: ${probe.why}`);
 /** Fixtures bpftool cannot load here: big-endian, trampoline programs (EPERM), typed ksym without KALLSYMS_ALL. */
 const NOT_LOADABLE = ['minimal_be.o', 'sections.o', 'ksym_typed.o'];
 const LOADABLE = allFixtures().filter((f) => !NOT_LOADABLE.includes(f));
-
-const plans = new Map<string, LoadedPlan>();
-function loadPlan(name: string): LoadedPlan {
-  let p = plans.get(name);
-  if (!p) {
-    p = planFromBytes(readFixture(name), name);
-    plans.set(name, p);
-  }
-  return p;
-}
-
-/** A private copy of a plan that a test may change. */
-function planCopy(name: string): Plan {
-  return decodePlan(encodePlan(loadPlan(name).plan));
-}
 
 const noOpenFds = () => expect(openFds().map((f) => f.what), 'descriptors left open').toEqual([]);
 

@@ -3,6 +3,7 @@
  * message that names the problem; declared fix-ups resolve against host facts (unit tests with a fake
  * HostFacts and with systemHost() over temporary files).
  */
+import { loadPlan, planCopy } from './helpers/plans.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,19 +25,6 @@ afterAll(cleanupTmpDirs);
 
 const FIXTURES = allFixtures().filter((f) => f !== 'minimal_be.o');
 
-const plans = new Map<string, LoadedPlan>();
-function loadPlan(name: string): LoadedPlan {
-  let p = plans.get(name);
-  if (!p) {
-    p = planFromBytes(readFixture(name), name);
-    plans.set(name, p);
-  }
-  return p;
-}
-/** A private, freshly decoded copy of a fixture's plan that a test may change. */
-function planCopy(name: string): Plan {
-  return decodePlan(encodePlan(loadPlan(name).plan));
-}
 const digestOf = (name: string) => loadPlan(name).digest;
 const progOf = (plan: Plan, name: string): PlanProgram => {
   const p = plan.programs.find((x) => x.name === name);

@@ -4,6 +4,7 @@
  * TrustedRoot; altered proofs, checkpoints, bodies and SETs are rejected — by @sigstore/verify where it
  * checks, and by checkEntryAgainstLog where it does not (proof rootHash/treeSize, checkpoint origin).
  */
+import { PublicKeyDetails } from '@sigstore/protobuf-specs';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { bundleFromJSON, bundleToJSON, type Bundle, type SerializedBundle } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
@@ -48,7 +49,7 @@ function verifier(timestamps: number, tlog: TransparencyLog = log): Verifier {
     ctlogs: [],
     timestampAuthorities: [],
   });
-  const keys = { [HINT]: { rawBytes: signerKey.publicKey.export({ type: 'spki', format: 'der' }) } };
+  const keys = { [HINT]: { rawBytes: signerKey.publicKey.export({ type: 'spki', format: 'der' }), keyDetails: PublicKeyDetails.PKIX_ECDSA_P256_SHA_256 } };
   return new Verifier(toTrustMaterial(root, keys), { tlogThreshold: 1, ctlogThreshold: 0, timestampThreshold: timestamps });
 }
 

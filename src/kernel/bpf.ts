@@ -195,6 +195,36 @@ export function objGet(path: string, what = path): Fd {
   return new Fd(bpf(CMD.OBJ_GET, a, [p]), what);
 }
 
+/** BPF_OBJ_GET_INFO_BY_FD (0 bpf_fd, 4 info_len, 8 info): the kernel fills up to `size` bytes of the info struct. */
+function objInfo(fd: Fd, size: number): Buffer {
+  const a = attr();
+  const info = Buffer.alloc(size);
+  a.writeUInt32LE(fd.value, 0);
+  a.writeUInt32LE(info.length, 4);
+  a.writeBigUInt64LE(addressOf(info), 8);
+  bpf(CMD.OBJ_GET_INFO_BY_FD, a, [info]);
+  return info;
+}
+
+/** A NUL-terminated name field of `len` bytes at `off`. */
+function nameAt(info: Buffer, off: number, len: number): string {
+  const end = info.indexOf(0, off);
+  return info.toString('latin1', off, end < 0 || end > off + len ? off + len : end);
+}
+
+/** *_GET_NEXT_ID (0 start_id, 4 next_id): the next id after `start`, or 0 when there is none. */
+function nextId(cmd: number, start: number): number {
+  const a = attr();
+  a.writeUInt32LE(start, 0);
+  try {
+    bpf(cmd, a);
+  } catch (e) {
+    if (e instanceof KernelError && e.errno === 2) return 0;
+    throw e;
+  }
+  return a.readUInt32LE(4);
+}
+
 export interface ProgInfo {
   type: number;
   id: number;
@@ -205,16 +235,10 @@ export interface ProgInfo {
 
 /** BPF_OBJ_GET_INFO_BY_FD with struct bpf_prog_info: 0 type, 4 id, 8 tag[8], 52 nr_map_ids, 64 name[16]. */
 export function progInfo(fd: Fd): ProgInfo {
-  const a = attr();
-  const info = Buffer.alloc(256);
-  a.writeUInt32LE(fd.value, 0);
-  a.writeUInt32LE(info.length, 4);
-  a.writeBigUInt64LE(addressOf(info), 8);
-  bpf(CMD.OBJ_GET_INFO_BY_FD, a, [info]);
-  const nameEnd = info.indexOf(0, 64);
+  const info = objInfo(fd, 256);
   return {
     type: info.readUInt32LE(0), id: info.readUInt32LE(4), tag: info.subarray(8, 16).toString('hex'),
-    nrMapIds: info.readUInt32LE(52), name: info.toString('latin1', 64, nameEnd < 0 || nameEnd > 80 ? 80 : nameEnd),
+    nrMapIds: info.readUInt32LE(52), name: nameAt(info, 64, 16),
   };
 }
 
@@ -230,30 +254,16 @@ export interface MapInfo {
 
 /** struct bpf_map_info: 0 type, 4 id, 8 key_size, 12 value_size, 16 max_entries, 20 map_flags, 24 name[16]. */
 export function mapInfo(fd: Fd): MapInfo {
-  const a = attr();
-  const info = Buffer.alloc(104);
-  a.writeUInt32LE(fd.value, 0);
-  a.writeUInt32LE(info.length, 4);
-  a.writeBigUInt64LE(addressOf(info), 8);
-  bpf(CMD.OBJ_GET_INFO_BY_FD, a, [info]);
-  const nameEnd = info.indexOf(0, 24);
+  const info = objInfo(fd, 104);
   return {
     type: info.readUInt32LE(0), id: info.readUInt32LE(4), keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12),
-    maxEntries: info.readUInt32LE(16), flags: info.readUInt32LE(20), name: info.toString('latin1', 24, nameEnd < 0 || nameEnd > 40 ? 40 : nameEnd),
+    maxEntries: info.readUInt32LE(16), flags: info.readUInt32LE(20), name: nameAt(info, 24, 16),
   };
 }
 
 /** BPF_PROG_GET_NEXT_ID (0 start_id, 4 next_id). Returns 0 when there is no next id. */
 export function progNextId(start: number): number {
-  const a = attr();
-  a.writeUInt32LE(start, 0);
-  try {
-    bpf(CMD.PROG_GET_NEXT_ID, a);
-  } catch (e) {
-    if (e instanceof KernelError && e.errno === 2) return 0;
-    throw e;
-  }
-  return a.readUInt32LE(4);
+  return nextId(CMD.PROG_GET_NEXT_ID, start);
 }
 
 export function progFdById(id: number): Fd {
@@ -263,15 +273,7 @@ export function progFdById(id: number): Fd {
 }
 
 export function mapNextId(start: number): number {
-  const a = attr();
-  a.writeUInt32LE(start, 0);
-  try {
-    bpf(CMD.MAP_GET_NEXT_ID, a);
-  } catch (e) {
-    if (e instanceof KernelError && e.errno === 2) return 0;
-    throw e;
-  }
-  return a.readUInt32LE(4);
+  return nextId(CMD.MAP_GET_NEXT_ID, start);
 }
 
 export interface TestRunResult {
@@ -315,24 +317,11 @@ export function mapFdById(id: number): Fd {
 
 /** BPF_OBJ_GET_INFO_BY_FD with struct bpf_btf_info: 0 btf (u64), 8 btf_size, 12 id, 16 name (u64), 24 name_len, 28 kernel_btf. */
 export function btfInfo(fd: Fd): { id: number; size: number } {
-  const a = attr();
-  const info = Buffer.alloc(32);
-  a.writeUInt32LE(fd.value, 0);
-  a.writeUInt32LE(info.length, 4);
-  a.writeBigUInt64LE(addressOf(info), 8);
-  bpf(CMD.OBJ_GET_INFO_BY_FD, a, [info]);
+  const info = objInfo(fd, 32);
   return { id: info.readUInt32LE(12), size: info.readUInt32LE(8) };
 }
 
-/** BPF_BTF_GET_NEXT_ID (23; not in CMD): 0 start_id, 4 next_id. Returns 0 when there is no next id. */
+/** BPF_BTF_GET_NEXT_ID: 0 start_id, 4 next_id. Returns 0 when there is no next id. */
 export function btfNextId(start: number): number {
-  const a = attr();
-  a.writeUInt32LE(start, 0);
-  try {
-    bpf(23, a);
-  } catch (e) {
-    if (e instanceof KernelError && e.errno === 2) return 0;
-    throw e;
-  }
-  return a.readUInt32LE(4);
+  return nextId(CMD.BTF_GET_NEXT_ID, start);
 }
