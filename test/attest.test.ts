@@ -25,6 +25,7 @@ import { PAYLOAD_TYPE } from '../src/attest/statement.js';
 import type { VerifiedRelease } from '../src/attest/verify.js';
 import { BpfsealError } from '../src/errors.js';
 import { decodePlan } from '../src/plan/codec.js';
+import { planFromBytes } from '../src/plan/file.js';
 import { progTypeName } from '../src/bpf/constants.js';
 import { loadRelease, verifyWithPolicy } from '../src/runtime/load.js';
 import { loadPolicy, singleKeyPolicy } from '../src/trust/policy.js';
@@ -193,6 +194,21 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
     const release = decodeRelease(readRel('rsa', 'testrun'));
     expect(Object.keys(release.kernelSignatures).sort()).toEqual(['socket_len', 'syscall_store', 'tc_mark', 'xdp_count']);
     expect(release.certificate).toBe(readFileSync(keys.rsa.crt, 'utf8'));
+  });
+
+  it('--cert on a plan whose programs all need host fix-ups: no kernel signature, no certificate, and it verifies', async () => {
+    // externs.o: its only program calls kfuncs, so its bytes change on the host and cannot be kernel-signed.
+    const { plan, bytes } = planFromBytes(readFileSync(fixturePath('externs')), 'externs.o');
+    const { key } = loadPrivateKey(keys.ec.key);
+    const s = await signPlan(plan, bytes, {
+      signer: localKeySigner(key, createPublicKey(key)), version: 1, toolVersion: 't',
+      kernelSigner: { sign: () => { throw new Error('must not be asked to sign a program with fix-ups'); }, certificate: readFileSync(keys.ec.crt, 'utf8') },
+    });
+    expect(s.unsignedPrograms).toEqual(['externs_prog']);
+    expect(s.release.kernelSignatures).toEqual({});
+    expect(s.release.certificate).toBeUndefined();
+    const v = verifyWithPolicy(Buffer.from(encodeRelease(s.release)), singleKeyPolicy(keys.ec.pub), freshState());
+    expect(v.plan.name).toBe('externs');
   });
 
   it('Ed25519 with --cert: a note, the attestation only, no kernel signatures and no certificate', () => {

@@ -57,7 +57,8 @@ export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions)
     }
   }
   return {
-    release: { plan: planBytes, bundle, kernelSignatures, certificate: opts.kernelSigner?.certificate },
+    // The certificate travels only with signatures it vouches for (verify rejects one without any).
+    release: { plan: planBytes, bundle, kernelSignatures, certificate: Object.keys(kernelSignatures).length ? opts.kernelSigner?.certificate : undefined },
     statement,
     unsignedPrograms,
   };
