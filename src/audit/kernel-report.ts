@@ -22,8 +22,9 @@ export function kernelAudit(attestations: AttestationAudit, hostLog?: string): K
   const dir = hostLogDir(hostLog);
   let host: KernelReport['hostLog'];
   if (existsSync(join(dir, 'log.json'))) {
-    const log = openLog(dir, { create: false });
+    let log: ReturnType<typeof openLog> | undefined;
     try {
+      log = openLog(dir, { create: false });
       log.verifyAll();
       const decisions = readDecisions(log);
       host = { dir, decisions: decisions.length };
@@ -36,7 +37,7 @@ export function kernelAudit(attestations: AttestationAudit, hostLog?: string): K
     } catch (e) {
       findings.push(`host log ${dir} does not verify: ${(e as Error).message}`);
     } finally {
-      log.close();
+      log?.close();
     }
   }
   return { programs: markAttested(kernelPrograms(), tags), ...(host ? { hostLog: host } : {}), findings };

@@ -76,7 +76,7 @@ export function registerAudit(program: Command): void {
       if (o.json) printJson({ ...report, ...(kernel ? { kernel } : {}), findings, policy: policy?.source ?? null });
       else {
         process.stdout.write(`log ${report.log.dir} (${report.log.origin}): ${report.log.size} entries, root ${report.log.rootHash}` +
-          `${report.previous ? `; consistent with the last audit (size ${report.previous.size})` : ''}\n`);
+          `${report.previous && !report.findings.some((f) => f.startsWith('log rewritten')) ? `; consistent with the last audit (size ${report.previous.size})` : ''}\n`);
         if (!policy) process.stdout.write('no policy: signatures are checked, trust is not judged (give --policy or --key)\n');
         for (const e of report.entries) {
           process.stdout.write(`  #${e.index}  ${e.time}  ${e.status.padEnd(13)} ${e.plan ?? '-'}${e.version !== undefined ? ` v${e.version}` : ''}  ${e.digest?.slice(0, 23) ?? ''}  ${e.signer ? `signer ${e.signer.length > 40 ? `${e.signer.slice(0, 16)}...` : e.signer}` : ''}${e.reason ? `  (${e.reason})` : ''}\n`);

@@ -70,11 +70,16 @@ export function loadRelease(bytes: Buffer, opts: LoadOptions): LoadResult {
       notes.push('this kernel cannot verify program signatures (EOPNOTSUPP); loading without kernel enforcement, as the policy allows');
     }
   }
+  let undoState = () => {};
   const loaded = replay(verified.plan, verified.digest, backend, {
     host: opts.host, pinDir: opts.pinDir, maxEntries: opts.maxEntries, signatures, keyringId: opts.policy.keyring ?? -3, onStep: opts.onStep,
     commit: () => {
-      if (backend.kind === 'kernel') recordVersion(opts.statePath, verified.plan.name, verified.version);
+      if (backend.kind === 'kernel') undoState = recordVersion(opts.statePath, verified.plan.name, verified.version);
     },
   });
-  return { verified, loaded, notes };
+  return {
+    verified, notes,
+    // Undoing a load after the fact also gives back the anti-rollback floor it raised.
+    loaded: { ...loaded, rollback: () => { loaded.rollback(); undoState(); } },
+  };
 }

@@ -30,11 +30,26 @@ export function readState(path: string): HostState {
   }
 }
 
-/** Record that `version` of `plan` was loaded; never lowers a recorded version. */
-export function recordVersion(path: string, plan: string, version: number): void {
+/**
+ * Record that `version` of `plan` was loaded; never lowers a recorded version. Returns an undo for a
+ * load that is rolled back afterwards (it restores the previous entry).
+ */
+export function recordVersion(path: string, plan: string, version: number): () => void {
   const s = readState(path);
-  if ((s.versions[plan] ?? -1) >= version) return;
+  const before = s.versions[plan];
+  if ((before ?? -1) >= version) return () => {};
   s.versions[plan] = version;
+  write(path, s);
+  return () => {
+    const now = readState(path);
+    if (now.versions[plan] !== version) return; // someone recorded a newer load meanwhile: keep it
+    if (before === undefined) delete now.versions[plan];
+    else now.versions[plan] = before;
+    write(path, now);
+  };
+}
+
+function write(path: string, s: HostState): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileAtomic(path, JSON.stringify(s, null, 2) + '\n', 0o600);
 }
