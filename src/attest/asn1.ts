@@ -76,8 +76,19 @@ export function unsignedInteger(bytes: Buffer): Buffer {
 
 export const smallInteger = (n: number): Buffer => unsignedInteger(Buffer.from([n >> 24, n >> 16, n >> 8, n].map((x) => x & 0xff)));
 
-/** OBJECT IDENTIFIER from dotted form (X.690 §8.19). */
+const oidCache = new Map<string, Buffer>();
+
+/** OBJECT IDENTIFIER from dotted form (X.690 §8.19); encodings are cached (a handful of OIDs, used per signature). */
 export function oid(dotted: string): Buffer {
+  let b = oidCache.get(dotted);
+  if (!b) {
+    b = encodeOid(dotted);
+    oidCache.set(dotted, b);
+  }
+  return b;
+}
+
+function encodeOid(dotted: string): Buffer {
   const arcs = dotted.split('.').map((s) => Number(s));
   if (arcs.length < 2 || arcs.some((a) => !Number.isSafeInteger(a) || a < 0)) throw new Error(`bad OID ${dotted}`);
   const out: number[] = [];

@@ -112,12 +112,16 @@ export function isCanonicalSignature(sig: Buffer, certDer: Buffer): boolean {
   } catch {
     return false;
   }
+  return canonical(sig, parseCertificate(certDer), parsed);
+}
+
+function canonical(sig: Buffer, cert: ReturnType<typeof parseCertificate>, parsed: ParsedSignature): boolean {
   const { signer } = parsed;
   if (!signer.signedAttrsDer) return false;
   const sigAlg = signer.signatureAlgorithm === X509_OID.ecdsaWithSHA256 ? sequence(oid(X509_OID.ecdsaWithSHA256))
     : signer.signatureAlgorithm === X509_OID.rsaEncryption ? sequence(oid(X509_OID.rsaEncryption), nullValue()) : undefined;
   if (!sigAlg) return false;
-  return assembleSignedData(parseCertificate(certDer), signer.signedAttrsDer, sigAlg, signer.signature).equals(sig);
+  return assembleSignedData(cert, signer.signedAttrsDer, sigAlg, signer.signature).equals(sig);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -206,8 +210,7 @@ export function parseInstructionSignature(sig: Buffer): ParsedSignature {
 }
 
 /** Does the SignerInfo name this certificate (issuer+serial, or subjectKeyIdentifier)? */
-function sidMatches(sid: ParsedSignerInfo['sid'], certDer: Buffer): boolean {
-  const cert = parseCertificate(certDer);
+function sidMatches(sid: ParsedSignerInfo['sid'], cert: ReturnType<typeof parseCertificate>): boolean {
   if ('ski' in sid) {
     const ext = cert.extensions.get(X509_OID.subjectKeyIdentifier);
     const ski = ext ? expectTag(parseDer(ext.value), TAG.OCTET_STRING, 'subjectKeyIdentifier').content : subjectKeyIdentifier(cert.spki);
@@ -226,16 +229,36 @@ function sidMatches(sid: ParsedSignerInfo['sid'], certDer: Buffer): boolean {
 export interface PreparedCertificate {
   der: Buffer;
   key: KeyObject;
+  parsed: ReturnType<typeof parseCertificate>;
 }
 
 export function prepareCertificate(cert: string | Buffer): PreparedCertificate {
   const der = certificateDer(cert);
+  const parsed = parseCertificate(der);
   // Our strict parser + createPublicKey: several times cheaper than node's X509Certificate per release.
-  return { der, key: createPublicKey({ key: parseCertificate(der).spki, format: 'der', type: 'spki' }) };
+  return { der, parsed, key: createPublicKey({ key: parsed.spki, format: 'der', type: 'spki' }) };
+}
+
+/**
+ * The release-verification check of one kernel signature, parsing it once: it must be exactly what
+ * signInstructions emits for this certificate (isCanonicalSignature) and verify over `insns`.
+ */
+export function checkKernelSignature(sig: Buffer, insns: Buffer, cert: PreparedCertificate): 'ok' | 'not-canonical' | 'invalid' {
+  let parsed: ParsedSignature;
+  try {
+    parsed = parseInstructionSignature(sig);
+  } catch {
+    return 'not-canonical';
+  }
+  if (!canonical(sig, cert.parsed, parsed)) return 'not-canonical';
+  return verifyParsed(parsed, insns, cert) ? 'ok' : 'invalid';
 }
 
 export function verifyInstructionSignature(sig: Buffer, insns: Buffer, trust: string | Buffer | KeyObject | PreparedCertificate): boolean {
-  const { signer } = parseInstructionSignature(sig);
+  return verifyParsed(parseInstructionSignature(sig), insns, trust);
+}
+
+function verifyParsed({ signer }: ParsedSignature, insns: Buffer, trust: string | Buffer | KeyObject | PreparedCertificate): boolean {
   if (signer.digestAlgorithm !== CMS_OID.sha256) throw new Pkcs7Error('PKCS7_UNSUPPORTED', `digest ${signer.digestAlgorithm} is not SHA-256`);
   const rsa = signer.signatureAlgorithm === X509_OID.rsaEncryption || signer.signatureAlgorithm === X509_OID.sha256WithRSAEncryption;
   if (!rsa && signer.signatureAlgorithm !== X509_OID.ecdsaWithSHA256) {
@@ -244,7 +267,7 @@ export function verifyInstructionSignature(sig: Buffer, insns: Buffer, trust: st
   let key: KeyObject;
   if (typeof trust === 'string' || Buffer.isBuffer(trust)) trust = prepareCertificate(trust);
   if ('der' in trust) {
-    if (!sidMatches(signer.sid, trust.der)) return false;
+    if (!sidMatches(signer.sid, trust.parsed)) return false;
     key = trust.key;
   } else key = trust;
   if (key.asymmetricKeyType !== (rsa ? 'rsa' : 'ec')) return false;

@@ -10,7 +10,7 @@
  * Returns the verified plan (decoded from the verified bytes) and the facts a load record needs.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { isCanonicalSignature, prepareCertificate, type PreparedCertificate } from './pkcs7.js';
+import { prepareCertificate, type PreparedCertificate } from './pkcs7.js';
 import { Verifier, toSignedEntity, toTrustMaterial, type Signer as VerifiedSigner } from '@sigstore/verify';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { BUNDLE_V03_MEDIA_TYPE, type Bundle, type TransparencyLogEntry } from '@sigstore/bundle';
@@ -45,7 +45,7 @@ export interface VerifyOptions {
   /** Checks a log entry against our own view of the log (origin, size); throws VerifyError. */
   checkLogEntry?: (entry: TransparencyLogEntry, policy: TrustPolicy) => void;
   /** Verifies a PKCS#7 signature over instruction bytes with a certificate (parsed once per release). */
-  verifyKernelSignature?: (sig: Buffer, insns: Buffer, certificate: PreparedCertificate) => boolean;
+  verifyKernelSignature?: (sig: Buffer, insns: Buffer, certificate: PreparedCertificate) => 'ok' | 'not-canonical' | 'invalid';
 }
 
 function trustedRootJson(policy: TrustPolicy): unknown {
@@ -213,10 +213,11 @@ function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolic
       const sig = release.kernelSignatures[p.name];
       if (!sig) continue;
       if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
-      if (!isCanonicalSignature(sig, cert.der)) {
+      const verdict = opts.verifyKernelSignature(sig, p.insns, cert);
+      if (verdict === 'not-canonical') {
         throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' is not in bpfseal's canonical form for the release certificate`);
       }
-      if (!opts.verifyKernelSignature(sig, p.insns, cert)) {
+      if (verdict !== 'ok') {
         throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' does not verify over its instructions`);
       }
       out.set(p.name, sig);

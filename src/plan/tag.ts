@@ -9,6 +9,8 @@ import { INSN_SIZE, LD_IMM64, PSEUDO } from '../bpf/insn.js';
 import type { PlanProgram } from './types.js';
 
 export function computeTag(insns: Buffer): string {
+  // Plans never hold fd-based references (src_reg 1/2), so usually there is nothing to zero and no copy.
+  if (!hasFdReference(insns)) return createHash('sha256').update(insns).digest('hex').slice(0, 16);
   const copy = Buffer.from(insns);
   const n = copy.length / INSN_SIZE;
   for (let i = 0; i < n; i++) {
@@ -23,6 +25,16 @@ export function computeTag(insns: Buffer): string {
     }
   }
   return createHash('sha256').update(copy).digest('hex').slice(0, 16);
+}
+
+function hasFdReference(insns: Buffer): boolean {
+  for (let o = 0; o + 8 < insns.length; o += 8) {
+    if (insns[o] !== LD_IMM64) continue;
+    const src = insns[o + 1] >> 4;
+    if (src === PSEUDO.MAP_FD || src === PSEUDO.MAP_VALUE) return true;
+    o += 8;
+  }
+  return false;
 }
 
 /** The tag the kernel will report for this program, or null when host fix-ups make it unpredictable. */

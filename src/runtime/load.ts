@@ -4,7 +4,7 @@
  * so nothing is re-read between check and use.
  */
 import type { TransparencyLogEntry } from '@sigstore/bundle';
-import { verifyInstructionSignature } from '../attest/pkcs7.js';
+import { checkKernelSignature } from '../attest/pkcs7.js';
 import { checkEntryAgainstLog } from '../tlog/rekor.js';
 import { verifyRelease, type VerifiedRelease, type VerifyOptions } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
@@ -49,7 +49,7 @@ export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: 
   return verifyRelease(bytes, policy, {
     state: readState(statePath).versions,
     checkLogEntry,
-    verifyKernelSignature: (sig, insns, cert) => verifyInstructionSignature(sig, insns, cert),
+    verifyKernelSignature: checkKernelSignature,
   });
 }
 
