@@ -3,6 +3,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIGEST_LINE, parseDigestLines, runCli, runCliAll } from './helpers/cli.js';
+import { EH, SH, section, shdrAt } from './helpers/elfpatch.js';
+import { parseElf } from '../src/elf/reader.js';
 import { cleanupTmpDirs, fixturePath, makeTmpDir, readFixture, ROOT, sha256hex } from './helpers/paths.js';
 
 afterAll(cleanupTmpDirs);
@@ -249,5 +251,35 @@ describe('usage', () => {
     expect(v.code).toBe(0);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
     expect(v.stdout.trim()).toContain(pkg.version);
+  });
+});
+
+describe('--section-type', () => {
+  // minimal.o with its program section renamed "xdp" -> "foo": a section libbpf's table does not know.
+  function renamed(dir: string): string {
+    const b = Buffer.from(readFixture('minimal.o'));
+    const elf = parseElf(b);
+    const names = elf.sections[b.readUInt16LE(EH.shstrndx)];
+    const nameAt = names.offset + b.readUInt32LE(shdrAt(b, section(elf, 'xdp').index) + SH.name);
+    expect(b.toString('latin1', nameAt, nameAt + 4)).toBe('xdp\0');
+    b.write('foo', nameAt, 'latin1');
+    const p = join(dir, 'renamed.o');
+    writeFileSync(p, b);
+    return p;
+  }
+
+  it('an unknown section is refused with a hint; --section-type plans it with that type, recorded in the plan', () => {
+    const dir = makeTmpDir('bpfseal-sectype-');
+    const obj = renamed(dir);
+    const bad = runCli(['plan', obj, '-o', `${dir}/`]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("section 'foo', which names no known program type");
+    expect(bad.stderr).toContain("--section-type 'foo=<prog_type>'");
+    const ok = runCli(['inspect', obj, '--json', '--section-type', 'f*=xdp:xdp']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const d = JSON.parse(ok.stdout) as { programs: { section: string; type: string; attachType: string }[] };
+    expect(d.programs[0]).toMatchObject({ section: 'foo', type: 'xdp', attachType: 'xdp' });
+    expect(runCli(['plan', obj, '-o', `${dir}/`, '--section-type', 'foo=socket_filter']).code).toBe(0);
+    expect(runCli(['plan', obj, '--section-type', 'foo=no_such_type']).code).toBe(2);
   });
 });

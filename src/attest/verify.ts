@@ -90,7 +90,8 @@ function signerFor(bundle: Bundle, policy: TrustPolicy): { hint?: string; signer
   return { signers };
 }
 
-function identityMatches(pattern: string, value: string | undefined): boolean {
+/** A keyless policy subject: the exact SAN, or /regex/ between slashes. */
+export function identityMatches(pattern: string, value: string | undefined): boolean {
   if (value === undefined) return false;
   if (pattern.length > 2 && pattern.startsWith('/') && pattern.endsWith('/')) return new RegExp(pattern.slice(1, -1)).test(value);
   return pattern === value;

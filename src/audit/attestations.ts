@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { envelopeFromJSON, type SerializedEnvelope } from '@sigstore/bundle';
 import { certificateIdentity } from '../attest/keyless.js';
 import { parseStatement, type Statement } from '../attest/statement.js';
+import { identityMatches } from '../attest/verify.js';
 import { writeFileAtomic } from '../cli/io.js';
 import { preAuthEncoding } from '../tlog/rekor-body.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
@@ -62,8 +63,7 @@ function verifierOf(pem: string): { key: KeyObject; signer: string; issuer?: str
 function judge(policy: TrustPolicy, st: Statement, signer: string, issuer: string | undefined, digest: string): { status: EntryStatus; reason?: string } {
   const plan = st.predicate.plan.name;
   const signers = policy.signers.filter((s) => (issuer === undefined ? s.keyId === signer
-    : s.keyless && s.keyless.issuer === issuer && (s.keyless.subject.startsWith('/') && s.keyless.subject.endsWith('/') && s.keyless.subject.length > 2
-      ? new RegExp(s.keyless.subject.slice(1, -1)).test(signer) : s.keyless.subject === signer)));
+    : s.keyless !== undefined && s.keyless.issuer === issuer && identityMatches(s.keyless.subject, signer)));
   if (issuer === undefined && policy.revokedKeys.has(signer)) return { status: 'revoked', reason: `key ${signer} is revoked` };
   if (policy.revokedDigests.has(digest)) return { status: 'revoked', reason: `plan digest ${digest} is revoked` };
   if (!signers.length) return { status: 'untrusted', reason: `signer ${signer} is not trusted by ${policy.source}` };

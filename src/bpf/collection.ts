@@ -8,7 +8,7 @@ import { KIND, parseBtf, skipMods, type Btf } from './btf.js';
 import { parseBtfExt } from './btfext.js';
 import { MAP_TYPE } from './constants.js';
 import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, btfMaps, dataMap, isDataSection, legacyMaps } from './maps.js';
-import { knownSections, sectionInfo } from './sections.js';
+import { knownSections, overrideInfo, sectionInfo, type SectionOverride } from './sections.js';
 import type { CollectionSpec, ExternSpec, FuncSpec, KconfigVar, MapSpec, ProgramSpec } from './spec.js';
 import { INSN_SIZE } from './insn.js';
 
@@ -25,7 +25,12 @@ export function objectNames(fileName: string): { name: string; objName: string }
   return { name, objName: dot > 0 ? base.slice(0, dot) : base };
 }
 
-export function loadCollection(buf: Buffer, fileName: string): CollectionSpec {
+export interface LoadOptions {
+  /** Program types for sections libbpf's table does not know; these take precedence over it. */
+  sectionTypes?: readonly SectionOverride[];
+}
+
+export function loadCollection(buf: Buffer, fileName: string, opts: LoadOptions = {}): CollectionSpec {
   const elf = parseElf(buf);
   const { name, objName } = objectNames(fileName);
   const byName = (n: string) => elf.sections.find((s) => s.name === n);
@@ -46,10 +51,11 @@ export function loadCollection(buf: Buffer, fileName: string): CollectionSpec {
   const programs: ProgramSpec[] = [];
   for (const f of funcs) {
     if (f.section === '.text') continue;
-    const info = sectionInfo(f.section);
+    const info = overrideInfo(f.section, opts.sectionTypes ?? []) ?? sectionInfo(f.section);
     if (!info) {
       throw new InputError('PROG_UNKNOWN_SECTION',
-        `program '${f.name}' is in section '${f.section}', which names no known program type (libbpf conventions: ${knownSections().slice(0, 6).join(', ')}, ...)`);
+        `program '${f.name}' is in section '${f.section}', which names no known program type (libbpf conventions: ${knownSections().slice(0, 6).join(', ')}, ...; ` +
+        `if its loader knows the type, say so: bpfseal plan --section-type '${f.section}=<prog_type>')`);
     }
     programs.push({
       name: f.name, sectionIndex: f.sectionIndex, section: f.section, start: f.start, count: f.count, global: f.global,

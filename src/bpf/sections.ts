@@ -5,6 +5,7 @@
  * sections name a kernel function or type that the host must resolve at load time (a declared fix-up).
  */
 import { ATTACH_TYPE, PROG_TYPE } from './constants.js';
+import { globMatch } from '../glob.js';
 
 interface Row { sec: string; prog: string; attach: string; flags: number }
 const SLEEPABLE = 1, XDP_FRAGS = 2, ATTACH_BTF = 4, USDT = 8;
@@ -163,6 +164,31 @@ export function sectionInfo(name: string): SectionInfo | undefined {
   const info: SectionInfo = { progType, expectedAttachType: attach, progFlags, needsAttachBtf, usdt: (row.flags & USDT) !== 0 };
   if (needsAttachBtf && slash >= 0) info.attachTarget = name.slice(slash + 1);
   return info;
+}
+
+/**
+ * A user rule for sections libbpf's table does not know (or names differently), as given to
+ * `plan --section-type <pattern>=<prog_type>[:<attach_type>]`; '*' in the pattern matches any run.
+ */
+export interface SectionOverride {
+  pattern: string;
+  progType: number;
+  expectedAttachType: number;
+}
+
+export function parseSectionOverride(spec: string): SectionOverride | undefined {
+  const m = /^([^=]+)=([a-z0-9_]+)(?::([a-z0-9_]+))?$/.exec(spec);
+  if (!m) return undefined;
+  const progType = PROG_TYPE.get(m[2]);
+  const attach = m[3] === undefined ? 0 : ATTACH_TYPE.get(m[3]);
+  if (progType === undefined || attach === undefined) return undefined;
+  return { pattern: m[1], progType, expectedAttachType: attach };
+}
+
+/** The first override whose pattern matches the section, as SectionInfo (no flags, no BTF attach). */
+export function overrideInfo(name: string, overrides: readonly SectionOverride[]): SectionInfo | undefined {
+  const o = overrides.find((x) => globMatch(x.pattern, name));
+  return o && { progType: o.progType, expectedAttachType: o.expectedAttachType, progFlags: 0, needsAttachBtf: false, usdt: false };
 }
 
 /** The conventional section names, for error messages. */

@@ -4,6 +4,7 @@ import { describePlan, disassembleProgram, type PlanDescription } from '../plan/
 import { planFromBytes } from '../plan/file.js';
 import { BpfsealError } from '../errors.js';
 import { readInput } from './io.js';
+import { addSectionTypeOption, sectionTypes } from './sections.js';
 import { printJson } from './output.js';
 
 function hexFlags(n: number): string {
@@ -34,16 +35,17 @@ export function formatDescription(d: PlanDescription): string {
 }
 
 export function registerInspect(program: Command): void {
-  program
+  const cmd = program
     .command('inspect')
     .description('describe an object or plan: programs, maps, fix-ups, predicted tags, digest')
     .argument('<input>', 'BPF ELF object or .plan file')
     .option('--json', 'print JSON')
-    .option('--disasm', 'print each program\'s instructions (maps by name)')
-    .action((input: string, opts: { json?: boolean; disasm?: boolean }) => {
+    .option('--disasm', 'print each program\'s instructions (maps by name)');
+  addSectionTypeOption(cmd)
+    .action((input: string, opts: { json?: boolean; disasm?: boolean; sectionType?: string[] }) => {
       let loaded;
       try {
-        loaded = planFromBytes(readInput(input), input);
+        loaded = planFromBytes(readInput(input), input, { sectionTypes: sectionTypes(opts.sectionType) });
       } catch (e) {
         if (e instanceof BpfsealError && e.file === undefined) e.file = input;
         throw e;

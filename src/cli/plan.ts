@@ -1,6 +1,7 @@
 /** `bpfseal plan <object.o>... [-o <file|dir>] [--json]` */
 import type { Command } from 'commander';
 import { planFromObject } from '../plan/build.js';
+import { addSectionTypeOption, sectionTypes } from './sections.js';
 import { encodePlan, planDigest } from '../plan/codec.js';
 import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
 import { failure, failureLine, type Failure, printJson } from './output.js';
@@ -13,20 +14,22 @@ export interface PlanResult {
 }
 
 export function registerPlan(program: Command): void {
-  program
+  const cmd = program
     .command('plan')
     .description('turn BPF ELF objects into deterministic, FD-index-stable loader plans')
     .argument('<object...>', 'BPF ELF object files (clang -target bpf -c)')
     .option('-o, --out <file|dir>', 'output file (one object) or directory; default: next to each object')
-    .option('--json', 'print a JSON array of {object, plan, digest}')
-    .action((objects: string[], opts: { out?: string; json?: boolean }) => {
+    .option('--json', 'print a JSON array of {object, plan, digest}');
+  addSectionTypeOption(cmd)
+    .action((objects: string[], opts: { out?: string; json?: boolean; sectionType?: string[] }) => {
+      const overrides = sectionTypes(opts.sectionType);
       const progress = new Progress(objects.length, 'planning');
       const results: PlanResult[] = [];
       objects.forEach((obj, i) => {
         progress.tick(i, obj);
         try {
           const out = outputPath(obj, '.plan', opts.out, objects.length);
-          const { plan } = planFromObject(readInput(obj), obj);
+          const { plan } = planFromObject(readInput(obj), obj, { sectionTypes: overrides });
           const bytes = encodePlan(plan);
           writeFileAtomic(out, bytes);
           results.push({ object: obj, plan: out, digest: `sha256:${planDigest(bytes)}` });

@@ -9,6 +9,7 @@ import { signInstructions } from '../attest/pkcs7.js';
 import { checkServiceURL, FULCIO_URL as DEFAULT_FULCIO_URL, REKOR_URL as DEFAULT_REKOR_URL } from '../attest/urls.js';
 import { BpfsealError } from '../errors.js';
 import { planFromBytes } from '../plan/file.js';
+import { addSectionTypeOption, sectionTypes } from './sections.js';
 import { keyAlgorithm, keyId, loadPrivateKey } from '../trust/keys.js';
 import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
 import { failure, failureLine, printJson, type Failure } from './output.js';
@@ -38,6 +39,7 @@ interface SignOpts {
   builder?: string[];
   out?: string;
   json?: boolean;
+  sectionType?: string[];
   /** --log <dir> (string), default (true), or --no-log (false). */
   log?: string | boolean;
 }
@@ -69,7 +71,7 @@ function parseBuilder(list: string[] | undefined): Record<string, string> {
 }
 
 export function registerSign(program: Command): void {
-  program
+  const cmd = program
     .command('sign')
     .description('plan (if needed), attest and sign: writes one self-contained <name>.bpfseal release per input')
     .argument('<input...>', 'BPF ELF objects or .plan files')
@@ -84,7 +86,8 @@ export function registerSign(program: Command): void {
     .option('--version <n>', 'release version for anti-rollback (integer)', '1')
     .option('--builder <key=value>', 'builder metadata recorded in the attestation (repeatable)', collect)
     .option('-o, --out <file|dir>', 'output file (one input) or directory; default: next to each input')
-    .option('--json', 'print a JSON array of {input, release, digest}')
+    .option('--json', 'print a JSON array of {input, release, digest}');
+  addSectionTypeOption(cmd)
     .action(async (inputs: string[], opts: SignOpts) => {
       checkSignerFlags(opts);
       // Loaded on use: the Sigstore signing stack is most of bpfseal's start-up time.
@@ -115,7 +118,7 @@ export function registerSign(program: Command): void {
         progress.tick(i, input);
         try {
           const out = outputPath(input, '.bpfseal', opts.out, inputs.length);
-          const { plan, bytes, digest } = planFromBytes(readInput(input), input);
+          const { plan, bytes, digest } = planFromBytes(readInput(input), input, { sectionTypes: sectionTypes(opts.sectionType) });
           const s = await signPlan(plan, bytes, { signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner });
           writeFileAtomic(out, encodeRelease(s.release));
           const who = signer ? bundleSignerIdentity(s.release.bundle) : undefined;

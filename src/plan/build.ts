@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
 import { STT } from '../elf/reader.js';
 import { ATTACH_TYPE, MAP_TYPE } from '../bpf/constants.js';
-import { loadCollection } from '../bpf/collection.js';
+import { loadCollection, type LoadOptions } from '../bpf/collection.js';
 import type { CollectionSpec, MapSpec } from '../bpf/spec.js';
 import { linkContext, linkProgram, type LinkedProgram } from './link.js';
 import { sanitizeBtf } from './sanitize.js';
@@ -51,8 +51,8 @@ export interface BuiltPlan {
   linked: LinkedProgram[];
 }
 
-export function planFromObject(bytes: Buffer, fileName: string): BuiltPlan {
-  const spec = loadCollection(bytes, fileName);
+export function planFromObject(bytes: Buffer, fileName: string, opts: LoadOptions = {}): BuiltPlan {
+  const spec = loadCollection(bytes, fileName, opts);
   return buildPlan(spec, bytes);
 }
 

@@ -3,6 +3,7 @@
  */
 import { InputError } from '../errors.js';
 import { planFromObject } from './build.js';
+import type { LoadOptions } from '../bpf/collection.js';
 import { decodePlan, encodePlan, planDigest } from './codec.js';
 import { PLAN_MAGIC, type Plan } from './types.js';
 
@@ -22,13 +23,13 @@ export function isElfBytes(b: Buffer): boolean {
 }
 
 /** Plan or object bytes -> plan. `fileName` names the object (its base name becomes the plan name). */
-export function planFromBytes(data: Buffer, fileName: string): LoadedPlan {
+export function planFromBytes(data: Buffer, fileName: string, opts: LoadOptions = {}): LoadedPlan {
   if (isPlanBytes(data)) {
     const plan = decodePlan(data);
     return { plan, bytes: data, digest: planDigest(data), source: 'plan' };
   }
   if (!isElfBytes(data)) throw new InputError('INPUT_UNKNOWN', 'neither a BPF ELF object nor a bpfseal plan');
-  const { plan } = planFromObject(data, fileName);
+  const { plan } = planFromObject(data, fileName, opts);
   const bytes = encodePlan(plan);
   return { plan, bytes, digest: planDigest(bytes), source: 'object' };
 }

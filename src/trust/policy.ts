@@ -156,8 +156,4 @@ export function singleKeyPolicy(path: string): TrustPolicy {
   };
 }
 
-/** Shell-style match: '*' any run, '?' one character. */
-export function globMatch(pattern: string, s: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  return re.test(s);
-}
+export { globMatch } from '../glob.js';
