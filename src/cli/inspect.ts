@@ -18,7 +18,7 @@ export function formatDescription(d: PlanDescription): string {
   out.push(`programs (${d.programs.length}):`);
   for (const p of d.programs) {
     out.push(`  ${p.name}  section ${p.section}  type ${p.type}${p.attachType ? `  attach ${p.attachType}` : ''}${p.flags ? `  flags ${hexFlags(p.flags)}` : ''}`);
-    out.push(`    ${p.instructions} insns  maps [${p.maps.join(', ')}]  tag ${p.tag ?? '(set by host fix-ups)'}${p.coreRelocations ? `  co-re ${p.coreRelocations}` : ''}`);
+    out.push(`    ${p.instructions} insns  maps [${p.maps.join(', ')}]  tag ${p.tag ?? (p.stable ? '(kernel-side CO-RE may change it)' : '(set by host fix-ups)')}${p.coreRelocations ? `  co-re ${p.coreRelocations}` : ''}`);
     out.push(`    bytes ${p.stable ? 'stable (kernel-signable as planned)' : 'need host fix-ups'}${p.fixups.length ? `: ${p.fixups.join('; ')}` : ''}`);
   }
   out.push(`maps (${d.maps.length}):`);
