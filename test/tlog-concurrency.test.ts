@@ -4,6 +4,7 @@
  * (test/helpers/tlog-appender.mjs) run dist/, rebuilt first when stale. Randomness is seeded; no test
  * asserts on time.
  */
+import { prng } from './helpers/mutate.mjs';
 import { spawn } from 'node:child_process';
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { openLog } from '../src/tlog/store.js';
@@ -56,17 +57,8 @@ function startAppender(dir: string, writer: string, count: number, batch: number
   return { done, ready, kill: () => p.kill('SIGKILL') };
 }
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (seeded, so a failing run can be replayed). */
+const rng = (seed: number): (() => number) => prng(seed);
 
 function checkLog(dir: string, acks: Iterable<Ack>): number {
   const log = openLog(dir, { create: false });

@@ -5,8 +5,9 @@
  *   bundle            Sigstore bundle v0.3 with the DSSE-signed in-toto statement and any log entries
  *   kernelSignatures  program name -> base64 DER PKCS#7 over that program's instruction bytes (optional)
  *   certificate       PEM of the signing certificate, for kernel keyrings (optional; must match the signer)
- * Every field is either signed, verified against signed content, or checked for an exact value; an
- * unknown field is rejected and the file must be in canonical form, so no byte is ignored silently.
+ * Every field is signed, verified against signed content, or checked for an exact value; an unknown
+ * field is rejected and the file must be in canonical form. One exception by design: log entries from
+ * logs the verifier's policy does not trust are carried but not checked (and do not count).
  */
 import { bundleFromJSON, bundleToJSON, type Bundle, type SerializedBundle } from '@sigstore/bundle';
 import { InputError } from '../errors.js';

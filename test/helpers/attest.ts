@@ -11,8 +11,8 @@ import { runCli, type CliResult } from './cli.js';
 export { runCli, type CliResult };
 
 /** Run the CLI and parse stdout as JSON (undefined if stdout is not JSON). */
-export function runCliJson<T = unknown>(args: string[]): CliResult & { json: T | undefined } {
-  const r = runCli(args);
+export function runCliJson<T = unknown>(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult & { json: T | undefined } {
+  const r = runCli(args, opts);
   let json: T | undefined;
   try {
     json = JSON.parse(r.stdout) as T;

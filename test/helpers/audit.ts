@@ -5,6 +5,7 @@
  * file, and kernel helpers (programs by tag/id, a foreign socket filter, pin dirs
  * /sys/fs/bpf/bpfseal-audit-<pid>-<n>).
  */
+import { runCliJson } from './attest.js';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,14 +21,7 @@ export { runCli, type CliResult };
 
 /** Run the CLI; stdout parsed as JSON when it is JSON. */
 export function cliJson<T = any>(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult & { json: T | undefined } {
-  const r = runCli(args, opts);
-  let json: T | undefined;
-  try {
-    json = JSON.parse(r.stdout) as T;
-  } catch {
-    json = undefined;
-  }
-  return { ...r, json };
+  return runCliJson<T>(args, opts);
 }
 
 /** Context for assertion messages. */
