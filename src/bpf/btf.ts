@@ -149,10 +149,12 @@ export function parseBtf(raw: Buffer): Btf {
   return { raw, hdrLen, typeOff, typeLen, strOff, strLen, types, strings, str };
 }
 
+/** Kinds whose size/type field is a type id. */
+const REF_KINDS = new Set<number>([KIND.PTR, KIND.TYPEDEF, KIND.VOLATILE, KIND.CONST, KIND.RESTRICT, KIND.FUNC, KIND.VAR, KIND.TYPE_TAG, KIND.DECL_TAG, KIND.FUNC_PROTO]);
+
 function checkRefs(t: BtfType, n: number): void {
   const bad = (id: number) => id >= n;
-  const refKinds: number[] = [KIND.PTR, KIND.TYPEDEF, KIND.VOLATILE, KIND.CONST, KIND.RESTRICT, KIND.FUNC, KIND.VAR, KIND.TYPE_TAG, KIND.DECL_TAG, KIND.FUNC_PROTO];
-  if (refKinds.includes(t.kind) && bad(t.sizeOrType)) throw new BtfError(`type ${t.id} refers to type ${t.sizeOrType}; there are ${n - 1}`);
+  if (REF_KINDS.has(t.kind) && bad(t.sizeOrType)) throw new BtfError(`type ${t.id} refers to type ${t.sizeOrType}; there are ${n - 1}`);
   if (t.array && (bad(t.array.type) || bad(t.array.indexType))) throw new BtfError(`array type ${t.id} refers to a missing type`);
   for (const m of t.members ?? []) if (bad(m.type)) throw new BtfError(`member '${m.name}' of type ${t.id} refers to missing type ${m.type}`);
   for (const p of t.params ?? []) if (bad(p.type)) throw new BtfError(`parameter of type ${t.id} refers to missing type ${p.type}`);

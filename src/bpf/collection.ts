@@ -3,7 +3,7 @@
  * Follows libbpf's conventions (bpf_object__elf_collect, bpf_object__add_programs, collect_externs).
  */
 import { InputError } from '../errors.js';
-import { parseElf, SHF_EXECINSTR, SHN_UNDEF, STB, STT, SHT, type ElfObject, type ElfSection } from '../elf/reader.js';
+import { parseElf, SHF_EXECINSTR, SHN_UNDEF, STB, STT, SHT, type ElfObject, type ElfSection, type ElfSymbol } from '../elf/reader.js';
 import { KIND, parseBtf, skipMods, type Btf } from './btf.js';
 import { parseBtfExt } from './btfext.js';
 import { MAP_TYPE } from './constants.js';
@@ -98,10 +98,16 @@ function cstring(s: ElfSection): string {
 
 function collectFuncs(elf: ElfObject): FuncSpec[] {
   const out: FuncSpec[] = [];
+  const funcSyms = new Map<number, ElfSymbol[]>();
+  for (const s of elf.symbols) {
+    if (s.type !== STT.FUNC) continue;
+    const l = funcSyms.get(s.shndx);
+    if (l) l.push(s); else funcSyms.set(s.shndx, [s]);
+  }
   for (const sec of elf.sections) {
     if (sec.type !== SHT.PROGBITS || (sec.flags & BigInt(SHF_EXECINSTR)) === 0n || sec.size === 0) continue;
     if (sec.size % INSN_SIZE !== 0) throw new InputError('PROG_BAD_SIZE', `section '${sec.name}' size ${sec.size} is not a multiple of 8`);
-    const syms = elf.symbols.filter((s) => s.shndx === sec.index && s.type === STT.FUNC)
+    const syms = (funcSyms.get(sec.index) ?? [])
       .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
     if (syms.length === 0) {
       throw new InputError('PROG_NO_SYMBOL', `executable section '${sec.name}' has no function symbols (object built by a very old compiler?)`);

@@ -141,17 +141,16 @@ export interface SectionInfo {
   usdt: boolean;
 }
 
-function matches(def: string, name: string): boolean {
-  if (def.endsWith('+')) {
-    const p = def.slice(0, -1);
-    return name === p || name.startsWith(p + '/');
-  }
-  return name === def;
-}
+/** 'name+' matches the name itself or name/...; anything else matches exactly (libbpf's sec_def_matches). */
+const MATCHERS = ROWS.map((r) => {
+  const plus = r.sec.endsWith('+');
+  const base = plus ? r.sec.slice(0, -1) : r.sec;
+  return { row: r, base, slash: `${base}/`, plus };
+});
 
 /** Resolve a section name the way libbpf (1.x, strict mode) does; undefined when no rule matches. */
 export function sectionInfo(name: string): SectionInfo | undefined {
-  const row = ROWS.find((r) => matches(r.sec, name));
+  const row = MATCHERS.find((m) => name === m.base || (m.plus && name.startsWith(m.slash)))?.row;
   if (!row) return undefined;
   const progType = PROG_TYPE.get(row.prog);
   const attach = row.attach ? ATTACH_TYPE.get(row.attach) : 0;

@@ -33,10 +33,16 @@ export function sanitizeBtf(spec: CollectionSpec): Buffer {
   const secinfoAt = (t: BtfType, i: number) => rec(t) + 12 + i * 12;
 
   const elfSize = new Map(spec.elf.sections.map((s) => [s.name, s.size]));
-  const elfSyms = new Map<string, { value: number; vis: number }>();
-  for (const s of spec.elf.symbols) {
-    if (s.type === STT.OBJECT || s.type === STT.NOTYPE) elfSyms.set(`${s.shndx}:${s.name}`, { value: Number(s.value), vis: s.visibility });
-  }
+  // Variable symbols by section and name, built only when a DATASEC needs them.
+  let elfSymsCache: Map<string, { value: number; vis: number }> | undefined;
+  const elfSyms = () => {
+    if (elfSymsCache) return elfSymsCache;
+    elfSymsCache = new Map();
+    for (const s of spec.elf.symbols) {
+      if (s.type === STT.OBJECT || s.type === STT.NOTYPE) elfSymsCache.set(`${s.shndx}:${s.name}`, { value: Number(s.value), vis: s.visibility });
+    }
+    return elfSymsCache;
+  };
   const secIndex = new Map(spec.elf.sections.map((s) => [s.name, s.index]));
 
   let intId = 0;
@@ -106,7 +112,7 @@ export function sanitizeBtf(spec: CollectionSpec): Buffer {
       for (const e of entries) {
         const v = btf.types[e.type];
         if (v.kind !== KIND.VAR || v.linkage === VAR_LINKAGE.STATIC || v.linkage === VAR_LINKAGE.GLOBAL_EXTERN) continue;
-        const sym = shndx === undefined ? undefined : elfSyms.get(`${shndx}:${v.name}`);
+        const sym = shndx === undefined ? undefined : elfSyms().get(`${shndx}:${v.name}`);
         if (!sym) continue;
         if (fixOffsets) {
           const secSize = elfSize.get(t.name) ?? 0;
