@@ -232,10 +232,17 @@ export interface PreparedCertificate {
   parsed: ReturnType<typeof parseCertificate>;
 }
 
-export function prepareCertificate(cert: string | Buffer): PreparedCertificate {
+/**
+ * Parse a certificate once. With `expectedKey`, the certificate must hold exactly that key (compared as
+ * DER SPKI) and that KeyObject is reused: creating a key from DER costs as much as a signature check.
+ * Returns undefined when the certificate holds another key.
+ */
+export function prepareCertificate(cert: string | Buffer): PreparedCertificate;
+export function prepareCertificate(cert: string | Buffer, expectedKey: KeyObject): PreparedCertificate | undefined;
+export function prepareCertificate(cert: string | Buffer, expectedKey?: KeyObject): PreparedCertificate | undefined {
   const der = certificateDer(cert);
   const parsed = parseCertificate(der);
-  // Our strict parser + createPublicKey: several times cheaper than node's X509Certificate per release.
+  if (expectedKey) return spkiDer(expectedKey).equals(parsed.spki) ? { der, parsed, key: expectedKey } : undefined;
   return { der, parsed, key: createPublicKey({ key: parsed.spki, format: 'der', type: 'spki' }) };
 }
 

@@ -202,14 +202,14 @@ function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolic
   }
   if (Object.keys(release.kernelSignatures).length) {
     if (!release.certificate) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'kernel signatures without a certificate');
-    let cert: PreparedCertificate;
+    let cert: PreparedCertificate | undefined;
     try {
-      cert = prepareCertificate(release.certificate);
+      // The certificate must carry the key that signed the attestation: kernel signatures inherit its trust.
+      cert = prepareCertificate(release.certificate, signerKey);
     } catch {
       throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate does not parse');
     }
-    // The certificate must carry the key that signed the attestation: kernel signatures inherit its trust.
-    if (!cert.key.equals(signerKey)) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate is not the attestation signer\'s');
+    if (!cert) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate is not the attestation signer\'s');
     for (const p of plan.programs) {
       const sig = release.kernelSignatures[p.name];
       if (!sig) continue;

@@ -77,9 +77,17 @@ export function keyAlgorithm(key: KeyObject): KeyAlgorithm {
 }
 
 /** DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of a public key, or of a private key's public half. */
+/** SPKI DER per key object: policies and signers reuse their keys, and an export costs like a signature check. */
+const spkiCache = new WeakMap<KeyObject, Buffer>();
+
 export function spkiDer(key: KeyObject): Buffer {
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return pub.export({ type: 'spki', format: 'der' });
+  let der = spkiCache.get(key);
+  if (!der) {
+    const pub = key.type === 'private' ? createPublicKey(key) : key;
+    der = pub.export({ type: 'spki', format: 'der' });
+    spkiCache.set(key, der);
+  }
+  return der;
 }
 
 /** Key id: lowercase hex SHA-256 of the DER SubjectPublicKeyInfo. */
