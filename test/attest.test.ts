@@ -21,7 +21,8 @@ import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { decodeRelease, encodeRelease, type Release } from '../src/attest/release.js';
 import { localKeySigner, signPlan } from '../src/attest/sign.js';
 import { parseInstructionSignature } from '../src/attest/pkcs7.js';
-import { PAYLOAD_TYPE } from '../src/attest/statement.js';
+import { buildStatement, PAYLOAD_TYPE, type Statement } from '../src/attest/statement.js';
+import { DSSEBundleBuilder } from '@sigstore/sign';
 import type { VerifiedRelease } from '../src/attest/verify.js';
 import { BpfsealError } from '../src/errors.js';
 import { decodePlan } from '../src/plan/codec.js';
@@ -505,6 +506,21 @@ describe('3. rejections: specific code, exit 1 (verify --json); malformed releas
     // an RSA signature from the other release for the same program (same instructions, other key) is refused too
     const rsaSig = decodeRelease(readRel('rsa', 'testrun')).kernelSignatures.tc_mark!;
     expectReject(tmpFile('foreign-ksig.bpfseal', encodeRelease({ ...r, kernelSignatures: { ...ks, tc_mark: rsaSig } })), ['--key', keys.ec.pub], 'BAD_KERNEL_SIGNATURE');
+  });
+
+  it('a statement whose claims do not describe the signed plan (extra program, changed map) -> PREDICATE_MISMATCH', async () => {
+    const { plan, bytes, digest } = planFromBytes(readFileSync(fixturePath('testrun')), 'testrun.o');
+    const { key } = loadPrivateKey(keys.ec.key);
+    const signWith = async (edit: (s: Statement) => void) => {
+      const st = buildStatement(plan, digest, { version: 1, toolVersion: 't' });
+      edit(st);
+      const bundle = await new DSSEBundleBuilder({ signer: localKeySigner(key, createPublicKey(key)), witnesses: [] })
+        .create({ data: Buffer.from(JSON.stringify(st)), type: PAYLOAD_TYPE });
+      return tmpFile(`claims-${tmpCount++}.bpfseal`, encodeRelease({ plan: bytes, bundle, kernelSignatures: {} }));
+    };
+    expectOk(await signWith(() => {}), ['--key', keys.ec.pub]); // control: the statement as sign writes it
+    expectReject(await signWith((st) => st.predicate.programs.push({ ...st.predicate.programs[0], name: 'ghost' })), ['--key', keys.ec.pub], 'PREDICATE_MISMATCH');
+    expectReject(await signWith((st) => { st.predicate.maps[0].maxEntries += 1; }), ['--key', keys.ec.pub], 'PREDICATE_MISMATCH');
   });
 
   it('requireKernelSignatures with a release signed without --cert -> KERNEL_SIGNATURE_REQUIRED', () => {

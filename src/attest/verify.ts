@@ -148,6 +148,12 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   if (subject.name !== planSubjectName(plan) || statement.predicate.plan.name !== plan.name) {
     throw new VerifyError('SUBJECT_MISMATCH', `signed subject '${subject.name}' does not name plan '${plan.name}'`);
   }
+  // The predicate is what auditors read: it must describe exactly the plan that was signed.
+  const claims = statement.predicate;
+  if (claims.programs.length !== plan.programs.length || !Array.isArray(claims.maps) || claims.maps.length !== plan.maps.length
+    || claims.maps.some((m, i) => m.name !== plan.maps[i].name || m.maxEntries !== plan.maps[i].maxEntries || m.valueSize !== plan.maps[i].valueSize)) {
+    throw new VerifyError('PREDICATE_MISMATCH', "the attestation's program or map claims do not match the plan");
+  }
   for (const p of plan.programs) {
     const claim = statement.predicate.programs.find((c) => c.name === p.name);
     if (!claim || claim.insnDigest.sha256 !== createHash('sha256').update(p.insns).digest('hex') || (claim.tag ?? null) !== predictTag(p)) {
