@@ -61,8 +61,3 @@ export function closeFd(fd: number): void {
   bind();
   rawClose!(fd);
 }
-
-/** The Buffers currently held for an in-flight call (for tests of the lifetime rule). */
-export function heldCount(): number {
-  return held.length;
-}

@@ -8,7 +8,7 @@
  *    FUNCs become GLOBAL and their unnamed parameters borrow the name of a dummy variable.
  * The output is a fresh blob (24-byte header, types, strings), deterministic for a given object.
  */
-import { KIND, VAR_LINKAGE, FUNC_LINKAGE, type Btf, type BtfType } from '../bpf/btf.js';
+import { KIND, VAR_LINKAGE, FUNC_LINKAGE, type BtfType } from '../bpf/btf.js';
 import { STT } from '../elf/reader.js';
 import { InputError } from '../errors.js';
 import type { CollectionSpec } from '../bpf/spec.js';
@@ -146,4 +146,3 @@ export function sanitizeBtf(spec: CollectionSpec): Buffer {
   return Buffer.concat([hdr, allTypes, strings]);
 }
 
-export type { Btf };

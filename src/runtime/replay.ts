@@ -78,8 +78,6 @@ function u32(n: number): Buffer {
   return b;
 }
 
-export { checkPinDir } from './bpffs.js';
-
 export function replay(plan: Plan, digest: string, backend: KernelBackend, opts: ReplayOptions = {}): LoadedCollection {
   const host = opts.host ?? systemHost();
   const tx = new Transaction();
