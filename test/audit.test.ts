@@ -468,6 +468,12 @@ describe('bpfseal audit', () => {
     const p = audit(['--log', att, '--policy', plans, '--state', fresh('st'), '--json']);
     expect(p.code, show(p)).toBe(1);
     expect(p.json.entries.map((e: any) => e.status)).toEqual(['verified', 'untrusted']);
+    // A policy minimum above the signed version (sign's default, 1): that plan's entry is superseded.
+    const min = writePolicy(polDir, 'min.json', { signers: [{ name: 'k', key: k.pub }], minVersions: { 'aud-a': 2 } });
+    const m = audit(['--log', att, '--policy', min, '--state', fresh('st'), '--json']);
+    expect(m.code, show(m)).toBe(1);
+    expect(m.json.entries.map((e: any) => e.status)).toEqual(['superseded', 'verified']);
+    expect(m.json.entries[0].reason).toContain('below the policy minimum 2');
   });
 
   it('without any policy: signatures checked (signature-ok), exit 0', () => {

@@ -20,7 +20,7 @@ import { keyId, verifyData } from '../trust/keys.js';
 import { globMatch, type TrustPolicy } from '../trust/policy.js';
 import { loadEnvelope } from './witness.js';
 
-export type EntryStatus = 'verified' | 'signature-ok' | 'untrusted' | 'revoked' | 'bad-signature' | 'no-envelope' | 'not-attestation';
+export type EntryStatus = 'verified' | 'signature-ok' | 'untrusted' | 'revoked' | 'superseded' | 'bad-signature' | 'no-envelope' | 'not-attestation';
 
 export interface AuditedEntry {
   index: number;
@@ -71,6 +71,10 @@ function judge(policy: TrustPolicy, st: Statement, signer: string, issuer: strin
   if (!allowed.length) return { status: 'untrusted', reason: `signer may not sign plan '${plan}'` };
   for (const p of st.predicate.programs) {
     if (!allowed.some((s) => s.programTypes.some((g) => globMatch(g, p.type)))) return { status: 'untrusted', reason: `program '${p.name}' type ${p.type} not allowed for this signer` };
+  }
+  const min = policy.minVersions[plan];
+  if (min !== undefined && st.predicate.release.version < min) {
+    return { status: 'superseded', reason: `version ${st.predicate.release.version} is below the policy minimum ${min} for '${plan}'` };
   }
   return { status: 'verified' };
 }
