@@ -22,17 +22,9 @@ export function runCliJson<T = unknown>(args: string[], opts: { cwd?: string; en
   return { ...r, json };
 }
 
-export interface VerifyJson {
-  release: string;
-  ok: boolean;
-  plan?: string;
-  digest?: string;
-  version?: number;
-  signer?: { name: string; keyId?: string };
-  programs?: string[];
-  kernelSignatures?: number;
-  error?: { code: string; message: string; exit: number };
-}
+/** What `bpfseal verify --json` prints per release (the CLI's own type). */
+export type { VerifyResult as VerifyJson } from '../../src/cli/verify.js';
+import type { VerifyResult as VerifyJson } from '../../src/cli/verify.js';
 
 /** `bpfseal verify <releases...> <trust...> --state <state> --json`: exit status and one result per release. */
 export function verifyCliMany(releases: string[], trust: string[], state: string): { code: number | null; results: VerifyJson[]; stderr: string } {

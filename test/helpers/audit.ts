@@ -76,15 +76,9 @@ export function signOk(obj: string, key: string, outDir: string, extra: string[]
   return { release: s.release, digest: s.digest, r };
 }
 
-export interface VerifyJson {
-  release: string;
-  ok: boolean;
-  plan?: string;
-  digest?: string;
-  version?: number;
-  logEntries?: { verified: number; untrusted: number };
-  error?: { code: string; message: string; exit: number };
-}
+/** What `bpfseal verify --json` prints per release (the CLI's own type). */
+export type { VerifyResult as VerifyJson } from '../../src/cli/verify.js';
+import type { VerifyResult as VerifyJson } from '../../src/cli/verify.js';
 
 /** `bpfseal verify <release> <args...> --json`: exit code and the one result. */
 export function verifyJson(release: string, args: string[]): { code: number | null; result: VerifyJson; r: CliResult } {
