@@ -3,11 +3,15 @@
  * DSSEBundleBuilder, a local-key Signer, and any Witnesses such as our local log or a Rekor), plus
  * a PKCS#7 signature per program for kernels that verify program signatures.
  */
-import { createHash, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { DSSEBundleBuilder, type Signer, type Witness } from '@sigstore/sign';
 import type { Bundle } from '@sigstore/bundle';
 import { InputError } from '../errors.js';
-import { keyId, signData } from '../trust/keys.js';
+import { keyAlgorithm, keyId, loadPrivateKey, signData } from '../trust/keys.js';
+import { readInput } from '../cli/io.js';
+import { BpfsealError } from '../errors.js';
+import { signInstructions } from './pkcs7.js';
+import { planDigest } from '../plan/codec.js';
 import type { Plan } from '../plan/types.js';
 import { buildStatement, PAYLOAD_TYPE, type Statement } from './statement.js';
 import type { Release } from './release.js';
@@ -31,7 +35,15 @@ export interface SignOptions {
   toolVersion: string;
   builder?: Record<string, string>;
   /** Kernel program signatures: a function that signs instruction bytes (PKCS#7), and the certificate PEM. */
-  kernelSigner?: { sign(insns: Buffer): Buffer; certificate: string };
+  kernelSigner?: KernelSigner;
+  /** SHA-256 of planBytes when the caller has it already. */
+  digest?: string;
+}
+
+/** Signs a program's instruction bytes for the kernel (PKCS#7), with the certificate it embeds. */
+export interface KernelSigner {
+  sign(insns: Buffer): Buffer;
+  certificate: string;
 }
 
 export interface SignedRelease {
@@ -43,7 +55,7 @@ export interface SignedRelease {
 
 export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions): Promise<SignedRelease> {
   if (!Number.isSafeInteger(opts.version) || opts.version < 0) throw new InputError('USAGE_VERSION', `--version must be a non-negative integer, got ${opts.version}`);
-  const digest = createHash('sha256').update(planBytes).digest('hex');
+  const digest = opts.digest ?? planDigest(planBytes);
   const statement = buildStatement(plan, digest, { version: opts.version, toolVersion: opts.toolVersion, builder: opts.builder });
   const builder = new DSSEBundleBuilder({ signer: opts.signer, witnesses: opts.witnesses ?? [] });
   const bundle: Bundle = await builder.create({ data: Buffer.from(JSON.stringify(statement)), type: PAYLOAD_TYPE });
@@ -62,4 +74,28 @@ export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions)
     statement,
     unsignedPrograms,
   };
+}
+
+/** The signer for a private key file and, with a certificate of that key, a PKCS#7 kernel signer (sign --key/--cert). */
+export function keyFileSigner(opts: { key: string; cert?: string }): { signer: Signer; kernelSigner?: KernelSigner } {
+  const { key, tooOpen } = loadPrivateKey(opts.key);
+  if (tooOpen) process.stderr.write(`warning: ${opts.key} is readable by group or others (chmod 600)\n`);
+  const publicKey = createPublicKey(key);
+  let kernelSigner: KernelSigner | undefined;
+  if (opts.cert) {
+    const certificate = readInput(opts.cert).toString('utf8');
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(certificate);
+    } catch {
+      throw new BpfsealError('input', 'CERT_INVALID', `${opts.cert}: not a PEM X.509 certificate`);
+    }
+    if (keyId(cert.publicKey) !== keyId(publicKey)) throw new BpfsealError('input', 'CERT_MISMATCH', `${opts.cert} does not certify the key in ${opts.key}`);
+    if (keyAlgorithm(publicKey) === 'ed25519') {
+      process.stderr.write('note: Ed25519 keys cannot make kernel program signatures (the kernel takes RSA or ECDSA); signing the attestation only\n');
+    } else {
+      kernelSigner = { sign: (insns) => signInstructions(insns, key, certificate), certificate };
+    }
+  }
+  return { signer: localKeySigner(key, publicKey), kernelSigner };
 }

@@ -8,9 +8,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
-import { loadPolicy, singleKeyPolicy, type TrustPolicy } from '../trust/policy.js';
 import { printJson } from './output.js';
-import { defaultPolicyPath } from './trust.js';
+import { resolvePolicy } from './trust.js';
 
 export function parseSince(s: string, now = Date.now()): Date {
   const rel = /^(\d+)([smhd])$/.exec(s);
@@ -31,12 +30,6 @@ interface AuditOpts {
   json?: boolean;
 }
 
-function policyFrom(o: AuditOpts): TrustPolicy | undefined {
-  if (o.key && o.policy) throw new BpfsealError('usage', 'USAGE_TRUST', 'give --key or --policy, not both');
-  if (o.key) return singleKeyPolicy(o.key);
-  const path = o.policy ?? defaultPolicyPath();
-  return path ? loadPolicy(path) : undefined;
-}
 
 export function registerAudit(program: Command): void {
   program
@@ -54,7 +47,7 @@ export function registerAudit(program: Command): void {
       const { openLog, defaultLogDir } = await import('../tlog/store.js');
       const { auditAttestations } = await import('../audit/attestations.js');
       const since = o.since ? parseSince(o.since) : undefined;
-      const policy = policyFrom(o);
+      const policy = await resolvePolicy({ key: o.key, policy: o.policy }, { optional: true });
       const dir = resolve(o.log ?? defaultLogDir());
       if (!existsSync(join(dir, 'log.json'))) throw new BpfsealError('input', 'LOG_MISSING', `${dir}: no attestation log here (sign creates one; give --log <dir>)`);
       const log = openLog(dir, { create: false });

@@ -1,8 +1,6 @@
 /** `bpfseal inspect <object.o|file.plan> [--json] [--disasm]` */
 import type { Command } from 'commander';
-import { describePlan, disassembleProgram, type PlanDescription } from '../plan/describe.js';
-import { planFromBytes } from '../plan/file.js';
-import { BpfsealError } from '../errors.js';
+import type { PlanDescription } from '../plan/describe.js';
 import { readInput } from './io.js';
 import { addSectionTypeOption, sectionTypes } from './sections.js';
 import { printJson } from './output.js';
@@ -42,15 +40,10 @@ export function registerInspect(program: Command): void {
     .option('--json', 'print JSON')
     .option('--disasm', 'print each program\'s instructions (maps by name)');
   addSectionTypeOption(cmd)
-    .action((input: string, opts: { json?: boolean; disasm?: boolean; sectionType?: string[] }) => {
-      let loaded;
-      try {
-        loaded = planFromBytes(readInput(input), input, { sectionTypes: sectionTypes(opts.sectionType) });
-      } catch (e) {
-        if (e instanceof BpfsealError && e.file === undefined) e.file = input;
-        throw e;
-      }
-      const { plan, digest } = loaded;
+    .action(async (input: string, opts: { json?: boolean; disasm?: boolean; sectionType?: string[] }) => {
+      const { planFromBytes } = await import('../plan/file.js');
+      const { describePlan, disassembleProgram } = await import('../plan/describe.js');
+      const { plan, digest } = planFromBytes(readInput(input), input, { sectionTypes: await sectionTypes(opts.sectionType) });
       const d = describePlan(plan, digest);
       if (opts.json) {
         const disasm = opts.disasm ? Object.fromEntries(plan.programs.map((p) => [p.name, disassembleProgram(plan, p)])) : undefined;

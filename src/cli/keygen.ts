@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { InputError } from '../errors.js';
-import { isGeneratedAlgorithm, KEY_ALGORITHMS, writeKeyFiles } from '../trust/keys.js';
+import { isGeneratedAlgorithm, KEY_ALGORITHMS } from '../trust/algorithms.js';
 import { isDirectory } from './io.js';
 import { printJson } from './output.js';
 
@@ -14,7 +14,7 @@ export function registerKeygen(program: Command): void {
     .option('--name <name>', 'file name stem and certificate common name', 'bpfseal')
     .option('--algorithm <alg>', `one of ${KEY_ALGORITHMS.join(', ')}`, 'ecdsa-p256')
     .option('--json', 'print {key, pub, crt, keyId, algorithm}')
-    .action((opts: { out: string; name: string; algorithm: string; json?: boolean }) => {
+    .action(async (opts: { out: string; name: string; algorithm: string; json?: boolean }) => {
       if (!isGeneratedAlgorithm(opts.algorithm)) {
         throw new InputError('KEY_ALGORITHM_UNKNOWN', `--algorithm ${opts.algorithm}: use one of ${KEY_ALGORITHMS.join(', ')}`);
       }
@@ -26,6 +26,7 @@ export function registerKeygen(program: Command): void {
           throw new InputError('OUTPUT_UNWRITABLE', `${opts.out}: cannot create directory (${code})`, { file: opts.out, cause: e });
         }
       }
+      const { writeKeyFiles } = await import('../trust/keys.js');
       const r = writeKeyFiles(opts.out, opts.name, opts.algorithm);
       if (opts.json) {
         printJson({ key: r.key, pub: r.pub, crt: r.crt, keyId: r.keyId, algorithm: r.algorithm });

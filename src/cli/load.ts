@@ -35,7 +35,7 @@ export function registerLoad(program: Command): void {
         throw new BpfsealError('usage', 'USAGE_NO_PIN', 'load needs --pin <bpffs dir> (objects would die with this process) or --dry-run');
       }
       const maxEntries = parseMaxEntries(opts.maxEntries);
-      const policy = resolvePolicy(opts);
+      const policy = await resolvePolicy(opts);
       if (opts.pin && !opts.dryRun) {
         ensureBpffs(opts.pin);
         checkPinDir(opts.pin);

@@ -1,178 +1,25 @@
 /**
- * `bpfseal log verify|prove|consistency|show [--log <dir>] [--json]` — audit the local transparency log
- * (src/tlog). The log directory defaults to $BPFSEAL_LOG, else ./attestations.
- * Exit codes: 0 ok; 1 a proof, signature or consistency check failed; 2 usage or malformed input.
+ * `bpfseal log verify|prove|consistency|show [--log <dir>] [--json]`: the options here, the work in
+ * log-commands.ts, loaded only when a log command runs.
  */
 import type { Command } from 'commander';
-import { BpfsealError, InputError } from '../errors.js';
-import { TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
-import { verifyConsistency, verifyInclusion } from '../tlog/merkle.js';
-import { openSignedCheckpoint } from '../tlog/note.js';
-import { rekorKind } from '../tlog/rekor-body.js';
-import { defaultLogDir, openLog, type TransparencyLog } from '../tlog/store.js';
-import { readInput } from './io.js';
-import { attestedSubjects } from '../audit/envelopes.js';
-import { printJson } from './output.js';
+import type { LogOpts } from './log-commands.js';
 
-interface LogOpts {
-  log?: string;
-  json?: boolean;
-}
-
-const hex = (b: Buffer) => b.toString('hex');
-
-function open(opts: LogOpts): TransparencyLog {
-  return openLog(opts.log ?? defaultLogDir(), { create: false });
-}
-
-/** Run a command; with --json a verification failure is also reported on stdout as {ok:false,...}. */
-async function run(opts: LogOpts, fn: (log: TransparencyLog) => void | Promise<void>): Promise<void> {
-  let log: TransparencyLog | undefined;
-  try {
-    log = open(opts);
-    await fn(log);
-  } catch (e) {
-    if (opts.json && e instanceof BpfsealError && e.kind === 'verify') {
-      printJson({ ok: false, code: e.code, message: e.message });
-      process.exitCode = e.exitCode;
-      return;
-    }
-    throw e;
-  } finally {
-    log?.close();
-  }
-}
-
-function verifyCmd(opts: LogOpts): Promise<void> {
-  return run(opts, (log) => {
-    const r = log.verifyAll();
-    if (opts.json) {
-      printJson({ ok: true, log: log.dir, origin: log.origin, size: r.size, rootHash: hex(r.rootHash), entriesBytes: r.entriesBytes, pendingBytes: r.pendingBytes });
-      return;
-    }
-    const tail = r.pendingBytes ? ` (${r.pendingBytes} bytes beyond the checkpoint ignored)` : '';
-    process.stdout.write(`ok  ${log.dir}: ${r.size} entries, root ${hex(r.rootHash)}, checkpoint signed by ${log.origin}${tail}\n`);
-  });
-}
-
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-
-/**
- * The indexes to prove: one index, or every entry that records that subject digest: a bpfseal
- * attestation (through its stored envelope), or any JSON entry with a top-level subjectDigest.
- */
-function targets(log: TransparencyLog, what: string): number[] {
-  if (/^(0|[1-9][0-9]*)$/.test(what)) return [Number(what)];
-  if (!DIGEST.test(what)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${what}: expected an entry index or sha256:<64 hex digits>`);
-  const found: number[] = [];
-  for (const { index, entry } of log.entries()) {
-    if (subjectDigests(entry).includes(what) || attestedSubjects(log.dir, entry).includes(what)) found.push(index);
-  }
-  if (!found.length) throw new TlogVerifyError(TLOG_CODES.DIGEST_NOT_FOUND, `no entry of ${log.dir} records subject ${what}`);
-  return found;
-}
-
-/** Top-level "subjectDigest" of an entry: a "sha256:<hex>" string or a list of them. */
-function subjectDigests(entry: Buffer): string[] {
-  if (entry[0] !== 0x7b) return []; // '{'
-  try {
-    const v = (JSON.parse(entry.toString('utf8')) as { subjectDigest?: unknown }).subjectDigest;
-    if (typeof v === 'string') return [v.toLowerCase()];
-    if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string').map((x) => x.toLowerCase());
-  } catch {
-    /* not JSON: no subject */
-  }
-  return [];
-}
-
-function proveCmd(what: string, opts: LogOpts): Promise<void> {
-  return run(opts, (log) => {
-    const checkpoint = log.checkpoint();
-    const proofs = targets(log, what).map((index) => {
-      const p = log.proveInclusion(index, checkpoint.size);
-      verifyInclusion(p.leafHash, index, p.treeSize, p.hashes, checkpoint.rootHash); // against the signed root
-      return p;
-    });
-    if (opts.json) {
-      const out = proofs.map((p) => ({ index: p.index, treeSize: p.treeSize, leafHash: hex(p.leafHash), rootHash: hex(p.rootHash), hashes: p.hashes.map(hex), checkpoint: checkpoint.note }));
-      printJson({ ok: true, proofs: out });
-      return;
-    }
-    for (const p of proofs) {
-      process.stdout.write(`entry ${p.index} of ${p.treeSize}  leaf ${hex(p.leafHash)}\n`);
-      p.hashes.forEach((h, i) => process.stdout.write(`  ${String(i).padStart(2)} ${hex(h)}\n`));
-      process.stdout.write(`  root ${hex(p.rootHash)} (checkpoint verified)\n`);
-    }
-    process.stdout.write(`\n${checkpoint.note}`);
-  });
-}
-
-function consistencyCmd(file: string, opts: LogOpts): Promise<void> {
-  return run(opts, (log) => {
-    const text = readInput(file).toString('utf8');
-    let old;
-    try {
-      old = openSignedCheckpoint(text, log.verifier, log.origin);
-    } catch (e) {
-      if (e instanceof BpfsealError) e.file = file;
-      throw e;
-    }
-    const now = log.checkpoint();
-    if (old.size > now.size) throw new TlogVerifyError(TLOG_CODES.SHRUNK, `${file}: the log had ${old.size} entries then and has ${now.size} now`);
-    const proof = log.proveConsistency(old.size, now.size);
-    verifyConsistency(old.size, now.size, old.rootHash, now.rootHash, proof.hashes);
-    if (opts.json) {
-      printJson({ ok: true, old: { size: old.size, rootHash: hex(old.rootHash) }, new: { size: now.size, rootHash: hex(now.rootHash) }, hashes: proof.hashes.map(hex), checkpoint: now.note });
-      return;
-    }
-    process.stdout.write(`ok  ${log.dir} grew from ${old.size} to ${now.size} entries without rewriting (consistency proof of ${proof.hashes.length} hashes)\n`);
-  });
-}
-
-function summary(entry: Buffer): { json: unknown; text: string } {
-  let json: unknown = null;
-  try {
-    json = JSON.parse(entry.toString('utf8'));
-  } catch {
-    return { json: null, text: `${entry.length} bytes (not JSON)` };
-  }
-  const kv = rekorKind(entry);
-  const subjects = subjectDigests(entry);
-  const head = kv ? `${kv.kind} ${kv.version}` : subjects.length ? `subject ${subjects.join(',')}` : '';
-  const compact = JSON.stringify(json);
-  return { json, text: `${head}${head ? '  ' : ''}${compact.length > 100 ? `${compact.slice(0, 97)}...` : compact}` };
-}
-
-function showCmd(opts: LogOpts): Promise<void> {
-  return run(opts, (log) => {
-    if (opts.json) process.stdout.write('[');
-    let first = true;
-    for (const { index, entry, leafHash } of log.entries()) {
-      const s = summary(entry);
-      if (opts.json) {
-        process.stdout.write(`${first ? '\n' : ',\n'}${JSON.stringify({ index, leafHash: hex(leafHash), bytes: entry.length, entry: s.json })}`);
-      } else {
-        process.stdout.write(`${String(index).padStart(6)}  ${hex(leafHash).slice(0, 16)}  ${s.text}\n`);
-      }
-      first = false;
-    }
-    if (opts.json) process.stdout.write(first ? ']\n' : '\n]\n');
-  });
-}
+const impl = () => import('./log-commands.js');
 
 export function registerLog(program: Command): void {
   const log = program.command('log').description('audit the local transparency log (default ./attestations, or $BPFSEAL_LOG)');
   const withOpts = (c: Command) => c.option('--log <dir>', 'log directory').option('--json', 'print JSON');
   withOpts(log.command('verify').description('recompute the whole tree from the entries and check every stored hash and the signed checkpoint'))
-    .action((opts: LogOpts) => verifyCmd(opts));
+    .action(async (opts: LogOpts) => (await impl()).verifyCmd(opts));
   withOpts(log.command('prove').description('inclusion proof for an entry index, or for the entries whose subjectDigest is sha256:<hex>'))
     .argument('<index|sha256:digest>', 'entry index or subject digest')
-    .action((what: string, opts: LogOpts) => proveCmd(what, opts));
+    .action(async (what: string, opts: LogOpts) => (await impl()).proveCmd(what, opts));
   withOpts(log.command('consistency').description('prove that the log only grew since an older checkpoint'))
     .argument('<checkpoint>', 'a checkpoint file saved earlier (a copy of <log>/checkpoint)')
-    .action((file: string, opts: LogOpts) => consistencyCmd(file, opts));
+    .action(async (file: string, opts: LogOpts) => (await impl()).consistencyCmd(file, opts));
   withOpts(log.command('show').description('list entries: index, leaf hash, summary'))
-    .action((opts: LogOpts) => showCmd(opts));
+    .action(async (opts: LogOpts) => (await impl()).showCmd(opts));
   for (const c of log.commands) c.exitOverride();
   log.exitOverride();
 }

@@ -1,8 +1,6 @@
 /** `bpfseal plan <object.o>... [-o <file|dir>] [--json]` */
 import type { Command } from 'commander';
-import { planFromObject } from '../plan/build.js';
 import { addSectionTypeOption, sectionTypes } from './sections.js';
-import { encodePlan, planDigest } from '../plan/codec.js';
 import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
 import { failure, failureLine, type Failure, printJson } from './output.js';
 
@@ -21,18 +19,18 @@ export function registerPlan(program: Command): void {
     .option('-o, --out <file|dir>', 'output file (one object) or directory; default: next to each object')
     .option('--json', 'print a JSON array of {object, plan, digest}');
   addSectionTypeOption(cmd)
-    .action((objects: string[], opts: { out?: string; json?: boolean; sectionType?: string[] }) => {
-      const overrides = sectionTypes(opts.sectionType);
+    .action(async (objects: string[], opts: { out?: string; json?: boolean; sectionType?: string[] }) => {
+      const overrides = await sectionTypes(opts.sectionType);
+      const { planObject } = await import('../plan/file.js'); // loaded on use, as in every command
       const progress = new Progress(objects.length, 'planning');
       const results: PlanResult[] = [];
       objects.forEach((obj, i) => {
         progress.tick(i, obj);
         try {
           const out = outputPath(obj, '.plan', opts.out, objects.length);
-          const { plan } = planFromObject(readInput(obj), obj, { sectionTypes: overrides });
-          const bytes = encodePlan(plan);
+          const { bytes, digest } = planObject(readInput(obj), obj, { sectionTypes: overrides });
           writeFileAtomic(out, bytes);
-          results.push({ object: obj, plan: out, digest: `sha256:${planDigest(bytes)}` });
+          results.push({ object: obj, plan: out, digest: `sha256:${digest}` });
         } catch (e) {
           results.push({ object: obj, error: failure(e) });
         }

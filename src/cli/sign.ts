@@ -2,15 +2,11 @@
  * `bpfseal sign <object.o|file.plan>... (--key <k> [--cert <crt>] | --keyless [--fulcio-url <url>] [--identity-token <t>])
  *   [--rekor-url <url>] [--version N] [-o <file|dir>] [--json]`
  */
-import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Command } from 'commander';
-import type { Signer, Witness } from '@sigstore/sign';
-import { signInstructions } from '../attest/pkcs7.js';
+import type { Witness } from '@sigstore/sign';
 import { checkServiceURL, FULCIO_URL as DEFAULT_FULCIO_URL, REKOR_URL as DEFAULT_REKOR_URL } from '../attest/urls.js';
 import { BpfsealError } from '../errors.js';
-import { planFromBytes } from '../plan/file.js';
 import { addSectionTypeOption, sectionTypes } from './sections.js';
-import { keyAlgorithm, keyId, loadPrivateKey } from '../trust/keys.js';
 import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
 import { failure, failureLine, printJson, type Failure } from './output.js';
 import { toolVersion } from './version.js';
@@ -92,7 +88,9 @@ export function registerSign(program: Command): void {
       checkSignerFlags(opts);
       // Loaded on use: the Sigstore signing stack is most of bpfseal's start-up time.
       const { bundleSignerIdentity, keylessSigner, rekorWitness } = await import('../attest/keyless.js');
-      const { localKeySigner, signPlan } = await import('../attest/sign.js');
+      const { keyFileSigner, signPlan } = await import('../attest/sign.js');
+      const { planFromBytes } = await import('../plan/file.js');
+      const overrides = await sectionTypes(opts.sectionType);
       const { encodeRelease } = await import('../attest/release.js');
       if (!/^\d+$/.test(opts.version) || !Number.isSafeInteger(Number(opts.version))) throw new BpfsealError('usage', 'USAGE_VERSION', `--version ${opts.version}: expected a non-negative integer`);
       const version = Number(opts.version);
@@ -111,15 +109,15 @@ export function registerSign(program: Command): void {
       const signer = opts.keyless
         ? keylessSigner({ fulcioURL: opts.fulcioUrl !== undefined ? checkServiceURL(opts.fulcioUrl, '--fulcio-url') : DEFAULT_FULCIO_URL, identityToken: opts.identityToken })
         : undefined;
-      const keyed = signer ? undefined : keySigner(opts as SignOpts & { key: string }, localKeySigner);
+      const keyed = signer ? undefined : keyFileSigner(opts as SignOpts & { key: string });
       const progress = new Progress(inputs.length, 'signing');
       const results: SignResult[] = [];
       for (const [i, input] of inputs.entries()) {
         progress.tick(i, input);
         try {
           const out = outputPath(input, '.bpfseal', opts.out, inputs.length);
-          const { plan, bytes, digest } = planFromBytes(readInput(input), input, { sectionTypes: sectionTypes(opts.sectionType) });
-          const s = await signPlan(plan, bytes, { signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner });
+          const { plan, bytes, digest } = planFromBytes(readInput(input), input, { sectionTypes: overrides });
+          const s = await signPlan(plan, bytes, { digest, signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner });
           writeFileAtomic(out, encodeRelease(s.release));
           const who = signer ? bundleSignerIdentity(s.release.bundle) : undefined;
           results.push({
@@ -146,28 +144,4 @@ export function registerSign(program: Command): void {
       }
       process.exitCode = Math.max(0, ...results.map((r) => r.error?.exit ?? 0));
     });
-}
-
-/** The key-based signer of --key, and with --cert a PKCS#7 kernel signer (behaviour as before --keyless). */
-function keySigner(opts: SignOpts & { key: string }, localKeySigner: (k: KeyObject, p: KeyObject) => Signer): { signer: Signer; kernelSigner?: { sign(insns: Buffer): Buffer; certificate: string } } {
-  const { key, tooOpen } = loadPrivateKey(opts.key);
-  if (tooOpen) process.stderr.write(`warning: ${opts.key} is readable by group or others (chmod 600)\n`);
-  const publicKey = createPublicKey(key);
-  let kernelSigner: { sign(insns: Buffer): Buffer; certificate: string } | undefined;
-  if (opts.cert) {
-    const certificate = readInput(opts.cert).toString('utf8');
-    let cert: X509Certificate;
-    try {
-      cert = new X509Certificate(certificate);
-    } catch {
-      throw new BpfsealError('input', 'CERT_INVALID', `${opts.cert}: not a PEM X.509 certificate`);
-    }
-    if (keyId(cert.publicKey) !== keyId(publicKey)) throw new BpfsealError('input', 'CERT_MISMATCH', `${opts.cert} does not certify the key in ${opts.key}`);
-    if (keyAlgorithm(publicKey) === 'ed25519') {
-      process.stderr.write('note: Ed25519 keys cannot make kernel program signatures (the kernel takes RSA or ECDSA); signing the attestation only\n');
-    } else {
-      kernelSigner = { sign: (insns) => signInstructions(insns, key, certificate), certificate };
-    }
-  }
-  return { signer: localKeySigner(key, publicKey), kernelSigner };
 }

@@ -2,8 +2,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
-import { loadPolicy, singleKeyPolicy, type TrustedLog, type TrustPolicy } from '../trust/policy.js';
-import { readConfig, readPublicKey } from '../tlog/keys.js';
+import type { TrustPolicy } from '../trust/policy.js';
 import { DEFAULT_STATE } from '../trust/state.js';
 
 export interface TrustOpts {
@@ -22,13 +21,20 @@ export function addTrustOptions(c: Command): Command {
     .option('--log <dir>', 'trust this local attestation log (its key and origin) for log entries (repeatable)', (v: string, prev: string[] = []) => [...prev, v]);
 }
 
-export function resolvePolicy(o: TrustOpts): TrustPolicy {
+/** The policy of --key / --policy / the defaults; with `optional`, undefined when none is configured. */
+export async function resolvePolicy(o: TrustOpts): Promise<TrustPolicy>;
+export async function resolvePolicy(o: TrustOpts, mode: { optional: true }): Promise<TrustPolicy | undefined>;
+export async function resolvePolicy(o: TrustOpts, mode?: { optional: true }): Promise<TrustPolicy | undefined> {
   if (o.key && o.policy) throw new BpfsealError('usage', 'USAGE_TRUST', 'give --key or --policy, not both');
+  const { loadPolicy, localLogTrust, singleKeyPolicy } = await import('../trust/policy.js');
   let policy: TrustPolicy;
   if (o.key) policy = singleKeyPolicy(o.key);
   else {
     const path = o.policy ?? defaultPolicyPath();
-    if (!path) throw new BpfsealError('usage', 'USAGE_TRUST', 'no trust policy: give --key <pub> or --policy <file> (or create keys/policy.json)');
+    if (!path) {
+      if (mode?.optional) return undefined;
+      throw new BpfsealError('usage', 'USAGE_TRUST', 'no trust policy: give --key <pub> or --policy <file> (or create keys/policy.json)');
+    }
     policy = loadPolicy(path);
   }
   for (const dir of o.log ?? []) policy.logs.push(localLogTrust(dir));
@@ -38,13 +44,6 @@ export function resolvePolicy(o: TrustOpts): TrustPolicy {
 /** $BPFSEAL_POLICY, else ./keys/policy.json when it exists. */
 export function defaultPolicyPath(): string | undefined {
   return process.env.BPFSEAL_POLICY ?? (existsSync('keys/policy.json') ? 'keys/policy.json' : undefined);
-}
-
-/** A local log directory as a trusted log: its public key and checkpoint origin. */
-export function localLogTrust(dir: string): TrustedLog {
-  const pub = readPublicKey(dir);
-  const { origin } = readConfig(dir);
-  return { key: pub.key, keyId: pub.logId.toString('hex'), origin, baseUrl: `https://${origin}` };
 }
 
 export function statePath(o: TrustOpts, policy: TrustPolicy): string {

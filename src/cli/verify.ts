@@ -28,7 +28,7 @@ export function registerVerify(program: Command): void {
     .action(async (releases: string[], opts: TrustOpts & { json?: boolean }) => {
       // Loaded on use: the Sigstore verifier is most of bpfseal's start-up time.
       const { verifyWithPolicy } = await import('../runtime/load.js');
-      const policy = resolvePolicy(opts);
+      const policy = await resolvePolicy(opts);
       const state = statePath(opts, policy);
       const results: VerifyResult[] = releases.map((r) => {
         try {

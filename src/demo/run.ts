@@ -24,7 +24,7 @@ import { AttestationLogWitness } from '../audit/witness.js';
 import { auditAttestations } from '../audit/attestations.js';
 import { kernelAudit } from '../audit/kernel-report.js';
 import { decision, recordDecision } from '../audit/hostlog.js';
-import { localLogTrust } from '../cli/trust.js';
+import { localLogTrust } from '../trust/policy.js';
 import { pinName } from '../runtime/replay.js';
 import { loadPolicy } from '../trust/policy.js';
 import { writeKeyFiles } from '../trust/keys.js';

@@ -18,9 +18,9 @@ import { InputError } from '../errors.js';
 import { readInput } from '../cli/io.js';
 import { selfSignedCertificate } from './x509.js';
 
-/** The algorithms `keygen` creates. */
-export const KEY_ALGORITHMS = ['ecdsa-p256', 'ed25519', 'rsa-3072'] as const;
-export type GeneratedAlgorithm = (typeof KEY_ALGORITHMS)[number];
+import { KEY_ALGORITHMS, isGeneratedAlgorithm, type GeneratedAlgorithm } from './algorithms.js';
+
+export { KEY_ALGORITHMS, isGeneratedAlgorithm, type GeneratedAlgorithm };
 /** What a loaded key can be: the three above, or RSA of another modulus size. */
 export type KeyAlgorithm = GeneratedAlgorithm | `rsa-${number}`;
 
@@ -43,10 +43,6 @@ export interface LoadedPrivateKey {
   mode: number;
   /** Group or others have any access (mode & 0o077): callers should warn, as ssh does. */
   tooOpen: boolean;
-}
-
-export function isGeneratedAlgorithm(s: string): s is GeneratedAlgorithm {
-  return (KEY_ALGORITHMS as readonly string[]).includes(s);
 }
 
 export function generateKeyPair(algorithm: GeneratedAlgorithm): KeyPair {

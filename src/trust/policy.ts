@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { keyId as keyIdOf, loadPublicKey } from './keys.js';
+import { readConfig, readPublicKey } from '../tlog/keys.js';
 
 export interface KeylessIdentity {
   issuer: string;
@@ -154,6 +155,13 @@ export function singleKeyPolicy(path: string): TrustPolicy {
     logs: [], requireLogInclusion: false, requireKernelSignatures: false, revokedKeys: new Set(), revokedDigests: new Set(),
     minVersions: {}, allowRollback: false,
   };
+}
+
+/** A local log directory as a trusted log: its public key and checkpoint origin. */
+export function localLogTrust(dir: string): TrustedLog {
+  const pub = readPublicKey(dir);
+  const { origin } = readConfig(dir);
+  return { key: pub.key, keyId: pub.logId.toString('hex'), origin, baseUrl: `https://${origin}` };
 }
 
 export { globMatch } from '../glob.js';
