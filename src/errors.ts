@@ -35,9 +35,6 @@ export class InputError extends BpfsealError {
   }
 }
 
-export function isBpfsealError(e: unknown): e is BpfsealError {
-  return e instanceof BpfsealError;
-}
 
 /** Verification or policy rejection (exit 1): bad signature, untrusted signer, revoked, rollback, ... */
 export class VerifyError extends BpfsealError {

@@ -145,9 +145,8 @@ describe.skipIf(!probe.ok)('load --pin and the host load log', () => {
     expect(await eventually(() => programIdsWithTag(tag).length === 0)).toBe(true);
   });
 
-  // BUG (reported): the anti-rollback state is written inside the replay transaction (commit step), before
-  // the host log records the load; when recording fails the load is undone but the state keeps the
-  // version, so an older release is then refused as "older than version N already loaded on this host".
+  // Regression: the anti-rollback state is written inside the replay transaction, before the host log
+  // records the load; when recording fails the undo must also give back the raised floor.
   it('an undone (unrecorded) load does not raise the anti-rollback floor', () => {
     const v = writeVariant(work, 'hk-floor');
     const v5 = signOk(v.path, k.key, out, ['--log', att, '--version', '5']).release;
@@ -251,9 +250,8 @@ describe.skipIf(!probe.ok)('audit --kernel', () => {
     expect(u.json!.findings.some((f) => f.includes(`kernel program ${id} `))).toBe(true);
   });
 
-  // BUG (reported): kernelAudit opens the host log outside its try block, so a host log that openLog()
-  // rejects (checkpoint signature, short entries file, bad log.json) aborts the whole audit with an error
-  // and no report, while a log that openLog accepts but verifyAll rejects is a finding.
+  // Regression: a host log that openLog() rejects (checkpoint signature, short entries file, bad
+  // log.json) is a finding in the report, like one that openLog accepts but verifyAll rejects.
   it.each([
     ['a forged checkpoint', (d: string) => {
       const lines = readFileSync(join(d, 'checkpoint'), 'utf8').split('\n');

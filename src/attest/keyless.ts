@@ -20,8 +20,6 @@ import { X509Certificate } from '@sigstore/core';
 import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
 import { BpfsealError } from '../errors.js';
 
-export { DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL };
-export { checkServiceURL } from './urls.js';
 
 /** The audience Fulcio expects in CI-issued tokens. */
 const AUDIENCE = 'sigstore';

@@ -100,21 +100,11 @@ function assembleSignedData(cert: ReturnType<typeof parseCertificate>, attrs: Bu
 }
 
 /**
- * Is `sig` exactly what signInstructions emits for `certDer` (same layout, that certificate embedded),
- * up to its signature value? Parsing is lenient about fields the kernel and openssl would read
+ * Is `sig` exactly what signInstructions emits for `cert` (same layout, that certificate embedded), up
+ * to its signature value? Parsing is lenient about fields the kernel and openssl would read
  * differently (version, digestAlgorithms, embedded certificates); this closes that gap, so a release's
  * kernel signature has no bytes that are neither verified nor pinned.
  */
-export function isCanonicalSignature(sig: Buffer, certDer: Buffer): boolean {
-  let parsed: ParsedSignature;
-  try {
-    parsed = parseInstructionSignature(sig);
-  } catch {
-    return false;
-  }
-  return canonical(sig, parseCertificate(certDer), parsed);
-}
-
 function canonical(sig: Buffer, cert: ReturnType<typeof parseCertificate>, parsed: ParsedSignature): boolean {
   const { signer } = parsed;
   if (!signer.signedAttrsDer) return false;
@@ -250,7 +240,7 @@ export function prepareCertificate(cert: string | Buffer, expectedKey?: KeyObjec
  * The release-verification check of one kernel signature, parsing it once: it must be exactly what
  * signInstructions emits for this certificate (isCanonicalSignature) and verify over `insns`.
  */
-export function checkKernelSignature(sig: Buffer, insns: Buffer, cert: PreparedCertificate): 'ok' | 'not-canonical' | 'invalid' {
+export function checkKernelSignature(sig: Buffer, insns: Buffer, cert: PreparedCertificate, insnSha256?: Buffer): 'ok' | 'not-canonical' | 'invalid' {
   let parsed: ParsedSignature;
   try {
     parsed = parseInstructionSignature(sig);
@@ -258,14 +248,14 @@ export function checkKernelSignature(sig: Buffer, insns: Buffer, cert: PreparedC
     return 'not-canonical';
   }
   if (!canonical(sig, cert.parsed, parsed)) return 'not-canonical';
-  return verifyParsed(parsed, insns, cert) ? 'ok' : 'invalid';
+  return verifyParsed(parsed, insns, cert, insnSha256) ? 'ok' : 'invalid';
 }
 
 export function verifyInstructionSignature(sig: Buffer, insns: Buffer, trust: string | Buffer | KeyObject | PreparedCertificate): boolean {
   return verifyParsed(parseInstructionSignature(sig), insns, trust);
 }
 
-function verifyParsed({ signer }: ParsedSignature, insns: Buffer, trust: string | Buffer | KeyObject | PreparedCertificate): boolean {
+function verifyParsed({ signer }: ParsedSignature, insns: Buffer, trust: string | Buffer | KeyObject | PreparedCertificate, insnSha256?: Buffer): boolean {
   if (signer.digestAlgorithm !== CMS_OID.sha256) throw new Pkcs7Error('PKCS7_UNSUPPORTED', `digest ${signer.digestAlgorithm} is not SHA-256`);
   const rsa = signer.signatureAlgorithm === X509_OID.rsaEncryption || signer.signatureAlgorithm === X509_OID.sha256WithRSAEncryption;
   if (!rsa && signer.signatureAlgorithm !== X509_OID.ecdsaWithSHA256) {
@@ -278,7 +268,7 @@ function verifyParsed({ signer }: ParsedSignature, insns: Buffer, trust: string 
     key = trust.key;
   } else key = trust;
   if (key.asymmetricKeyType !== (rsa ? 'rsa' : 'ec')) return false;
-  const digest = createHash('sha256').update(insns).digest();
+  const digest = insnSha256 ?? createHash('sha256').update(insns).digest();
   let signed: Buffer;
   if (signer.signedAttrsDer && signer.messageDigest) {
     if (!signer.messageDigest.equals(digest)) return false;

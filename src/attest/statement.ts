@@ -61,14 +61,17 @@ export function buildStatement(plan: Plan, digest: string, opts: { version: numb
     plan: { name: plan.name, formatVersion: plan.version },
     object: { name: `${plan.name}.o`, digest: { sha256: plan.objectSha256.toString('hex') } },
     release: { version: opts.version },
-    programs: plan.programs.map((p) => ({
-      name: p.name, section: p.section, type: progTypeName(p.progType), attachType: p.expectedAttachType ? attachTypeName(p.expectedAttachType) : '',
-      instructions: p.insns.length / 8, insnDigest: { sha256: createHash('sha256').update(p.insns).digest('hex') }, tag: predictTag(p),
-      fixups: [
-        ...p.fixups.map((f) => `${f.kind}:${f.name}@${f.insn}`),
-        ...(p.attach ? [`attach_btf:${p.attach.name}`] : []),
-      ],
-    })),
+    programs: plan.programs.map((p) => {
+      const sha256 = createHash('sha256').update(p.insns).digest('hex');
+      return {
+        name: p.name, section: p.section, type: progTypeName(p.progType), attachType: p.expectedAttachType ? attachTypeName(p.expectedAttachType) : '',
+        instructions: p.insns.length / 8, insnDigest: { sha256 }, tag: predictTag(p, sha256),
+        fixups: [
+          ...p.fixups.map((f) => `${f.kind}:${f.name}@${f.insn}`),
+          ...(p.attach ? [`attach_btf:${p.attach.name}`] : []),
+        ],
+      };
+    }),
     maps: plan.maps.map((m) => ({
       name: m.name, type: mapTypeName(m.type), keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags, frozen: m.freeze,
     })),

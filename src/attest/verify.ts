@@ -17,7 +17,7 @@ import { BUNDLE_V03_MEDIA_TYPE, type Bundle, type TransparencyLogEntry } from '@
 import { BpfsealError, VerifyError } from '../errors.js';
 import { progTypeName } from '../bpf/constants.js';
 import { decodePlan } from '../plan/codec.js';
-import type { Plan } from '../plan/types.js';
+import type { Plan, PlanProgram } from '../plan/types.js';
 import { predictTag } from '../plan/tag.js';
 import { globMatch, type TrustPolicy, type TrustedSigner } from '../trust/policy.js';
 import { keyId as keyIdOf } from '../trust/keys.js';
@@ -45,7 +45,7 @@ export interface VerifyOptions {
   /** Checks a log entry against our own view of the log (origin, size); throws VerifyError. */
   checkLogEntry?: (entry: TransparencyLogEntry, policy: TrustPolicy) => void;
   /** Verifies a PKCS#7 signature over instruction bytes with a certificate (parsed once per release). */
-  verifyKernelSignature?: (sig: Buffer, insns: Buffer, certificate: PreparedCertificate) => 'ok' | 'not-canonical' | 'invalid';
+  verifyKernelSignature?: (sig: Buffer, insns: Buffer, certificate: PreparedCertificate, insnSha256: Buffer) => 'ok' | 'not-canonical' | 'invalid';
 }
 
 function trustedRootJson(policy: TrustPolicy): unknown {
@@ -154,9 +154,12 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
     || claims.maps.some((m, i) => m.name !== plan.maps[i].name || m.maxEntries !== plan.maps[i].maxEntries || m.valueSize !== plan.maps[i].valueSize)) {
     throw new VerifyError('PREDICATE_MISMATCH', "the attestation's program or map claims do not match the plan");
   }
+  // Each program's instructions are hashed once: for its claim, its predicted tag and its kernel signature.
+  const insnSha256 = new Map(plan.programs.map((p) => [p, createHash('sha256').update(p.insns).digest()]));
   for (const p of plan.programs) {
     const claim = statement.predicate.programs.find((c) => c.name === p.name);
-    if (!claim || claim.insnDigest.sha256 !== createHash('sha256').update(p.insns).digest('hex') || (claim.tag ?? null) !== predictTag(p)) {
+    const hex = insnSha256.get(p)!.toString('hex');
+    if (!claim || claim.insnDigest.sha256 !== hex || (claim.tag ?? null) !== predictTag(p, hex)) {
       throw new VerifyError('PREDICATE_MISMATCH', `the attestation's claim for program '${p.name}' does not match the plan`);
     }
   }
@@ -189,7 +192,7 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   if (seen !== undefined && version < seen && !policy.allowRollback) {
     throw new VerifyError('ROLLBACK', `release version ${version} of '${plan.name}' is older than version ${seen} already loaded on this host (anti-rollback)`);
   }
-  const kernelSignatures = verifyKernelSignatures(release, plan, policy, verified.key, opts);
+  const kernelSignatures = verifyKernelSignatures(release, plan, policy, verified.key, opts, insnSha256);
   return {
     plan, planBytes: release.plan, digest, statement, version, release, kernelSignatures, certificate: release.certificate,
     signer: { name: allowedFor[0].name, keyId, identity, issuer },
@@ -197,7 +200,7 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   };
 }
 
-function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolicy, signerKey: KeyObject, opts: VerifyOptions): Map<string, Buffer> {
+function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolicy, signerKey: KeyObject, opts: VerifyOptions, insnSha256: Map<PlanProgram, Buffer>): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const names = new Set(plan.programs.map((p) => p.name));
   for (const n of Object.keys(release.kernelSignatures)) {
@@ -220,7 +223,7 @@ function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolic
       const sig = release.kernelSignatures[p.name];
       if (!sig) continue;
       if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
-      const verdict = opts.verifyKernelSignature(sig, p.insns, cert);
+      const verdict = opts.verifyKernelSignature(sig, p.insns, cert, insnSha256.get(p)!);
       if (verdict === 'not-canonical') {
         throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' is not in bpfseal's canonical form for the release certificate`);
       }

@@ -42,6 +42,10 @@ export interface AttestationAudit {
   findings: string[];
   /** The remembered checkpoint the current log was compared with, if any. */
   previous?: { size: number; rootHash: string };
+  /** The stored tree recomputed from the entries matches the signed checkpoint. */
+  logVerified: boolean;
+  /** The log is not an extension of the tree remembered from the last audit. */
+  rewritten: boolean;
 }
 
 interface Body {
@@ -121,7 +125,7 @@ export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPo
 }
 
 /** Compare the log with the checkpoint remembered by the last audit; returns findings. */
-function checkRemembered(log: TransparencyLog, statePath: string, size: number, root: Buffer): { findings: string[]; previous?: { size: number; rootHash: string } } {
+function checkRemembered(log: TransparencyLog, statePath: string, size: number, root: Buffer): { findings: string[]; previous?: { size: number; rootHash: string }; rewritten?: boolean } {
   if (!existsSync(statePath)) return { findings: [] };
   let prev;
   try {
@@ -130,12 +134,12 @@ function checkRemembered(log: TransparencyLog, statePath: string, size: number, 
     return { findings: [`the remembered checkpoint ${statePath} does not verify with this log's key and origin: ${(e as Error).message}`] };
   }
   const previous = { size: prev.size, rootHash: prev.rootHash.toString('base64') };
-  if (prev.size > size) return { previous, findings: [`log rewritten: it had ${prev.size} entries at the last audit and has ${size} now`] };
+  if (prev.size > size) return { previous, rewritten: true, findings: [`log rewritten: it had ${prev.size} entries at the last audit and has ${size} now`] };
   try {
     const proof = log.proveConsistency(prev.size, size);
     verifyConsistency(prev.size, size, prev.rootHash, root, proof.hashes);
   } catch {
-    return { previous, findings: [`log rewritten: the tree of size ${size} is not an extension of the one (size ${prev.size}) seen at the last audit`] };
+    return { previous, rewritten: true, findings: [`log rewritten: the tree of size ${size} is not an extension of the one (size ${prev.size}) seen at the last audit`] };
   }
   return { findings: [], previous };
 }
@@ -149,16 +153,17 @@ export interface AuditOptions {
 
 export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {}): AttestationAudit {
   const findings: string[] = [];
-  let size = log.size, rootHash: Buffer;
+  let size = log.size, rootHash: Buffer, logVerified = true;
   try {
     const all = log.verifyAll();
     size = all.size;
     rootHash = all.rootHash;
   } catch (e) {
     findings.push(`log does not verify: ${(e as Error).message}`);
+    logVerified = false;
     rootHash = log.rootHash(size);
   }
-  const remembered = opts.statePath ? checkRemembered(log, opts.statePath, size, rootHash) : { findings: [] };
+  const remembered: ReturnType<typeof checkRemembered> = opts.statePath ? checkRemembered(log, opts.statePath, size, rootHash) : { findings: [] };
   findings.push(...remembered.findings);
   const entries: AuditedEntry[] = [];
   for (let i = 0; i < size; i++) {
@@ -167,12 +172,13 @@ export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {})
     entries.push(e);
     if (e.status !== 'verified' && e.status !== 'signature-ok') findings.push(`entry ${i}${e.plan ? ` (${e.plan})` : ''}: ${e.status}: ${e.reason ?? ''}`);
   }
-  if (opts.statePath && !remembered.findings.length && !findings.some((f) => f.startsWith('log does not verify'))) {
+  // Remember this tree only when it is sound: a rewrite stays a finding until someone looks at it.
+  if (opts.statePath && !remembered.findings.length && logVerified) {
     mkdirSync(dirname(opts.statePath), { recursive: true });
     writeFileAtomic(opts.statePath, log.checkpoint().note);
   }
   return {
     log: { dir: log.dir, origin: log.origin, size, rootHash: rootHash.toString('base64') },
-    entries, findings, ...(remembered.previous ? { previous: remembered.previous } : {}),
+    entries, findings, logVerified, rewritten: remembered.rewritten === true, ...(remembered.previous ? { previous: remembered.previous } : {}),
   };
 }

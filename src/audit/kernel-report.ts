@@ -1,7 +1,5 @@
 /** `audit --kernel`: tags from the audited attestation log and the host load log, matched against the kernel. */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { openLog } from '../tlog/store.js';
+import { logExists, openLog } from '../tlog/store.js';
 import type { AttestationAudit } from './attestations.js';
 import { hostLogDir, readDecisions } from './hostlog.js';
 import { kernelPrograms, markAttested, type AttestedTag, type KernelProgram } from './kernel.js';
@@ -21,7 +19,7 @@ export function kernelAudit(attestations: AttestationAudit, hostLog?: string): K
   const findings: string[] = [];
   const dir = hostLogDir(hostLog);
   let host: KernelReport['hostLog'];
-  if (existsSync(join(dir, 'log.json'))) {
+  if (logExists(dir)) {
     let log: ReturnType<typeof openLog> | undefined;
     try {
       log = openLog(dir, { create: false });

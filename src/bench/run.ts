@@ -12,7 +12,6 @@ const SECTIONS: Record<string, { about: string; run: () => Promise<void> }> = {
   replay: { about: 'kernel work of loading objects vs bpftool prog loadall', run: async () => (await import('./replay.js')).benchReplay() },
   tlog: { about: 'durable appends (1/8 writers), proof and verifyAll at 1M entries', run: async () => (await import('./tlog.js')).benchTlog() },
   verify: { about: 'verification time per release vs kernel load time of the same plan', run: async () => (await import('./verify.js')).benchVerify() },
-  // log:    { about: '...', run: async () => (await import('./log.js')).benchLogAppend() },
 };
 
 function usage(): string {

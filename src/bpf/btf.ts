@@ -192,13 +192,6 @@ export function kindName(k: number): string {
   return Object.entries(KIND).find(([, v]) => v === k)?.[0].toLowerCase() ?? `kind_${k}`;
 }
 
-export function findType(btf: Btf, kind: number, name: string): BtfType | undefined {
-  for (let i = 1; i < btf.types.length; i++) {
-    const t = btf.types[i];
-    if (t.kind === kind && t.name === name) return t;
-  }
-  return undefined;
-}
 
 /** Bytes that follow the 12-byte common header of a type record of this kind (btf.rst, "Type encoding"). */
 export function recordExtra(kind: number, vlen: number): number {

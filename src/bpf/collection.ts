@@ -3,7 +3,7 @@
  * Follows libbpf's conventions (bpf_object__elf_collect, bpf_object__add_programs, collect_externs).
  */
 import { InputError } from '../errors.js';
-import { parseElf, SHF_EXECINSTR, SHN_UNDEF, STB, STT, SHT, type ElfObject, type ElfSection, type ElfSymbol } from '../elf/reader.js';
+import { parseElf, sectionByName, SHF_EXECINSTR, SHN_UNDEF, STB, STT, SHT, type ElfObject, type ElfSection, type ElfSymbol } from '../elf/reader.js';
 import { KIND, parseBtf, skipMods, type Btf } from './btf.js';
 import { parseBtfExt } from './btfext.js';
 import { MAP_TYPE } from './constants.js';
@@ -33,7 +33,7 @@ export interface LoadOptions {
 export function loadCollection(buf: Buffer, fileName: string, opts: LoadOptions = {}): CollectionSpec {
   const elf = parseElf(buf);
   const { name, objName } = objectNames(fileName);
-  const byName = (n: string) => elf.sections.find((s) => s.name === n);
+  const byName = (n: string) => sectionByName(elf, n);
   const licSec = byName('license');
   const license = licSec ? cstring(licSec) : '';
   const verSec = byName('version');
@@ -192,6 +192,6 @@ function kconfigMap(externs: ExternSpec[], btf: Btf | undefined): MapSpec | unde
   return {
     name: '.kconfig', kind: 'kconfig', type: MAP_TYPE.get('array')!, keySize: 4, valueSize: off, maxEntries: 1,
     flags: BPF_F_RDONLY_PROG | BPF_F_MMAPABLE, mapExtra: 0n, numaNode: 0, pinning: 0, btfKeyTypeId: 0, btfValueTypeId: ds.id,
-    freeze: true, slots: [], kconfig: out, sectionIndex: -1, offset: 0, size: off,
+    freeze: true, kconfig: out, sectionIndex: -1, offset: 0, size: off,
   };
 }

@@ -36,31 +36,3 @@ export function readInsn(buf: Buffer, i: number): Insn {
   const regs = buf[o + 1];
   return { code: buf[o], dst: regs & 0xf, src: regs >> 4, off: buf.readInt16LE(o + 2), imm: buf.readInt32LE(o + 4) };
 }
-
-export function writeInsn(buf: Buffer, i: number, insn: Insn): void {
-  const o = i * INSN_SIZE;
-  buf[o] = insn.code;
-  buf[o + 1] = (insn.dst & 0xf) | ((insn.src & 0xf) << 4);
-  buf.writeInt16LE(insn.off, o + 2);
-  buf.writeInt32LE(insn.imm | 0, o + 4);
-}
-
-export function setSrcReg(buf: Buffer, i: number, src: number): void {
-  const o = i * INSN_SIZE + 1;
-  buf[o] = (buf[o] & 0x0f) | ((src & 0xf) << 4);
-}
-export function setImm(buf: Buffer, i: number, imm: number): void {
-  buf.writeInt32LE(imm | 0, i * INSN_SIZE + 4);
-}
-export function setOff(buf: Buffer, i: number, off: number): void {
-  buf.writeInt16LE(off, i * INSN_SIZE + 2);
-}
-export function codeAt(buf: Buffer, i: number): number {
-  return buf[i * INSN_SIZE];
-}
-export function srcRegAt(buf: Buffer, i: number): number {
-  return buf[i * INSN_SIZE + 1] >> 4;
-}
-export function immAt(buf: Buffer, i: number): number {
-  return buf.readInt32LE(i * INSN_SIZE + 4);
-}

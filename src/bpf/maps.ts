@@ -40,7 +40,7 @@ function uintField(btf: Btf, type: number, map: string, field: string): number {
 function emptyMap(name: string, kind: MapSpec['kind'], sectionIndex: number, offset: number, size: number): MapSpec {
   return {
     name, kind, type: 0, keySize: 0, valueSize: 0, maxEntries: 0, flags: 0, mapExtra: 0n, numaNode: 0, pinning: 0,
-    btfKeyTypeId: 0, btfValueTypeId: 0, freeze: false, slots: [], sectionIndex, offset, size,
+    btfKeyTypeId: 0, btfValueTypeId: 0, freeze: false, sectionIndex, offset, size,
   };
 }
 

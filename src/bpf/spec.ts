@@ -3,17 +3,9 @@
  */
 import type { Btf } from './btf.js';
 import type { BtfExt } from './btfext.js';
-import type { ElfObject, ElfSymbol } from '../elf/reader.js';
+import type { ElfObject } from '../elf/reader.js';
 
 export type MapKind = 'btf' | 'legacy' | 'data' | 'rodata' | 'bss' | 'kconfig' | 'inner';
-
-export interface MapSlotInit {
-  /** Slot index in the outer map (prog_array / map-in-map). */
-  index: number;
-  kind: 'map' | 'prog';
-  /** Name of the map or program that goes into the slot. */
-  target: string;
-}
 
 export interface KconfigVar {
   name: string;
@@ -43,7 +35,6 @@ export interface MapSpec {
   /** Initial value bytes for key 0 (global data); absent for maps without initial data. */
   initData?: Buffer;
   freeze: boolean;
-  slots: MapSlotInit[];
   /** Byte offset of the 'values' member inside a BTF map definition (prog_array / map-in-map). */
   valuesOffset?: number;
   kconfig?: KconfigVar[];
@@ -102,8 +93,4 @@ export interface CollectionSpec {
   externBySymbol: Map<number, ExternSpec>;
   /** Sections that hold data maps, by index. */
   dataSections: Map<number, MapSpec>;
-}
-
-export function symbolsIn(elf: ElfObject, sectionIndex: number): ElfSymbol[] {
-  return elf.symbols.filter((s) => s.shndx === sectionIndex);
 }

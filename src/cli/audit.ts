@@ -4,7 +4,6 @@
  * Exit 0 when there is nothing to report, 1 on any finding (a rewritten log, an attestation that no
  * longer verifies under the policy, an unattested program in the kernel).
  */
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
@@ -49,7 +48,6 @@ export function registerAudit(program: Command): void {
       const since = o.since ? parseSince(o.since) : undefined;
       const policy = await resolvePolicy({ key: o.key, policy: o.policy }, { optional: true });
       const dir = resolve(o.log ?? defaultLogDir());
-      if (!existsSync(join(dir, 'log.json'))) throw new BpfsealError('input', 'LOG_MISSING', `${dir}: no attestation log here (sign creates one; give --log <dir>)`);
       const log = openLog(dir, { create: false });
       let report;
       try {
@@ -66,10 +64,12 @@ export function registerAudit(program: Command): void {
         for (const p of kernel.programs) if (!p.attested) findings.push(`kernel program ${p.id} '${p.name}' (${p.type}, tag ${p.tag}) is not attested`);
         findings.push(...kernel.findings);
       }
-      if (o.json) printJson({ ...report, ...(kernel ? { kernel } : {}), findings, policy: policy?.source ?? null });
+      // logVerified/rewritten are already findings; the JSON keeps its documented shape.
+      const { logVerified: _v, rewritten: _r, ...shown } = report;
+      if (o.json) printJson({ ...shown, ...(kernel ? { kernel } : {}), findings, policy: policy?.source ?? null });
       else {
         process.stdout.write(`log ${report.log.dir} (${report.log.origin}): ${report.log.size} entries, root ${report.log.rootHash}` +
-          `${report.previous && !report.findings.some((f) => f.startsWith('log rewritten')) ? `; consistent with the last audit (size ${report.previous.size})` : ''}\n`);
+          `${report.previous && !report.rewritten ? `; consistent with the last audit (size ${report.previous.size})` : ''}\n`);
         if (!policy) process.stdout.write('no policy: signatures are checked, trust is not judged (give --policy or --key)\n');
         for (const e of report.entries) {
           process.stdout.write(`  #${e.index}  ${e.time}  ${e.status.padEnd(13)} ${e.plan ?? '-'}${e.version !== undefined ? ` v${e.version}` : ''}  ${e.digest?.slice(0, 23) ?? ''}  ${e.signer ? `signer ${e.signer.length > 40 ? `${e.signer.slice(0, 16)}...` : e.signer}` : ''}${e.reason ? `  (${e.reason})` : ''}\n`);

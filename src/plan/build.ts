@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
-import { STT } from '../elf/reader.js';
+import { sectionByName, STT } from '../elf/reader.js';
 import { ATTACH_TYPE, MAP_TYPE } from '../bpf/constants.js';
 import { loadCollection, type LoadOptions } from '../bpf/collection.js';
 import type { CollectionSpec, MapSpec } from '../bpf/spec.js';
@@ -91,7 +91,7 @@ export function buildPlan(spec: CollectionSpec, objectBytes: Buffer): BuiltPlan 
 
 /** Initial slots of prog_array and map-in-map maps, from the relocations of the `.maps` section. */
 function collectSlots(spec: CollectionSpec, mapIndex: Map<MapSpec, number>): SlotInit[] {
-  const mapsSec = spec.elf.sections.find((s) => s.name === '.maps');
+  const mapsSec = sectionByName(spec.elf, '.maps');
   if (!mapsSec) return [];
   const rs = spec.elf.relocations.find((r) => r.target === mapsSec.index);
   if (!rs) return [];

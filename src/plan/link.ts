@@ -66,6 +66,11 @@ export interface LinkedProgram {
   layout: { func: FuncSpec; pos: number }[];
 }
 
+/** Set src_reg of the instruction at byte offset `o` (dst_reg in the low nibble, src_reg in the high). */
+function setSrcAt(code: Buffer, o: number, src: number): void {
+  code[o + 1] = (code[o + 1] & 0x0f) | (src << 4);
+}
+
 export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram {
   const { spec } = ctx;
   const where = (f: FuncSpec, i: number) => `program '${prog.name}': instruction ${i} of '${f.name}' (section '${f.section}')`;
@@ -115,7 +120,6 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
       const src = code[o + 1] >> 4;
       const abs = f.start + i;
       const rel = relocs?.get(abs);
-      const setSrc = (s: number) => { code[o + 1] = (code[o + 1] & 0x0f) | (s << 4); };
       if (op === CALL) {
         if (rel && rel.type !== R_BPF_64_32 && rel.type !== R_BPF_64_64) {
           throw new InputError('RELOC_UNKNOWN_TYPE', `${where(f, i)}: unknown relocation type ${rel.type} on a call`);
@@ -124,7 +128,7 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
         const ext = rel ? spec.externBySymbol.get(rel.symbol) : undefined;
         if (ext) {
           if (ext.kind !== 'kfunc') throw new InputError('RELOC_BAD_EXTERN', `${where(f, i)}: call to extern '${ext.name}', which is not a kfunc`);
-          setSrc(PSEUDO_KFUNC_CALL);
+          setSrcAt(code, o, PSEUDO_KFUNC_CALL);
           code.writeInt16LE(0, o + 2);
           code.writeInt32LE(0, o + 4);
           fixups.push({ insn: base + i, kind: 'kfunc', name: ext.name, weak: ext.weak });
@@ -164,11 +168,11 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
         if (ext.kind === 'kconfig') {
           const m = ctx.kconfig!;
           const v = m.kconfig!.find((x) => x.name === ext.name)!;
-          setSrc(PSEUDO.MAP_IDX_VALUE);
+          setSrcAt(code, o, PSEUDO.MAP_IDX_VALUE);
           code.writeInt32LE(fd(m), o + 4);
           code.writeInt32LE(v.offset, o + 12);
         } else if (ext.kind === 'ksym') {
-          setSrc(ext.typed ? PSEUDO.BTF_ID : 0);
+          setSrcAt(code, o, ext.typed ? PSEUDO.BTF_ID : 0);
           code.writeInt32LE(0, o + 4);
           code.writeInt32LE(0, o + 12);
           fixups.push({ insn: base + i - 1, kind: ext.typed ? 'ksym_btf' : 'ksym_addr', name: ext.name, weak: ext.weak });
@@ -183,7 +187,7 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
       if (ctx.funcsBySection.has(sym.shndx)) {
         // clang emits src_reg 0 for a function's address; the kernel wants BPF_PSEUDO_FUNC (as libbpf sets it).
         if (src !== 0 && src !== PSEUDO.FUNC) throw new InputError('RELOC_BAD_INSN', `${where(f, i - 1)}: ld_imm64 of code with src_reg ${src}`);
-        setSrc(PSEUDO.FUNC);
+        setSrcAt(code, o, PSEUDO.FUNC);
         code.writeInt32LE(0, o + 12);
         const off = Number(sym.value) + imm;
         if (off % INSN_SIZE) throw new InputError('RELOC_MISALIGNED', `${where(f, i - 1)}: function reference to byte offset ${off}`);
@@ -197,7 +201,7 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
         if (off < 0 || off >= data.valueSize) {
           throw new InputError('RELOC_OUT_OF_RANGE', `${where(f, i - 1)}: reference to '${sym.name}' at offset ${off} of '${data.name}', which is ${data.valueSize} bytes`);
         }
-        setSrc(PSEUDO.MAP_IDX_VALUE);
+        setSrcAt(code, o, PSEUDO.MAP_IDX_VALUE);
         code.writeInt32LE(fd(data), o + 4);
         code.writeInt32LE(off, o + 12);
         continue;
@@ -207,7 +211,7 @@ export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram 
         const secName = spec.elf.sections[sym.shndx]?.name ?? `#${sym.shndx}`;
         throw new InputError('RELOC_NO_MAP', `${where(f, i - 1)}: relocation against '${sym.name}' in section '${secName}' at offset ${sym.value}, where no map or data section is defined`);
       }
-      setSrc(PSEUDO.MAP_IDX);
+      setSrcAt(code, o, PSEUDO.MAP_IDX);
       code.writeInt32LE(fd(m), o + 4);
       code.writeInt32LE(0, o + 12);
     }

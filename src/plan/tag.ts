@@ -8,9 +8,10 @@ import { createHash } from 'node:crypto';
 import { INSN_SIZE, LD_IMM64, PSEUDO } from '../bpf/insn.js';
 import type { PlanProgram } from './types.js';
 
-export function computeTag(insns: Buffer): string {
+/** `insnSha256` (hex SHA-256 of `insns`), when the caller has it, saves hashing the bytes again. */
+export function computeTag(insns: Buffer, insnSha256?: string): string {
   // Plans never hold fd-based references (src_reg 1/2), so usually there is nothing to zero and no copy.
-  if (!hasFdReference(insns)) return createHash('sha256').update(insns).digest('hex').slice(0, 16);
+  if (!hasFdReference(insns)) return (insnSha256 ?? createHash('sha256').update(insns).digest('hex')).slice(0, 16);
   const copy = Buffer.from(insns);
   const n = copy.length / INSN_SIZE;
   for (let i = 0; i < n; i++) {
@@ -38,7 +39,7 @@ function hasFdReference(insns: Buffer): boolean {
 }
 
 /** The tag the kernel will report for this program, or null when host fix-ups make it unpredictable. */
-export function predictTag(p: PlanProgram): string | null {
+export function predictTag(p: PlanProgram, insnSha256?: string): string | null {
   if (p.fixups.length > 0 || p.coreRelos.data.length > 0) return null;
-  return computeTag(p.insns);
+  return computeTag(p.insns, insnSha256);
 }

@@ -16,7 +16,7 @@ import { ecdsaNoteVerifier, openSignedCheckpoint } from './note.js';
 import { canonicalJson, dsseEntryBody, rekorKind } from './rekor-body.js';
 import type { TransparencyLog } from './store.js';
 
-export { canonicalJson, dsseEntryBody } from './rekor-body.js';
+export { canonicalJson } from './rekor-body.js';
 
 /** The TrustedRoot `tlogs` item for this log, in protobuf-JSON form (TrustedRoot.fromJSON reads it). */
 export interface TrustedRootTlog {

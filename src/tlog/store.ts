@@ -234,11 +234,16 @@ export class TransparencyLog {
 }
 
 /** Open the log in `dir`, creating it (key, configuration, empty checkpoint) unless create is false. */
+/** Is there a log in `dir` (checkpoint and config present)? */
+export function logExists(dir: PathLike): boolean {
+  const path = resolve(dir.toString());
+  return existsSync(join(path, FILES.checkpoint)) && existsSync(join(path, FILES.config));
+}
+
 export function openLog(dir: PathLike, opts: OpenOptions = {}): TransparencyLog {
   const path = resolve(dir.toString());
-  const exists = existsSync(join(path, FILES.checkpoint)) && existsSync(join(path, FILES.config));
-  if (!exists) {
-    if (opts.create === false) throw new InputError(TLOG_CODES.NOT_FOUND, `${path}: no transparency log here`, { file: path });
+  if (!logExists(path)) {
+    if (opts.create === false) throw new InputError(TLOG_CODES.NOT_FOUND, `${path}: no transparency log here, so no attestation log to read (bpfseal sign creates one; give --log <dir>)`, { file: path });
     initialise(path, opts.origin);
   }
   const log = new TransparencyLog(path);
