@@ -64,11 +64,12 @@ function verifierOf(pem: string): { key: KeyObject; signer: string; issuer?: str
 }
 
 /** Policy verdict for a statement signed by `signer` (a key id, or a keyless SAN with issuer). */
-function judge(policy: TrustPolicy, st: Statement, signer: string, issuer: string | undefined, digest: string): { status: EntryStatus; reason?: string } {
+function judge(policy: TrustPolicy, st: Statement, signer: string, issuer: string | undefined, digest: string, signingKeyId: string): { status: EntryStatus; reason?: string } {
   const plan = st.predicate.plan.name;
   const signers = policy.signers.filter((s) => (issuer === undefined ? s.keyId === signer
     : s.keyless !== undefined && s.keyless.issuer === issuer && identityMatches(s.keyless.subject, signer)));
-  if (issuer === undefined && policy.revokedKeys.has(signer)) return { status: 'revoked', reason: `key ${signer} is revoked` };
+  // As in verify: a revoked key is revoked whether it signed directly or sits in a keyless certificate.
+  if (policy.revokedKeys.has(signingKeyId)) return { status: 'revoked', reason: `key ${signingKeyId} is revoked` };
   if (policy.revokedDigests.has(digest)) return { status: 'revoked', reason: `plan digest ${digest} is revoked` };
   if (!signers.length) return { status: 'untrusted', reason: `signer ${signer} is not trusted by ${policy.source}` };
   const allowed = signers.filter((s) => s.plans.some((p) => globMatch(p, plan)));
@@ -120,7 +121,7 @@ export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPo
     tags: st.predicate.programs.filter((p) => typeof p.tag === 'string').map((p) => ({ program: p.name, tag: p.tag as string })),
   };
   if (!policy) return out('signature-ok', undefined, facts);
-  const j = judge(policy, st, v.signer, v.issuer, digest);
+  const j = judge(policy, st, v.signer, v.issuer, digest, keyId(v.key));
   return out(j.status, j.reason, facts);
 }
 
