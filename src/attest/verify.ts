@@ -54,12 +54,22 @@ function trustedRootJson(policy: TrustPolicy): unknown {
     baseUrl: l.baseUrl,
     hashAlgorithm: 'SHA2_256',
     publicKey: { rawBytes: l.key.export({ type: 'spki', format: 'der' }).toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start: '1970-01-01T00:00:00Z' } },
-    logId: { keyId: createHash('sha256').update(l.key.export({ type: 'spki', format: 'der' })).digest('base64') },
+    logId: { keyId: Buffer.from(l.keyId, 'hex').toString('base64') },
   }))];
   return {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
     tlogs, certificateAuthorities: base.certificateAuthorities ?? [], ctlogs: base.ctlogs ?? [], timestampAuthorities: base.timestampAuthorities ?? [],
   };
+}
+
+/** The TrustedRoot for a policy, built once per policy object and set of logs (verifying many releases reuses it). */
+const roots = new WeakMap<TrustPolicy, { logs: readonly unknown[]; logCount: number; root: TrustedRoot }>();
+function trustedRootOf(policy: TrustPolicy): TrustedRoot {
+  const c = roots.get(policy);
+  if (c && c.logs === policy.logs && c.logCount === policy.logs.length) return c.root;
+  const root = TrustedRoot.fromJSON(trustedRootJson(policy));
+  roots.set(policy, { logs: policy.logs, logCount: policy.logs.length, root });
+  return root;
 }
 
 function logIdOf(e: TransparencyLogEntry): string {
@@ -120,7 +130,7 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   const checked: Bundle = { ...bundle, verificationMaterial: { ...bundle.verificationMaterial, tlogEntries: trusted } };
   let verified: VerifiedSigner;
   try {
-    const root = TrustedRoot.fromJSON(trustedRootJson(policy));
+    const root = trustedRootOf(policy);
     const keyFinder = (h: string) => {
       const s = signers.find((x) => x.keyId === h.toLowerCase());
       if (!s?.key) throw new VerifyError('UNTRUSTED_SIGNER', `key ${h} is not trusted`);

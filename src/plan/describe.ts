@@ -97,11 +97,22 @@ export function describePlan(plan: Plan, digest: string): PlanDescription {
 }
 
 /** Function names by linked instruction index, from func_info and the plan's BTF. */
+/** A plan's BTF, parsed once however many programs are disassembled. */
+const parsedBtf = new WeakMap<Plan, ReturnType<typeof parseBtf>>();
+function planBtf(plan: Plan): ReturnType<typeof parseBtf> {
+  let b = parsedBtf.get(plan);
+  if (!b) {
+    b = parseBtf(plan.btf);
+    parsedBtf.set(plan, b);
+  }
+  return b;
+}
+
 function funcLabels(plan: Plan, p: PlanProgram): Map<number, string> {
   const labels = new Map<number, string>([[0, p.name]]);
   if (!plan.btf.length || !p.funcInfo.recSize) return labels;
   try {
-    const btf = parseBtf(plan.btf);
+    const btf = planBtf(plan);
     for (let o = 0; o < p.funcInfo.data.length; o += p.funcInfo.recSize) {
       const t = btf.types[p.funcInfo.data.readUInt32LE(o + 4)];
       if (t?.name) labels.set(p.funcInfo.data.readUInt32LE(o), t.name);
