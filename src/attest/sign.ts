@@ -8,7 +8,7 @@ import { DSSEBundleBuilder, type Signer, type Witness } from '@sigstore/sign';
 import type { Bundle } from '@sigstore/bundle';
 import { InputError } from '../errors.js';
 import { keyAlgorithm, keyId, loadPrivateKey, signData } from '../trust/keys.js';
-import { readInput } from '../cli/io.js';
+import { readInput } from '../io.js';
 import { BpfsealError } from '../errors.js';
 import { signInstructions } from './pkcs7.js';
 import { planDigest } from '../plan/codec.js';

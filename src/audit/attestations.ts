@@ -11,7 +11,7 @@ import { envelopeFromJSON, type SerializedEnvelope } from '@sigstore/bundle';
 import { certificateIdentity } from '../attest/keyless.js';
 import { parseStatement, type Statement } from '../attest/statement.js';
 import { identityMatches } from '../attest/verify.js';
-import { writeFileAtomic } from '../cli/io.js';
+import { writeFileAtomic } from '../io.js';
 import { preAuthEncoding } from '../tlog/rekor-body.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
 import { verifyConsistency } from '../tlog/merkle.js';

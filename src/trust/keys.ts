@@ -15,7 +15,7 @@ import {
 import { closeSync, fchmodSync, fsyncSync, lstatSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { readInput } from '../cli/io.js';
+import { readInput } from '../io.js';
 import { selfSignedCertificate } from './x509.js';
 
 import { KEY_ALGORITHMS, isGeneratedAlgorithm, type GeneratedAlgorithm } from './algorithms.js';

@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../cli/io.js';
+import { writeFileAtomic } from '../io.js';
 
 export const DEFAULT_STATE = '/var/lib/bpfseal/state.json';
 
