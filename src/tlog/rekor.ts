@@ -5,14 +5,14 @@
  * verifies the proof against the checkpoint but ignores the proof's own rootHash/treeSize and the
  * checkpoint origin).
  */
-import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { envelopeToJSON, type TransparencyLogEntry } from '@sigstore/bundle';
 import type { SignatureBundle, VerificationMaterial, Witness } from '@sigstore/sign';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
 import { leafHash } from './hash.js';
-import { publicKeyInfo, readPrivateKey } from './keys.js';
+import { publicKeyInfo } from './keys.js';
 import { verifyInclusion } from './merkle.js';
-import { ecdsaNoteVerifier, openSignedCheckpoint } from './note.js';
+import { ecdsaNoteVerifier, openSignedCheckpoint, type SignedCheckpoint } from './note.js';
 import { canonicalJson, dsseEntryBody, rekorKind } from './rekor-body.js';
 import type { TransparencyLog } from './store.js';
 
@@ -47,6 +47,8 @@ function setPayload(body: Buffer, integratedTime: number, logId: Buffer, logInde
 export interface TlogEntryOptions {
   /** Add a SignedEntryTimestamp signed by the log key (needs the private key). Default true. */
   inclusionPromise?: boolean;
+  /** A checkpoint the caller already holds (an append's), instead of re-reading the current one. */
+  checkpoint?: SignedCheckpoint;
 }
 
 /**
@@ -54,7 +56,7 @@ export interface TlogEntryOptions {
  * entry's bytes must be a Rekor body (JSON with kind, apiVersion and spec).
  */
 export function tlogEntry(log: TransparencyLog, index: number, opts: TlogEntryOptions = {}): TransparencyLogEntry {
-  const checkpoint = log.checkpoint();
+  const checkpoint = opts.checkpoint ?? log.checkpoint();
   const body = log.entry(index);
   const kv = rekorKind(body);
   if (!kv) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `entry ${index} is not a Rekor entry body (JSON with kind, apiVersion, spec)`);
@@ -68,7 +70,7 @@ export function tlogEntry(log: TransparencyLog, index: number, opts: TlogEntryOp
     logId: { keyId: pub.logId },
     kindVersion: { kind: kv.kind, version: kv.version },
     integratedTime: String(integratedTime),
-    inclusionPromise: withPromise ? { signedEntryTimestamp: sign('sha256', setPayload(body, integratedTime, pub.logId, index), readPrivateKey(log.dir, pub)) } : undefined,
+    inclusionPromise: withPromise ? { signedEntryTimestamp: log.signWithLogKey(setPayload(body, integratedTime, pub.logId, index)) } : undefined,
     inclusionProof: {
       logIndex: String(index),
       rootHash: proof.rootHash,
@@ -96,8 +98,8 @@ export class LocalLogWitness implements Witness {
     }
     const envelope = content.dsseEnvelope;
     const body = dsseEntryBody(envelope, JSON.stringify(envelopeToJSON(envelope)), publicKey);
-    const { index } = await this.log.append(body);
-    return { tlogEntries: [tlogEntry(this.log, index, this.opts)] };
+    const { index, checkpoint } = await this.log.append(body);
+    return { tlogEntries: [tlogEntry(this.log, index, { ...this.opts, checkpoint })] };
   }
 }
 

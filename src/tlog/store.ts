@@ -4,7 +4,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, realpathSync, type PathLike } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { sign, type KeyObject } from 'node:crypto';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
 import { FILES, fsyncDir, replaceDurably } from './files.js';
 import { EMPTY_ROOT, type Hash } from './hash.js';
@@ -100,7 +100,7 @@ export class TransparencyLog {
       mutex: mutexFor(realpathSync(dir)),
       signal: new CommitSignal(dir),
       origin: this.origin,
-      sign: (text) => signNoteEcdsa(text, this.origin, (this.privateKey ??= readPrivateKey(dir, this.publicKey)), this.publicKey.keyId),
+      sign: (text) => signNoteEcdsa(text, this.origin, this.logKey(), this.publicKey.keyId),
     };
     try {
       this.latest = this.checkpoint();
@@ -125,6 +125,17 @@ export class TransparencyLog {
   }
 
   /** The files hold everything the checkpoint covers, and the stored hashes give its root: O(log n). */
+  /** The log's private key, read once per handle. */
+  private logKey(): KeyObject {
+    this.privateKey ??= readPrivateKey(this.dir, this.publicKey);
+    return this.privateKey;
+  }
+
+  /** ECDSA-P256/SHA-256 signature with the log key (signed entry timestamps). */
+  signWithLogKey(data: Buffer): Buffer {
+    return sign('sha256', data, this.logKey());
+  }
+
   private checkCovered(c: SignedCheckpoint): void {
     const s = this.storage;
     if (s.fileSize(s.indexFd) < c.size * INDEX_SLOT) throw s.corrupt(`${FILES.index} is shorter than the checkpoint (size ${c.size}) needs`);
