@@ -7,7 +7,7 @@
  * `bpfseal load`, not per object. Needs root/CAP_BPF and bpftool; otherwise the section says why and skips.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseBpf } from '../kernel/probe.js';
 import { planFromBytes } from '../plan/file.js';
@@ -56,6 +56,14 @@ export async function benchReplay(): Promise<void> {
     return;
   }
   const set = replaySet();
+  // libbpf pins LIBBPF_PIN_BY_NAME maps at /sys/fs/bpf/<name> and reuses an existing pin there: such
+  // pins are removed after every bpftool run, and an existing one (someone else's) stops the section.
+  const byName = [...new Set(set.flatMap((o) => o.plan.maps.filter((m) => m.pinning === 1).map((m) => `/sys/fs/bpf/${m.name}`)))];
+  const taken = byName.filter((p) => existsSync(p));
+  if (taken.length) {
+    console.log(`skipped: ${taken.join(', ')} already exist (libbpf would reuse them); remove them to run this section`);
+    return;
+  }
   const host = systemHost();
   const pinBase = `/sys/fs/bpf/bpfseal-bench-${process.pid}`;
   const ours: number[] = [], theirs: number[] = [], bpftoolStart: number[] = [];
@@ -68,6 +76,7 @@ export async function benchReplay(): Promise<void> {
       const dir = `${pinBase}-${i}`;
       b += run('bpftool', ['prog', 'loadall', o.path, dir]);
       rmSync(dir, { recursive: true, force: true });
+      for (const p of byName) rmSync(p, { force: true });
     }
     const s = run('bpftool', ['version']) * set.length;
     if (r === 0) continue; // warm-up round (page cache, kernel BTF parse)
