@@ -1,11 +1,11 @@
 /**
  * Typed errors with stable codes. The CLI maps the kind of error to an exit code (README, "Exit codes"):
  *   0 success, 1 verification or policy rejection, 2 usage error or invalid/unsupported input,
- *   3 the kernel refused.
+ *   3 the kernel refused, 70 an internal error (a bug in bpfseal, never a property of the input).
  */
 export type ErrorKind = 'input' | 'usage' | 'verify' | 'kernel';
 
-export const EXIT = { ok: 0, verify: 1, input: 2, usage: 2, kernel: 3 } as const;
+export const EXIT = { ok: 0, verify: 1, input: 2, usage: 2, kernel: 3, internal: 70 } as const;
 
 export class BpfsealError extends Error {
   readonly kind: ErrorKind;

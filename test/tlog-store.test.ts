@@ -170,14 +170,14 @@ describe('verification and damage', () => {
     appendFileSync(join(d, FILES.entries), encodeRecords([entry(101)], [leafHash(entry(101))]).subarray(0, 20));
     appendFileSync(join(d, FILES.index), Buffer.alloc(24, 0xff));
     appendFileSync(join(d, FILES.hashes), Buffer.alloc(50, 0xee));
-    writeFileSync(join(d, '.checkpoint.999999.tmp'), 'half a checkpoint'); // a dead leader's temp file
+    writeFileSync(join(d, '.checkpoint.00c0ffee00c0ffee.tmp'), 'half a checkpoint'); // a dead leader's temp file
     const copy = openLog(d);
     expect(copy.size).toBe(10);
     expect(copy.verifyAll().pendingBytes).toBeGreaterThan(0);
     const r = await copy.append(entry(11));
     expect(r.index).toBe(11); // the dead writer's complete record became entry 10
     expect(copy.entry(10).equals(entry(100))).toBe(true);
-    expect(existsSync(join(d, '.checkpoint.999999.tmp'))).toBe(false);
+    expect(existsSync(join(d, '.checkpoint.00c0ffee00c0ffee.tmp'))).toBe(false);
     expect(copy.verifyAll()).toMatchObject({ size: 12, pendingBytes: 0 });
     // Garbage that looks like a record but does not hash to its leaf hash is cut off too.
     appendFileSync(join(d, FILES.entries), encodeRecords([entry(200)], [leafHash(entry(201))]));

@@ -8,7 +8,7 @@ import { DSSEBundleBuilder, type Signer, type Witness } from '@sigstore/sign';
 import type { Bundle } from '@sigstore/bundle';
 import { InputError } from '../errors.js';
 import { keyAlgorithm, keyId, loadPrivateKey, signData } from '../trust/keys.js';
-import { readInput } from '../io.js';
+import { readInput } from '../fsx/read.js';
 import { BpfsealError } from '../errors.js';
 import { signInstructions } from './pkcs7.js';
 import { planDigest } from '../plan/codec.js';
@@ -83,7 +83,7 @@ export function keyFileSigner(opts: { key: string; cert?: string }): { signer: S
   const publicKey = createPublicKey(key);
   let kernelSigner: KernelSigner | undefined;
   if (opts.cert) {
-    const certificate = readInput(opts.cert).toString('utf8');
+    const certificate = readInput(opts.cert, { kind: 'key' }).toString('utf8');
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(certificate);

@@ -11,7 +11,7 @@ import { envelopeFromJSON, type SerializedEnvelope } from '@sigstore/bundle';
 import { certificateIdentity } from '../attest/keyless.js';
 import { parseStatement, type Statement } from '../attest/statement.js';
 import { identityMatches } from '../attest/verify.js';
-import { writeFileAtomic } from '../io.js';
+import { writeFileDurable } from '../fsx/durable.js';
 import { preAuthEncoding } from '../tlog/rekor-body.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
 import { verifyConsistency } from '../tlog/merkle.js';
@@ -176,7 +176,7 @@ export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {})
   // Remember this tree only when it is sound: a rewrite stays a finding until someone looks at it.
   if (opts.statePath && !remembered.findings.length && logVerified) {
     mkdirSync(dirname(opts.statePath), { recursive: true });
-    writeFileAtomic(opts.statePath, log.checkpoint().note);
+    writeFileDurable(opts.statePath, log.checkpoint().note);
   }
   return {
     log: { dir: log.dir, origin: log.origin, size, rootHash: rootHash.toString('base64') },

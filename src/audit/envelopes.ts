@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../io.js';
+import { writeFileDurable } from '../fsx/durable.js';
 import { parseStatement } from '../attest/statement.js';
 
 export const ENVELOPES = 'envelopes';
@@ -20,7 +20,7 @@ export function saveEnvelope(logDir: string, envelopeJson: string): string {
   const path = envelopePath(logDir, hash);
   if (!existsSync(path)) {
     mkdirSync(join(logDir, ENVELOPES), { recursive: true });
-    writeFileAtomic(path, envelopeJson);
+    writeFileDurable(path, envelopeJson);
   }
   return hash;
 }

@@ -1,12 +1,14 @@
 /**
- * CLI plumbing shared by the commands: output paths and progress on a TTY (file reading and atomic
- * writes live in ../io.ts and are re-exported here for the commands).
+ * CLI plumbing shared by the commands: output paths and progress on a TTY (bounded reads and durable
+ * writes live in ../fsx/ and are re-exported here for the commands).
  */
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
-import { isDirectory } from '../io.js';
+import { isDirectory } from '../fsx/dirs.js';
 
-export { isDirectory, readInput, writeFileAtomic } from '../io.js';
+export { isDirectory } from '../fsx/dirs.js';
+export { readInput } from '../fsx/read.js';
+export { writeFileDurable } from '../fsx/durable.js';
 
 /**
  * Where the output for `input` goes: next to the input by default; into `out` when it is a directory

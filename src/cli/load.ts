@@ -43,7 +43,7 @@ export function registerLoad(program: Command): void {
       const { loadRelease } = await import('../runtime/load.js'); // on use: heavy (Sigstore, koffi)
       const { decision, hostLogDir, recordDecision } = await import('../audit/hostlog.js');
       const hostLog = hostLogDir(opts.hostLog);
-      const bytes = readInput(release); // read once: verification and replay use these bytes
+      const bytes = readInput(release, { kind: 'release' }); // read once: verification and replay use these bytes
       let r: Awaited<ReturnType<typeof loadRelease>>;
       try {
         r = loadRelease(bytes, { policy, statePath: statePath(opts, policy), pinDir: opts.dryRun ? undefined : opts.pin, dryRun: opts.dryRun, maxEntries });

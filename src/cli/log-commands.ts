@@ -108,7 +108,7 @@ export function proveCmd(what: string, opts: LogOpts): Promise<void> {
 
 export function consistencyCmd(file: string, opts: LogOpts): Promise<void> {
   return run(opts, (log) => {
-    const text = readInput(file).toString('utf8');
+    const text = readInput(file, { kind: 'checkpoint' }).toString('utf8');
     let old;
     try {
       old = openSignedCheckpoint(text, log.verifier, log.origin);

@@ -53,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.usage;
     }
     const f = failure(e);
-    process.stderr.write(failureLine(e instanceof BpfsealError ? e.file : undefined, f));
+    process.stderr.write(failureLine(e instanceof BpfsealError ? e.file : undefined, f, true));
     return f.exit;
   }
 }

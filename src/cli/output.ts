@@ -18,7 +18,7 @@ export function failure(e: unknown): Failure {
   // Anything else is a bug in bpfseal, not a property of the input: say so, with the stack on request.
   const err = e instanceof Error ? e : new Error(String(e));
   if (process.env.BPFSEAL_DEBUG) process.stderr.write(`${err.stack}\n`);
-  return { code: 'INTERNAL', message: `internal error: ${err.message} (please report; set BPFSEAL_DEBUG=1 for a trace)`, exit: EXIT.input };
+  return { code: 'INTERNAL', message: `internal error: ${err.message} (please report; set BPFSEAL_DEBUG=1 for a trace)`, exit: EXIT.internal };
 }
 
 export function printJson(v: unknown): void {

@@ -1,7 +1,7 @@
 /** `bpfseal plan <object.o>... [-o <file|dir>] [--json]` */
 import type { Command } from 'commander';
 import { addSectionTypeOption, sectionTypes } from './sections.js';
-import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
+import { outputPath, Progress, readInput, writeFileDurable } from './io.js';
 import { failure, failureLine, type Failure, printJson } from './output.js';
 
 export interface PlanResult {
@@ -29,7 +29,7 @@ export function registerPlan(program: Command): void {
         try {
           const out = outputPath(obj, '.plan', opts.out, objects.length);
           const { bytes, digest } = planObject(readInput(obj), obj, { sectionTypes: overrides });
-          writeFileAtomic(out, bytes);
+          writeFileDurable(out, bytes);
           results.push({ object: obj, plan: out, digest: `sha256:${digest}` });
         } catch (e) {
           results.push({ object: obj, error: failure(e) });

@@ -7,7 +7,7 @@ import type { Witness } from '@sigstore/sign';
 import { checkServiceURL, FULCIO_URL as DEFAULT_FULCIO_URL, REKOR_URL as DEFAULT_REKOR_URL } from '../attest/urls.js';
 import { BpfsealError } from '../errors.js';
 import { addSectionTypeOption, sectionTypes } from './sections.js';
-import { outputPath, Progress, readInput, writeFileAtomic } from './io.js';
+import { outputPath, Progress, readInput, writeFileDurable } from './io.js';
 import { failure, failureLine, printJson, type Failure } from './output.js';
 import { toolVersion } from './version.js';
 
@@ -118,7 +118,7 @@ export function registerSign(program: Command): void {
           const out = outputPath(input, '.bpfseal', opts.out, inputs.length);
           const { plan, bytes, digest } = planFromBytes(readInput(input), input, { sectionTypes: overrides });
           const s = await signPlan(plan, bytes, { digest, signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner });
-          writeFileAtomic(out, encodeRelease(s.release));
+          writeFileDurable(out, encodeRelease(s.release));
           const who = signer ? bundleSignerIdentity(s.release.bundle) : undefined;
           results.push({
             input, release: out, digest: `sha256:${digest}`, version, kernelSignatures: Object.keys(s.release.kernelSignatures).length, unsignedPrograms: s.unsignedPrograms,

@@ -32,7 +32,7 @@ export function registerVerify(program: Command): void {
       const state = statePath(opts, policy);
       const results: VerifyResult[] = releases.map((r) => {
         try {
-          const v = verifyWithPolicy(readInput(r), policy, state);
+          const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state);
           return {
             release: r, ok: true, plan: v.plan.name, digest: `sha256:${v.digest}`, version: v.version, signer: v.signer,
             programs: v.plan.programs.map((p) => p.name), kernelSignatures: v.kernelSignatures.size,

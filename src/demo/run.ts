@@ -28,7 +28,7 @@ import { localLogTrust } from '../trust/policy.js';
 import { pinName } from '../runtime/replay.js';
 import { loadPolicy } from '../trust/policy.js';
 import { writeKeyFiles } from '../trust/keys.js';
-import { readInput } from '../io.js';
+import { readInput } from '../fsx/read.js';
 import { toolVersion } from '../cli/version.js';
 
 export const EXAMPLE = fileURLToPath(new URL('../../examples/xdp_counter.o', import.meta.url));

@@ -1,30 +1,24 @@
 /**
- * The bpf(2) system call through libc's syscall(3), via koffi. Two facts measured on these machines
- * shape this file (shared/facts/node.md):
- *  - addresses written into bpf_attr do not keep their Buffers alive, so every call takes the Buffers
- *    it points to and holds them until the kernel has returned;
- *  - koffi.errno() is the live thread errno: it is read on the statement right after the call.
+ * The bpf(2) system call through libc's syscall(3) (src/sys/libc.ts). Every call takes the Buffers its
+ * attr points to and holds them until the kernel has returned (addresses do not keep Buffers alive),
+ * and reads errno on the statement right after the call.
  */
-import koffi from 'koffi';
+import { libc, LibcUnavailable } from '../sys/libc.js';
 import { KernelError } from './errors.js';
 
 const SYS_bpf = 321; // x86-64 (arch/x86/entry/syscalls/syscall_64.tbl)
 export const ATTR_SIZE = 168; // sizeof(union bpf_attr) on this kernel's uapi
 
-type Lib = ReturnType<typeof koffi.load>;
-type Func = ReturnType<Lib['func']>;
-let libc: Lib | undefined;
-let rawSyscall: Func | undefined;
-let rawClose: Func | undefined;
-
-function bind(): void {
-  if (rawSyscall) return;
+function bound(): ReturnType<typeof libc> {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new KernelError('bpf', 0, `bpf(2) is bound for Linux x86-64 only (this is ${process.platform}/${process.arch}); use --dry-run`);
   }
-  libc = koffi.load('libc.so.6');
-  rawSyscall = libc.func('long syscall(long nr, int cmd, void *attr, uint32 size)');
-  rawClose = libc.func('int close(int fd)');
+  try {
+    return libc();
+  } catch (e) {
+    if (e instanceof LibcUnavailable) throw new KernelError('bpf', 0, e.message);
+    throw e;
+  }
 }
 
 /** Buffers referenced by address from an attr; kept reachable across the call. */
@@ -32,7 +26,7 @@ let held: Buffer[] = [];
 
 export function addressOf(b: Buffer | null | undefined): bigint {
   if (!b || b.length === 0) return 0n;
-  return koffi.address(b) as bigint;
+  return bound().address(b);
 }
 
 export const CMD = {
@@ -48,16 +42,15 @@ const CMD_NAMES = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, `BP
  * non-negative result or throws KernelError with the errno (the caller adds the verifier log).
  */
 export function bpf(cmd: number, attr: Buffer, keep: (Buffer | null | undefined)[] = []): number {
-  bind();
+  const c = bound();
   held = keep.filter((b): b is Buffer => !!b);
-  const r = Number(rawSyscall!(SYS_bpf, cmd, attr, attr.length));
-  const errno = r < 0 ? koffi.errno() : 0;
+  const r = c.syscall3(SYS_bpf, cmd, attr, attr.length);
+  const errno = r < 0 ? c.errno() : 0;
   held = [];
   if (r < 0) throw new KernelError(CMD_NAMES[cmd] ?? `bpf cmd ${cmd}`, errno);
   return r;
 }
 
 export function closeFd(fd: number): void {
-  bind();
-  rawClose!(fd);
+  bound().close(fd);
 }

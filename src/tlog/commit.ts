@@ -21,8 +21,10 @@
 import { ftruncateSync } from 'node:fs';
 import { HASH_SIZE, leafHash, type Hash } from './hash.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
-import { FILES, prepareReplace, preadUpTo, pwriteAll, removeStaleTemps, syncAsync } from './files.js';
-import type { FileLock, Mutex } from './lock.js';
+import { FILES, preadUpTo, pwriteAll, removeStaleTemps } from './files.js';
+import { prepareReplace, syncAsync } from '../fsx/durable.js';
+import { join } from 'node:path';
+import type { FileLock, Mutex } from '../fsx/lock.js';
 import type { CommitSignal } from './signal.js';
 import { storedHashCount, storedHashes, treeHash, type HashReader } from './merkle.js';
 import { formatCheckpoint, type SignedCheckpoint } from './note.js';
@@ -118,7 +120,7 @@ async function commitPending(c: Committer, own: OwnRecords): Promise<SignedCheck
   // The three data files and the new checkpoint's temp file are synced at once (parallel syncs share
   // one journal commit); only then is the checkpoint renamed into place and the directory synced.
   const note = c.sign(formatCheckpoint({ origin: c.origin, size: newSize, rootHash }));
-  const replace = prepareReplace(storage.dir, FILES.checkpoint, note);
+  const replace = prepareReplace(join(storage.dir, FILES.checkpoint), note);
   await replace.commit(Promise.all([storage.entriesFd, storage.indexFd, storage.hashesFd].map((fd) => syncAsync(fd, true))));
   return { origin: c.origin, size: newSize, rootHash, extensions: [], note };
 }

@@ -1,9 +1,9 @@
 /**
- * File plumbing for the on-disk log: names, positional reads and writes that never return short, and
- * the durable-replace sequence (write temp, fsync, rename, fsync directory) used for the checkpoint.
+ * File plumbing for the on-disk log: names, positional reads and writes that never return short. The
+ * durable-replace sequence for the checkpoint and identity files is fsx/durable.ts.
  */
-import { closeSync, fdatasync, fsync, fsyncSync, linkSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
 
 /** The files of a log directory (README.md, "Storage layout"). */
@@ -86,126 +86,14 @@ export function pwriteAll(fd: number, data: Uint8Array, position: number): void 
   while (off < data.length) off += writeSync(fd, data, off, data.length - off, position + off);
 }
 
-export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** fsync (or fdatasync) on the libuv thread pool; several at once share the journal commit. */
-export function syncAsync(fd: number, dataOnly: boolean): Promise<void> {
-  return new Promise((resolve, reject) => (dataOnly ? fdatasync : fsync)(fd, (e) => (e ? reject(e) : resolve())));
-}
-
 /**
- * Durably replace `name` in `dir`, in two halves so that the caller can overlap the first with other
- * syncs: `prepareReplace` writes the temp file (unique per process); `commit(synced)` waits for the
- * temp file's fsync and `synced` (the caller's other syncs), renames it over the target and fsyncs the
- * directory. A reader sees the old or the new content, never a mix; once commit resolves, the new
- * content survives a crash.
- */
-export function prepareReplace(dir: string, name: string, data: string | Uint8Array): { commit(synced: Promise<unknown>): Promise<void> } {
-  const tmp = join(dir, `.${name}.${process.pid}.tmp`);
-  const target = join(dir, name);
-  const cleanup = () => {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* already renamed or never created */
-    }
-  };
-  let fd: number;
-  try {
-    fd = openSync(tmp, 'w', 0o644);
-    pwriteAll(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, 0);
-  } catch (e) {
-    cleanup();
-    throw ioError(target, 'write', e);
-  }
-  return {
-    async commit(synced) {
-      try {
-        await Promise.all([syncAsync(fd, false).finally(() => closeSync(fd)), synced]);
-        renameSync(tmp, target);
-        const dfd = openSync(dir, 'r');
-        await syncAsync(dfd, false).finally(() => closeSync(dfd));
-      } catch (e) {
-        cleanup();
-        throw ioError(target, 'write', e);
-      }
-    },
-  };
-}
-
-/** Synchronous durable replace (write temp, fsync, rename, fsync directory), for one-off files. */
-export function replaceDurably(dir: string, name: string, data: string | Uint8Array): void {
-  const tmp = join(dir, `.${name}.${process.pid}.tmp`);
-  const target = join(dir, name);
-  try {
-    const fd = openSync(tmp, 'w', 0o644);
-    try {
-      pwriteAll(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data, 0);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, target);
-    fsyncDir(dir);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* already renamed or never created */
-    }
-    throw ioError(target, 'write', e);
-  }
-}
-
-/**
- * Create `path` with `data` only if it does not exist: never overwrites, and never leaves a partial
- * file (the content is written and synced under a temp name, then hard-linked into place, which fails
- * with EEXIST atomically). Returns false when the file already existed.
- */
-export function createExclusive(path: string, data: string, mode: number): boolean {
-  const tmp = `${path}.${process.pid}.new`;
-  try {
-    const fd = openSync(tmp, 'w', mode);
-    try {
-      pwriteAll(fd, Buffer.from(data, 'utf8'), 0);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      linkSync(tmp, path);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e;
-    }
-    fsyncDir(dirname(path));
-    return true;
-  } catch (e) {
-    throw ioError(path, 'create', e);
-  } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* nothing to clean */
-    }
-  }
-}
-
-/**
- * Remove temp files left by processes that died while writing the checkpoint or creating a key file.
- * Only call while holding the commit lock: every such file is written under it.
+ * Remove temp files left by processes that died while writing the checkpoint or creating a key file
+ * (fsx/durable.ts names). Only call while holding the commit lock: every such file is written under
+ * it, so any that exists then belongs to a dead writer.
  */
 export function removeStaleTemps(dir: string): void {
-  const mine = new RegExp(`\\.${process.pid}\\.(tmp|new)$`);
   for (const f of readdirSync(dir)) {
-    if (/^\.checkpoint\.\d+\.tmp$|^log\.(key|pub|json)\.\d+\.new$/.test(f) && !mine.test(f)) {
+    if (/^\.(checkpoint|log\.key|log\.pub|log\.json)\.[0-9a-f]{16}\.(tmp|new)$/.test(f)) {
       try {
         unlinkSync(join(dir, f));
       } catch {

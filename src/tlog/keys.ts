@@ -8,10 +8,12 @@
  *   log.json  {"format":"bpfseal-tlog/1","origin":...,"created":ISO-8601}
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, TLOG_CODES } from './errors.js';
-import { FILES, createExclusive, ioError } from './files.js';
+import { FILES } from './files.js';
+import { createExclusive } from '../fsx/durable.js';
+import { readInput } from '../fsx/read.js';
 import { spkiSha256 } from './note.js';
 
 export const LOG_FORMAT = 'bpfseal-tlog/1';
@@ -66,12 +68,9 @@ export function defaultOrigin(pub: LogPublicKey): string {
   return `bpfseal.local/log/${pub.logId.subarray(0, 8).toString('hex')}`;
 }
 
+/** Log identity files are never read through a symlink (fsx/read.ts). */
 function readText(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw ioError(path, 'read', e);
-  }
+  return readInput(path, { kind: 'key', noFollow: true }).toString('utf8');
 }
 
 export function readPublicKey(dir: string): LogPublicKey {
@@ -89,7 +88,7 @@ export function readPrivateKey(dir: string, pub: LogPublicKey): KeyObject {
   const path = join(dir, FILES.privateKey);
   let key: KeyObject;
   try {
-    if ((statSync(path).mode & 0o077) !== 0) {
+    if ((lstatSync(path).mode & 0o077) !== 0) {
       throw new InputError(TLOG_CODES.BAD_KEY, `${path}: private key is readable by others; chmod 600 it`, { file: path });
     }
     key = createPrivateKey(readText(path));
@@ -129,14 +128,14 @@ export function ensureIdentity(dir: string, origin?: string): void {
   const keyPath = join(dir, FILES.privateKey);
   let privatePem: string;
   try {
-    privatePem = readFileSync(keyPath, 'utf8');
+    privatePem = readText(keyPath);
   } catch {
     const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    createExclusive(keyPath, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+    createExclusive(keyPath, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600, TLOG_CODES.IO);
     privatePem = readText(keyPath);
   }
   const pub = publicKeyInfo(createPublicKey(createPrivateKey(privatePem)));
-  createExclusive(join(dir, FILES.publicKey), pub.pem, 0o644);
+  createExclusive(join(dir, FILES.publicKey), pub.pem, 0o644, TLOG_CODES.IO);
   const config: LogConfig = { format: LOG_FORMAT, origin: validateOrigin(origin ?? defaultOrigin(pub)), created: new Date(Math.floor(Date.now() / 1000) * 1000).toISOString() };
-  createExclusive(join(dir, FILES.config), `${JSON.stringify(config, null, 2)}\n`, 0o644);
+  createExclusive(join(dir, FILES.config), `${JSON.stringify(config, null, 2)}\n`, 0o644, TLOG_CODES.IO);
 }

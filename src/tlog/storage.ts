@@ -4,7 +4,8 @@
  * is immutable once committed, so readers need no lock: they read the checkpoint (replaced atomically)
  * and then only bytes that checkpoint covers.
  */
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { readInput } from '../fsx/read.js';
 import { join } from 'node:path';
 import { HASH_SIZE, leafHash, type Hash } from './hash.js';
 import { TLOG_CODES, TlogVerifyError } from './errors.js';
@@ -13,14 +14,17 @@ import { storedHashIndex, type HashReader } from './merkle.js';
 import { parseCheckpoint, parseSignedNote, type SignedCheckpoint } from './note.js';
 import { INDEX_SLOT, RECORD_OVERHEAD, decodeIndexSlot, decodeRecord } from './records.js';
 
+const { O_RDWR, O_RDONLY, O_NOFOLLOW } = constants;
+
+/** The data files are never opened through a symlink. */
 function openData(path: string): number {
   try {
-    return openSync(path, 'r+');
+    return openSync(path, O_RDWR | O_NOFOLLOW);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
       try {
-        return openSync(path, 'r'); // read-only log: proofs and verification still work
+        return openSync(path, O_RDONLY | O_NOFOLLOW); // read-only log: proofs and verification still work
       } catch (e2) {
         throw ioError(path, 'open', e2);
       }
@@ -87,12 +91,7 @@ export class LogStorage implements HashReader {
   }
 
   checkpointText(): string {
-    const path = join(this.dir, FILES.checkpoint);
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (e) {
-      throw ioError(path, 'read', e);
-    }
+    return readInput(join(this.dir, FILES.checkpoint), { kind: 'checkpoint', noFollow: true }).toString('utf8');
   }
 
   /**

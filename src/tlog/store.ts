@@ -2,14 +2,16 @@
  * The on-disk transparency log: open (creating it on first use), append, prove, verify. The layout,
  * the locking protocol and the crash rules are in README.md; the Merkle math is in merkle.ts.
  */
-import { closeSync, existsSync, mkdirSync, openSync, realpathSync, type PathLike } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, realpathSync, type PathLike } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sign, type KeyObject } from 'node:crypto';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
-import { FILES, fsyncDir, replaceDurably } from './files.js';
+import { FILES } from './files.js';
+import { fsyncDir, writeFileDurable } from '../fsx/durable.js';
+import { checkPrivateDir, ensureDirectory } from '../fsx/dirs.js';
 import { EMPTY_ROOT, type Hash } from './hash.js';
 import { ensureIdentity, readConfig, readPrivateKey, readPublicKey, type LogPublicKey } from './keys.js';
-import { FileLock, mutexFor } from './lock.js';
+import { FileLock, mutexFor } from '../fsx/lock.js';
 import { CommitSignal } from './signal.js';
 import { proveConsistency, proveInclusion, storedHashCount, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
 import { ecdsaNoteVerifier, formatCheckpoint, openSignedCheckpoint, signNoteEcdsa, type NoteVerifier, type SignedCheckpoint } from './note.js';
@@ -58,17 +60,19 @@ export function defaultLogDir(): string {
 }
 
 function initialise(dir: string, origin: string | undefined): void {
-  mkdirSync(dir, { recursive: true });
-  new FileLock(join(dir, FILES.commitLock)).hold(() => {
+  ensureDirectory(dir, 0o755, TLOG_CODES.IO);
+  checkPrivateDir(dir, 'the log directory', TLOG_CODES.UNSAFE);
+  new FileLock(join(dir, FILES.commitLock), `the log ${dir}`).hold(() => {
     ensureIdentity(dir, origin);
-    for (const f of [FILES.entries, FILES.index, FILES.hashes]) closeSync(openSync(join(dir, f), 'a', 0o644));
+    const { O_WRONLY, O_CREAT, O_NOFOLLOW } = constants;
+    for (const f of [FILES.entries, FILES.index, FILES.hashes]) closeSync(openSync(join(dir, f), O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644));
     fsyncDir(dir);
     if (existsSync(join(dir, FILES.checkpoint))) return;
     // The empty tree: size 0, root MTH({}) = SHA-256() (RFC 6962 §2.1).
     const pub = readPublicKey(dir);
     const config = readConfig(dir);
     const note = signNoteEcdsa(formatCheckpoint({ origin: config.origin, size: 0, rootHash: EMPTY_ROOT }), config.origin, readPrivateKey(dir, pub), pub.keyId);
-    replaceDurably(dir, FILES.checkpoint, note);
+    writeFileDurable(join(dir, FILES.checkpoint), note, 0o644, TLOG_CODES.IO);
   });
 }
 
@@ -257,6 +261,7 @@ export function openLog(dir: PathLike, opts: OpenOptions = {}): TransparencyLog 
     if (opts.create === false) throw new InputError(TLOG_CODES.NOT_FOUND, `${path}: no transparency log here, so no attestation log to read (bpfseal sign creates one; give --log <dir>)`, { file: path });
     initialise(path, opts.origin);
   }
+  checkPrivateDir(path, 'the log directory', TLOG_CODES.UNSAFE, { owner: opts.create !== false });
   const log = new TransparencyLog(path);
   if (opts.origin !== undefined && opts.origin !== log.origin) {
     log.close();

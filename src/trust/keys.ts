@@ -12,10 +12,11 @@ import {
   verify,
   X509Certificate,
 } from 'node:crypto';
-import { closeSync, fchmodSync, fsyncSync, lstatSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { lstatSync, statSync, unlinkSync } from 'node:fs';
+import { createExclusive } from '../fsx/durable.js';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { readInput } from '../io.js';
+import { readInput } from '../fsx/read.js';
 import { selfSignedCertificate } from './x509.js';
 
 import { KEY_ALGORITHMS, isGeneratedAlgorithm, type GeneratedAlgorithm } from './algorithms.js';
@@ -123,30 +124,9 @@ function exists(p: string): boolean {
   }
 }
 
-/** Create `path` exclusively ('wx': fails if it exists, never follows into an existing file). */
+/** Create `path` exclusively (fsx/durable.ts: never overwrites, never leaves a partial file). */
 function writeNew(path: string, data: string, mode: number): void {
-  let fd: number;
-  try {
-    fd = openSync(path, 'wx', mode);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    if (code === 'EEXIST') throw new InputError('KEY_EXISTS', `refusing to overwrite ${path}`, { file: path });
-    throw new InputError('OUTPUT_UNWRITABLE', `${path}: cannot write (${code})`, { file: path, cause: e });
-  }
-  try {
-    try {
-      fchmodSync(fd, mode); // openSync's mode is filtered by the umask; make it exact
-      const buf = Buffer.from(data);
-      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (e) {
-    try { unlinkSync(path); } catch { /* already gone */ }
-    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new InputError('OUTPUT_UNWRITABLE', `${path}: cannot write (${code})`, { file: path, cause: e });
-  }
+  if (!createExclusive(path, data, mode)) throw new InputError('KEY_EXISTS', `refusing to overwrite ${path}`, { file: path });
 }
 
 /**
@@ -188,7 +168,7 @@ const PRIVATE_PEM = /-----BEGIN (?:[A-Z ]+ )?PRIVATE KEY-----/;
 
 /** A private key from PEM (PKCS#8, SEC1 "EC PRIVATE KEY", PKCS#1 "RSA PRIVATE KEY") or DER PKCS#8. */
 export function loadPrivateKey(path: string): LoadedPrivateKey {
-  const buf = readInput(path);
+  const buf = readInput(path, { kind: 'key' });
   const text = buf.toString('latin1');
   if (text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || /Proc-Type: 4,ENCRYPTED/.test(text)) {
     throw new InputError('KEY_ENCRYPTED', `${path}: encrypted private keys are not supported`, { file: path });
@@ -211,7 +191,7 @@ export function loadPrivateKey(path: string): LoadedPrivateKey {
 
 /** A public key from SPKI PEM/DER, PKCS#1 RSA PUBLIC KEY PEM, or an X.509 certificate (PEM or DER). */
 export function loadPublicKey(path: string): KeyObject {
-  const buf = readInput(path);
+  const buf = readInput(path, { kind: 'key' });
   const text = buf.toString('latin1');
   if (PRIVATE_PEM.test(text)) {
     throw new InputError('KEY_IS_PRIVATE', `${path}: contains a private key; pass the .pub or .crt file instead`, { file: path });

@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../io.js';
+import { writeFileDurable } from '../fsx/durable.js';
 
 export const DEFAULT_STATE = '/var/lib/bpfseal/state.json';
 
@@ -51,5 +51,5 @@ export function recordVersion(path: string, plan: string, version: number): () =
 
 function write(path: string, s: HostState): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileAtomic(path, JSON.stringify(s, null, 2) + '\n', 0o600);
+  writeFileDurable(path, JSON.stringify(s, null, 2) + '\n', 0o600);
 }
