@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { bundleFromJSON, type SerializedBundle } from '@sigstore/bundle';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
@@ -157,7 +157,7 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
       const plan = decodePlan(release.plan);
       expect(r.kernelSignatures).toBe(plan.programs.length);
       expect(r.unsignedPrograms).toEqual([]);
-      expect(Object.keys(release.kernelSignatures).sort()).toEqual(plan.programs.map((p) => p.name).sort());
+      expect([...release.kernelSignatures.keys()].sort()).toEqual(plan.programs.map((p) => p.name).sort());
       expect(release.certificate).toBe(readFileSync(keys.ec.crt, 'utf8'));
     }
     // the .plan input is signed as is
@@ -181,7 +181,7 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
       const release = decodeRelease(bytes);
       expect(p.digest).toBe(sha256hex(release.plan));
       expect(statementOf(release).predicate.release.version).toBe(7);
-      expect(release.kernelSignatures).toEqual({});
+      expect(release.kernelSignatures.size).toBe(0);
       expect(release.certificate).toBeUndefined();
       expect(JSON.parse(bytes.toString()).kernelSignatures).toBeUndefined();
     }
@@ -193,7 +193,7 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
     expect(sign.rsa.code, sign.rsa.stderr).toBe(0);
     expect(DIGEST_LINE.test(sign.rsa.stdout.trimEnd())).toBe(true);
     const release = decodeRelease(readRel('rsa', 'testrun'));
-    expect(Object.keys(release.kernelSignatures).sort()).toEqual(['socket_len', 'syscall_store', 'tc_mark', 'xdp_count']);
+    expect([...release.kernelSignatures.keys()].sort()).toEqual(['socket_len', 'syscall_store', 'tc_mark', 'xdp_count']);
     expect(release.certificate).toBe(readFileSync(keys.rsa.crt, 'utf8'));
   });
 
@@ -206,7 +206,7 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
       kernelSigner: { sign: () => { throw new Error('must not be asked to sign a program with fix-ups'); }, certificate: readFileSync(keys.ec.crt, 'utf8') },
     });
     expect(s.unsignedPrograms).toEqual(['externs_prog']);
-    expect(s.release.kernelSignatures).toEqual({});
+    expect(s.release.kernelSignatures.size).toBe(0);
     expect(s.release.certificate).toBeUndefined();
     const v = verifyWithPolicy(Buffer.from(encodeRelease(s.release)), singleKeyPolicy(keys.ec.pub), freshState());
     expect(v.plan.name).toBe('externs');
@@ -217,7 +217,7 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
     expect(sign.ed.stderr).toContain('note: Ed25519 keys cannot make kernel program signatures');
     const bytes = readRel('ed', 'minimal');
     const release = decodeRelease(bytes);
-    expect(release.kernelSignatures).toEqual({});
+    expect(release.kernelSignatures.size).toBe(0);
     expect(release.certificate).toBeUndefined();
     expect(Object.keys(JSON.parse(bytes.toString())).sort()).toEqual(['bundle', 'mediaType', 'plan']);
   });
@@ -262,14 +262,15 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
   it.skipIf(KERNEL_SKIP)('load --pin (kernel): exit 0, programs and maps pinned, version recorded; unload removes them', () => {
     const dir = pins.next();
     const state = freshState();
-    const r = runCli(['load', rel('nocert', 'testrun'), '--key', keys.ec.pub, '--pin', dir, '--state', state]);
+    const hl = join(work, 'tmp', `host-log-${tmpCount++}`);
+    const r = runCli(['load', rel('nocert', 'testrun'), '--key', keys.ec.pub, '--pin', dir, '--state', state, '--host-log', hl]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe(`loaded testrun v7 sha256:${sha256hex(decodeRelease(readRel('nocert', 'testrun')).plan)} (signer ${keys.ec.pub})`);
     expect(r.stdout).toContain(`  pinned under ${dir}\n`);
     expect(listTree(dir).filter((p) => !p.startsWith('maps/'))).toEqual(['socket_len', 'syscall_store', 'tc_mark', 'xdp_count']);
     expect(listTree(dir).filter((p) => p.startsWith('maps/')).length).toBe(3);
-    expect(JSON.parse(readFileSync(state, 'utf8'))).toEqual({ versions: { testrun: 7 } });
-    const u = runCli(['unload', dir]);
+    expect(JSON.parse(readFileSync(state, 'utf8')).versions).toEqual({ testrun: 7 });
+    const u = runCli(['unload', dir, '--host-log', hl]);
     expect(u.code, u.stderr).toBe(0);
     expect(u.stdout).toBe(`removed 7 pin(s) from ${dir}\n`);
     expect(existsSync(dir)).toBe(false);
@@ -501,11 +502,11 @@ describe('3. rejections: specific code, exit 1 (verify --json); malformed releas
   it('kernel signatures swapped between programs -> BAD_KERNEL_SIGNATURE', () => {
     const r = decodeRelease(readRel('ec', 'testrun'));
     const ks = r.kernelSignatures;
-    const swapped = { ...ks, xdp_count: ks.socket_len!, socket_len: ks.xdp_count! };
+    const swapped = new Map([...ks, ['xdp_count', ks.get('socket_len')!], ['socket_len', ks.get('xdp_count')!]]);
     expectReject(tmpFile('swapped-ksig.bpfseal', encodeRelease({ ...r, kernelSignatures: swapped })), ['--key', keys.ec.pub], 'BAD_KERNEL_SIGNATURE');
     // an RSA signature from the other release for the same program (same instructions, other key) is refused too
-    const rsaSig = decodeRelease(readRel('rsa', 'testrun')).kernelSignatures.tc_mark!;
-    expectReject(tmpFile('foreign-ksig.bpfseal', encodeRelease({ ...r, kernelSignatures: { ...ks, tc_mark: rsaSig } })), ['--key', keys.ec.pub], 'BAD_KERNEL_SIGNATURE');
+    const rsaSig = decodeRelease(readRel('rsa', 'testrun')).kernelSignatures.get('tc_mark')!;
+    expectReject(tmpFile('foreign-ksig.bpfseal', encodeRelease({ ...r, kernelSignatures: new Map([...ks, ['tc_mark', rsaSig]]) })), ['--key', keys.ec.pub], 'BAD_KERNEL_SIGNATURE');
   });
 
   it('a statement whose claims do not describe the signed plan (extra program, changed map) -> PREDICATE_MISMATCH', async () => {
@@ -516,7 +517,7 @@ describe('3. rejections: specific code, exit 1 (verify --json); malformed releas
       edit(st);
       const bundle = await new DSSEBundleBuilder({ signer: localKeySigner(key, createPublicKey(key)), witnesses: [] })
         .create({ data: Buffer.from(JSON.stringify(st)), type: PAYLOAD_TYPE });
-      return tmpFile(`claims-${tmpCount++}.bpfseal`, encodeRelease({ plan: bytes, bundle, kernelSignatures: {} }));
+      return tmpFile(`claims-${tmpCount++}.bpfseal`, encodeRelease({ plan: bytes, bundle, kernelSignatures: new Map() }));
     };
     expectOk(await signWith(() => {}), ['--key', keys.ec.pub]); // control: the statement as sign writes it
     expectReject(await signWith((st) => st.predicate.programs.push({ ...st.predicate.programs[0], name: 'ghost' })), ['--key', keys.ec.pub], 'PREDICATE_MISMATCH');
@@ -557,7 +558,7 @@ describe('4. kernel signatures', () => {
       const cert = tmpFile(`${which}-${name}.crt`, r.certificate!);
       const plan = decodePlan(r.plan);
       for (const [i, p] of plan.programs.entries()) {
-        const sig = tmpFile(`${which}-${name}-${p.name}.der`, r.kernelSignatures[p.name]!);
+        const sig = tmpFile(`${which}-${name}-${p.name}.der`, r.kernelSignatures.get(p.name)!);
         const insns = tmpFile(`${which}-${name}-${p.name}.insns`, p.insns);
         const v = openssl(['cms', '-verify', '-binary', '-inform', 'DER', '-in', sig, '-content', insns, '-certfile', cert, '-noverify', '-out', '/dev/null']);
         expect(v.status, `${which}/${name}/${p.name}: ${v.out}`).toBe(0);
@@ -575,16 +576,17 @@ describe('4. kernel signatures', () => {
   it.skipIf(EOPNOTSUPP_SKIP)('EOPNOTSUPP: load --pin with kernel signatures prints the note and loads (policy does not require them)', () => {
     const dir = pins.next();
     const state = freshState();
-    const r = runCli(['load', rel('ec', 'testrun'), '--key', keys.ec.pub, '--pin', dir, '--state', state]);
+    const hl = join(work, 'tmp', `host-log-${tmpCount++}`);
+    const r = runCli(['load', rel('ec', 'testrun'), '--key', keys.ec.pub, '--pin', dir, '--state', state, '--host-log', hl]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('note: this kernel cannot verify program signatures (EOPNOTSUPP)');
     expect(listTree(dir).filter((p) => !p.startsWith('maps/'))).toEqual(['socket_len', 'syscall_store', 'tc_mark', 'xdp_count']);
-    expect(JSON.parse(readFileSync(state, 'utf8'))).toEqual({ versions: { testrun: 1 } });
-    expect(runCli(['unload', dir]).code).toBe(0);
+    expect(JSON.parse(readFileSync(state, 'utf8')).versions).toEqual({ testrun: 1 });
+    expect(runCli(['unload', dir, '--host-log', hl]).code).toBe(0);
     expect(existsSync(dir)).toBe(false);
   });
 
-  it.skipIf(EOPNOTSUPP_SKIP)('EOPNOTSUPP: requireKernelSignatures refuses with exit 3 (KERNEL_SIGNATURES_UNSUPPORTED), nothing pinned', () => {
+  it.skipIf(EOPNOTSUPP_SKIP)('EOPNOTSUPP: requireKernelSignatures refuses with exit 3 (KERNEL_SIGNATURES_UNSUPPORTED), nothing pinned', async () => {
     const p = writePolicy(polDir, 'require-ksig-load.json', { signers: [{ name: 'ci', key: '../keys/ec.pub' }], requireKernelSignatures: true });
     const dir = pins.next();
     const state = freshState();
@@ -599,7 +601,7 @@ describe('4. kernel signatures', () => {
     const dir2 = pins.next();
     let err: unknown;
     try {
-      loadRelease(readRel('ec', 'testrun'), { policy: loadPolicy(p), statePath: state, pinDir: dir2 });
+      await loadRelease(readRel('ec', 'testrun'), { policy: loadPolicy(p), statePath: state, pinDir: dir2, hostLog: join(dirname(state), `host-log-${Date.now()}`) });
     } catch (e) {
       err = e;
     }

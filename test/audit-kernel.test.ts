@@ -175,9 +175,11 @@ describe.skipIf(!probe.ok)('load --pin and the host load log', () => {
   });
 });
 
+interface Finding { code: string; message: string; index?: number }
+
 interface KernelAuditJson {
-  kernel: { programs: { id: number; name: string; type: string; tag: string; attested: boolean; matches: { plan: string; digest?: string; program: string; source: string }[] }[]; hostLog?: { dir: string; decisions: number }; findings: string[] };
-  findings: string[];
+  kernel: { programs: { id: number; name: string; type: string; tag: string; attested: boolean; matches: { plan: string; digest?: string; program: string; source: string }[] }[]; hostLog?: { dir: string; decisions: number }; findings: Finding[] };
+  findings: Finding[];
   entries: { plan?: string; status: string }[];
 }
 
@@ -207,8 +209,8 @@ describe.skipIf(!probe.ok)('audit --kernel', () => {
     const theirs = progs.find((p) => p.id === foreign.id);
     expect(theirs, 'the foreign program is listed').toBeDefined();
     expect(theirs).toMatchObject({ name: foreign.name, type: 'socket_filter', attested: false, matches: [] });
-    expect(a.json!.findings).toEqual(expect.arrayContaining([expect.stringContaining(`kernel program ${foreign.id} '${foreign.name}'`)]));
-    expect(a.json!.findings.some((f) => f.includes(`kernel program ${id} `))).toBe(false);
+    expect(a.json!.findings).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'PROGRAM_UNATTESTED', message: expect.stringContaining(`kernel program ${foreign.id} '${foreign.name}'`) })]));
+    expect(a.json!.findings.some((f) => f.message.includes(`kernel program ${id} `))).toBe(false);
     expect(a.json!.kernel.hostLog).toEqual({ dir: hl, decisions: 1 });
     // Text form: the same verdicts.
     const t = runCli(['audit', '--kernel', '--log', att, '--key', k.pub, '--host-log', hl, '--state', fresh('audit.checkpoint')]);
@@ -247,7 +249,7 @@ describe.skipIf(!probe.ok)('audit --kernel', () => {
     expect(u.code).toBe(1);
     const again = u.json!.kernel.programs.find((p) => p.id === id);
     expect(again).toMatchObject({ attested: false, matches: [] });
-    expect(u.json!.findings.some((f) => f.includes(`kernel program ${id} `))).toBe(true);
+    expect(u.json!.findings.some((f) => f.message.includes(`kernel program ${id} `))).toBe(true);
   });
 
   // Regression: a host log that openLog() rejects (checkpoint signature, short entries file, bad
@@ -267,7 +269,7 @@ describe.skipIf(!probe.ok)('audit --kernel', () => {
     const a = auditKernel(hl);
     expect(a.code, show(a)).toBe(1);
     expect(a.json, `no JSON report: ${show(a)}`).toBeDefined();
-    expect(a.json!.findings.join('\n')).toMatch(/host log .* does not verify/);
+    expect(a.json!.findings.map((f) => f.message).join('\n')).toMatch(/host log .* does not verify/);
   });
 
   it('a damaged host log is a finding and its decisions attest nothing', () => {
@@ -286,7 +288,7 @@ describe.skipIf(!probe.ok)('audit --kernel', () => {
     expect(runCli(['log', 'verify', '--log', damaged]).code).toBe(1);
     const a = auditKernel(damaged);
     expect(a.code, show(a)).toBe(1);
-    expect(a.json!.findings.join('\n')).toMatch(/host log .* does not verify/);
+    expect(a.json!.findings.map((f) => f.message).join('\n')).toMatch(/host log .* does not verify/);
     expect(a.json!.kernel.programs.find((x) => x.id === id)).toMatchObject({ attested: false });
     // The intact log still attests it.
     expect(auditKernel(hl).json!.kernel.programs.find((x) => x.id === id)).toMatchObject({ attested: true });

@@ -77,7 +77,10 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
     expect(raw).toHaveLength(1);
     expect(body.equals(raw[0])).toBe(true);
     const envHash = JSON.parse(body.toString('utf8')).spec.envelopeHash.value as string;
-    expect(readdirSync(join(att, 'envelopes'))).toEqual([`${envHash}.json`]);
+    // The envelope, and the log's signed entry timestamp for it (audit checks keyless certificates at that time).
+    expect(readdirSync(join(att, 'envelopes')).sort()).toEqual([`${envHash}.0.set`, `${envHash}.json`]);
+    // The plan the statement names is kept beside the log too, so audit can check every claim against it.
+    expect(readdirSync(join(att, 'plans'))).toEqual([`${signed.digest.slice('sha256:'.length)}.plan`]);
     const cp = parseCheckpoint(e.inclusionProof.checkpoint.envelope);
     expect(cp.origin).toBe(logOrigin(att));
     expect(cp.size).toBe(1);
@@ -133,7 +136,7 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
     let policy: string;
     beforeAll(() => {
       policy = writePolicy(freshDir('pol'), 'policy.json', {
-        signers: [{ name: 'k', key: k.pub }],
+        signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }],
         logs: [{ key: join(att, 'log.pub'), origin: logOrigin(att) }],
         requireLogInclusion: true,
       });
@@ -159,7 +162,7 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
 
     it('the right log key under a wrong origin does not verify the entry (exit 1)', () => {
       const wrong = writePolicy(freshDir('pol'), 'policy.json', {
-        signers: [{ name: 'k', key: k.pub }],
+        signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }],
         logs: [{ key: join(att, 'log.pub'), origin: 'bpfseal.local/log/0000000000000000' }],
         requireLogInclusion: true,
       });
@@ -222,7 +225,7 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
       if (/treeSize|rootHash/.test(_what)) expect(v.result.error?.code).toBe('TLOG_INCLUSION_INVALID');
       // Under the policy that requires inclusion, too.
       const pol = writePolicy(freshDir('pol'), 'policy.json', {
-        signers: [{ name: 'k', key: k.pub }], logs: [{ key: join(att, 'log.pub'), origin: logOrigin(att) }], requireLogInclusion: true,
+        signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }], logs: [{ key: join(att, 'log.pub'), origin: logOrigin(att) }], requireLogInclusion: true,
       });
       const p = verifyJson(bad, ['--policy', pol, '--state', fresh('s.json')]);
       expect(p.code, show(p.r)).toBe(1);
@@ -349,6 +352,14 @@ describe('bpfseal log verify|show|prove|consistency on a log written by sign', (
 });
 
 // ---------------------------------------------------------------------------------------------------
+/** Finding messages, one per line. */
+const messages = (findings: { message: string }[]) => findings.map((f) => f.message).join('\n');
+
+/** The checkpoint an audit state file remembers for the log in `dir`. */
+function rememberedCheckpoint(state: string, dir: string): string | undefined {
+  return JSON.parse(readFileSync(state, 'utf8')).logs[logIdOf(dir).toString('hex')]?.checkpoint;
+}
+
 describe('bpfseal audit', () => {
   let att: string;
   let out: string;
@@ -380,17 +391,17 @@ describe('bpfseal audit', () => {
       expect(line).toMatch(/\bverified\b/);
       expect(line).toContain(`${s.plan} v${s.version}`);
       expect(line).toContain(s.digest.slice(0, 23));
-      expect(line).toContain(`signer ${k.keyId.slice(0, 16)}`);
+      expect(line).toContain(`key ${k.keyId.slice(0, 16)}`);
       expect(line).toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/);
     }
-    expect(readFileSync(state, 'utf8')).toBe(readFileSync(join(att, 'checkpoint'), 'utf8'));
+    expect(rememberedCheckpoint(state, att)).toBe(readFileSync(join(att, 'checkpoint'), 'utf8'));
 
     const j = audit(['--log', att, '--key', k.pub, '--state', fresh('audit.checkpoint'), '--json']);
     expect(j.code, show(j)).toBe(0);
     expect(j.json.entries).toHaveLength(2);
     for (const [i, s] of signed.entries()) {
       const e = j.json.entries[i];
-      expect(e).toMatchObject({ index: i, status: 'verified', plan: s.plan, digest: s.digest, version: s.version, signer: k.keyId });
+      expect(e).toMatchObject({ index: i, status: 'verified', plan: s.plan, digest: s.digest, version: s.version, signer: k.pub, keyId: k.keyId, timeSigned: true });
       expect(e.reason).toBeUndefined();
       const t0 = Date.parse(e.time);
       expect(Number.isNaN(t0)).toBe(false);
@@ -402,14 +413,15 @@ describe('bpfseal audit', () => {
   it('--json output shape', () => {
     const j = audit(['--log', att, '--key', k.pub, '--state', fresh('audit.checkpoint'), '--json']);
     expect(j.code, show(j)).toBe(0);
-    expect(Object.keys(j.json).sort()).toEqual(['entries', 'findings', 'log', 'policy']);
+    expect(Object.keys(j.json).sort()).toEqual(['entries', 'findings', 'log', 'logTrust', 'policy']);
+    expect(j.json.logTrust).toBe('command-line'); // --key with --log: the log named on the command line
     const v = cliJson(['log', 'verify', '--log', att, '--json']).json;
-    expect(j.json.log).toEqual({ dir: att, origin: logOrigin(att), size: 2, rootHash: Buffer.from(v.rootHash, 'hex').toString('base64') });
+    expect(j.json.log).toEqual({ dir: att, origin: logOrigin(att), logId: logIdOf(att).toString('hex'), size: 2, rootHash: v.rootHash });
     expect(j.json.findings).toEqual([]);
     expect(j.json.policy).toBe(`--key ${k.pub}`);
     for (const e of j.json.entries) {
-      expect(Object.keys(e).sort()).toEqual(['digest', 'index', 'plan', 'signer', 'status', 'tags', 'time', 'version']);
-      expect(e.tags).toEqual([{ program: 'xdp_pass', tag: expect.stringMatching(/^[0-9a-f]{16}$/) }]);
+      expect(Object.keys(e).sort()).toEqual(['digest', 'index', 'keyId', 'plan', 'signer', 'status', 'tags', 'time', 'timeSigned', 'version']);
+      expect(e.tags).toEqual([{ program: 'xdp_pass', tag: expect.stringMatching(/^[0-9a-f]{16}$/), type: 'xdp' }]);
     }
     // Different programs, different predicted tags.
     expect(j.json.entries[0].tags[0].tag).not.toBe(j.json.entries[1].tags[0].tag);
@@ -426,19 +438,18 @@ describe('bpfseal audit', () => {
     expect(t.code, show(t)).toBe(0);
     expect(t.stdout).toContain('4 entries');
     expect(t.stdout).toContain('consistent with the last audit (size 2)');
-    expect(readFileSync(state, 'utf8')).toBe(readFileSync(join(dir, 'checkpoint'), 'utf8'));
+    expect(rememberedCheckpoint(state, dir)).toBe(readFileSync(join(dir, 'checkpoint'), 'utf8'));
     const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
     expect(j.code).toBe(0);
     expect(j.json.previous).toEqual({ size: 4, rootHash: j.json.log.rootHash });
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['verified', 'verified', 'verified', 'verified']);
   });
 
-  it('without --state, the checkpoint is remembered under $BPFSEAL_STATE_DIR (audit-<log id>.checkpoint)', () => {
+  it('without --state, the checkpoint is remembered under $BPFSEAL_STATE_DIR (audit-state.json)', () => {
     const sd = fresh('statedir');
     const r = audit(['--log', att, '--key', k.pub], { env: { BPFSEAL_STATE_DIR: sd } });
     expect(r.code, show(r)).toBe(0);
-    const f = join(sd, `audit-${logIdOf(att).subarray(0, 8).toString('hex')}.checkpoint`);
-    expect(readFileSync(f, 'utf8')).toBe(readFileSync(join(att, 'checkpoint'), 'utf8'));
+    expect(rememberedCheckpoint(join(sd, 'audit-state.json'), att)).toBe(readFileSync(join(att, 'checkpoint'), 'utf8'));
     expect(audit(['--log', att, '--key', k.pub], { env: { BPFSEAL_STATE_DIR: sd } }).stdout).toContain('consistent with the last audit (size 2)');
   });
 
@@ -450,16 +461,16 @@ describe('bpfseal audit', () => {
     expect(j.json.findings).toHaveLength(2);
     const t = audit(['--log', att, '--key', other.pub, '--state', fresh('st')]);
     expect(t.code).toBe(1);
-    expect(t.stderr).toMatch(/finding: entry 0 \(aud-a\): untrusted/);
+    expect(t.stderr).toMatch(/finding: UNTRUSTED_SIGNER: entry 0 \(aud-a\): untrusted/);
   });
 
   it('a policy revoking the key: revoked, exit 1; revoking one digest: only that entry', () => {
     const polDir = freshDir('pol');
-    const byKey = writePolicy(polDir, 'revoke-key.json', { signers: [{ name: 'k', key: k.pub }], revoked: { keys: [k.keyId] } });
+    const byKey = writePolicy(polDir, 'revoke-key.json', { signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }], revoked: { keys: [k.keyId] } });
     const j = audit(['--log', att, '--policy', byKey, '--state', fresh('st'), '--json']);
     expect(j.code, show(j)).toBe(1);
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['revoked', 'revoked']);
-    const byDigest = writePolicy(polDir, 'revoke-digest.json', { signers: [{ name: 'k', key: k.pub }], revoked: { digests: [signed[1].digest] } });
+    const byDigest = writePolicy(polDir, 'revoke-digest.json', { signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }], revoked: { digests: [signed[1].digest] } });
     const d = audit(['--log', att, '--policy', byDigest, '--state', fresh('st'), '--json']);
     expect(d.code, show(d)).toBe(1);
     expect(d.json.entries.map((e: any) => e.status)).toEqual(['verified', 'revoked']);
@@ -469,7 +480,7 @@ describe('bpfseal audit', () => {
     expect(p.code, show(p)).toBe(1);
     expect(p.json.entries.map((e: any) => e.status)).toEqual(['verified', 'untrusted']);
     // A policy minimum above the signed version (sign's default, 1): that plan's entry is superseded.
-    const min = writePolicy(polDir, 'min.json', { signers: [{ name: 'k', key: k.pub }], minVersions: { 'aud-a': 2 } });
+    const min = writePolicy(polDir, 'min.json', { signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }], minVersions: { 'aud-a': 2 } });
     const m = audit(['--log', att, '--policy', min, '--state', fresh('st'), '--json']);
     expect(m.code, show(m)).toBe(1);
     expect(m.json.entries.map((e: any) => e.status)).toEqual(['superseded', 'verified']);
@@ -495,7 +506,7 @@ describe('bpfseal audit', () => {
     const j = audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
     expect(j.code, show(j)).toBe(1);
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['verified', 'no-envelope']);
-    expect(j.json.findings.join('\n')).toMatch(/entry 1.*no-envelope/);
+    expect(messages(j.json.findings)).toMatch(/entry 1.*no-envelope/);
     // The log itself still verifies: the envelopes are beside it, committed by hash.
     expect(runCli(['log', 'verify', '--log', dir]).code).toBe(0);
   });
@@ -540,7 +551,8 @@ describe('bpfseal audit', () => {
     expect(runCli(['log', 'verify', '--log', dir]).code).toBe(0);
     const j = audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
     expect(j.code, show(j)).toBe(1);
-    expect(j.json.entries.map((e: any) => e.status)).toEqual(['verified', 'verified', 'not-attestation', 'bad-signature', 'bad-signature']);
+    // Logged with another key, which the policy does not trust: untrusted (as verify says UNTRUSTED_SIGNER before any signature check).
+    expect(j.json.entries.map((e: any) => e.status)).toEqual(['verified', 'verified', 'not-attestation', 'untrusted', 'bad-signature']);
     expect(j.json.findings).toHaveLength(3);
     // Without a policy too: a bad signature is a finding whatever the trust.
     const n = audit(['--log', dir, '--state', fresh('st'), '--json'], { cwd: freshDir('nopolicy') });
@@ -572,7 +584,7 @@ describe('bpfseal audit', () => {
       swap(dir, fork);
       const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(j.code, show(j)).toBe(1);
-      expect(j.json.findings.join('\n')).toMatch(/log rewritten/);
+      expect(messages(j.json.findings)).toMatch(/log rewritten/);
       expect(j.json.previous.size).toBe(3);
       expect(j.json.previous.rootHash).not.toBe(j.json.log.rootHash);
       // Every entry still verifies on its own: only the history gives the rewrite away.
@@ -580,13 +592,13 @@ describe('bpfseal audit', () => {
       expect(readFileSync(state, 'utf8')).toBe(remembered);
       const t = audit(['--log', dir, '--key', k.pub, '--state', state]);
       expect(t.code).toBe(1);
-      expect(t.stderr).toMatch(/finding: log rewritten/);
+      expect(t.stderr).toMatch(/finding: LOG_REWRITTEN: log rewritten/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
       // ... and it keeps reporting it after the rewritten log grows.
       signInto(dir, 'rw-after');
       const again = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(again.code).toBe(1);
-      expect(again.json.findings.join('\n')).toMatch(/log rewritten/);
+      expect(messages(again.json.findings)).toMatch(/log rewritten/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
     });
 
@@ -608,18 +620,18 @@ describe('bpfseal audit', () => {
       swap(dir, shorter);
       const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(j.code, show(j)).toBe(1);
-      expect(j.json.findings.join('\n')).toMatch(/log rewritten: it had 3 entries .* has 2 now/);
+      expect(messages(j.json.findings)).toMatch(/log rewritten: it had 3 entries .* has 2 now/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
     });
 
-    it('a different log (other log key) in its place: the remembered checkpoint does not verify, exit 1, kept', () => {
+    it('a different log (other log key) in its place: the directory is known to hold another log, exit 1, kept', () => {
       const { dir, state, remembered } = setup();
       const stranger = fresh('att-stranger');
       signInto(stranger, 'rw-stranger');
       swap(dir, stranger);
       const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(j.code, show(j)).toBe(1);
-      expect(j.json.findings.join('\n')).toMatch(/does not verify with this log's key/);
+      expect(messages(j.json.findings)).toMatch(/log replaced: .* held the log with key [0-9a-f]{64} at the last audit/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
     });
 
@@ -633,7 +645,7 @@ describe('bpfseal audit', () => {
       writeFileSync(p, b);
       const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(j.code, show(j)).toBe(1);
-      expect(j.json.findings.join('\n')).toMatch(/log does not verify/);
+      expect(messages(j.json.findings)).toMatch(/log does not verify/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
     });
   });
@@ -646,8 +658,11 @@ describe('bpfseal audit', () => {
     expect(future.code, show(future)).toBe(0);
     expect(future.json.entries).toEqual([]);
     expect(future.json.log.size).toBe(2);
-    // Entries outside the window are not judged: an untrusting key has nothing to report.
-    expect(audit(['--log', att, '--key', other.pub, '--since', '2099-01-01T00:00:00Z', '--state', fresh('st')]).code).toBe(0);
+    // --since limits the listing, never the judgement: an untrusting key still reports every entry.
+    const hidden = audit(['--log', att, '--key', other.pub, '--since', '2099-01-01T00:00:00Z', '--state', fresh('st'), '--json']);
+    expect(hidden.code).toBe(1);
+    expect(hidden.json.entries).toEqual([]);
+    expect(hidden.json.findings.map((f: any) => f.index)).toEqual([0, 1]);
     expect(audit(['--log', att, '--key', other.pub, '--since', '1h', '--state', fresh('st')]).code).toBe(1);
     expect(audit(['--log', att, '--key', k.pub, '--since', 'yesterday-ish', '--state', fresh('st')]).code).toBe(2);
   });

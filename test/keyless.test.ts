@@ -18,6 +18,7 @@ import { registerSign } from '../src/cli/sign.js';
 import { failure } from '../src/cli/output.js';
 import { BpfsealError } from '../src/errors.js';
 import { planFromBytes } from '../src/plan/file.js';
+import { allPlans } from './helpers/attest.js';
 import { loadPolicy, type TrustPolicy } from '../src/trust/policy.js';
 import { writeKeyFiles } from '../src/trust/keys.js';
 import { runCli } from './helpers/cli.js';
@@ -61,7 +62,7 @@ let n = 0;
 /** Write a policy next to the trusted roots and load it as verify/load would. */
 function policy(signers: unknown[], extra: Record<string, unknown> = { trustedRoot: 'trusted_root.json' }): TrustPolicy {
   const p = join(dir, `policy-${n++}.json`);
-  writeFileSync(p, JSON.stringify({ version: 1, signers, ...extra }));
+  writeFileSync(p, JSON.stringify({ version: 1, signers: signers.map(allPlans), ...extra }));
   return loadPolicy(p);
 }
 const ci = (subject = SUBJECT, issuer = ISSUER) => ({ name: 'github-release', keyless: { issuer, subject }, plans: ['minimal'], programTypes: ['*'] });
@@ -176,8 +177,8 @@ describe('keyless signing with signPlan (mock Fulcio + Rekor)', () => {
     });
     const e = rejected(() => verifyRelease(bad, policy([ci()])));
     // @sigstore/verify checks timestamps first: with no entry there is no SET, so TIMESTAMP_ERROR.
-    expect(e.code).toBe('BAD_BUNDLE');
-    expect(e.message).toMatch(/TIMESTAMP_ERROR: expected 1 timestamps, got 0/);
+    expect(e.code).toBe('NO_TIMESTAMP');
+    expect(e.message).toMatch(/no verified time for the signature.*expected 1 timestamps, got 0/);
     expect(e.exitCode).toBe(1);
   });
 
@@ -193,16 +194,17 @@ describe('keyless signing with signPlan (mock Fulcio + Rekor)', () => {
     const all = rejected(() => verifyRelease(release, policy([ci()], { trustedRoot: 'other_root.json' })));
     expect(all.exitCode).toBe(1);
     const ca = rejected(() => verifyRelease(release, policy([ci()], { trustedRoot: 'other_ca_root.json' })));
-    expect([ca.code, ca.exitCode]).toEqual(['BAD_BUNDLE', 1]);
-    expect(ca.message).toMatch(/CERTIFICATE_ERROR: Failed to verify certificate chain/);
+    expect([ca.code, ca.exitCode]).toEqual(['UNTRUSTED_SIGNER', 1]);
+    expect(ca.message).toMatch(/does not chain to the policy's trusted root: Failed to verify certificate chain/);
     const ct = rejected(() => verifyRelease(release, policy([ci()], { trustedRoot: 'other_ct_root.json' })));
-    expect([ct.code, ct.exitCode]).toEqual(['BAD_BUNDLE', 1]);
-    expect(ct.message).toMatch(/CERTIFICATE_ERROR: SCT verification failed/);
+    expect([ct.code, ct.exitCode]).toEqual(['UNTRUSTED_SIGNER', 1]);
+    expect(ct.message).toMatch(/SCT verification failed/);
   });
 
-  it('rejects a keyless release under a policy without a trustedRoot', () => {
+  it('a keyless signer in a policy without a trustedRoot is a policy error (exit 2): nothing could ever verify it', () => {
     const e = rejected(() => verifyRelease(release, policy([ci()], {})));
-    expect(e.exitCode).toBe(1);
+    expect([e.code, e.exitCode]).toEqual(['POLICY_INVALID', 2]);
+    expect(e.message).toContain('a keyless signer needs "trustedRoot"');
   });
 
   it('rejects a bundle whose certificate was swapped for another signing\'s', async () => {
@@ -215,7 +217,7 @@ describe('keyless signing with signPlan (mock Fulcio + Rekor)', () => {
     expect(e.exitCode).toBe(1);
     // Issued in a later second, the swapped certificate is not valid at the entry's integrated time
     // (CERTIFICATE_ERROR); in the same second, the signature does not verify with its key.
-    if (e.code === 'BAD_BUNDLE') expect(e.message).toMatch(/CERTIFICATE_ERROR/);
+    if (e.code === 'UNTRUSTED_SIGNER') expect(e.message).toMatch(/does not chain/);
     else expect(e.code).toBe('BAD_SIGNATURE');
   });
 

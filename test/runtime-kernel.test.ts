@@ -22,12 +22,17 @@ import { replay, pinName, type LoadedCollection } from '../src/runtime/replay.js
 import { realKernel } from '../src/runtime/backend.js';
 import { systemHost, type HostFacts } from '../src/runtime/host.js';
 import { modelKernel } from '../src/runtime/model.js';
-import { ensureBpffs, unpinDir } from '../src/runtime/bpffs.js';
+import { ensureBpffs } from '../src/runtime/bpffs.js';
+import { commitLoad, type Committed } from '../src/runtime/commit.js';
+import { pinsInPlace, unloadDir } from '../src/runtime/unload.js';
+import type { KernelBackend } from '../src/runtime/backend.js';
+import { listPending, readDecisions, refreshState } from '../src/hostlog/hostlog.js';
+import { openLog } from '../src/tlog/store.js';
 import { KernelError } from '../src/kernel/errors.js';
 import { openFds } from '../src/kernel/fd.js';
 import { mapFdById, mapInfo, mapLookup, mapUpdate, objGet, progFdById, progInfo, progTestRun } from '../src/kernel/bpf.js';
 import { BpfsealError, InputError } from '../src/errors.js';
-import { allFixtures, DIST, FIXTURES, readFixture, requireDist, ROOT } from './helpers/paths.js';
+import { allFixtures, DIST, FIXTURES, makeTmpDir, readFixture, requireDist, ROOT } from './helpers/paths.js';
 import {
   asFd, closeLeftoverFds, datasecLayout, kallsyms, linuxKernelVersion, newPinDir, objectExists, probeBpf, recording,
   removePinDirs, thrown, u32key, waitGone, type CreatedObject,
@@ -339,7 +344,7 @@ describe.skipIf(!canBpf)('(d) FD-index stability across processes', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------
-/** Step names of a replay with pins and a commit, from the model kernel ("DIR" stands for the pin dir). */
+/** Step names of a replay, from the model kernel. */
 const unusedHost: HostFacts = {
   btfId: () => { throw new Error('host not expected'); },
   ksymAddress: () => { throw new Error('host not expected'); },
@@ -350,90 +355,124 @@ const unusedHost: HostFacts = {
 function stepTemplates(f: string): string[] {
   const { plan, digest } = loadPlan(f);
   const steps: string[] = [];
-  replay(plan, digest, modelKernel(), { host: unusedHost, pinDir: 'DIR', commit: () => {}, onStep: (s) => steps.push(s) }).close();
+  replay(plan, digest, modelKernel(), { host: unusedHost, onStep: (s) => steps.push(s) }).close();
   return steps;
 }
 const FAULT_FIXTURES = ['map_in_map.o', 'globals.o'];
 const TEMPLATES = new Map(FAULT_FIXTURES.map((f) => [f, stepTemplates(f)]));
-const forDir = (t: string, dir: string) => (t === 'pin into DIR' ? `pin into ${dir}` : t);
+const COMMIT_STEPS = ['record', 'pin', 'rename', 'done'];
 
-async function expectNothingLeft(created: CreatedObject[], dir: string, dirExisted: boolean): Promise<void> {
+/** A host log and state file of this test's own. */
+function hostFiles(): { hostLog: string; statePath: string } {
+  const d = makeTmpDir('bpfseal-hostlog-');
+  return { hostLog: join(d, 'host-log'), statePath: join(d, 'state.json') };
+}
+
+interface CommitRun {
+  collection: LoadedCollection;
+  committed: Committed;
+  plan: Plan;
+}
+
+/** Replay `f` and commit it into `dir`: what `load` does after verification. */
+async function replayAndCommit(f: string, backend: KernelBackend, dir: string, o: {
+  files?: { hostLog: string; statePath: string }; onStep?: (s: string) => void; onCommitStep?: (s: string) => void; version?: number;
+} = {}): Promise<CommitRun> {
+  const { plan, digest } = loadPlan(f);
+  const files = o.files ?? hostFiles();
+  const collection = replay(plan, digest, backend, { onStep: o.onStep });
+  try {
+    const committed = await commitLoad({
+      plan, collection, backend, pinDir: dir, ...files, allowRollback: false, onStep: o.onCommitStep,
+      facts: { plan: plan.name, digest: `sha256:${digest}`, version: o.version ?? 1, loader: 'user', fixups: collection.record.fixups },
+    }, pinsInPlace);
+    return { collection, committed, plan };
+  } finally {
+    collection.close();
+  }
+}
+
+async function expectNothingLeft(created: CreatedObject[], dir: string): Promise<void> {
   expect(await waitGone(created), 'kernel objects of the failed attempt still exist').toEqual([]);
-  if (dirExisted) expect(readdirSync(dir)).toEqual([]);
-  else expect(existsSync(dir), `${dir} left behind`).toBe(false);
+  expect(existsSync(dir), `${dir} left behind`).toBe(false);
+  expect(readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('bpfseal_staging_') && existsSync(join('/sys/fs/bpf', n))), 'staging directories left behind').toEqual([]);
   noOpenFds();
+}
+
+async function thrownAsync(fn: () => Promise<unknown>): Promise<Error> {
+  try {
+    await fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a failure');
 }
 
 describe.skipIf(!canBpf)('(e) fault injection: a failure at any step leaves nothing behind', () => {
   beforeAll(() => ensureBpffs('/sys/fs/bpf'));
 
-  it.each(FAULT_FIXTURES)('%s: the real replay walks the expected steps', async (f) => {
-    const { plan, digest } = loadPlan(f);
+  it.each(FAULT_FIXTURES)('%s: the real replay walks the expected steps, then the commit steps', async (f) => {
     const dir = newPinDir();
     const steps: string[] = [];
+    const commitSteps: string[] = [];
     const rec = recording(realKernel());
-    const c = replay(plan, digest, rec.backend, { pinDir: dir, commit: () => {}, onStep: (s) => steps.push(s) });
-    c.close();
-    expect(steps).toEqual(TEMPLATES.get(f)!.map((t) => forDir(t, dir)));
-    expect(steps.some((s) => s.startsWith('pin map'))).toBe(true);
-    expect(steps.at(-1)).toBe('commit');
-    unpinDir(dir);
+    const files = hostFiles();
+    const r = await replayAndCommit(f, rec.backend, dir, { files, onStep: (s) => steps.push(s), onCommitStep: (s) => commitSteps.push(s) });
+    expect(steps).toEqual(TEMPLATES.get(f)!);
+    expect(commitSteps).toEqual(COMMIT_STEPS);
+    expect(readdirSync(dir).length).toBeGreaterThan(0);
+    await unloadDir(dir, files.hostLog);
     expect(await waitGone(rec.created)).toEqual([]);
     noOpenFds();
   });
 
-  const cases = FAULT_FIXTURES.flatMap((f) => TEMPLATES.get(f)!.flatMap((t, i) =>
-    (['new dir', 'existing empty dir'] as const).map((mode) => ({ f, i, t, mode }))));
+  const cases = FAULT_FIXTURES.flatMap((f) => TEMPLATES.get(f)!.map((t, i) => ({ f, i, t })));
 
-  it.each(cases)('$f: injected kernel error at step $i ($t), $mode', async ({ f, i, t, mode }) => {
-    const { plan, digest } = loadPlan(f);
+  it.each(cases)('$f: injected kernel error at replay step $i ($t)', async ({ f, i, t }) => {
     const dir = newPinDir();
-    if (mode === 'existing empty dir') mkdirSync(dir);
-    const want = forDir(t, dir);
     const rec = recording(realKernel());
     let n = 0;
-    const e = thrown(() => replay(plan, digest, rec.backend, {
-      pinDir: dir, commit: () => {},
+    const e = await thrownAsync(() => replayAndCommit(f, rec.backend, dir, {
       onStep: (s) => {
         if (n++ === i) {
-          expect(s).toBe(want);
+          expect(s).toBe(t);
           throw new KernelError('BPF_INJECTED', 5);
         }
       },
     }));
     expect(e).toBeInstanceOf(KernelError);
-    expect((e as KernelError).step).toBe(want);
-    expect(e.message.startsWith(`${want}: BPF_INJECTED failed with EIO`)).toBe(true);
-    // Everything up to the failing step was really created (the first step creates nothing yet).
+    expect((e as KernelError).step).toBe(t);
+    expect(e.message.startsWith(`${t}: BPF_INJECTED failed with EIO`)).toBe(true);
     if (i > 0) expect(rec.created.length).toBeGreaterThan(0);
-    await expectNothingLeft(rec.created, dir, mode === 'existing empty dir');
+    await expectNothingLeft(rec.created, dir);
   });
 
-  it('a non-kernel error (InputError) at a pin step is prefixed with the step and rolled back', async () => {
-    const { plan, digest } = loadPlan('globals.o');
+  it.each(FAULT_FIXTURES.flatMap((f) => COMMIT_STEPS.filter((s) => s !== 'done').map((step) => ({ f, step }))))('$f: a failure at commit step $step: rolled back, recorded as aborted (or never recorded)', async ({ f, step }) => {
     const dir = newPinDir();
     const rec = recording(realKernel());
-    const e = thrown(() => replay(plan, digest, rec.backend, {
-      pinDir: dir,
-      onStep: (s) => { if (s === "pin map 'result'") throw new InputError('INJECTED', 'injected'); },
-    }));
-    expect(e).toBeInstanceOf(InputError);
-    expect(e.message).toBe("pin map 'result': injected");
-    await expectNothingLeft(rec.created, dir, false);
+    const files = hostFiles();
+    const e = await thrownAsync(() => replayAndCommit(f, rec.backend, dir, { files, onCommitStep: (s) => { if (s === step) throw new InputError('INJECTED', `injected at ${s}`); } }));
+    expect((e as BpfsealError).code).toBe(step === 'record' ? 'INJECTED' : 'INJECTED');
+    await expectNothingLeft(rec.created, dir);
+    const log = openLog(files.hostLog, { create: false });
+    try {
+      const ds = readDecisions(log).map((d) => d.decision!.decision);
+      expect(ds).toEqual(step === 'record' ? [] : ['allowed', 'aborted']);
+      expect(listPending(files.hostLog)).toEqual([]);
+      expect(refreshState(log, files.statePath).versions.get(loadPlan(f).plan.name)).toBeUndefined();
+    } finally {
+      log.close();
+    }
   });
 
-  it('a plain Error from commit (e.g. a failed state-file write) is rolled back and names the step', async () => {
-    const { plan, digest } = loadPlan('map_in_map.o');
+  it('a pin that the kernel refuses (a plain Error from the backend) is rolled back and names the pin', async () => {
     const dir = newPinDir();
     const rec = recording(realKernel());
-    const e = thrown(() => replay(plan, digest, rec.backend, {
-      pinDir: dir,
-      commit: () => { throw Object.assign(new Error("EACCES: permission denied, open '/var/lib/bpfseal/state.json'"), { code: 'EACCES' }); },
-    }));
-    // Rolled back completely ...
-    await expectNothingLeft(rec.created, dir, false);
-    // ... and, as replay() documents ("Any failure ... then reports the step"), the error says where.
-    expect(e.message).toContain('commit');
+    const backend: KernelBackend = { ...rec.backend, pin: (h, path) => { if (path.includes('/maps/')) throw Object.assign(new Error(`EACCES: ${path}`), { code: 'EACCES' }); rec.backend.pin(h, path); } };
+    const e = await thrownAsync(() => replayAndCommit('globals.o', backend, dir));
+    expect(e).toBeInstanceOf(BpfsealError);
+    expect(e.message).toContain('EACCES');
+    await expectNothingLeft(rec.created, dir);
   });
 
   it('a corrupted instruction: EINVAL with the verifier log; nothing left', async () => {
@@ -442,9 +481,8 @@ describe.skipIf(!canBpf)('(e) fault injection: a failure at any step leaves noth
     const entry = plan.programs.find((p) => p.name === 'entry')!;
     expect(entry.insns[0]).not.toBe(0x18); // not an ld_imm64: a single-slot instruction
     entry.insns[0] = 0xff; // no such opcode
-    const dir = newPinDir();
     const rec = recording(realKernel());
-    const e = thrown(() => replay(plan, digest, rec.backend, { pinDir: dir }));
+    const e = thrown(() => replay(plan, digest, rec.backend, {}));
     expect(e).toBeInstanceOf(KernelError);
     const k = e as KernelError;
     expect(k.code).toBe('KERNEL_EINVAL');
@@ -455,7 +493,8 @@ describe.skipIf(!canBpf)('(e) fault injection: a failure at any step leaves noth
     // tail_target (loaded before entry), every map and the BTF were created, and are gone again.
     expect(rec.created.filter((o) => o.kind === 'prog').map((o) => o.name)).toEqual(['tail_target']);
     expect(rec.created.filter((o) => o.kind === 'map')).toHaveLength(plan.maps.length);
-    await expectNothingLeft(rec.created, dir, false);
+    expect(await waitGone(rec.created)).toEqual([]);
+    noOpenFds();
   });
 });
 
@@ -463,16 +502,15 @@ describe.skipIf(!canBpf)('(e) fault injection: a failure at any step leaves noth
 describe.skipIf(!canBpf)('(f) pins', () => {
   beforeAll(() => ensureBpffs('/sys/fs/bpf'));
 
-  it.each(['globals.o', 'map_in_map.o'])('%s: programs at <dir>/<name>, maps at <dir>/maps/<pinName>; unpinDir removes them', async (f) => {
-    const { plan, digest } = loadPlan(f);
+  it.each(['globals.o', 'map_in_map.o'])('%s: programs at <dir>/<name>, maps at <dir>/maps/<pinName>; unload removes them', async (f) => {
     const dir = newPinDir();
     const rec = recording(realKernel());
-    const c = replay(plan, digest, rec.backend, { pinDir: dir });
-    c.close(); // the pins keep the objects
+    const files = hostFiles();
+    const { collection: c, committed, plan } = await replayAndCommit(f, rec.backend, dir, { files });
     const progPins = plan.programs.map((p) => join(dir, p.name));
     const pinnedMaps = plan.maps.filter((m) => m.kind !== 'inner');
     const mapPins = pinnedMaps.map((m) => join(dir, 'maps', pinName(m)));
-    expect([...c.record.pins].sort()).toEqual([...progPins, ...mapPins].sort());
+    expect([...committed.pins].sort()).toEqual([...progPins, ...mapPins].sort());
     expect(readdirSync(dir).sort()).toEqual([...plan.programs.map((p) => p.name), 'maps'].sort());
     expect(readdirSync(join(dir, 'maps')).sort()).toEqual(pinnedMaps.map(pinName).sort());
     for (const n of readdirSync(join(dir, 'maps'))) expect(n).not.toContain('.');
@@ -497,56 +535,37 @@ describe.skipIf(!canBpf)('(f) pins', () => {
     for (const o of rec.created.filter((x) => x.kind === 'prog' || pinnedMaps.some((m) => m.name === x.name || m.kernelName === x.name))) {
       expect(objectExists(o.kind, o.id), `${o.kind} ${o.name} (pinned) exists`).toBe(true);
     }
-    const removed = unpinDir(dir);
-    expect([...removed].sort()).toEqual([...c.record.pins].sort());
+    const u = await unloadDir(dir, files.hostLog);
+    expect([...u.removed].sort()).toEqual([...committed.pins].sort());
     expect(existsSync(dir)).toBe(false);
     expect(await waitGone(rec.created)).toEqual([]);
     noOpenFds();
   });
 
-  it('replay into a dir that already holds pins is refused up front; the old pins are kept', async () => {
-    const { plan, digest } = loadPlan('globals.o');
+  it('a second load into a dir that holds pins is refused; the old pins are kept and the attempt leaves nothing', async () => {
     const dir = newPinDir();
+    const files = hostFiles();
     const first = recording(realKernel());
-    const c1 = replay(plan, digest, first.backend, { pinDir: dir });
-    c1.close();
+    const r1 = await replayAndCommit('globals.o', first.backend, dir, { files });
     const listing = () => [...readdirSync(dir).map((n) => n), ...readdirSync(join(dir, 'maps')).map((n) => `maps/${n}`)].sort();
     const before = listing();
     const second = recording(realKernel());
-    const e = thrown(() => replay(plan, digest, second.backend, { pinDir: dir }));
+    const e = await thrownAsync(() => replayAndCommit('globals.o', second.backend, dir, { files }));
     expect(e).toBeInstanceOf(BpfsealError);
     const b = e as BpfsealError;
     expect(b.code).toBe('PIN_DIR_IN_USE');
     expect(b.exitCode).toBe(2);
-    // Refused before anything is created (the same check runs again at pin time, against races).
-    expect(b.message.startsWith(`check pin directory ${dir}: ${dir} already holds pins`)).toBe(true);
+    expect(b.message).toContain(`${dir} already holds pins`);
     expect(await waitGone(second.created)).toEqual([]);
     expect(listing()).toEqual(before);
-    const fd = objGet(join(dir, plan.programs[0].name));
+    const fd = objGet(join(dir, r1.plan.programs[0].name));
     try {
-      expect(progInfo(fd).id).toBe(c1.record.programs[0].id);
+      expect(progInfo(fd).id).toBe(r1.collection.record.programs[0].id);
     } finally {
       fd.close();
     }
-    unpinDir(dir);
+    await unloadDir(dir, files.hostLog);
     expect(await waitGone(first.created)).toEqual([]);
     noOpenFds();
-  });
-
-  it('replay into a dir that already holds pins creates no kernel object at all', async () => {
-    const { plan, digest } = loadPlan('minimal.o');
-    const dir = newPinDir();
-    const first = recording(realKernel());
-    replay(plan, digest, first.backend, { pinDir: dir }).close();
-    const second = recording(realKernel());
-    const e = thrown(() => replay(plan, digest, second.backend, { pinDir: dir }));
-    expect((e as BpfsealError).code).toBe('PIN_DIR_IN_USE');
-    const created = second.created.map((o) => `${o.kind} ${o.name}`);
-    await waitGone(second.created);
-    unpinDir(dir);
-    expect(await waitGone(first.created)).toEqual([]);
-    noOpenFds();
-    // The pin directory is checked only after every BTF/map/program has been created and loaded.
-    expect(created, 'objects created before the pin-dir check refused the load').toEqual([]);
   });
 });

@@ -113,20 +113,6 @@ describe('every fixture replays against the model kernel', () => {
     expect(fx).toHaveLength(10);
   });
 
-  it('with a pin dir the model records the pins it would make and touches no file system', () => {
-    const { plan, digest } = loadPlan('map_in_map.o');
-    const dir = `/nonexistent-bpfseal-model-${process.pid}/pins`;
-    const backend = modelKernel();
-    const c = replay(plan, digest, backend, { host: fakeHost(), pinDir: dir });
-    c.close();
-    const want = [
-      ...plan.programs.map((p) => join(dir, p.name)),
-      ...plan.maps.filter((m) => m.kind !== 'inner').map((m) => join(dir, 'maps', pinName(m))),
-    ];
-    expect(backend.wouldPin).toEqual(want);
-    expect(c.record.pins).toEqual(want);
-    expect(existsSync(dir)).toBe(false);
-  });
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -237,13 +223,13 @@ describe('crafted plan mutations are refused, naming the problem', () => {
     const e = rejection(plan, digestOf('testrun.o'));
     expect(e).toBeInstanceOf(FixupError);
     expect(e.message).toBe("create map 'counters': map 'counters' has max_entries 0 in the object (sized by its loader); give it with --max-entries counters=N");
-    const c = modelReplay(plan, digestOf('testrun.o'), { maxEntries: { counters: 4 } });
+    const c = modelReplay(plan, digestOf('testrun.o'), { maxEntries: new Map([['counters', 4]]) });
     expect(c.record.fixups).toContainEqual({ map: 'counters', kind: 'max_entries', name: 'counters', value: '4' });
     c.close();
   });
 
   it('an override for a map that has a size is a usage error', () => {
-    const e = rejection(loadPlan('testrun.o').plan, digestOf('testrun.o'), { maxEntries: { counters: 8 } });
+    const e = rejection(loadPlan('testrun.o').plan, digestOf('testrun.o'), { maxEntries: new Map([['counters', 8]]) });
     expect(e).toBeInstanceOf(InputError);
     expect(e.code).toBe('USAGE_MAX_ENTRIES');
     expect(e.message).toContain("map 'counters' has max_entries 4 in the plan");
@@ -255,7 +241,7 @@ describe('crafted plan mutations are refused, naming the problem', () => {
     const c = modelReplay(plan, digest, { host: fakeHost({ possibleCpus: () => 6 }) });
     expect(c.record.fixups).toContainEqual({ map: 'perf_map', kind: 'max_entries', name: 'possible_cpus', value: '6' });
     c.close();
-    expect(resolveMaxEntries(mapOf(plan, 'perf_map'), fakeHost(), { perf_map: 2 }).maxEntries).toBe(2);
+    expect(resolveMaxEntries(mapOf(plan, 'perf_map'), fakeHost(), new Map([['perf_map', 2]])).maxEntries).toBe(2);
   });
 });
 

@@ -11,13 +11,15 @@
  */
 import { bundleFromJSON, bundleToJSON, type Bundle, type SerializedBundle } from '@sigstore/bundle';
 import { InputError } from '../errors.js';
+import { parseStrictJson } from '../json/strict.js';
 
 export const RELEASE_MEDIA_TYPE = 'application/vnd.bpfseal.release.v1+json';
 
 export interface Release {
   plan: Buffer;
   bundle: Bundle;
-  kernelSignatures: Record<string, Buffer>;
+  /** Program name -> DER PKCS#7 (a Map: names come from the object file and may be any string). */
+  kernelSignatures: Map<string, Buffer>;
   certificate?: string;
 }
 
@@ -35,8 +37,12 @@ export function encodeRelease(r: Release, planBase64 = r.plan.toString('base64')
     plan: planBase64,
     bundle: bundleToJSON(r.bundle),
   };
-  const names = Object.keys(r.kernelSignatures).sort();
-  if (names.length) doc.kernelSignatures = Object.fromEntries(names.map((n) => [n, r.kernelSignatures[n].toString('base64')]));
+  const names = [...r.kernelSignatures.keys()].sort();
+  if (names.length) {
+    const sigs = Object.create(null) as Record<string, string>;
+    for (const n of names) sigs[n] = r.kernelSignatures.get(n)!.toString('base64');
+    doc.kernelSignatures = sigs;
+  }
   if (r.certificate) doc.certificate = r.certificate;
   return JSON.stringify(doc, null, 2) + '\n';
 }
@@ -45,7 +51,7 @@ export function decodeRelease(bytes: Buffer): Release {
   let doc: Record<string, unknown>;
   const text = bytes.toString('utf8');
   try {
-    doc = JSON.parse(text) as Record<string, unknown>;
+    doc = parseStrictJson(text) as Record<string, unknown>;
   } catch (e) {
     throw new InputError('RELEASE_INVALID', `not a bpfseal release: not JSON (${(e as Error).message})`);
   }
@@ -56,16 +62,17 @@ export function decodeRelease(bytes: Buffer): Release {
   }
   let bundle: Bundle;
   try {
-    bundle = bundleFromJSON(doc.bundle as SerializedBundle);
+    // @sigstore/bundle's parser wants plain objects (it reads through prototypes).
+    bundle = bundleFromJSON(JSON.parse(JSON.stringify(doc.bundle)) as SerializedBundle);
   } catch (e) {
     throw new InputError('RELEASE_INVALID', `release: bundle is not a valid Sigstore bundle (${(e as Error).message})`);
   }
-  const kernelSignatures: Record<string, Buffer> = {};
+  const kernelSignatures = new Map<string, Buffer>();
   if (doc.kernelSignatures !== undefined) {
     if (typeof doc.kernelSignatures !== 'object' || doc.kernelSignatures === null || Array.isArray(doc.kernelSignatures)) {
       throw new InputError('RELEASE_INVALID', 'release: kernelSignatures must be an object');
     }
-    for (const [n, s] of Object.entries(doc.kernelSignatures as Record<string, unknown>)) kernelSignatures[n] = b64(s, `kernel signature of '${n}'`);
+    for (const [n, s] of Object.entries(doc.kernelSignatures as Record<string, unknown>)) kernelSignatures.set(n, b64(s, `kernel signature of '${n}'`));
   }
   if (doc.certificate !== undefined && typeof doc.certificate !== 'string') throw new InputError('RELEASE_INVALID', 'release: certificate must be a PEM string');
   const release: Release = { plan: b64(doc.plan, 'plan'), bundle, kernelSignatures, certificate: doc.certificate as string | undefined };

@@ -59,18 +59,18 @@ export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions)
   const statement = buildStatement(plan, digest, { version: opts.version, toolVersion: opts.toolVersion, builder: opts.builder });
   const builder = new DSSEBundleBuilder({ signer: opts.signer, witnesses: opts.witnesses ?? [] });
   const bundle: Bundle = await builder.create({ data: Buffer.from(JSON.stringify(statement)), type: PAYLOAD_TYPE });
-  const kernelSignatures: Record<string, Buffer> = {};
+  const kernelSignatures = new Map<string, Buffer>();
   const unsignedPrograms: string[] = [];
   if (opts.kernelSigner) {
     for (const p of plan.programs) {
       // The kernel checks the bytes it receives; a program the host patches cannot carry a signature.
       if (p.fixups.length) unsignedPrograms.push(p.name);
-      else kernelSignatures[p.name] = opts.kernelSigner.sign(p.insns);
+      else kernelSignatures.set(p.name, opts.kernelSigner.sign(p.insns));
     }
   }
   return {
     // The certificate travels only with signatures it vouches for (verify rejects one without any).
-    release: { plan: planBytes, bundle, kernelSignatures, certificate: Object.keys(kernelSignatures).length ? opts.kernelSigner?.certificate : undefined },
+    release: { plan: planBytes, bundle, kernelSignatures, certificate: kernelSignatures.size ? opts.kernelSigner?.certificate : undefined },
     statement,
     unsignedPrograms,
   };

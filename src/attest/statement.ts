@@ -5,8 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
+import { parseStrictJson, type JsonValue } from '../json/strict.js';
 import { attachTypeName, mapTypeName, progTypeName } from '../bpf/constants.js';
-import type { Plan } from '../plan/types.js';
+import type { Plan, PlanProgram } from '../plan/types.js';
 import { predictTag } from '../plan/tag.js';
 
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
@@ -56,13 +57,21 @@ export function planSubjectName(plan: Plan): string {
   return `${plan.name}.plan`;
 }
 
-export function buildStatement(plan: Plan, digest: string, opts: { version: number; toolVersion: string; builder?: Record<string, string> }): Statement {
+export interface StatementOptions {
+  version: number;
+  toolVersion: string;
+  builder?: Record<string, string>;
+  /** SHA-256 of each program's instructions, when the caller has hashed them already. */
+  insnSha256?: ReadonlyMap<PlanProgram, Buffer>;
+}
+
+export function buildStatement(plan: Plan, digest: string, opts: StatementOptions): Statement {
   const predicate: Predicate = {
     plan: { name: plan.name, formatVersion: plan.version },
     object: { name: `${plan.name}.o`, digest: { sha256: plan.objectSha256.toString('hex') } },
     release: { version: opts.version },
     programs: plan.programs.map((p) => {
-      const sha256 = createHash('sha256').update(p.insns).digest('hex');
+      const sha256 = (opts.insnSha256?.get(p) ?? createHash('sha256').update(p.insns).digest()).toString('hex');
       return {
         name: p.name, section: p.section, type: progTypeName(p.progType), attachType: p.expectedAttachType ? attachTypeName(p.expectedAttachType) : '',
         instructions: p.insns.length / 8, insnDigest: { sha256 }, tag: predictTag(p, sha256),
@@ -81,23 +90,40 @@ export function buildStatement(plan: Plan, digest: string, opts: { version: numb
   return { _type: STATEMENT_TYPE, subject: [{ name: planSubjectName(plan), digest: { sha256: digest } }], predicateType: PREDICATE_TYPE, predicate };
 }
 
-/** Parse and shape-check a statement from a verified DSSE payload. */
+/** Parse and shape-check a statement from a DSSE payload: strict JSON (no duplicate keys), exact field sets. */
 export function parseStatement(payload: Buffer): Statement {
-  let v: unknown;
+  let v: JsonValue;
   try {
-    v = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw new InputError('STATEMENT_INVALID', 'the signed payload is not JSON');
+    v = parseStrictJson(payload.toString('utf8'));
+  } catch (e) {
+    throw new InputError('STATEMENT_INVALID', `the signed payload is not strict JSON (${(e as Error).message})`);
   }
-  const s = v as Partial<Statement>;
-  if (s._type !== STATEMENT_TYPE) throw new InputError('STATEMENT_INVALID', `payload is not an in-toto Statement v1 (_type ${JSON.stringify(s._type)})`);
-  if (s.predicateType !== PREDICATE_TYPE) throw new InputError('STATEMENT_INVALID', `predicate type ${JSON.stringify(s.predicateType)} is not ${PREDICATE_TYPE}`);
-  if (!Array.isArray(s.subject) || s.subject.length !== 1 || typeof s.subject[0]?.digest?.sha256 !== 'string') {
-    throw new InputError('STATEMENT_INVALID', 'statement must have exactly one subject with a sha256 digest');
+  const bad = (why: string) => new InputError('STATEMENT_INVALID', `the signed statement ${why}`);
+  const obj = (x: unknown, what: string, keys: string[], optional: string[] = []): Record<string, unknown> => {
+    if (!x || typeof x !== 'object' || Array.isArray(x)) throw bad(`${what} is not an object`);
+    const o = x as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!keys.includes(k) && !optional.includes(k)) throw bad(`${what} has an unknown field '${k}'`);
+    for (const k of keys) if (!(k in o)) throw bad(`${what} lacks '${k}'`);
+    return o;
+  };
+  const s = obj(v, 'statement', ['_type', 'subject', 'predicateType', 'predicate']);
+  if (s._type !== STATEMENT_TYPE) throw bad(`is not an in-toto Statement v1 (_type ${JSON.stringify(s._type)})`);
+  if (s.predicateType !== PREDICATE_TYPE) throw bad(`has predicate type ${JSON.stringify(s.predicateType)}, not ${PREDICATE_TYPE}`);
+  if (!Array.isArray(s.subject) || s.subject.length !== 1) throw bad('must have exactly one subject');
+  const subj = obj(s.subject[0], 'subject', ['name', 'digest']);
+  const dg = obj(subj.digest, 'subject digest', ['sha256']);
+  if (typeof subj.name !== 'string' || typeof dg.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(dg.sha256)) throw bad('subject must have a name and a lowercase hex sha256 digest');
+  const p = obj(s.predicate, 'predicate', ['plan', 'object', 'release', 'programs', 'maps', 'tool'], ['builder']);
+  const plan = obj(p.plan, 'predicate.plan', ['name', 'formatVersion']);
+  const rel = obj(p.release, 'predicate.release', ['version']);
+  if (typeof plan.name !== 'string') throw bad('predicate.plan.name is not a string');
+  if (typeof rel.version !== 'number' || !Number.isSafeInteger(rel.version) || rel.version < 0) throw bad('predicate.release.version is not a non-negative integer');
+  const tool = obj(p.tool, 'predicate.tool', ['name', 'version']);
+  if (tool.name !== 'bpfseal' || typeof tool.version !== 'string') throw bad('predicate.tool must be {name: "bpfseal", version}');
+  if (!Array.isArray(p.programs) || !Array.isArray(p.maps)) throw bad('predicate.programs and predicate.maps must be arrays');
+  if (p.builder !== undefined) {
+    const b = p.builder;
+    if (!b || typeof b !== 'object' || Array.isArray(b) || !Object.values(b).every((x) => typeof x === 'string')) throw bad('predicate.builder must map names to strings');
   }
-  const p = s.predicate;
-  if (!p || typeof p.release?.version !== 'number' || !Number.isSafeInteger(p.release.version) || !Array.isArray(p.programs) || typeof p.plan?.name !== 'string') {
-    throw new InputError('STATEMENT_INVALID', 'predicate is missing plan, release version or programs');
-  }
-  return s as Statement;
+  return s as unknown as Statement;
 }

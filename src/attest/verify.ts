@@ -1,51 +1,69 @@
 /**
- * Verifying a release against a trust policy, from the bytes given (read once by the caller):
- *  1. decode the release and the plan (malformed -> exit 2);
- *  2. the bundle's signature, key or certificate chain, and any log entries from trusted logs, with
+ * Verifying an attestation against a trust policy, from the bytes given (read once by the caller):
+ *  1. the bundle's shape (DSSE, payload type, media type, one signature whose keyid is the signer hint);
+ *  2. the signature, key or certificate chain, and any log entries from trusted logs, with
  *     @sigstore/verify offline and explicit thresholds;
- *  3. what @sigstore/verify does not check: the in-toto subject digest against SHA-256 of the plan
- *     bytes, the checkpoint origin/size of log entries (via the `checkLogEntry` hook);
- *  4. policy: signer allowed for this plan and its program types, revocations, minimum version and
- *     anti-rollback state, required log inclusion, kernel signatures.
- * Returns the verified plan (decoded from the verified bytes) and the facts a load record needs.
+ *  3. what @sigstore/verify does not check: the checkpoint origin and size of our own log entries
+ *     (`checkLogEntry`), the in-toto subject against SHA-256 of the plan bytes, and every claim of the
+ *     predicate against the plan itself (a signed claim that does not describe the plan is a rejection);
+ *  4. the policy verdict, by the one judge (trust/judge.ts).
+ * verify and load call verifyRelease; audit calls verifyAttestation with a bundle rebuilt from a log
+ * entry, so every verdict takes the same path.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { prepareCertificate, type PreparedCertificate } from './pkcs7.js';
 import { Verifier, toSignedEntity, toTrustMaterial, type Signer as VerifiedSigner } from '@sigstore/verify';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { BUNDLE_V03_MEDIA_TYPE, type Bundle, type TransparencyLogEntry } from '@sigstore/bundle';
 import { BpfsealError, VerifyError } from '../errors.js';
 import { progTypeName } from '../bpf/constants.js';
+import { firstDifference } from '../json/compare.js';
 import { decodePlan } from '../plan/codec.js';
 import type { Plan, PlanProgram } from '../plan/types.js';
-import { predictTag } from '../plan/tag.js';
-import { globMatch, type TrustPolicy, type TrustedSigner } from '../trust/policy.js';
+import type { TrustPolicy, TrustedSigner } from '../trust/policy.js';
+import { judge } from '../trust/judge.js';
 import { keyId as keyIdOf } from '../trust/keys.js';
+import { prepareCertificate, type PreparedCertificate } from './pkcs7.js';
 import { decodeRelease, type Release } from './release.js';
-import { parseStatement, planSubjectName, PAYLOAD_TYPE, type Statement } from './statement.js';
+import { buildStatement, parseStatement, planSubjectName, PAYLOAD_TYPE, type Statement } from './statement.js';
 
-export interface VerifiedRelease {
+export interface VerifiedSignerInfo {
+  name: string;
+  keyId: string;
+  identity?: string;
+  issuer?: string;
+}
+
+export interface VerifiedAttestation {
+  statement: Statement;
+  version: number;
+  signer: VerifiedSignerInfo;
+  /** The key that made the DSSE signature (a policy key, or the keyless certificate's key). */
+  key: KeyObject;
+  /** Log entries that verified against a trusted log, and those skipped because their log is not trusted. */
+  log: { verified: number; untrusted: number; entries: TransparencyLogEntry[] };
+  /** Things the operator should know (an expired certificate accepted by policy, ...). */
+  notes: string[];
+}
+
+export interface VerifiedRelease extends VerifiedAttestation {
   plan: Plan;
   planBytes: Buffer;
   digest: string;
-  statement: Statement;
-  version: number;
-  signer: { name: string; keyId?: string; identity?: string; issuer?: string };
   /** Kernel signatures that verified, by program name. */
   kernelSignatures: Map<string, Buffer>;
   certificate?: string;
-  /** Log entries that verified against a trusted log, and those skipped because their log is not trusted. */
-  log: { verified: number; untrusted: number; entries: TransparencyLogEntry[] };
   release: Release;
 }
 
 export interface VerifyOptions {
   /** Highest version already loaded per plan name (anti-rollback state). */
-  state?: Record<string, number>;
+  state?: ReadonlyMap<string, number>;
   /** Checks a log entry against our own view of the log (origin, size); throws VerifyError. */
   checkLogEntry?: (entry: TransparencyLogEntry, policy: TrustPolicy) => void;
   /** Verifies a PKCS#7 signature over instruction bytes with a certificate (parsed once per release). */
   verifyKernelSignature?: (sig: Buffer, insns: Buffer, certificate: PreparedCertificate, insnSha256: Buffer) => 'ok' | 'not-canonical' | 'invalid';
+  /** The time certificate validity is judged at (default now). */
+  now?: Date;
 }
 
 function trustedRootJson(policy: TrustPolicy): unknown {
@@ -67,7 +85,12 @@ const roots = new WeakMap<TrustPolicy, { logs: readonly unknown[]; logCount: num
 function trustedRootOf(policy: TrustPolicy): TrustedRoot {
   const c = roots.get(policy);
   if (c && c.logs === policy.logs && c.logCount === policy.logs.length) return c.root;
-  const root = TrustedRoot.fromJSON(trustedRootJson(policy));
+  let root: TrustedRoot;
+  try {
+    root = TrustedRoot.fromJSON(trustedRootJson(policy));
+  } catch (e) {
+    throw new BpfsealError('input', 'POLICY_INVALID', `${policy.source}: the trusted root does not parse (${(e as Error).message})`);
+  }
   roots.set(policy, { logs: policy.logs, logCount: policy.logs.length, root });
   return root;
 }
@@ -79,15 +102,15 @@ function logIdOf(e: TransparencyLogEntry): string {
 /** Sort the bundle's log entries into those from logs this policy trusts and the rest. */
 function splitEntries(bundle: Bundle, policy: TrustPolicy): { trusted: TransparencyLogEntry[]; untrusted: TransparencyLogEntry[] } {
   const ids = new Set(policy.logs.map((l) => l.keyId));
-  const rootIds = new Set(((policy.trustedRoot as { tlogs?: { logId?: { keyId?: string } }[] } | undefined)?.tlogs ?? [])
-    .map((t) => (t.logId?.keyId ? Buffer.from(t.logId.keyId, 'base64').toString('hex') : '')));
-  // A valid bundle (assertBundle in decodeRelease) has logId and kindVersion on every entry.
+  const rootTlogs = (policy.trustedRoot as { tlogs?: { logId?: { keyId?: unknown } }[] } | undefined)?.tlogs ?? [];
+  for (const t of rootTlogs) if (typeof t?.logId?.keyId === 'string') ids.add(Buffer.from(t.logId.keyId, 'base64').toString('hex'));
   const all = (bundle.verificationMaterial.tlogEntries ?? []) as TransparencyLogEntry[];
-  const trusted = all.filter((e) => ids.has(logIdOf(e)) || rootIds.has(logIdOf(e)));
+  const trusted = all.filter((e) => ids.has(logIdOf(e)));
   return { trusted, untrusted: all.filter((e) => !trusted.includes(e)) };
 }
 
-function signerFor(bundle: Bundle, policy: TrustPolicy): { hint?: string; signers: TrustedSigner[] } {
+/** Policy signers whose key could have made this bundle (by the unsigned hint), for the key finder. */
+function keySigners(bundle: Bundle, policy: TrustPolicy): { hint?: string; signers: TrustedSigner[] } {
   const c = bundle.verificationMaterial.content;
   if (c.$case === 'publicKey') {
     const hint = c.publicKey.hint.toLowerCase();
@@ -95,40 +118,13 @@ function signerFor(bundle: Bundle, policy: TrustPolicy): { hint?: string; signer
     if (!signers.length) throw new VerifyError('UNTRUSTED_SIGNER', `signed by key ${hint}, which ${policy.source} does not trust`);
     return { hint, signers };
   }
-  const signers = policy.signers.filter((s) => s.keyless);
-  if (!signers.length) throw new VerifyError('UNTRUSTED_SIGNER', `signed with a certificate (keyless), but ${policy.source} trusts no keyless identity`);
-  return { signers };
+  if (!policy.signers.some((s) => s.keyless)) throw new VerifyError('UNTRUSTED_SIGNER', `signed with a certificate (keyless), but ${policy.source} trusts no keyless identity`);
+  return { signers: [] };
 }
 
-/** A keyless policy subject: the exact SAN, or /regex/ between slashes. */
-export function identityMatches(pattern: string, value: string | undefined): boolean {
-  if (value === undefined) return false;
-  if (pattern.length > 2 && pattern.startsWith('/') && pattern.endsWith('/')) return new RegExp(pattern.slice(1, -1)).test(value);
-  return pattern === value;
-}
-
-export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOptions = {}): VerifiedRelease {
-  const release = decodeRelease(bytes);
-  const plan = decodePlan(release.plan);
-  const digest = createHash('sha256').update(release.plan).digest('hex');
-  const { bundle } = release;
-  if (bundle.content.$case !== 'dsseEnvelope') throw new VerifyError('BAD_BUNDLE', 'bundle does not carry a DSSE envelope');
-  const env = bundle.content.dsseEnvelope;
-  if (env.payloadType !== PAYLOAD_TYPE) throw new VerifyError('BAD_BUNDLE', `DSSE payload type ${env.payloadType} is not ${PAYLOAD_TYPE}`);
-  if (bundle.mediaType !== BUNDLE_V03_MEDIA_TYPE) throw new VerifyError('BAD_BUNDLE', `bundle media type ${bundle.mediaType} is not ${BUNDLE_V03_MEDIA_TYPE}`);
-  const { hint, signers } = signerFor(bundle, policy);
-  // DSSE's keyid is an unsigned hint; pin it to what the builder writes so no bundle byte floats free.
-  const expectedKeyid = hint ?? '';
-  if (env.signatures.length !== 1 || env.signatures[0].keyid !== expectedKeyid) {
-    throw new VerifyError('BAD_BUNDLE', 'DSSE envelope must carry exactly one signature whose keyid is the signer hint');
-  }
-  const { trusted, untrusted } = splitEntries(bundle, policy);
-  if (policy.requireLogInclusion && trusted.length === 0) {
-    throw new VerifyError('LOG_INCLUSION_REQUIRED', `policy requires inclusion in a trusted log; the release has ${untrusted.length ? 'entries only from untrusted logs' : 'no log entry'}`);
-  }
+function sigstoreVerify(bundle: Bundle, trusted: TransparencyLogEntry[], policy: TrustPolicy, signers: TrustedSigner[]): VerifiedSigner {
   const keyless = bundle.verificationMaterial.content.$case !== 'publicKey';
   const checked: Bundle = { ...bundle, verificationMaterial: { ...bundle.verificationMaterial, tlogEntries: trusted } };
-  let verified: VerifiedSigner;
   try {
     const root = trustedRootOf(policy);
     const keyFinder = (h: string) => {
@@ -142,14 +138,43 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
       ctlogThreshold: keyless && ctlogs ? 1 : 0,
       timestampThreshold: keyless ? 1 : 0,
     });
-    verified = verifier.verify(toSignedEntity(checked));
+    return verifier.verify(toSignedEntity(checked));
   } catch (e) {
     if (e instanceof BpfsealError) throw e;
     const code = (e as { code?: string }).code ?? 'VERIFY_ERROR';
-    const why = code === 'SIGNATURE_ERROR' ? 'bad signature: the DSSE signature does not verify with the signer\'s key'
-      : code.startsWith('TLOG') ? `log entry does not verify: ${(e as Error).message}` : `${code}: ${(e as Error).message}`;
-    throw new VerifyError(code === 'SIGNATURE_ERROR' ? 'BAD_SIGNATURE' : code.startsWith('TLOG') ? 'BAD_LOG_PROOF' : 'BAD_BUNDLE', why, { cause: e });
+    const msg = (e as Error).message;
+    if (code === 'SIGNATURE_ERROR') throw new VerifyError('BAD_SIGNATURE', "bad signature: the DSSE signature does not verify with the signer's key", { cause: e });
+    if (code.startsWith('TLOG')) throw new VerifyError('BAD_LOG_PROOF', `log entry does not verify: ${msg}`, { cause: e });
+    if (code.startsWith('TIMESTAMP')) throw new VerifyError('NO_TIMESTAMP', `no verified time for the signature (a keyless certificate must be checked at a time a log or TSA signed): ${msg}`, { cause: e });
+    if (code.startsWith('CERTIFICATE') || code.startsWith('PUBLIC_KEY')) throw new VerifyError('UNTRUSTED_SIGNER', `the signing certificate does not chain to the policy's trusted root: ${msg}`, { cause: e });
+    throw new VerifyError('BAD_BUNDLE', `${code}: ${msg}`, { cause: e });
   }
+}
+
+/** SHA-256 of each program's instructions, computed once per verification. */
+export function insnDigests(plan: Plan): Map<PlanProgram, Buffer> {
+  return new Map(plan.programs.map((p) => [p, createHash('sha256').update(p.insns).digest()]));
+}
+
+/**
+ * Verify a DSSE bundle attesting `plan` (whose canonical bytes hash to `digest`, hex) under `policy`.
+ * Throws VerifyError (exit 1) or InputError (exit 2) with a stable code.
+ */
+export function verifyAttestation(bundle: Bundle, plan: Plan, digest: string, policy: TrustPolicy, opts: VerifyOptions = {}, insnSha256 = insnDigests(plan)): VerifiedAttestation {
+  if (bundle.content.$case !== 'dsseEnvelope') throw new VerifyError('BAD_BUNDLE', 'bundle does not carry a DSSE envelope');
+  const env = bundle.content.dsseEnvelope;
+  if (env.payloadType !== PAYLOAD_TYPE) throw new VerifyError('BAD_BUNDLE', `DSSE payload type ${env.payloadType} is not ${PAYLOAD_TYPE}`);
+  if (bundle.mediaType !== BUNDLE_V03_MEDIA_TYPE) throw new VerifyError('BAD_BUNDLE', `bundle media type ${bundle.mediaType} is not ${BUNDLE_V03_MEDIA_TYPE}`);
+  const { hint, signers } = keySigners(bundle, policy);
+  // DSSE's keyid is an unsigned hint; pin it to what the builder writes so no bundle byte floats free.
+  if (env.signatures.length !== 1 || env.signatures[0].keyid !== (hint ?? '')) {
+    throw new VerifyError('BAD_BUNDLE', 'DSSE envelope must carry exactly one signature whose keyid is the signer hint');
+  }
+  const { trusted, untrusted } = splitEntries(bundle, policy);
+  if (policy.requireLogInclusion && trusted.length === 0) {
+    throw new VerifyError('LOG_INCLUSION_REQUIRED', `policy requires inclusion in a trusted log; the release has ${untrusted.length ? 'entries only from untrusted logs' : 'no log entry'}`);
+  }
+  const verified = sigstoreVerify(bundle, trusted, policy, signers);
   for (const e of trusted) opts.checkLogEntry?.(e, policy);
   // DSSE verification never looks at the artifact: compare the subject with the plan bytes ourselves.
   const statement = parseStatement(env.payload);
@@ -158,68 +183,51 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   if (subject.name !== planSubjectName(plan) || statement.predicate.plan.name !== plan.name) {
     throw new VerifyError('SUBJECT_MISMATCH', `signed subject '${subject.name}' does not name plan '${plan.name}'`);
   }
-  // The predicate is what auditors read: it must describe exactly the plan that was signed.
+  // The predicate is what auditors read: every claim must be exactly what the plan gives.
   const claims = statement.predicate;
-  if (claims.programs.length !== plan.programs.length || !Array.isArray(claims.maps) || claims.maps.length !== plan.maps.length
-    || claims.maps.some((m, i) => m.name !== plan.maps[i].name || m.maxEntries !== plan.maps[i].maxEntries || m.valueSize !== plan.maps[i].valueSize)) {
-    throw new VerifyError('PREDICATE_MISMATCH', "the attestation's program or map claims do not match the plan");
+  const expected = buildStatement(plan, digest, { version: claims.release.version, toolVersion: claims.tool.version, builder: claims.builder, insnSha256 });
+  const d = firstDifference(statement, expected);
+  if (d) {
+    throw new VerifyError('PREDICATE_MISMATCH', `the attestation's claim ${d.path.replace(/^predicate\./, '')} is ${JSON.stringify(d.signed) ?? 'absent'}, but the plan gives ${JSON.stringify(d.expected) ?? 'nothing'}`);
   }
-  // Each program's instructions are hashed once: for its claim, its predicted tag and its kernel signature.
-  const insnSha256 = new Map(plan.programs.map((p) => [p, createHash('sha256').update(p.insns).digest()]));
-  for (const p of plan.programs) {
-    const claim = statement.predicate.programs.find((c) => c.name === p.name);
-    const hex = insnSha256.get(p)!.toString('hex');
-    if (!claim || claim.insnDigest.sha256 !== hex || (claim.tag ?? null) !== predictTag(p, hex)) {
-      throw new VerifyError('PREDICATE_MISMATCH', `the attestation's claim for program '${p.name}' does not match the plan`);
-    }
-  }
-  let signer: TrustedSigner;
-  let identity: string | undefined, issuer: string | undefined;
-  if (keyless) {
-    identity = verified.identity?.subjectAlternativeName;
-    issuer = verified.identity?.extensions?.issuer;
-    const s = signers.find((x) => x.keyless && x.keyless.issuer === issuer && identityMatches(x.keyless.subject, identity));
-    if (!s) throw new VerifyError('UNTRUSTED_SIGNER', `signer identity ${identity ?? '(none)'} from issuer ${issuer ?? '(none)'} is not trusted by ${policy.source}`);
-    signer = s;
-  } else {
-    signer = signers[0];
-  }
+  const keyless = bundle.verificationMaterial.content.$case !== 'publicKey';
+  const identity = keyless ? verified.identity?.subjectAlternativeName : undefined;
+  const issuer = keyless ? verified.identity?.extensions?.issuer : undefined;
   const keyId = hint ?? keyIdOf(verified.key);
-  if (policy.revokedKeys.has(keyId)) throw new VerifyError('REVOKED_KEY', `signing key ${keyId} is revoked by ${policy.source}`);
-  if (policy.revokedDigests.has(`sha256:${digest}`)) throw new VerifyError('REVOKED_DIGEST', `plan digest sha256:${digest} is revoked by ${policy.source}`);
-  const allowedFor = signers.filter((s) => (!keyless || s === signer) && s.plans.some((p) => globMatch(p, plan.name)));
-  if (!allowedFor.length) throw new VerifyError('UNTRUSTED_SIGNER', `signer '${signer.name}' may not sign plan '${plan.name}' under ${policy.source}`);
-  for (const p of plan.programs) {
-    const t = progTypeName(p.progType);
-    if (!allowedFor.some((s) => s.programTypes.some((g) => globMatch(g, t)))) {
-      throw new VerifyError('PROGRAM_TYPE_FORBIDDEN', `program '${p.name}' has type ${t}, which signer '${signer.name}' may not sign under ${policy.source}`);
-    }
-  }
-  const version = statement.predicate.release.version;
-  const min = policy.minVersions[plan.name];
-  if (min !== undefined && version < min) throw new VerifyError('ROLLBACK', `release version ${version} of '${plan.name}' is below the policy minimum ${min}`);
-  const seen = opts.state?.[plan.name];
-  if (seen !== undefined && version < seen && !policy.allowRollback) {
-    throw new VerifyError('ROLLBACK', `release version ${version} of '${plan.name}' is older than version ${seen} already loaded on this host (anti-rollback)`);
-  }
-  const kernelSignatures = verifyKernelSignatures(release, plan, policy, verified.key, opts, insnSha256);
+  const verdict = judge(policy, {
+    plan: plan.name, digest: `sha256:${digest}`, version: claims.release.version,
+    programTypes: plan.programs.map((p) => ({ program: p.name, type: progTypeName(p.progType) })),
+    signer: { keyId, ...(keyless ? { keyless: { identity, issuer } } : {}) },
+    trustedLogEntries: trusted.length, untrustedLogEntries: untrusted.length,
+    hostFloor: opts.state?.get(plan.name), now: opts.now,
+  });
   return {
-    plan, planBytes: release.plan, digest, statement, version, release, kernelSignatures, certificate: release.certificate,
-    signer: { name: allowedFor[0].name, keyId, identity, issuer },
+    statement, version: claims.release.version, key: verified.key, notes: verdict.notes,
+    signer: { name: verdict.signer.name, keyId, ...(identity !== undefined ? { identity } : {}), ...(issuer !== undefined ? { issuer } : {}) },
     log: { verified: trusted.length, untrusted: untrusted.length, entries: trusted },
   };
+}
+
+export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOptions = {}): VerifiedRelease {
+  const release = decodeRelease(bytes);
+  const plan = decodePlan(release.plan);
+  const digest = createHash('sha256').update(release.plan).digest('hex');
+  const insnSha256 = insnDigests(plan);
+  const a = verifyAttestation(release.bundle, plan, digest, policy, opts, insnSha256);
+  const kernelSignatures = verifyKernelSignatures(release, plan, policy, a.key, opts, insnSha256);
+  return { ...a, plan, planBytes: release.plan, digest, release, kernelSignatures, certificate: release.certificate };
 }
 
 function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolicy, signerKey: KeyObject, opts: VerifyOptions, insnSha256: Map<PlanProgram, Buffer>): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const names = new Set(plan.programs.map((p) => p.name));
-  for (const n of Object.keys(release.kernelSignatures)) {
+  for (const n of release.kernelSignatures.keys()) {
     if (!names.has(n)) throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature for '${n}', which is not a program of the plan`);
   }
-  if (release.certificate && !Object.keys(release.kernelSignatures).length) {
+  if (release.certificate && !release.kernelSignatures.size) {
     throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release carries a certificate but no kernel signatures');
   }
-  if (Object.keys(release.kernelSignatures).length) {
+  if (release.kernelSignatures.size) {
     if (!release.certificate) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'kernel signatures without a certificate');
     let cert: PreparedCertificate | undefined;
     try {
@@ -228,22 +236,21 @@ function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolic
     } catch {
       throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate does not parse');
     }
-    if (!cert) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate is not the attestation signer\'s');
+    if (!cert) throw new VerifyError('BAD_KERNEL_SIGNATURE', "the release certificate is not the attestation signer's");
     for (const p of plan.programs) {
-      const sig = release.kernelSignatures[p.name];
+      const sig = release.kernelSignatures.get(p.name);
       if (!sig) continue;
       if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
       const verdict = opts.verifyKernelSignature(sig, p.insns, cert, insnSha256.get(p)!);
       if (verdict === 'not-canonical') {
         throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' is not in bpfseal's canonical form for the release certificate`);
       }
-      if (verdict !== 'ok') {
-        throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' does not verify over its instructions`);
-      }
+      if (verdict !== 'ok') throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' does not verify over its instructions`);
       out.set(p.name, sig);
     }
   }
   if (policy.requireKernelSignatures) {
+    if (!plan.programs.length) throw new VerifyError('KERNEL_SIGNATURE_REQUIRED', `policy requires kernel signatures, and plan '${plan.name}' has no program the kernel could verify (maps only)`);
     const missing = plan.programs.filter((p) => !out.has(p.name)).map((p) => p.name);
     if (missing.length) throw new VerifyError('KERNEL_SIGNATURE_REQUIRED', `policy requires kernel signatures; missing for ${missing.join(', ')}`);
   }

@@ -1,51 +1,74 @@
 /**
- * Auditing the attestation log: re-verify every entry from the log directory alone (Rekor "dsse" body
- * -> envelope by its committed hash -> DSSE signature with the logged verifier -> in-toto statement ->
- * policy), and detect a log rewritten since the last audit (a remembered checkpoint must be consistent
- * with the current tree, RFC 6962 §2.1.2). Every problem is a finding; the CLI exits 1 on any.
+ * Auditing the attestation log: re-verify every entry from the log directory alone, by the same path
+ * `verify` takes (attest/verify.ts and the one judge, trust/judge.ts): the entry's Rekor "dsse" body ->
+ * the envelope it commits to -> a Sigstore bundle rebuilt from the envelope, the logged verifier (key,
+ * or keyless certificate checked against the policy's trusted root at the logged, signed time) and a
+ * fresh inclusion proof from this log -> the plan the statement names, every claim checked against it
+ * -> the policy. The log itself must be a log the policy trusts, and must extend what the last audit
+ * saw for this key and this directory (state.ts). Every problem is a finding; the CLI exits 1 on any.
+ * `since` limits only which entries are listed (entry times are shown as logged; those not covered by
+ * a signed entry timestamp are always listed): every entry is judged, every finding is reported.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { envelopeFromJSON, type SerializedEnvelope } from '@sigstore/bundle';
+import { realpathSync } from 'node:fs';
+import { BUNDLE_V03_MEDIA_TYPE, envelopeFromJSON, type Bundle, type Envelope, type SerializedEnvelope, type TransparencyLogEntry } from '@sigstore/bundle';
 import { certificateIdentity } from '../attest/keyless.js';
 import { parseStatement, type Statement } from '../attest/statement.js';
-import { identityMatches } from '../attest/verify.js';
-import { writeFileDurable } from '../fsx/durable.js';
+import { verifyAttestation } from '../attest/verify.js';
+import { BpfsealError } from '../errors.js';
+import { decodePlan } from '../plan/codec.js';
+import { certificateDer } from '../trust/x509.js';
 import { preAuthEncoding } from '../tlog/rekor-body.js';
+import { checkEntryAgainstLog, tlogEntry } from '../tlog/rekor.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
 import { verifyConsistency } from '../tlog/merkle.js';
 import type { TransparencyLog } from '../tlog/store.js';
 import { keyId, verifyData } from '../trust/keys.js';
-import { globMatch, type TrustPolicy } from '../trust/policy.js';
-import { loadEnvelope } from './witness.js';
+import { trustedLog, type TrustPolicy } from '../trust/policy.js';
+import { loadEnvelope, loadPlan, loadTimestamp } from './envelopes.js';
+import { readAuditState, updateAuditState } from './state.js';
 
-export type EntryStatus = 'verified' | 'signature-ok' | 'untrusted' | 'revoked' | 'superseded' | 'bad-signature' | 'no-envelope' | 'not-attestation';
+export type EntryStatus = 'verified' | 'signature-ok' | 'untrusted' | 'revoked' | 'superseded' | 'bad-signature' | 'mismatch' | 'no-plan' | 'no-envelope' | 'not-attestation';
 
 export interface AuditedEntry {
   index: number;
   time: string;
+  /** The time is covered by the log's signed entry timestamp (else it is the log's word only). */
+  timeSigned: boolean;
   status: EntryStatus;
+  /** The stable error code behind a status other than verified/signature-ok. */
+  code?: string;
   plan?: string;
   digest?: string;
   version?: number;
+  /** Policy signer name (when judged), the key id, and for keyless signatures the identity and issuer. */
   signer?: string;
+  keyId?: string;
+  identity?: string;
   issuer?: string;
   /** Predicted kernel tags of the attested programs (stable programs only). */
-  tags: { program: string; tag: string }[];
+  tags: { program: string; tag: string; type: string }[];
   reason?: string;
 }
 
+export interface Finding {
+  code: string;
+  message: string;
+  index?: number;
+}
+
 export interface AttestationAudit {
-  log: { dir: string; origin: string; size: number; rootHash: string };
+  log: { dir: string; origin: string; logId: string; size: number; rootHash: string };
   entries: AuditedEntry[];
-  findings: string[];
+  findings: Finding[];
   /** The remembered checkpoint the current log was compared with, if any. */
   previous?: { size: number; rootHash: string };
   /** The stored tree recomputed from the entries matches the signed checkpoint. */
   logVerified: boolean;
-  /** The log is not an extension of the tree remembered from the last audit. */
+  /** The log is not an extension of the tree remembered from the last audit (or not the log this directory held). */
   rewritten: boolean;
+  /** How the log's identity was established: listed in the policy, given on the command line, or not at all. */
+  logTrust: 'policy' | 'command-line' | 'unchecked' | 'untrusted';
 }
 
 interface Body {
@@ -54,132 +77,204 @@ interface Body {
   spec?: { envelopeHash?: { value?: string }; payloadHash?: { value?: string }; signatures?: { signature?: string; verifier?: string }[] };
 }
 
-function verifierOf(pem: string): { key: KeyObject; signer: string; issuer?: string } {
-  if (pem.includes('BEGIN CERTIFICATE')) {
-    const id = certificateIdentity(pem);
-    return { key: createPublicKey(pem), signer: id.san, issuer: id.issuer };
-  }
-  const key = createPublicKey(pem);
-  return { key, signer: keyId(key) };
+const STATUS: Record<string, EntryStatus> = {
+  UNTRUSTED_SIGNER: 'untrusted', PROGRAM_TYPE_FORBIDDEN: 'untrusted', CERTIFICATE_EXPIRED: 'untrusted', NO_TIMESTAMP: 'untrusted',
+  REVOKED_KEY: 'revoked', REVOKED_DIGEST: 'revoked', ROLLBACK: 'superseded',
+  PREDICATE_MISMATCH: 'mismatch', SUBJECT_MISMATCH: 'mismatch', PLAN_INVALID: 'mismatch', STATEMENT_INVALID: 'not-attestation',
+};
+
+interface Parsed {
+  env: Envelope;
+  verifierPem: string;
+  statement?: Statement;
 }
 
-/** Policy verdict for a statement signed by `signer` (a key id, or a keyless SAN with issuer). */
-function judge(policy: TrustPolicy, st: Statement, signer: string, issuer: string | undefined, digest: string, signingKeyId: string): { status: EntryStatus; reason?: string } {
-  const plan = st.predicate.plan.name;
-  const signers = policy.signers.filter((s) => (issuer === undefined ? s.keyId === signer
-    : s.keyless !== undefined && s.keyless.issuer === issuer && identityMatches(s.keyless.subject, signer)));
-  // As in verify: a revoked key is revoked whether it signed directly or sits in a keyless certificate.
-  if (policy.revokedKeys.has(signingKeyId)) return { status: 'revoked', reason: `key ${signingKeyId} is revoked` };
-  if (policy.revokedDigests.has(digest)) return { status: 'revoked', reason: `plan digest ${digest} is revoked` };
-  if (!signers.length) return { status: 'untrusted', reason: `signer ${signer} is not trusted by ${policy.source}` };
-  const allowed = signers.filter((s) => s.plans.some((p) => globMatch(p, plan)));
-  if (!allowed.length) return { status: 'untrusted', reason: `signer may not sign plan '${plan}'` };
-  for (const p of st.predicate.programs) {
-    if (!allowed.some((s) => s.programTypes.some((g) => globMatch(g, p.type)))) return { status: 'untrusted', reason: `program '${p.name}' type ${p.type} not allowed for this signer` };
-  }
-  const min = policy.minVersions[plan];
-  if (min !== undefined && st.predicate.release.version < min) {
-    return { status: 'superseded', reason: `version ${st.predicate.release.version} is below the policy minimum ${min} for '${plan}'` };
-  }
-  return { status: 'verified' };
-}
-
-export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPolicy): AuditedEntry {
-  const time = new Date(log.integratedTime(index) * 1000).toISOString();
-  const out = (status: EntryStatus, reason?: string, extra: Partial<AuditedEntry> = {}): AuditedEntry => ({ index, time, status, tags: [], ...extra, ...(reason ? { reason } : {}) });
+/** The entry as bytes of this log -> the envelope and logged verifier, or a status saying why not. */
+function parseEntry(log: TransparencyLog, index: number): Parsed | { status: EntryStatus; code: string; reason: string } {
   let body: Body;
   try {
     body = JSON.parse(log.entry(index).toString('utf8')) as Body;
   } catch {
-    return out('not-attestation', 'entry is not JSON');
+    return { status: 'not-attestation', code: 'ENTRY_NOT_JSON', reason: 'entry is not JSON' };
   }
-  if (body.kind !== 'dsse' || body.apiVersion !== '0.0.1') return out('not-attestation', `entry kind ${body.kind}/${body.apiVersion} is not an attestation`);
+  if (body?.kind !== 'dsse' || body.apiVersion !== '0.0.1') return { status: 'not-attestation', code: 'ENTRY_NOT_ATTESTATION', reason: `entry kind ${body?.kind}/${body?.apiVersion} is not an attestation` };
   const sig = body.spec?.signatures?.[0];
-  const envJson = loadEnvelope(log.dir, body.spec?.envelopeHash?.value ?? '');
-  if (!envJson || !sig?.signature || !sig.verifier) return out('no-envelope', 'the attested envelope is missing from the log directory (or does not match its committed hash)');
-  const env = envelopeFromJSON(JSON.parse(envJson) as SerializedEnvelope);
-  if (createHash('sha256').update(env.payload).digest('hex') !== body.spec?.payloadHash?.value) return out('bad-signature', 'payload hash differs from the logged one');
-  let v: ReturnType<typeof verifierOf>;
+  const envJson = loadEnvelope(log.dir, String(body.spec?.envelopeHash?.value ?? ''));
+  if (!envJson || typeof sig?.signature !== 'string' || typeof sig.verifier !== 'string') {
+    return { status: 'no-envelope', code: 'ENVELOPE_MISSING', reason: 'the attested envelope is missing from the log directory (or does not match its committed hash)' };
+  }
+  let env: Envelope;
   try {
-    v = verifierOf(Buffer.from(sig.verifier, 'base64').toString('utf8'));
+    env = envelopeFromJSON(JSON.parse(envJson) as SerializedEnvelope);
   } catch {
-    return out('bad-signature', 'the logged verifier is not a public key or certificate');
+    return { status: 'no-envelope', code: 'ENVELOPE_INVALID', reason: 'the stored envelope is not a DSSE envelope' };
   }
-  const who = { signer: v.signer, ...(v.issuer !== undefined ? { issuer: v.issuer } : {}) };
-  if (!env.signatures[0] || !verifyData(v.key, preAuthEncoding(env.payloadType, env.payload), env.signatures[0].sig)) {
-    return out('bad-signature', 'the DSSE signature no longer verifies with the logged key', who);
-  }
-  let st: Statement;
+  if (createHash('sha256').update(env.payload).digest('hex') !== body.spec?.payloadHash?.value) return { status: 'bad-signature', code: 'PAYLOAD_HASH_MISMATCH', reason: 'payload hash differs from the logged one' };
+  let statement: Statement | undefined;
   try {
-    st = parseStatement(env.payload);
-  } catch (e) {
-    return out('not-attestation', (e as Error).message, who);
+    statement = parseStatement(env.payload);
+  } catch {
+    statement = undefined;
   }
-  const digest = `sha256:${st.subject[0].digest.sha256}`;
-  const facts = {
-    ...who, plan: st.predicate.plan.name, digest, version: st.predicate.release.version,
-    tags: st.predicate.programs.filter((p) => typeof p.tag === 'string').map((p) => ({ program: p.name, tag: p.tag as string })),
-  };
-  if (!policy) return out('signature-ok', undefined, facts);
-  const j = judge(policy, st, v.signer, v.issuer, digest, keyId(v.key));
-  return out(j.status, j.reason, facts);
+  return { env, verifierPem: Buffer.from(sig.verifier, 'base64').toString('utf8'), statement };
 }
 
-/** Compare the log with the checkpoint remembered by the last audit; returns findings. */
-function checkRemembered(log: TransparencyLog, statePath: string, size: number, root: Buffer): { findings: string[]; previous?: { size: number; rootHash: string }; rewritten?: boolean } {
-  if (!existsSync(statePath)) return { findings: [] };
+/** The Sigstore bundle a signer would have got for this entry (with a fresh proof from this log). */
+function rebuildBundle(log: TransparencyLog, index: number, p: Parsed, envHash: string): { bundle: Bundle; key: KeyObject; timeSigned: boolean } {
+  const cert = p.verifierPem.includes('BEGIN CERTIFICATE');
+  const key = createPublicKey(p.verifierPem);
+  const entry: TransparencyLogEntry = tlogEntry(log, index, { inclusionPromise: false });
+  const set = loadTimestamp(log.dir, envHash, index);
+  if (set) {
+    entry.integratedTime = String(set.integratedTime);
+    entry.inclusionPromise = { signedEntryTimestamp: Buffer.from(set.signedEntryTimestamp, 'base64') };
+  }
+  const content = cert
+    ? { $case: 'certificate' as const, certificate: { rawBytes: certificateDer(p.verifierPem) } }
+    : { $case: 'publicKey' as const, publicKey: { hint: keyId(key) } };
+  const bundle = {
+    mediaType: BUNDLE_V03_MEDIA_TYPE,
+    verificationMaterial: { content, tlogEntries: [entry], timestampVerificationData: { rfc3161Timestamps: [] } },
+    content: { $case: 'dsseEnvelope' as const, dsseEnvelope: p.env },
+  } as unknown as Bundle;
+  return { bundle, key, timeSigned: !!set };
+}
+
+export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPolicy): AuditedEntry {
+  const loggedTime = log.integratedTime(index);
+  const base = { index, time: new Date(loggedTime * 1000).toISOString(), timeSigned: false, tags: [] as AuditedEntry['tags'] };
+  const p = parseEntry(log, index);
+  if ('status' in p) return { ...base, status: p.status, code: p.code, reason: p.reason };
+  const body = JSON.parse(log.entry(index).toString('utf8')) as Body;
+  const envHash = String(body.spec?.envelopeHash?.value);
+  const st = p.statement;
+  const facts: Partial<AuditedEntry> = st ? {
+    plan: st.predicate.plan.name, digest: `sha256:${st.subject[0].digest.sha256}`, version: st.predicate.release.version,
+    tags: st.predicate.programs.filter((x) => typeof x?.tag === 'string').map((x) => ({ program: x.name, tag: x.tag as string, type: x.type })),
+  } : {};
+  let who: Partial<AuditedEntry>;
+  try {
+    const cert = p.verifierPem.includes('BEGIN CERTIFICATE');
+    const key = createPublicKey(p.verifierPem);
+    const id = cert ? certificateIdentity(p.verifierPem) : undefined;
+    who = { keyId: keyId(key), ...(id ? { identity: id.san, issuer: id.issuer } : {}) };
+  } catch {
+    return { ...base, status: 'bad-signature', code: 'VERIFIER_INVALID', reason: 'the logged verifier is not a public key or certificate' };
+  }
+  if (!st) return { ...base, ...who, status: 'not-attestation', code: 'STATEMENT_INVALID', reason: 'the signed payload is not a bpfseal attestation' };
+  if (!policy) {
+    // No policy: the signature is checked against the logged key; trust is not judged.
+    const ok = verifyData(createPublicKey(p.verifierPem), preAuthEncoding(p.env.payloadType, p.env.payload), p.env.signatures[0]?.sig ?? Buffer.alloc(0));
+    return ok ? { ...base, ...who, ...facts, status: 'signature-ok' } : { ...base, ...who, ...facts, status: 'bad-signature', code: 'BAD_SIGNATURE', reason: 'the DSSE signature no longer verifies with the logged key' };
+  }
+  // The entry's time counts as signed only once its SET verifies with the log key (and the proof with the tree).
+  const { bundle, timeSigned: hasSet } = rebuildBundle(log, index, p, envHash);
+  let timeSigned = false;
+  try {
+    checkEntryAgainstLog(bundle.verificationMaterial.tlogEntries[0], log.publicKey.key, log.origin);
+    timeSigned = hasSet;
+  } catch {
+    timeSigned = false;
+  }
+  const time = timeSigned ? new Date(Number(bundle.verificationMaterial.tlogEntries[0].integratedTime) * 1000).toISOString() : base.time;
+  const planBytes = loadPlan(log.dir, st.subject[0].digest.sha256);
+  if (!planBytes) return { ...base, ...who, ...facts, time, timeSigned, status: 'no-plan', code: 'PLAN_MISSING', reason: 'the attested plan is not stored beside the log (plans/<digest>.plan), so its claims cannot be checked' };
+  try {
+    const plan = decodePlan(planBytes);
+    const here = trustedLog(log.publicKey.key, log.origin);
+    const judged = policy.logs.some((l) => l.keyId === here.keyId) ? policy : { ...policy, logs: [...policy.logs, here] };
+    const v = verifyAttestation(bundle, plan, st.subject[0].digest.sha256, judged, {
+      checkLogEntry: (e) => { checkEntryAgainstLog(e, log.publicKey.key, log.origin); },
+    });
+    return { ...base, ...who, ...facts, time, timeSigned, status: 'verified', signer: v.signer.name };
+  } catch (e) {
+    if (!(e instanceof BpfsealError)) throw e;
+    return { ...base, ...who, ...facts, time, timeSigned, status: STATUS[e.code] ?? 'bad-signature', code: e.code, reason: e.message };
+  }
+}
+
+/** Compare the log with what the last audit saw for its key and for this directory; returns findings. */
+function checkRemembered(log: TransparencyLog, statePath: string, size: number, root: Buffer): { findings: Finding[]; previous?: { size: number; rootHash: string }; rewritten?: boolean } {
+  const state = readAuditState(statePath);
+  const id = log.publicKey.logId.toString('hex');
+  const findings: Finding[] = [];
+  const dir = realpathSync(log.dir);
+  const heldBefore = state.dirs.get(dir);
+  if (heldBefore && heldBefore !== id) {
+    findings.push({ code: 'LOG_REPLACED', message: `log replaced: ${dir} held the log with key ${heldBefore} at the last audit and holds one with key ${id} now` });
+  }
+  const note = state.logs.get(id)?.checkpoint ?? state.legacyCheckpoint;
+  if (!note) return { findings, rewritten: findings.length > 0 };
   let prev;
   try {
-    prev = openSignedCheckpoint(readFileSync(statePath, 'utf8'), log.verifier, log.origin);
+    prev = openSignedCheckpoint(note, log.verifier, log.origin);
   } catch (e) {
-    return { findings: [`the remembered checkpoint ${statePath} does not verify with this log's key and origin: ${(e as Error).message}`] };
+    findings.push({ code: 'LOG_REPLACED', message: `the remembered checkpoint does not verify with this log's key and origin: ${(e as Error).message}` });
+    return { findings, rewritten: true };
   }
-  const previous = { size: prev.size, rootHash: prev.rootHash.toString('base64') };
-  if (prev.size > size) return { previous, rewritten: true, findings: [`log rewritten: it had ${prev.size} entries at the last audit and has ${size} now`] };
+  const previous = { size: prev.size, rootHash: prev.rootHash.toString('hex') };
+  if (prev.size > size) return { previous, rewritten: true, findings: [...findings, { code: 'LOG_REWRITTEN', message: `log rewritten: it had ${prev.size} entries at the last audit and has ${size} now` }] };
   try {
-    const proof = log.proveConsistency(prev.size, size);
-    verifyConsistency(prev.size, size, prev.rootHash, root, proof.hashes);
+    verifyConsistency(prev.size, size, prev.rootHash, root, log.proveConsistency(prev.size, size).hashes);
   } catch {
-    return { previous, rewritten: true, findings: [`log rewritten: the tree of size ${size} is not an extension of the one (size ${prev.size}) seen at the last audit`] };
+    return { previous, rewritten: true, findings: [...findings, { code: 'LOG_REWRITTEN', message: `log rewritten: the tree of size ${size} is not an extension of the one (size ${prev.size}) seen at the last audit` }] };
   }
-  return { findings: [], previous };
+  return { findings, previous, rewritten: findings.length > 0 };
 }
 
 export interface AuditOptions {
   policy?: TrustPolicy;
+  /** The log was named on the command line together with a one-key policy (`--key`): trusted as given. */
+  logFromCommandLine?: boolean;
   since?: Date;
-  /** File remembering the checkpoint of the last audit (rewrite detection); updated when no rewrite is found. */
+  /** Audit state file (state.ts); updated when the log is sound. */
   statePath?: string;
 }
 
+function logTrust(log: TransparencyLog, opts: AuditOptions, findings: Finding[]): AttestationAudit['logTrust'] {
+  if (!opts.policy) return 'unchecked';
+  const id = log.publicKey.logId.toString('hex');
+  if (opts.policy.logs.some((l) => l.keyId === id && l.origin === log.origin)) return 'policy';
+  if (opts.logFromCommandLine && !opts.policy.logs.length) return 'command-line';
+  findings.push({ code: 'LOG_UNTRUSTED', message: `the log's key ${id} with origin ${log.origin} is not among the trusted logs of ${opts.policy.source} (add {"key": "<dir>/log.pub", "origin": "${log.origin}"} to its "logs")` });
+  return 'untrusted';
+}
+
 export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {}): AttestationAudit {
-  const findings: string[] = [];
+  const findings: Finding[] = [];
   let size = log.size, rootHash: Buffer, logVerified = true;
   try {
     const all = log.verifyAll();
     size = all.size;
     rootHash = all.rootHash;
   } catch (e) {
-    findings.push(`log does not verify: ${(e as Error).message}`);
+    findings.push({ code: (e as BpfsealError).code ?? 'LOG_INVALID', message: `log does not verify: ${(e as Error).message}` });
     logVerified = false;
     rootHash = log.rootHash(size);
   }
+  const trust = logTrust(log, opts, findings);
   const remembered: ReturnType<typeof checkRemembered> = opts.statePath ? checkRemembered(log, opts.statePath, size, rootHash) : { findings: [] };
   findings.push(...remembered.findings);
   const entries: AuditedEntry[] = [];
   for (let i = 0; i < size; i++) {
-    if (opts.since && log.integratedTime(i) * 1000 < opts.since.getTime()) continue;
     const e = auditEntry(log, i, opts.policy);
+    if (e.status !== 'verified' && e.status !== 'signature-ok') findings.push({ code: e.code ?? 'ENTRY_INVALID', index: i, message: `entry ${i}${e.plan ? ` (${e.plan})` : ''}: ${e.status}: ${e.reason ?? ''}` });
+    // Listing only: an entry is hidden by --since only when its time is signed by the log.
+    if (opts.since && e.timeSigned && Date.parse(e.time) < opts.since.getTime()) continue;
     entries.push(e);
-    if (e.status !== 'verified' && e.status !== 'signature-ok') findings.push(`entry ${i}${e.plan ? ` (${e.plan})` : ''}: ${e.status}: ${e.reason ?? ''}`);
   }
   // Remember this tree only when it is sound: a rewrite stays a finding until someone looks at it.
-  if (opts.statePath && !remembered.findings.length && logVerified) {
-    mkdirSync(dirname(opts.statePath), { recursive: true });
-    writeFileDurable(opts.statePath, log.checkpoint().note);
+  if (opts.statePath && !remembered.findings.length && logVerified && trust !== 'untrusted') {
+    const id = log.publicKey.logId.toString('hex');
+    const note = log.checkpoint().note;
+    const dir = realpathSync(log.dir);
+    updateAuditState(opts.statePath, (s) => {
+      s.logs.set(id, { origin: log.origin, checkpoint: note });
+      s.dirs.set(dir, id);
+    });
   }
   return {
-    log: { dir: log.dir, origin: log.origin, size, rootHash: rootHash.toString('base64') },
-    entries, findings, logVerified, rewritten: remembered.rewritten === true, ...(remembered.previous ? { previous: remembered.previous } : {}),
+    log: { dir: log.dir, origin: log.origin, logId: log.publicKey.logId.toString('hex'), size, rootHash: rootHash.toString('hex') },
+    entries, findings, logVerified, rewritten: remembered.rewritten === true, logTrust: trust, ...(remembered.previous ? { previous: remembered.previous } : {}),
   };
 }

@@ -1,13 +1,13 @@
 /** `audit --kernel`: tags from the audited attestation log and the host load log, matched against the kernel. */
-import { logExists, openLog } from '../tlog/store.js';
-import type { AttestationAudit } from './attestations.js';
-import { hostLogDir, readDecisions } from './hostlog.js';
+import { logExists } from '../tlog/store.js';
+import type { AttestationAudit, Finding } from './attestations.js';
+import { hostLogDir, listPending, openHostLog, readDecisions } from '../hostlog/hostlog.js';
 import { kernelPrograms, markAttested, type AttestedTag, type KernelProgram } from './kernel.js';
 
 export interface KernelReport {
   programs: KernelProgram[];
   hostLog?: { dir: string; decisions: number };
-  findings: string[];
+  findings: Finding[];
 }
 
 export function kernelAudit(attestations: AttestationAudit, hostLog?: string): KernelReport {
@@ -16,24 +16,32 @@ export function kernelAudit(attestations: AttestationAudit, hostLog?: string): K
     if (e.status !== 'verified' && e.status !== 'signature-ok') continue;
     for (const t of e.tags) tags.push({ tag: t.tag, plan: e.plan!, digest: e.digest, program: t.program, source: 'attestation-log' });
   }
-  const findings: string[] = [];
+  const findings: Finding[] = [];
   const dir = hostLogDir(hostLog);
   let host: KernelReport['hostLog'];
   if (logExists(dir)) {
-    let log: ReturnType<typeof openLog> | undefined;
+    let log: ReturnType<typeof openHostLog> | undefined;
     try {
-      log = openLog(dir, { create: false });
+      log = openHostLog(dir, false);
       log.verifyAll();
       const decisions = readDecisions(log);
       host = { dir, decisions: decisions.length };
-      for (const { decision } of decisions) {
-        if (decision.decision !== 'allowed') continue;
+      const aborted = new Set(decisions.filter((d) => d.decision?.decision === 'aborted').map((d) => d.decision!.loadId));
+      for (const { index, decision } of decisions) {
+        if (!decision) {
+          findings.push({ code: 'HOST_LOG_RECORD_INVALID', index, message: `host log entry ${index} is not a well-formed load record` });
+          continue;
+        }
+        if (decision.decision !== 'allowed' || aborted.has(decision.loadId)) continue;
         for (const p of decision.programs ?? []) {
           if (p.tag) tags.push({ tag: p.tag, plan: decision.plan ?? '?', digest: decision.digest, program: p.name, source: 'host-log' });
         }
       }
+      for (const p of listPending(dir)) {
+        findings.push({ code: 'LOAD_INCOMPLETE', message: `load ${p.loadId}${p.load ? ` of ${p.load.plan} v${p.load.version} into ${p.load.pinDir}` : ''} was interrupted and not yet recovered (bpfseal recover)` });
+      }
     } catch (e) {
-      findings.push(`host log ${dir} does not verify: ${(e as Error).message}`);
+      findings.push({ code: 'HOST_LOG_INVALID', message: `host log ${dir} does not verify: ${(e as Error).message}` });
     } finally {
       log?.close();
     }

@@ -375,3 +375,11 @@ export function mapTypeName(t: number): string {
 export function helperName(id: number): string {
   return HELPERS[id] ? `bpf_${HELPERS[id]}` : `helper_${id}`;
 }
+
+/**
+ * Map types whose max_entries must be 0: their size is the number of objects they attach to (sockets,
+ * inodes, tasks, cgroups), not a capacity (kernel: *_storage_map_alloc_check refuses anything else).
+ */
+export const ZERO_MAX_ENTRIES_MAP_TYPES: ReadonlySet<number> = new Set(
+  ['cgroup_storage', 'percpu_cgroup_storage', 'sk_storage', 'inode_storage', 'task_storage', 'cgrp_storage'].map((n) => MAP_TYPE.get(n)!),
+);

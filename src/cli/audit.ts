@@ -4,7 +4,7 @@
  * Exit 0 when there is nothing to report, 1 on any finding (a rewritten log, an attestation that no
  * longer verifies under the policy, an unattested program in the kernel).
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
 import { printJson } from './output.js';
@@ -38,21 +38,21 @@ export function registerAudit(program: Command): void {
     .option('--policy <file>', 'judge each attestation under this trust policy (default: $BPFSEAL_POLICY, else ./keys/policy.json if present)')
     .option('--key <pub>', 'judge under a one-key policy instead')
     .option('--since <time>', 'only entries logged since this time (ISO 8601, or 24h, 7d)')
-    .option('--state <file>', 'checkpoint remembered from the last audit (default: /var/lib/bpfseal/audit-<log id>.checkpoint)')
+    .option('--state <file>', 'what the last audit saw, per log key and log directory (default: $BPFSEAL_STATE_DIR/audit-state.json, else /var/lib/bpfseal/audit-state.json)')
     .option('--kernel', 'list the BPF programs loaded in the kernel now, each attested or unattested')
     .option('--host-log <dir>', 'host load log consulted by --kernel (default: $BPFSEAL_HOST_LOG, else /var/lib/bpfseal/host-log)')
     .option('--json', 'print JSON')
     .action(async (o: AuditOpts) => {
       const { openLog, defaultLogDir } = await import('../tlog/store.js');
       const { auditAttestations } = await import('../audit/attestations.js');
+      const { defaultAuditStatePath } = await import('../audit/state.js');
       const since = o.since ? parseSince(o.since) : undefined;
       const policy = await resolvePolicy({ key: o.key, policy: o.policy }, { optional: true });
       const dir = resolve(o.log ?? defaultLogDir());
       const log = openLog(dir, { create: false });
       let report;
       try {
-        const statePath = o.state ?? join(process.env.BPFSEAL_STATE_DIR ?? '/var/lib/bpfseal', `audit-${log.publicKey.logId.subarray(0, 8).toString('hex')}.checkpoint`);
-        report = auditAttestations(log, { policy, since, statePath });
+        report = auditAttestations(log, { policy, since, statePath: o.state ?? defaultAuditStatePath(), logFromCommandLine: o.key !== undefined && o.log !== undefined });
       } finally {
         log.close();
       }
@@ -61,7 +61,7 @@ export function registerAudit(program: Command): void {
       if (o.kernel) {
         const { kernelAudit } = await import('../audit/kernel-report.js');
         kernel = kernelAudit(report, o.hostLog);
-        for (const p of kernel.programs) if (!p.attested) findings.push(`kernel program ${p.id} '${p.name}' (${p.type}, tag ${p.tag}) is not attested`);
+        for (const p of kernel.programs) if (!p.attested) findings.push({ code: 'PROGRAM_UNATTESTED', message: `kernel program ${p.id} '${p.name}' (${p.type}, tag ${p.tag}) is not attested` });
         findings.push(...kernel.findings);
       }
       // logVerified/rewritten are already findings; the JSON keeps its documented shape.
@@ -71,8 +71,9 @@ export function registerAudit(program: Command): void {
         process.stdout.write(`log ${report.log.dir} (${report.log.origin}): ${report.log.size} entries, root ${report.log.rootHash}` +
           `${report.previous && !report.rewritten ? `; consistent with the last audit (size ${report.previous.size})` : ''}\n`);
         if (!policy) process.stdout.write('no policy: signatures are checked, trust is not judged (give --policy or --key)\n');
+        else process.stdout.write(`log identity: ${{ policy: 'a trusted log of the policy', 'command-line': 'the log given with --log (a --key audit names no logs)', untrusted: 'NOT trusted by the policy', unchecked: 'not checked' }[report.logTrust]}\n`);
         for (const e of report.entries) {
-          process.stdout.write(`  #${e.index}  ${e.time}  ${e.status.padEnd(13)} ${e.plan ?? '-'}${e.version !== undefined ? ` v${e.version}` : ''}  ${e.digest?.slice(0, 23) ?? ''}  ${e.signer ? `signer ${e.signer.length > 40 ? `${e.signer.slice(0, 16)}...` : e.signer}` : ''}${e.reason ? `  (${e.reason})` : ''}\n`);
+          process.stdout.write(`  #${e.index}  ${e.time}  ${e.status.padEnd(13)} ${e.plan ?? '-'}${e.version !== undefined ? ` v${e.version}` : ''}  ${e.digest?.slice(0, 23) ?? ''}  ${e.signer || e.keyId ? `signer ${e.signer ?? e.identity ?? '?'}${e.keyId ? ` (key ${e.keyId.slice(0, 16)})` : ''}` : ''}${e.reason ? `  (${e.reason})` : ''}\n`);
         }
         if (kernel) {
           process.stdout.write(`kernel: ${kernel.programs.length} programs loaded, ${kernel.programs.filter((p) => p.attested).length} attested\n`);
@@ -80,7 +81,7 @@ export function registerAudit(program: Command): void {
             process.stdout.write(`  id ${p.id}  ${p.name.padEnd(16)} ${p.type.padEnd(14)} tag ${p.tag}  ${p.attested ? `attested: ${p.matches.map((m) => `${m.plan}/${m.program}`).join(', ')}` : 'UNATTESTED'}\n`);
           }
         }
-        for (const f of findings) process.stderr.write(`finding: ${f}\n`);
+        for (const f of findings) process.stderr.write(`finding: ${f.code}: ${f.message}\n`);
       }
       process.exitCode = findings.length ? 1 : 0;
     });

@@ -7,7 +7,8 @@ import type { Witness } from '@sigstore/sign';
 import { checkServiceURL, FULCIO_URL as DEFAULT_FULCIO_URL, REKOR_URL as DEFAULT_REKOR_URL } from '../attest/urls.js';
 import { BpfsealError } from '../errors.js';
 import { addSectionTypeOption, sectionTypes } from './sections.js';
-import { outputPath, Progress, readInput, writeFileDurable } from './io.js';
+import { outputPath, Progress, readInput } from './io.js';
+import { reserveOutput } from '../fsx/durable.js';
 import { failure, failureLine, printJson, type Failure } from './output.js';
 import { toolVersion } from './version.js';
 
@@ -98,7 +99,8 @@ export function registerSign(program: Command): void {
       const rekorUrl = opts.rekorUrl !== undefined ? checkServiceURL(opts.rekorUrl, '--rekor-url') : opts.keyless ? DEFAULT_REKOR_URL : undefined;
       const witnesses: Witness[] = rekorUrl ? [rekorWitness(rekorUrl)] : [];
       // The local log (default on): the attestation is appended and its inclusion proof goes into the bundle.
-      let log: { close(): void } | undefined;
+      let log: { close(): void; dir: string } | undefined;
+      const { savePlan } = await import('../audit/envelopes.js');
       if (opts.log !== false) {
         const { openLog, defaultLogDir } = await import('../tlog/store.js');
         const { AttestationLogWitness } = await import('../audit/witness.js');
@@ -117,11 +119,20 @@ export function registerSign(program: Command): void {
         try {
           const out = outputPath(input, '.bpfseal', opts.out, inputs.length);
           const { plan, bytes, digest } = planFromBytes(readInput(input), input, { sectionTypes: overrides });
-          const s = await signPlan(plan, bytes, { digest, signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner });
-          writeFileDurable(out, encodeRelease(s.release));
+          // The output is reserved before anything is logged: an unwritable -o leaves no entry without a release.
+          const reserved = reserveOutput(out);
+          let s: Awaited<ReturnType<typeof signPlan>>;
+          try {
+            if (log) savePlan(log.dir, bytes); // beside the log, for audit to check the attestation's claims
+            s = await signPlan(plan, bytes, { digest, signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner });
+          } catch (e) {
+            reserved.abandon();
+            throw e;
+          }
+          reserved.commit(encodeRelease(s.release));
           const who = signer ? bundleSignerIdentity(s.release.bundle) : undefined;
           results.push({
-            input, release: out, digest: `sha256:${digest}`, version, kernelSignatures: Object.keys(s.release.kernelSignatures).length, unsignedPrograms: s.unsignedPrograms,
+            input, release: out, digest: `sha256:${digest}`, version, kernelSignatures: s.release.kernelSignatures.size, unsignedPrograms: s.unsignedPrograms,
             ...(who ? { identity: who.san, issuer: who.issuer } : {}),
           });
         } catch (e) {

@@ -26,7 +26,7 @@ export async function resolvePolicy(o: TrustOpts): Promise<TrustPolicy>;
 export async function resolvePolicy(o: TrustOpts, mode: { optional: true }): Promise<TrustPolicy | undefined>;
 export async function resolvePolicy(o: TrustOpts, mode?: { optional: true }): Promise<TrustPolicy | undefined> {
   if (o.key && o.policy) throw new BpfsealError('usage', 'USAGE_TRUST', 'give --key or --policy, not both');
-  const { loadPolicy, localLogTrust, singleKeyPolicy } = await import('../trust/policy.js');
+  const { loadPolicy, singleKeyPolicy, trustedLog } = await import('../trust/policy.js');
   let policy: TrustPolicy;
   if (o.key) policy = singleKeyPolicy(o.key);
   else {
@@ -37,7 +37,13 @@ export async function resolvePolicy(o: TrustOpts, mode?: { optional: true }): Pr
     }
     policy = loadPolicy(path);
   }
-  for (const dir of o.log ?? []) policy.logs.push(localLogTrust(dir));
+  if (o.log?.length) {
+    const { logIdentity } = await import('../tlog/keys.js');
+    for (const dir of o.log) {
+      const id = logIdentity(dir);
+      policy.logs.push(trustedLog(id.key, id.origin));
+    }
+  }
   return policy;
 }
 

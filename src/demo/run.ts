@@ -17,14 +17,13 @@ import { canUseBpf } from '../kernel/probe.js';
 import { planFromObject } from '../plan/build.js';
 import { encodePlan, planDigest } from '../plan/codec.js';
 import { describePlan } from '../plan/describe.js';
-import { ensureBpffs, unpinDir } from '../runtime/bpffs.js';
+import { ensureBpffs } from '../runtime/bpffs.js';
+import { unloadDir } from '../runtime/unload.js';
 import { loadRelease } from '../runtime/load.js';
 import { openLog } from '../tlog/store.js';
-import { AttestationLogWitness } from '../audit/witness.js';
+import { AttestationLogWitness, savePlan } from '../audit/witness.js';
 import { auditAttestations } from '../audit/attestations.js';
 import { kernelAudit } from '../audit/kernel-report.js';
-import { decision, recordDecision } from '../audit/hostlog.js';
-import { localLogTrust } from '../trust/policy.js';
 import { pinName } from '../runtime/replay.js';
 import { loadPolicy } from '../trust/policy.js';
 import { writeKeyFiles } from '../trust/keys.js';
@@ -71,8 +70,10 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       const cert = readFileSync(keys.crt, 'utf8');
       const logDir = join(dir, 'attestations');
       const log = openLog(logDir);
+      const origin = log.origin;
       let signed;
       try {
+        savePlan(logDir, planBytes);
         signed = await signPlan(plan, planBytes, {
           signer: localKeySigner(priv, createPublicKey(priv)), version: 1, toolVersion: toolVersion(), witnesses: [new AttestationLogWitness(log)],
           builder: { demo: 'true' }, kernelSigner: { sign: (insns) => signInstructions(insns, priv, cert), certificate: cert },
@@ -82,8 +83,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       }
       const releasePath = join(dir, 'xdp_counter.bpfseal');
       writeFileSync(releasePath, encodeRelease(signed.release));
-      say('sign', `in-toto statement signed (DSSE, Sigstore bundle v0.3) + ${Object.keys(signed.release.kernelSignatures).length} PKCS#7 kernel signature(s) -> ${releasePath}`);
-      const origin = localLogTrust(logDir).origin;
+      say('sign', `in-toto statement signed (DSSE, Sigstore bundle v0.3) + ${signed.release.kernelSignatures.size} PKCS#7 kernel signature(s) -> ${releasePath}`);
       say('log', `appended to ${logDir} (${origin}); inclusion proof and signed checkpoint are in the bundle`);
 
       const policyPath = join(dir, 'policy.json');
@@ -98,16 +98,12 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       const real = !opts.dryRun && canUseBpf();
       const pinDir = real ? `/sys/fs/bpf/bpfseal-demo-${process.pid}` : undefined;
       if (pinDir) ensureBpffs(pinDir);
-      const r = loadRelease(bytes, { policy, statePath: join(dir, 'state.json'), pinDir, dryRun: !real });
-      say('verify', `signature, subject digest, log inclusion and policy OK: ${r.verified.plan.name} v${r.verified.version} signed by '${r.verified.signer.name}'`);
       const hostLog = join(dir, 'host-log');
-      if (real) {
-        const rec = r.loaded.record;
-        await recordDecision(hostLog, decision({ decision: 'allowed', release: releasePath, plan: rec.plan, digest: rec.digest, version: r.verified.version, signer: r.verified.signer, programs: rec.programs, maps: rec.maps, fixups: rec.fixups, pins: rec.pins }));
-      }
+      const r = await loadRelease(bytes, { policy, statePath: join(dir, 'state.json'), pinDir, dryRun: !real, hostLog: real ? hostLog : undefined, release: releasePath });
+      say('verify', `signature, subject digest, log inclusion and policy OK: ${r.verified.plan.name} v${r.verified.version} signed by '${r.verified.signer.name}'`);
+      if (r.committed) say('load', `recorded in the host log ${hostLog} (entry ${r.committed.hostLogIndex}) before the pins were put in place`);
       for (const n of r.notes) say('load', `note: ${n}`);
       for (const p of r.loaded.record.programs) say('load', `${real ? 'loaded' : 'model-loaded'} ${p.name}: id ${p.id}, tag ${p.tag}${p.tag === d.programs.find((x) => x.name === p.name)?.tag ? ' (= predicted)' : ''}`);
-      r.loaded.close();
       if (real && pinDir) {
         const prog = objGet(join(pinDir, 'count_packets'));
         const stats = objGet(join(pinDir, 'maps', pinName(plan.maps.find((m) => m.name === 'proto_stats')!)));
@@ -124,15 +120,15 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
         const alog = openLog(logDir, { create: false });
         let audit;
         try {
-          audit = auditAttestations(alog, { policy, statePath: join(dir, 'audit.checkpoint') });
+          audit = auditAttestations(alog, { policy, statePath: join(dir, 'audit-state.json') });
         } finally {
           alog.close();
         }
         const k = kernelAudit(audit, hostLog);
         const mine = k.programs.filter((p) => r.loaded.record.programs.some((x) => x.id === p.id));
         say('audit', `log: ${audit.entries.length} attestation(s), ${audit.entries.filter((e) => e.status === 'verified').length} verified, ${audit.findings.length} finding(s); kernel: ${k.programs.length} programs loaded, ours ${mine.map((p) => `${p.name} (id ${p.id}) ${p.attested ? 'attested' : 'UNATTESTED'}`).join(', ')}`);
-        const removed = unpinDir(pinDir);
-        say('unload', `removed ${removed.length} pins from ${pinDir}`);
+        const u = await unloadDir(pinDir, hostLog);
+        say('unload', `removed ${u.removed.length} pins from ${pinDir} (the host log records the unload)`);
       } else {
         say('run', opts.dryRun ? 'skipped: --dry-run (the model kernel checked the replay)' : 'skipped: bpf(2) is not permitted here (the model kernel checked the replay; run as root for the real kernel)');
       }

@@ -157,3 +157,39 @@ export function prepareReplace(path: string, data: string | Uint8Array, mode = 0
     },
   };
 }
+
+/**
+ * Reserve `path` for a durable write that happens later: the temp file is created now, so an
+ * unwritable destination fails before any side effect (a log append, say), and `commit` writes,
+ * fsyncs and renames it into place. `abandon` removes the temp file.
+ */
+export function reserveOutput(path: string, mode = 0o644): { commit(data: string | Uint8Array): void; abandon(): void } {
+  const tmp = tempPathFor(path);
+  let fd: number | undefined;
+  try {
+    fd = openExclusive(tmp, mode);
+  } catch (e) {
+    throw writeError(path, e);
+  }
+  const abandon = () => {
+    if (fd !== undefined) closeSync(fd);
+    fd = undefined;
+    unlinkQuiet(tmp);
+  };
+  return {
+    commit(data) {
+      try {
+        writeAll(fd!, bytes(data));
+        fsyncSync(fd!);
+        closeSync(fd!);
+        fd = undefined;
+        renameSync(tmp, path);
+        fsyncDir(dirname(path));
+      } catch (e) {
+        abandon();
+        throw writeError(path, e);
+      }
+    },
+    abandon,
+  };
+}

@@ -5,11 +5,12 @@
 import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
 import { sectionByName, STT } from '../elf/reader.js';
-import { ATTACH_TYPE, MAP_TYPE } from '../bpf/constants.js';
+import { ATTACH_TYPE, MAP_TYPE, ZERO_MAX_ENTRIES_MAP_TYPES } from '../bpf/constants.js';
 import { loadCollection, type LoadOptions } from '../bpf/collection.js';
 import type { CollectionSpec, MapSpec } from '../bpf/spec.js';
 import { linkContext, linkProgram, type LinkedProgram } from './link.js';
 import { sanitizeBtf } from './sanitize.js';
+import { PlanFormatError, validatePlan } from './codec.js';
 import { PLAN_VERSION, type AttachTarget, type MaxEntriesFixup, type Plan, type PlanMap, type SlotInit } from './types.js';
 
 const OBJ_NAME_LEN = 16;
@@ -31,7 +32,7 @@ function kernelName(spec: CollectionSpec, m: MapSpec): string {
 }
 
 function maxEntriesFixup(m: MapSpec): MaxEntriesFixup {
-  if (m.maxEntries !== 0) return 'none';
+  if (m.maxEntries !== 0 || ZERO_MAX_ENTRIES_MAP_TYPES.has(m.type)) return 'none';
   return m.type === MAP_TYPE.get('perf_event_array') ? 'possible_cpus' : 'loader';
 }
 
@@ -86,6 +87,12 @@ export function buildPlan(spec: CollectionSpec, objectBytes: Buffer): BuiltPlan 
     programs,
     slots: collectSlots(spec, mapIndex),
   };
+  try {
+    validatePlan(plan); // the names and references a decoder would refuse are refused here, with the object named
+  } catch (e) {
+    if (e instanceof PlanFormatError) throw new InputError('PLAN_NAME_INVALID', e.message.replace(/^invalid plan: /, ''));
+    throw e;
+  }
   return { plan, spec, linked };
 }
 

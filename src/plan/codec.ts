@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
 import type { KconfigVar, MapKind } from '../bpf/spec.js';
 import { INSN_SIZE } from '../bpf/insn.js';
+import { labelProblem, nameProblem, pinFileName } from './names.js';
 import {
   PLAN_MAGIC, PLAN_VERSION, type ExtInfo, type InsnFixup, type InsnFixupKind, type MaxEntriesFixup, type Plan,
   type PlanMap, type PlanProgram, type SlotInit,
@@ -214,6 +215,30 @@ export function decodePlan(bytes: Buffer): Plan {
 /** Cross-references a well-formed plan must satisfy; checked on decode so the runtime can rely on them. */
 export function validatePlan(plan: Plan): void {
   const nm = plan.maps.length, np = plan.programs.length;
+  const named = (s: string, what: string, label = false) => {
+    const why = label ? labelProblem(s) : nameProblem(s);
+    if (why) throw new PlanFormatError(`${what} ${JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}...` : s)} ${why}`);
+  };
+  named(plan.name, 'plan name');
+  named(plan.license, 'license', true);
+  const pins = new Map<string, string>();
+  const pinOnce = (file: string, what: string) => {
+    const other = pins.get(file);
+    if (other) throw new PlanFormatError(`${what} and ${other} would both be pinned as '${file}'`);
+    pins.set(file, what);
+  };
+  for (const m of plan.maps) {
+    named(m.name, 'map name');
+    for (const k of m.kconfig) named(k.name, `map '${m.name}': kconfig name`, true);
+    if (m.kind !== 'inner') pinOnce(`maps/${pinName(m)}`, `map '${m.name}'`);
+  }
+  for (const p of plan.programs) {
+    named(p.name, 'program name');
+    named(p.section, `program '${p.name}': section`, true);
+    if (p.attach) named(p.attach.name, `program '${p.name}': attach target`, true);
+    for (const f of p.fixups) named(f.name, `program '${p.name}': fix-up name`, true);
+    pinOnce(pinFileName(p.name), `program '${p.name}'`);
+  }
   plan.maps.forEach((m, i) => {
     if (m.inner !== -1 && (m.inner < 0 || m.inner >= i)) throw new PlanFormatError(`map '${m.name}': inner map index ${m.inner} must name an earlier map`);
     if (m.kernelName.length > 15) throw new PlanFormatError(`map '${m.name}': kernel name longer than 15 characters`);
@@ -236,4 +261,12 @@ export function validatePlan(plan: Plan): void {
 
 export function planDigest(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * File name of a map's pin. Global-data maps are pinned under their kernel name (e.g. "testrun_data"),
+ * as libbpf does, other maps under their own name; bpffs refuses '.', so it becomes '_'.
+ */
+export function pinName(m: PlanMap): string {
+  return pinFileName(m.name.startsWith('.') ? m.kernelName : m.name);
 }

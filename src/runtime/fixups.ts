@@ -147,8 +147,8 @@ export function kconfigValue(m: PlanMap, host: HostFacts): { value: Buffer; appl
   return { value, applied };
 }
 
-export function resolveMaxEntries(m: PlanMap, host: HostFacts, overrides: Record<string, number>): { maxEntries: number; applied?: AppliedFixup } {
-  const o = overrides[m.name];
+export function resolveMaxEntries(m: PlanMap, host: HostFacts, overrides: ReadonlyMap<string, number>): { maxEntries: number; applied?: AppliedFixup } {
+  const o = overrides.get(m.name);
   if (m.maxEntriesFixup === 'none') {
     if (o !== undefined) throw new InputError('USAGE_MAX_ENTRIES', `map '${m.name}' has max_entries ${m.maxEntries} in the plan; only maps declared with 0 can be sized at load`);
     return { maxEntries: m.maxEntries };

@@ -1,36 +1,52 @@
 /**
- * Verify, then replay: the only path from a release file to the kernel. The release bytes are read
- * once by the caller; verification decodes the plan from those bytes and replay uses that decoded plan,
- * so nothing is re-read between check and use.
+ * Verify, then replay, then commit: the only path from a release file to the kernel. The release bytes
+ * are read once by the caller; verification decodes the plan from those bytes and replay uses that
+ * decoded plan, so nothing is re-read between check and use. Every decision of a real load, allowed
+ * or refused, goes into the host log, and an allowed load is committed by commit.ts (record or undo,
+ * crash-safe); dry runs decide nothing and record nothing.
  */
 import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { checkKernelSignature } from '../attest/pkcs7.js';
 import { checkEntryAgainstLog } from '../tlog/rekor.js';
 import { verifyRelease, type VerifiedRelease, type VerifyOptions } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
+import { recordDecision } from '../hostlog/hostlog.js';
+import { decision } from '../hostlog/records.js';
 import { kernelVerifiesSignatures } from '../kernel/probe.js';
 import type { TrustPolicy } from '../trust/policy.js';
-import { readState, recordVersion } from '../trust/state.js';
+import { readState } from '../trust/state.js';
 import { realKernel, type KernelBackend } from './backend.js';
+import { ensureBpffs } from './bpffs.js';
+import { commitLoad, type Committed, type CommitInput } from './commit.js';
 import type { HostFacts } from './host.js';
 import { MODEL_DISCLAIMER, modelKernel } from './model.js';
+import { pinTarget } from './pindir.js';
 import { replay, type LoadedCollection } from './replay.js';
+import { pinsInPlace } from './unload.js';
 
 export interface LoadOptions {
   policy: TrustPolicy;
   statePath: string;
+  /** Host load log directory (required for a real load). */
+  hostLog?: string;
+  /** The release's path, for the host log record. */
+  release?: string;
   pinDir?: string;
   dryRun?: boolean;
-  maxEntries?: Record<string, number>;
+  maxEntries?: ReadonlyMap<string, number>;
   host?: HostFacts;
   backend?: KernelBackend;
   checkLogEntry?: VerifyOptions['checkLogEntry'];
   onStep?: (step: string) => void;
+  /** Commit steps ('record', 'pin', 'rename', 'done'); tests inject failures or kills there. */
+  onCommitStep?: CommitInput['onStep'];
 }
 
 export interface LoadResult {
   verified: VerifiedRelease;
+  /** The loaded objects; their descriptors are closed once the load is committed (pins hold them). */
   loaded: LoadedCollection;
+  committed?: Committed;
   /** Things the operator should know: model-kernel disclaimer, unenforced kernel signatures. */
   notes: string[];
 }
@@ -45,19 +61,60 @@ export function checkLocalLogEntry(entry: TransparencyLogEntry, policy: TrustPol
   if (log) checkEntryAgainstLog(entry, log.key, log.origin);
 }
 
-export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: string, checkLogEntry: VerifyOptions['checkLogEntry'] = checkLocalLogEntry): VerifiedRelease {
-  return verifyRelease(bytes, policy, {
-    state: readState(statePath).versions,
-    checkLogEntry,
-    verifyKernelSignature: checkKernelSignature,
-  });
+export interface VerifyWithPolicyOptions {
+  checkLogEntry?: VerifyOptions['checkLogEntry'];
+  /** Verify without the anti-rollback state when it cannot be read (verify as an unprivileged user); a note says so. */
+  stateOptional?: boolean;
 }
 
-export function loadRelease(bytes: Buffer, opts: LoadOptions): LoadResult {
-  const verified = verifyWithPolicy(bytes, opts.policy, opts.statePath, opts.checkLogEntry);
-  const notes: string[] = [];
+export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: string, o: VerifyWithPolicyOptions = {}): VerifiedRelease {
+  let state: ReadonlyMap<string, number> | undefined;
+  let note: string | undefined;
+  try {
+    state = readState(statePath).versions;
+  } catch (e) {
+    if (!o.stateOptional || !(e instanceof BpfsealError) || e.code !== 'STATE_UNREADABLE') throw e;
+    note = `anti-rollback not checked: ${e.message} (load checks it, under the host lock)`;
+  }
+  const v = verifyRelease(bytes, policy, { state, checkLogEntry: o.checkLogEntry ?? checkLocalLogEntry, verifyKernelSignature: checkKernelSignature });
+  if (note) v.notes.push(note);
+  return v;
+}
+
+function checkMaxEntries(v: VerifiedRelease, overrides: ReadonlyMap<string, number>): void {
+  for (const name of overrides.keys()) {
+    const m = v.plan.maps.find((x) => x.name === name);
+    const sized = v.plan.maps.filter((x) => x.maxEntriesFixup !== 'none').map((x) => x.name);
+    if (!m) throw new BpfsealError('usage', 'USAGE_MAX_ENTRIES', `--max-entries ${name}=N: plan '${v.plan.name}' has no map '${name}' (${sized.length ? `maps sized at load: ${sized.join(', ')}` : 'no map of it is sized at load'})`);
+  }
+}
+
+export async function loadRelease(bytes: Buffer, opts: LoadOptions): Promise<LoadResult> {
+  const real = !opts.dryRun && (opts.backend?.kind ?? 'kernel') === 'kernel';
+  try {
+    return await load(bytes, opts, real);
+  } catch (e) {
+    // A refusal is a decision too; a failed host log write is not retried here.
+    if (real && opts.hostLog && e instanceof BpfsealError && e.code !== 'HOST_LOG_FAILED' && !(e as { recorded?: boolean }).recorded) {
+      await recordDecision(opts.hostLog, decision({ decision: 'refused', release: opts.release, code: e.code, reason: e.message })).catch((le: Error) => {
+        e.message += `; the refusal could not be recorded in the host log ${opts.hostLog} (${le.message})`;
+      });
+    }
+    throw e;
+  }
+}
+
+async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<LoadResult> {
+  const verified = verifyWithPolicy(bytes, opts.policy, opts.statePath, { checkLogEntry: opts.checkLogEntry });
+  checkMaxEntries(verified, opts.maxEntries ?? new Map());
+  const notes = [...verified.notes];
   const backend = opts.backend ?? (opts.dryRun ? modelKernel() : realKernel());
   if (backend.kind === 'model') notes.push(MODEL_DISCLAIMER);
+  if (real) {
+    if (!opts.pinDir || !opts.hostLog) throw new BpfsealError('usage', 'USAGE_NO_PIN', 'a real load needs a pin directory and a host log (objects would die with this process, unrecorded)');
+    ensureBpffs(opts.pinDir);
+    pinTarget(opts.pinDir); // a clear error before anything is created
+  }
   let signatures: Map<string, Buffer> | undefined;
   if (verified.kernelSignatures.size && backend.kind === 'kernel') {
     if (kernelVerifiesSignatures()) {
@@ -70,16 +127,24 @@ export function loadRelease(bytes: Buffer, opts: LoadOptions): LoadResult {
       notes.push('this kernel cannot verify program signatures (EOPNOTSUPP); loading without kernel enforcement, as the policy allows');
     }
   }
-  let undoState = () => {};
   const loaded = replay(verified.plan, verified.digest, backend, {
-    host: opts.host, pinDir: opts.pinDir, maxEntries: opts.maxEntries, signatures, keyringId: opts.policy.keyring ?? -3, onStep: opts.onStep,
-    commit: () => {
-      if (backend.kind === 'kernel') undoState = recordVersion(opts.statePath, verified.plan.name, verified.version);
-    },
+    host: opts.host, maxEntries: opts.maxEntries, signatures, keyringId: opts.policy.keyring ?? -3, onStep: opts.onStep,
   });
-  return {
-    verified, notes,
-    // Undoing a load after the fact also gives back the anti-rollback floor it raised.
-    loaded: { ...loaded, rollback: () => { loaded.rollback(); undoState(); } },
-  };
+  if (!real) return { verified, loaded, notes };
+  let committed: Committed;
+  try {
+    committed = await commitLoad({
+      plan: verified.plan, collection: loaded, backend, pinDir: opts.pinDir!, hostLog: opts.hostLog!, statePath: opts.statePath,
+      allowRollback: opts.policy.allowRollback, onStep: opts.onCommitStep,
+      facts: {
+        release: opts.release, plan: verified.plan.name, digest: `sha256:${verified.digest}`, version: verified.version, signer: verified.signer,
+        loader: 'user', fixups: loaded.record.fixups,
+      },
+    }, pinsInPlace);
+  } finally {
+    loaded.close();
+  }
+  notes.push(...committed.notes);
+  for (const r of committed.recovered) notes.push(`recovered an interrupted load (${r.loadId}, ${r.pinDir ?? '?'}): ${r.outcome}`);
+  return { verified, loaded, committed, notes };
 }

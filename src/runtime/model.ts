@@ -6,7 +6,7 @@
  */
 import { BpfsealError } from '../errors.js';
 import { parseBtf, type Btf } from '../bpf/btf.js';
-import { MAP_TYPE, MAP_TYPES, PROG_TYPES } from '../bpf/constants.js';
+import { MAP_TYPE, MAP_TYPES, PROG_TYPES, ZERO_MAX_ENTRIES_MAP_TYPES } from '../bpf/constants.js';
 import { CALL, INSN_SIZE, LD_IMM64, PSEUDO, PSEUDO_CALL, PSEUDO_KFUNC_CALL } from '../bpf/insn.js';
 import { computeTag } from '../plan/tag.js';
 import type { Handle, KernelBackend, MapCreateSpec, ObjectInfo, ProgLoadSpec } from './backend.js';
@@ -67,7 +67,8 @@ export function modelKernel(): ModelKernel {
     mapCreate(m) {
       const what = `map '${m.name}'`;
       if (!MAP_TYPES[m.type]) throw new ModelRejection(`${what}: unknown map type ${m.type}`);
-      if (m.maxEntries === 0) throw new ModelRejection(`${what}: max_entries is 0`);
+      if (m.maxEntries === 0 && !ZERO_MAX_ENTRIES_MAP_TYPES.has(m.type)) throw new ModelRejection(`${what}: max_entries is 0`);
+      if (m.maxEntries !== 0 && ZERO_MAX_ENTRIES_MAP_TYPES.has(m.type)) throw new ModelRejection(`${what}: a local-storage map takes max_entries 0`);
       if (!/^[A-Za-z0-9_.]{0,15}$/.test(m.name)) throw new ModelRejection(`${what}: name not accepted by the kernel`);
       if (ARRAYS.has(m.type) && m.keySize !== 4) throw new ModelRejection(`${what}: array maps need a 4-byte key, got ${m.keySize}`);
       if (FD_VALUE.has(m.type) && m.valueSize !== 4) throw new ModelRejection(`${what}: value must be a 4-byte fd`);

@@ -1,13 +1,12 @@
 /**
  * Replay a verified plan into a kernel, all or nothing: BTF load -> maps (inner templates first,
  * declared max_entries fix-ups) -> initial values -> map-in-map slots -> freezes -> program loads with
- * the plan's bytes and fd_array (declared fix-ups applied) -> prog_array slots -> pins.
- * Any failure closes every descriptor and removes every pin made so far, then reports the step.
+ * the plan's bytes and fd_array (declared fix-ups applied) -> prog_array slots. The result is owned
+ * descriptors only: pinning is the commit's (commit.ts), so a process that dies here leaves nothing.
+ * Any failure closes every descriptor made so far, then reports the step.
  */
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { BpfsealError } from '../errors.js';
-import { checkPinDir } from './bpffs.js';
+import { progTypeName } from '../bpf/constants.js';
 import { KernelError } from '../kernel/errors.js';
 import type { Plan, PlanMap } from '../plan/types.js';
 import type { Handle, KernelBackend } from './backend.js';
@@ -16,17 +15,13 @@ import { systemHost, type HostFacts } from './host.js';
 
 export interface ReplayOptions {
   host?: HostFacts;
-  /** Pin programs at <dir>/<program> and maps at <dir>/maps/<map>. */
-  pinDir?: string;
   /** Sizes for maps declared with max_entries 0. */
-  maxEntries?: Record<string, number>;
+  maxEntries?: ReadonlyMap<string, number>;
   /** Per-program PKCS#7 signatures for kernels that verify them, and the keyring to check against. */
   signatures?: Map<string, Buffer>;
   keyringId?: number;
   /** Called before every step; a test throws from it to inject a failure there. */
   onStep?: (step: string) => void;
-  /** Last step inside the transaction (e.g. recording anti-rollback state); its failure rolls back too. */
-  commit?: (record: LoadRecord) => void;
 }
 
 export interface LoadRecord {
@@ -34,41 +29,27 @@ export interface LoadRecord {
   digest: string;
   backend: 'kernel' | 'model';
   time: string;
-  programs: { name: string; id: number; tag: string | null; insns: number }[];
+  programs: { name: string; id: number; tag: string | null; insns: number; type: string }[];
   maps: { name: string; id: number }[];
   fixups: AppliedFixup[];
-  pins: string[];
 }
 
 export interface LoadedCollection {
   record: LoadRecord;
   maps: Map<string, Handle>;
   programs: Map<string, Handle>;
-  /** Close every descriptor (pinned objects stay in the kernel through their pins). */
+  /** Close every descriptor (objects stay in the kernel only through pins made by a commit). */
   close(): void;
-  /** Undo the load after the fact: remove every pin it made and close every descriptor. */
-  rollback(): void;
 }
 
 class Transaction {
   readonly handles: Handle[] = [];
-  readonly pins: string[] = [];
-  readonly dirs: string[] = [];
   track<H extends Handle>(h: H): H {
     this.handles.push(h);
     return h;
   }
   closeAll(): void {
     for (const h of this.handles.splice(0).reverse()) h.close();
-  }
-  rollback(backend: KernelBackend): void {
-    for (const p of this.pins.splice(0).reverse()) {
-      try { backend.unpin(p); } catch { /* keep going: remove everything we can */ }
-    }
-    for (const d of this.dirs.splice(0).reverse()) {
-      try { rmdirSync(d); } catch { /* not empty or gone */ }
-    }
-    this.closeAll();
   }
 }
 
@@ -88,17 +69,12 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
     opts.onStep?.(s);
   };
   try {
-    // Refuse a used pin directory before creating anything (checked again at pin time for races).
-    if (opts.pinDir && backend.kind === 'kernel') {
-      current = `check pin directory ${opts.pinDir}`; // not an injectable step: it creates nothing
-      checkPinDir(opts.pinDir);
-    }
     step('load BTF');
     const btf = plan.btf.length ? tx.track(backend.btfLoad(plan.btf)) : undefined;
     const maps: Handle[] = [];
     plan.maps.forEach((m) => {
       step(`create map '${m.name}'`);
-      const { maxEntries, applied } = resolveMaxEntries(m, host, opts.maxEntries ?? {});
+      const { maxEntries, applied } = resolveMaxEntries(m, host, opts.maxEntries ?? new Map());
       if (applied) fixups.push(applied);
       maps.push(tx.track(backend.mapCreate({
         name: m.kernelName, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries, flags: m.flags, numaNode: m.numaNode,
@@ -139,50 +115,22 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
       }));
       progs.push(h);
       const info = backend.info(h, 'prog');
-      progRecords.push({ name: p.name, id: info.id, tag: info.tag ?? null, insns: p.insns.length / 8 });
+      progRecords.push({ name: p.name, id: info.id, tag: info.tag ?? null, insns: p.insns.length / 8, type: progTypeName(p.progType) });
     }
     for (const s of plan.slots.filter((x) => x.kind === 'prog')) {
       step(`set slot ${s.index} of map '${plan.maps[s.map].name}'`);
       backend.mapUpdate(maps[s.map], u32(s.index), u32(backendFdValue(progs[s.target])));
     }
     const mapRecords = plan.maps.map((m, i) => ({ name: m.name, id: backend.info(maps[i], 'map').id }));
-    if (opts.pinDir) {
-      const dir = opts.pinDir;
-      step(`pin into ${dir}`);
-      if (backend.kind === 'kernel') checkPinDir(dir);
-      for (const d of backend.kind === 'kernel' ? [dir, join(dir, 'maps')] : []) {
-        if (!existsSync(d)) {
-          mkdirSync(d, { recursive: true });
-          tx.dirs.push(d);
-        }
-      }
-      plan.programs.forEach((p, i) => {
-        const path = join(dir, p.name);
-        step(`pin program '${p.name}'`);
-        backend.pin(progs[i], path);
-        tx.pins.push(path);
-      });
-      plan.maps.forEach((m, i) => {
-        if (m.kind === 'inner') return;
-        const path = join(dir, 'maps', pinName(m));
-        step(`pin map '${m.name}'`);
-        backend.pin(maps[i], path);
-        tx.pins.push(path);
-      });
-    }
     const record: LoadRecord = {
       plan: plan.name, digest: `sha256:${digest}`, backend: backend.kind, time: new Date().toISOString(),
-      programs: progRecords, maps: mapRecords, fixups, pins: [...tx.pins],
+      programs: progRecords, maps: mapRecords, fixups,
     };
-    if (opts.commit) {
-      step('commit');
-      opts.commit(record);
-    }
     const mapHandles = new Map(plan.maps.map((m, i) => [m.name, maps[i]]));
     const progHandles = new Map(plan.programs.map((p, i) => [p.name, progs[i]]));
-    return { record, maps: mapHandles, programs: progHandles, close: () => tx.closeAll(), rollback: () => tx.rollback(backend) };
+    return { record, maps: mapHandles, programs: progHandles, close: () => tx.closeAll() };
   } catch (e) {
-    tx.rollback(backend);
+    tx.closeAll();
     if (e instanceof KernelError) throw e.at(current);
     if (e instanceof BpfsealError) {
       e.message = `${current}: ${e.message}`;
@@ -193,13 +141,7 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
   }
 }
 
-/**
- * File name of a map's pin. bpffs refuses names containing '.' (bpf_lookup: reserved), so global-data
- * maps are pinned under their kernel name with '.' -> '_' (e.g. "testrun_data"), as libbpf does.
- */
-export function pinName(m: PlanMap): string {
-  return (m.name.startsWith('.') ? m.kernelName : m.name).replace(/\./g, '_');
-}
+export { pinName } from '../plan/codec.js';
 
 /** The fd number (real kernel) or model id that goes into a slot value. */
 function backendFdValue(h: Handle): number {

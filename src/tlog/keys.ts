@@ -139,3 +139,8 @@ export function ensureIdentity(dir: string, origin?: string): void {
   const config: LogConfig = { format: LOG_FORMAT, origin: validateOrigin(origin ?? defaultOrigin(pub)), created: new Date(Math.floor(Date.now() / 1000) * 1000).toISOString() };
   createExclusive(join(dir, FILES.config), `${JSON.stringify(config, null, 2)}\n`, 0o644, TLOG_CODES.IO);
 }
+
+/** A log directory's identity (public key and origin), for trusting it from the command line (`--log <dir>`). */
+export function logIdentity(dir: string): { key: KeyObject; origin: string } {
+  return { key: readPublicKey(dir).key, origin: readConfig(dir).origin };
+}

@@ -1,19 +1,31 @@
 /**
- * Trust policy (format: keys/README.md): who may sign which plans and program types, revocations,
- * minimum release versions, anti-rollback, and whether log inclusion and kernel signatures are
- * required. Paths inside a policy file are relative to that file. Parsed once, at the edge.
+ * Trust policy (format: keys/README.md, schema: docs/policy.schema.json): who may sign which plans and
+ * program types, revocations, minimum release versions, anti-rollback, and what a host requires.
+ *
+ * Parsed once, at the edge, and strictly: duplicate keys (json/strict.ts), then the published JSON
+ * Schema at every depth (unknown field, wrong type, null, missing field, key and keyless together),
+ * then what a schema cannot say (regular expressions compile, key ids are full ids), then the files the
+ * policy names. Any mistake is exit 2 naming the field path; none is ever ignored, because an ignored
+ * field is a protection silently switched off. Paths inside a policy are relative to the policy file.
  */
-import type { KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
-import { InputError } from '../errors.js';
+import { BpfsealError, InputError } from '../errors.js';
+import { readInput } from '../fsx/read.js';
+import { JsonSyntaxError, parseStrictJson, type JsonValue } from '../json/strict.js';
 import { keyId as keyIdOf, loadPublicKey } from './keys.js';
-import { readConfig, readPublicKey } from '../tlog/keys.js';
+import { describeSchemaErrors, type SchemaError } from './schema-errors.js';
+import { validate as validatePolicyShape } from './policy.validate.gen.js';
+import { canonicalDigest, canonicalKeyId } from './ids.js';
+
+export { globMatch } from '../glob.js';
 
 export interface KeylessIdentity {
   issuer: string;
-  /** Exact certificate SAN (e.g. a workflow URI or an e-mail), or /regex/ between slashes. */
+  /** Exact certificate SAN, or /regex/ between slashes (matched against the whole SAN). */
   subject: string;
+  /** The compiled, anchored form of a /regex/ subject. */
+  subjectRegex?: RegExp;
 }
 
 export interface TrustedSigner {
@@ -23,6 +35,9 @@ export interface TrustedSigner {
   keyId?: string;
   /** PEM of the signer's certificate, when the policy names one (kernel keyrings, kernel signatures). */
   certificate?: string;
+  /** Validity period of that certificate: outside it the signer is not trusted unless allowExpired. */
+  certificateValidity?: { notBefore: Date; notAfter: Date };
+  allowExpired: boolean;
   keyless?: KeylessIdentity;
   plans: string[];
   programTypes: string[];
@@ -46,122 +61,187 @@ export interface TrustPolicy {
   requireKernelSignatures: boolean;
   /** Keyring serial for kernel signature checks (-3 session keyring, 0/1/2 system keyrings). */
   keyring?: number;
+  /** Canonical key ids (64 lowercase hex). */
   revokedKeys: Set<string>;
+  /** Canonical plan digests ("sha256:" + 64 lowercase hex). */
   revokedDigests: Set<string>;
-  minVersions: Record<string, number>;
+  minVersions: Map<string, number>;
   allowRollback: boolean;
   /** Host anti-rollback state file. */
   statePath?: string;
 }
 
-function bad(src: string, msg: string): InputError {
-  return new InputError('POLICY_INVALID', `${src}: ${msg}`, { file: src });
+function invalid(src: string, msg: string, cause?: unknown): InputError {
+  return new InputError('POLICY_INVALID', `${src}: ${msg}`, { file: src, cause });
 }
 
-function strings(v: unknown, src: string, what: string, dflt: string[]): string[] {
-  if (v === undefined) return dflt;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad(src, `${what} must be an array of strings`);
-  return v as string[];
+/** What the schema validated, as TypeScript sees it (docs/policy.schema.json). */
+interface RawSigner {
+  name: string;
+  key?: string;
+  certificate?: string;
+  keyless?: { issuer: string; subject: string };
+  plans: string[];
+  programTypes: string[];
+  allowExpired?: boolean;
+}
+interface RawPolicy {
+  version: 1;
+  signers: RawSigner[];
+  logs?: { key: string; origin: string; baseUrl?: string }[];
+  trustedRoot?: string;
+  requireLogInclusion?: boolean;
+  requireKernelSignatures?: boolean;
+  keyring?: number;
+  revoked?: { keys?: string[]; digests?: string[] };
+  minVersions?: Record<string, number>;
+  allowRollback?: boolean;
+  state?: string;
 }
 
-function readKeyFile(path: string, src: string): { key: KeyObject; certificate?: string } {
+/** A keyless subject pattern: exact SAN, or /regex/ compiled once and anchored to the whole SAN. */
+export function compileSubject(subject: string, where: string, src: string): RegExp | undefined {
+  if (!(subject.length > 2 && subject.startsWith('/') && subject.endsWith('/'))) return undefined;
+  try {
+    return new RegExp(`^(?:${subject.slice(1, -1)})$`);
+  } catch (e) {
+    throw invalid(src, `${where}: not a valid regular expression (${(e as Error).message})`);
+  }
+}
+
+/** Does a keyless identity match a certificate SAN? */
+export function identityMatches(k: KeylessIdentity, san: string | undefined): boolean {
+  if (san === undefined) return false;
+  return k.subjectRegex ? k.subjectRegex.test(san) : k.subject === san;
+}
+
+interface KeyFile {
+  key: KeyObject;
+  certificate?: string;
+  validity?: { notBefore: Date; notAfter: Date };
+}
+
+function readKeyFile(path: string, where: string, src: string): KeyFile {
   try {
     const key = loadPublicKey(path);
-    const text = readFileSync(path, 'latin1');
-    return { key, certificate: text.includes('BEGIN CERTIFICATE') ? text : undefined };
+    const text = readInput(path, { kind: 'key' }).toString('latin1');
+    if (!text.includes('-----BEGIN') || text.includes('BEGIN CERTIFICATE')) {
+      try {
+        const cert = new X509Certificate(readInput(path, { kind: 'key' }));
+        return { key, certificate: cert.toString(), validity: { notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) } };
+      } catch {
+        /* a bare key in DER */
+      }
+    }
+    return { key };
   } catch (e) {
-    throw bad(src, (e as Error).message);
+    throw invalid(src, `${where}: ${(e as Error).message}`, e);
   }
+}
+
+function checkTrustedRoot(text: string, where: string, src: string): unknown {
+  let v: JsonValue;
+  try {
+    v = parseStrictJson(text);
+  } catch (e) {
+    throw invalid(src, `${where}: not JSON (${(e as Error).message})`);
+  }
+  const o = v as Record<string, unknown>;
+  if (!o || typeof o !== 'object' || Array.isArray(o) || typeof o.mediaType !== 'string' || !o.mediaType.startsWith('application/vnd.dev.sigstore.trustedroot')) {
+    throw invalid(src, `${where}: not a Sigstore trusted root (mediaType application/vnd.dev.sigstore.trustedroot+json)`);
+  }
+  for (const k of ['tlogs', 'certificateAuthorities', 'ctlogs', 'timestampAuthorities']) {
+    if (o[k] !== undefined && !Array.isArray(o[k])) throw invalid(src, `${where}: ${k} must be an array`);
+  }
+  return JSON.parse(text) as unknown; // plain objects for @sigstore's parser
+}
+
+function signerOf(s: RawSigner, i: number, at: (p: string) => string, src: string): TrustedSigner {
+  const where = `signers[${i}]`;
+  const out: TrustedSigner = { name: s.name, plans: s.plans, programTypes: s.programTypes, allowExpired: s.allowExpired === true };
+  if (s.key !== undefined) {
+    const k = readKeyFile(at(s.key), `${where}.key`, src);
+    out.key = k.key;
+    out.keyId = keyIdOf(k.key);
+    if (k.certificate) { out.certificate = k.certificate; out.certificateValidity = k.validity; }
+  } else {
+    const kl = s.keyless!;
+    out.keyless = { issuer: kl.issuer, subject: kl.subject, subjectRegex: compileSubject(kl.subject, `${where}.keyless.subject`, src) };
+  }
+  if (s.certificate !== undefined) {
+    if (!out.key) throw invalid(src, `${where}.certificate: only a key-based signer has a certificate (a keyless signer's certificate comes from Fulcio)`);
+    const c = readKeyFile(at(s.certificate), `${where}.certificate`, src);
+    if (!c.certificate) throw invalid(src, `${where}.certificate: not an X.509 certificate`);
+    if (keyIdOf(c.key) !== out.keyId) throw invalid(src, `${where}.certificate: certifies another key than ${where}.key`);
+    out.certificate = c.certificate;
+    out.certificateValidity = c.validity;
+  }
+  if (s.allowExpired && !out.certificateValidity) throw invalid(src, `${where}.allowExpired: the signer has no X.509 certificate whose validity could be ignored`);
+  return out;
 }
 
 export function parsePolicy(text: string, src: string): TrustPolicy {
-  let raw: Record<string, unknown>;
+  let raw: JsonValue;
   try {
-    raw = JSON.parse(text) as Record<string, unknown>;
+    raw = parseStrictJson(text);
   } catch (e) {
-    throw bad(src, `not JSON (${(e as Error).message})`);
+    if (e instanceof JsonSyntaxError) throw invalid(src, `not valid JSON: ${e.message}`);
+    throw e;
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(src, 'must be a JSON object');
-  if (raw.version !== 1) throw bad(src, `version must be 1, got ${JSON.stringify(raw.version)}`);
-  const known = new Set(['version', 'signers', 'logs', 'trustedRoot', 'requireLogInclusion', 'requireKernelSignatures', 'keyring', 'revoked', 'minVersions', 'allowRollback', 'state', 'comment']);
-  for (const k of Object.keys(raw)) if (!known.has(k)) throw bad(src, `unknown field '${k}'`);
+  if (!validatePolicyShape(raw)) {
+    throw invalid(src, describeSchemaErrors((validatePolicyShape as unknown as { errors: SchemaError[] }).errors, raw));
+  }
+  const p = raw as unknown as RawPolicy;
   const base = dirname(resolve(src));
-  const at = (p: string) => resolve(base, p);
-  if (!Array.isArray(raw.signers) || raw.signers.length === 0) throw bad(src, 'signers must be a non-empty array');
-  const signers = (raw.signers as Record<string, unknown>[]).map((s, i): TrustedSigner => {
-    const name = typeof s.name === 'string' ? s.name : `signer ${i}`;
-    const out: TrustedSigner = { name, plans: strings(s.plans, src, `${name}.plans`, ['*']), programTypes: strings(s.programTypes, src, `${name}.programTypes`, ['*']) };
-    if (typeof s.key === 'string') {
-      const k = readKeyFile(at(s.key), src);
-      out.key = k.key;
-      out.keyId = keyIdOf(k.key);
-      if (k.certificate) out.certificate = k.certificate;
-    } else if (s.keyless && typeof s.keyless === 'object') {
-      const kl = s.keyless as Record<string, unknown>;
-      if (typeof kl.issuer !== 'string' || typeof kl.subject !== 'string') throw bad(src, `${name}.keyless needs issuer and subject strings`);
-      out.keyless = { issuer: kl.issuer, subject: kl.subject };
-    } else {
-      throw bad(src, `${name} needs "key" (path to a public key or certificate) or "keyless" {issuer, subject}`);
-    }
-    if (typeof s.certificate === 'string') out.certificate = readKeyFile(at(s.certificate), src).certificate;
-    return out;
+  const at = (f: string) => resolve(base, f);
+  const signers = p.signers.map((s, i) => signerOf(s, i, at, src));
+  const logs = (p.logs ?? []).map((l, i) => {
+    const k = readKeyFile(at(l.key), `logs[${i}].key`, src);
+    if (k.key.asymmetricKeyType !== 'ec' || k.key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw invalid(src, `logs[${i}].key: a log key is an ECDSA P-256 public key`);
+    return trustedLog(k.key, l.origin, l.baseUrl);
   });
-  const logs = ((raw.logs as Record<string, unknown>[] | undefined) ?? []).map((l, i): TrustedLog => {
-    if (typeof l.key !== 'string' || typeof l.origin !== 'string') throw bad(src, `logs[${i}] needs key and origin`);
-    const k = readKeyFile(at(l.key), src);
-    return { key: k.key, keyId: keyIdOf(k.key), origin: l.origin, baseUrl: typeof l.baseUrl === 'string' ? l.baseUrl : `https://${l.origin}` };
-  });
-  let trustedRoot: unknown;
-  if (typeof raw.trustedRoot === 'string') {
-    try {
-      trustedRoot = JSON.parse(readFileSync(at(raw.trustedRoot), 'utf8'));
-    } catch (e) {
-      throw bad(src, `trustedRoot ${raw.trustedRoot}: ${(e as Error).message}`);
-    }
-  }
-  const revoked = (raw.revoked ?? {}) as Record<string, unknown>;
-  const minVersions = (raw.minVersions ?? {}) as Record<string, unknown>;
-  for (const [k, v] of Object.entries(minVersions)) if (!Number.isSafeInteger(v)) throw bad(src, `minVersions.${k} must be an integer`);
-  if (raw.keyring !== undefined && !Number.isSafeInteger(raw.keyring)) throw bad(src, 'keyring must be an integer keyring serial');
+  const trustedRoot = p.trustedRoot !== undefined
+    ? checkTrustedRoot(readInput(at(p.trustedRoot), { kind: 'trustedRoot' }).toString('utf8'), `trustedRoot ${p.trustedRoot}`, src)
+    : undefined;
+  if (!trustedRoot && signers.some((s) => s.keyless)) throw invalid(src, 'a keyless signer needs "trustedRoot" (the Sigstore trusted_root.json whose Fulcio CAs issue its certificates)');
+  const minVersions = new Map<string, number>();
+  for (const [k, v] of Object.entries(p.minVersions ?? {})) minVersions.set(k, v);
   return {
     source: src, signers, logs, trustedRoot,
-    requireLogInclusion: raw.requireLogInclusion === true,
-    requireKernelSignatures: raw.requireKernelSignatures === true,
-    keyring: raw.keyring as number | undefined,
-    revokedKeys: new Set(strings(revoked.keys, src, 'revoked.keys', []).map((k) => k.toLowerCase())),
-    revokedDigests: new Set(strings(revoked.digests, src, 'revoked.digests', []).map((d) => (d.startsWith('sha256:') ? d : `sha256:${d}`).toLowerCase())),
-    minVersions: minVersions as Record<string, number>,
-    allowRollback: raw.allowRollback === true,
-    statePath: typeof raw.state === 'string' ? at(raw.state) : undefined,
+    requireLogInclusion: p.requireLogInclusion === true,
+    requireKernelSignatures: p.requireKernelSignatures === true,
+    keyring: p.keyring,
+    revokedKeys: new Set((p.revoked?.keys ?? []).map(canonicalKeyId)),
+    revokedDigests: new Set((p.revoked?.digests ?? []).map(canonicalDigest)),
+    minVersions,
+    allowRollback: p.allowRollback === true,
+    statePath: p.state !== undefined ? at(p.state) : undefined,
   };
 }
 
 export function loadPolicy(path: string): TrustPolicy {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readInput(path, { kind: 'policy' }).toString('utf8');
   } catch (e) {
-    throw new InputError('POLICY_UNREADABLE', `${path}: cannot read policy (${(e as NodeJS.ErrnoException).code ?? e})`, { file: path });
+    if (e instanceof BpfsealError) throw new InputError('POLICY_UNREADABLE', `${e.message} (trust policy)`, { file: path, cause: e });
+    throw e;
   }
   return parsePolicy(text, path);
 }
 
 /** A one-key policy for `--key <pub>`: that key may sign any plan with any program type. */
 export function singleKeyPolicy(path: string): TrustPolicy {
-  const k = readKeyFile(path, path);
+  const k = readKeyFile(path, '--key', path);
   return {
     source: `--key ${path}`,
-    signers: [{ name: path, key: k.key, keyId: keyIdOf(k.key), certificate: k.certificate, plans: ['*'], programTypes: ['*'] }],
+    signers: [{ name: path, key: k.key, keyId: keyIdOf(k.key), certificate: k.certificate, certificateValidity: k.validity, allowExpired: false, plans: ['*'], programTypes: ['*'] }],
     logs: [], requireLogInclusion: false, requireKernelSignatures: false, revokedKeys: new Set(), revokedDigests: new Set(),
-    minVersions: {}, allowRollback: false,
+    minVersions: new Map(), allowRollback: false,
   };
 }
 
-/** A local log directory as a trusted log: its public key and checkpoint origin. */
-export function localLogTrust(dir: string): TrustedLog {
-  const pub = readPublicKey(dir);
-  const { origin } = readConfig(dir);
-  return { key: pub.key, keyId: pub.logId.toString('hex'), origin, baseUrl: `https://${origin}` };
+/** A log identity (its public key and checkpoint origin) as a trusted log. */
+export function trustedLog(key: KeyObject, origin: string, baseUrl?: string): TrustedLog {
+  return { key, keyId: keyIdOf(key), origin, baseUrl: baseUrl ?? `https://${origin}` };
 }
-
-export { globMatch } from '../glob.js';

@@ -54,8 +54,13 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
 export function writePolicy(dir: string, name: string, policy: Record<string, unknown>): string {
   mkdirSync(dir, { recursive: true });
   const p = join(dir, name);
-  writeFileSync(p, JSON.stringify({ version: 1, ...policy }, null, 2));
+  writeFileSync(p, JSON.stringify({ version: 1, ...policy, ...(Array.isArray(policy.signers) ? { signers: policy.signers.map(allPlans) } : {}) }, null, 2));
   return p;
+}
+
+/** Policies name plans and programTypes explicitly; tests that do not care trust every plan and type. */
+export function allPlans(s: unknown): unknown {
+  return s && typeof s === 'object' ? { plans: ['*'], programTypes: ['*'], ...(s as object) } : s;
 }
 
 /** An anti-rollback state file with these versions; returns its path. */

@@ -1,0 +1,122 @@
+/**
+ * Host load log records: every `load` decision, and what became of each allowed load. One JSON object
+ * per log entry, `type` bpfseal.load/v1:
+ *   allowed   written (durably) before any pin of the load becomes visible; carries the load id, the
+ *             final pin directory and every program and map id it will pin;
+ *   aborted   a recorded load that did not complete (failure after the record, or a crash found by
+ *             recovery): its pins are gone, its version does not count for anti-rollback;
+ *   refused   a load bpfseal refused (verification, policy or kernel), with the code and reason;
+ *   unloaded  `unload` removed the pins of a load.
+ * Records read back from a log are validated field by field: a malformed one is reported, never
+ * trusted (a host log is a file root can edit).
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+
+export const HOST_LOG_TYPE = 'bpfseal.load/v1';
+
+export type Decision = 'allowed' | 'refused' | 'aborted' | 'unloaded';
+
+export interface ProgramRecord {
+  name: string;
+  id: number;
+  tag: string | null;
+  insns: number;
+  /** bpftool's program type name. */
+  type?: string;
+  /** Map ids bound to the program, in the kernel's order. */
+  mapIds?: number[];
+}
+
+export interface MapRecord {
+  name: string;
+  id: number;
+}
+
+export interface FixupRecord {
+  program?: string;
+  map?: string;
+  insn?: number;
+  kind: string;
+  name: string;
+  value: string;
+}
+
+export interface LoadDecision {
+  type: typeof HOST_LOG_TYPE;
+  decision: Decision;
+  time: string;
+  host: string;
+  /** /proc/sys/kernel/random/boot_id: ids of kernel objects mean something only within one boot. */
+  bootId?: string;
+  /** Random id tying the allowed, aborted and unloaded records of one load together. */
+  loadId?: string;
+  release?: string;
+  plan?: string;
+  digest?: string;
+  version?: number;
+  signer?: { name?: string; keyId?: string; identity?: string; issuer?: string };
+  /** How the load ran: the kernel loader program, or user-space replay. */
+  loader?: 'kernel' | 'user';
+  programs?: ProgramRecord[];
+  maps?: MapRecord[];
+  fixups?: FixupRecord[];
+  /** Final pin directory (real path) and every pin in it. */
+  pinDir?: string;
+  pins?: string[];
+  /** refused: the stable error code and message; aborted: why. */
+  code?: string;
+  reason?: string;
+}
+
+let bootIdCache: string | undefined;
+
+/** This boot's id (the kernel's random boot_id), or '' where it cannot be read. */
+export function bootId(): string {
+  if (bootIdCache === undefined) {
+    try {
+      bootIdCache = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      bootIdCache = '';
+    }
+  }
+  return bootIdCache;
+}
+
+export function decision(d: Omit<LoadDecision, 'type' | 'time' | 'host' | 'bootId'>): LoadDecision {
+  return { type: HOST_LOG_TYPE, time: new Date().toISOString(), host: hostname(), bootId: bootId(), ...d };
+}
+
+const str = (v: unknown): v is string => typeof v === 'string';
+const int = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const opt = (v: unknown, f: (x: unknown) => boolean) => v === undefined || f(v);
+
+function programOk(p: unknown): boolean {
+  const o = p as Record<string, unknown>;
+  return !!o && typeof o === 'object' && str(o.name) && int(o.id) && (o.tag === null || str(o.tag)) && int(o.insns) && opt(o.type, str)
+    && opt(o.mapIds, (m) => Array.isArray(m) && m.every(int));
+}
+
+/** A record read from a host log, if it is one; undefined for anything malformed. */
+export function parseDecision(entry: Buffer): LoadDecision | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(entry.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const d = v as Record<string, unknown>;
+  if (!d || typeof d !== 'object' || Array.isArray(d) || d.type !== HOST_LOG_TYPE) return undefined;
+  if (!['allowed', 'refused', 'aborted', 'unloaded'].includes(d.decision as string) || !str(d.time) || !str(d.host)) return undefined;
+  const ok = opt(d.bootId, str) && opt(d.loadId, str) && opt(d.release, str) && opt(d.plan, str) && opt(d.digest, str) && opt(d.version, int)
+    && opt(d.loader, (x) => x === 'kernel' || x === 'user') && opt(d.pinDir, str) && opt(d.code, str) && opt(d.reason, str)
+    && opt(d.pins, (x) => Array.isArray(x) && x.every(str))
+    && opt(d.programs, (x) => Array.isArray(x) && x.every(programOk))
+    && opt(d.maps, (x) => Array.isArray(x) && x.every((m) => !!m && typeof m === 'object' && str((m as MapRecord).name) && int((m as MapRecord).id)))
+    && opt(d.fixups, (x) => Array.isArray(x) && x.every((f) => !!f && typeof f === 'object' && str((f as FixupRecord).kind) && str((f as FixupRecord).name) && str((f as FixupRecord).value)))
+    && opt(d.signer, (x) => !!x && typeof x === 'object' && !Array.isArray(x));
+  if (!ok) return undefined;
+  if ((d.decision === 'allowed' || d.decision === 'aborted' || d.decision === 'unloaded') && !str(d.loadId)) return undefined;
+  if (d.decision === 'allowed' && (!str(d.plan) || !int(d.version) || !str(d.pinDir))) return undefined;
+  return d as unknown as LoadDecision;
+}

@@ -1,0 +1,225 @@
+/**
+ * Committing a load: record or undo, as a property of the library, under SIGKILL at any moment.
+ *
+ * Under the host lock (hostlog/hostlog.ts), after finishing any load a crash interrupted:
+ *   1. the anti-rollback floor is derived from the host log again and checked (a newer version may
+ *      have committed since this release was verified);
+ *   2. a pending marker, then the `allowed` record, are made durable — before any pin exists;
+ *   3. the objects are pinned into a fresh staging directory (pindir.ts), which is renamed into place;
+ *   4. the state cache is refreshed and the marker removed.
+ * A failure after the record removes the staging pins and appends `aborted`; a crash leaves the marker,
+ * and recovery (the next commit, unload or `bpfseal recover`) removes the staging pins and appends
+ * `aborted`, or, when the rename had happened, finds the pins in place and completes the load. So no
+ * pin exists without an allowed record, a record whose pins are not there is marked aborted or is
+ * still pending (audit --kernel reports it), and the floor equals the highest load that stands.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfsealError, VerifyError } from '../errors.js';
+import { appendDecision, hostLock, listPending, openHostLog, readDecisions, refreshState, removePending, writePending, type PendingLoad } from '../hostlog/hostlog.js';
+import { decision, type LoadDecision } from '../hostlog/records.js';
+import type { TransparencyLog } from '../tlog/store.js';
+import type { Plan } from '../plan/types.js';
+import type { KernelBackend } from './backend.js';
+import { makeStaging, pinTarget, stagingPath } from './pindir.js';
+import type { LoadedCollection } from './replay.js';
+import { pinName } from '../plan/codec.js';
+import { pinFileName } from '../plan/names.js';
+
+export interface CommitInput {
+  plan: Plan;
+  collection: LoadedCollection;
+  backend: KernelBackend;
+  pinDir: string;
+  hostLog: string;
+  statePath: string;
+  allowRollback: boolean;
+  /** Facts for the allowed record (plan, digest, version, signer, release, loader, fixups). */
+  facts: Omit<LoadDecision, 'type' | 'time' | 'host' | 'bootId' | 'decision' | 'loadId' | 'pinDir' | 'pins' | 'programs' | 'maps'>;
+  /** Called before each step ('record', 'pin', 'rename', 'done'); tests inject failures or kills here. */
+  onStep?: (step: string) => void | Promise<void>;
+}
+
+export interface Committed {
+  loadId: string;
+  pinDir: string;
+  pins: string[];
+  hostLogIndex: number;
+  /** Loads an earlier crash left pending, finished or undone before this one. */
+  recovered: RecoveredLoad[];
+  notes: string[];
+}
+
+export interface RecoveredLoad {
+  loadId: string;
+  outcome: 'aborted' | 'completed' | 'unreadable';
+  pinDir?: string;
+}
+
+/** Final pin paths of a plan's objects (programs, then maps; inner templates are not pinned). */
+export function pinPaths(plan: Plan, dir: string): { programs: string[]; maps: (string | undefined)[] } {
+  return {
+    programs: plan.programs.map((p) => join(dir, pinFileName(p.name))),
+    maps: plan.maps.map((m) => (m.kind === 'inner' ? undefined : join(dir, 'maps', pinName(m)))),
+  };
+}
+
+/** Remove a staging directory made by makeStaging: only its pins and its maps/ directory. */
+function removeStaging(staging: string): string[] {
+  const problems: string[] = [];
+  for (const d of [join(staging, 'maps'), staging]) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      problems.push(`${d}: ${(e as NodeJS.ErrnoException).code}`);
+    }
+    for (const n of names) {
+      const p = join(d, n);
+      try {
+        if (lstatSync(p).isDirectory()) continue;
+        unlinkSync(p);
+      } catch (e) {
+        problems.push(`${p}: ${(e as NodeJS.ErrnoException).code}`);
+      }
+    }
+    try {
+      rmdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`${d}: ${(e as NodeJS.ErrnoException).code}`);
+    }
+  }
+  return problems;
+}
+
+/** Are the pins of an allowed record in place (every program pin is the object with the recorded id)? */
+export type PinCheck = (rec: LoadDecision) => boolean;
+
+/** Finish or undo every load a crash left pending. Caller holds the host lock. */
+export async function recoverLocked(log: TransparencyLog, dir: string, pinsInPlace: PinCheck): Promise<RecoveredLoad[]> {
+  const pending = listPending(dir);
+  if (!pending.length) return [];
+  const allowed = new Map<string, LoadDecision>();
+  for (const { decision: d } of readDecisions(log)) if (d?.decision === 'allowed') allowed.set(d.loadId!, d);
+  const out: RecoveredLoad[] = [];
+  for (const { loadId, load } of pending) {
+    if (!load) {
+      removePending(dir, loadId);
+      out.push({ loadId, outcome: 'unreadable' });
+      continue;
+    }
+    const rec = allowed.get(loadId);
+    const staged = existsSync(load.staging);
+    if (staged) removeStaging(load.staging);
+    if (rec && !staged && pinsInPlace(rec)) {
+      out.push({ loadId, outcome: 'completed', pinDir: load.pinDir });
+    } else {
+      if (rec) await appendDecision(log, decision({ decision: 'aborted', loadId, plan: load.plan, version: load.version, pinDir: load.pinDir, reason: 'interrupted before its pins were in place; recovery removed them' }));
+      out.push({ loadId, outcome: 'aborted', pinDir: load.pinDir });
+    }
+    removePending(dir, loadId);
+  }
+  return out;
+}
+
+/** Run `fn` holding the host lock of `dir`, on its host log, after recovering interrupted loads. */
+export async function withHostLock<T>(dir: string, pinsInPlace: PinCheck, fn: (log: TransparencyLog, recovered: RecoveredLoad[]) => Promise<T>): Promise<T> {
+  let log: TransparencyLog;
+  try {
+    log = openHostLog(dir);
+  } catch (e) {
+    throw new BpfsealError('input', 'HOST_LOG_FAILED', `cannot use the host log ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+  const lock = hostLock(dir);
+  try {
+    lock.acquire();
+    try {
+      const recovered = await recoverLocked(log, dir, pinsInPlace);
+      return await fn(log, recovered);
+    } finally {
+      lock.unlock();
+    }
+  } finally {
+    lock.close();
+    log.close();
+  }
+}
+
+export async function commitLoad(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed> {
+  try {
+    return await commit(c, pinsInPlace);
+  } catch (e) {
+    // The host log could not be opened or written before the record: nothing was pinned.
+    if (e instanceof BpfsealError && e.code === 'HOST_LOG_FAILED' && !/nothing was pinned/.test(e.message)) e.message += '; the load was undone: nothing was pinned';
+    throw e;
+  }
+}
+
+async function commit(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed> {
+  const target = pinTarget(c.pinDir);
+  const step = async (s: string) => { await c.onStep?.(s); };
+  return withHostLock(c.hostLog, pinsInPlace, async (log, recovered) => {
+    const state = refreshState(log, c.statePath);
+    const floor = state.versions.get(c.plan.name);
+    const version = c.facts.version!;
+    if (floor !== undefined && version < floor && !c.allowRollback) {
+      throw new VerifyError('ROLLBACK', `release version ${version} of '${c.plan.name}' is older than version ${floor}, which this host loaded meanwhile (anti-rollback, checked again at commit)`);
+    }
+    pinTarget(c.pinDir); // again, under the lock: another load may have taken the directory meanwhile
+    const loadId = randomBytes(16).toString('hex');
+    const paths = pinPaths(c.plan, target.dir);
+    const pins = [...paths.programs, ...paths.maps.filter((p): p is string => p !== undefined)];
+    const staging = stagingPath(target, loadId);
+    const pending: PendingLoad = { loadId, plan: c.plan.name, version, pinDir: target.dir, staging, time: new Date().toISOString() };
+    writePending(c.hostLog, pending);
+    const rec = c.collection.record;
+    let index: number;
+    try {
+      await step('record');
+      index = await appendDecision(log, decision({ ...c.facts, decision: 'allowed', loadId, pinDir: target.dir, pins, programs: rec.programs, maps: rec.maps }));
+    } catch (e) {
+      removePending(c.hostLog, loadId);
+      if (e instanceof BpfsealError && e.code !== 'LOCK_TIMEOUT' && !e.code.startsWith('TLOG_')) throw e;
+      throw new BpfsealError('input', 'HOST_LOG_FAILED', `could not record the load in the host log ${c.hostLog} (${(e as Error).message}); the load was undone: nothing was pinned`, { cause: e });
+    }
+    try {
+      await step('pin');
+      makeStaging(target, loadId);
+      const staged = pinPaths(c.plan, staging);
+      c.plan.programs.forEach((p, i) => c.backend.pin(c.collection.programs.get(p.name)!, staged.programs[i]));
+      c.plan.maps.forEach((m, i) => { if (staged.maps[i]) c.backend.pin(c.collection.maps.get(m.name)!, staged.maps[i]!); });
+      await step('rename');
+      try {
+        renameSync(staging, target.dir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new BpfsealError('usage', code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'EPERM' ? 'PIN_DIR_IN_USE' : 'PIN_FAILED',
+          `${target.dir}: cannot put the pins in place (${code}${code === 'EPERM' ? ': another user owns a directory there' : code === 'ENOTEMPTY' ? ': it holds pins' : ''})`, { cause: e });
+      }
+    } catch (e) {
+      const problems = removeStaging(staging);
+      let aborted = true;
+      try {
+        await appendDecision(log, decision({ decision: 'aborted', loadId, plan: c.plan.name, version, pinDir: target.dir, reason: (e as Error).message }));
+      } catch {
+        aborted = false; // the marker stays: recovery appends it
+      }
+      if (aborted && !problems.length) removePending(c.hostLog, loadId);
+      const err = e instanceof BpfsealError ? e : new BpfsealError('input', 'PIN_FAILED', (e as Error).message, { cause: e });
+      if (problems.length) err.message += `; rollback could not remove ${problems.join(', ')} (the next load or \`bpfseal recover\` retries)`;
+      (err as { recorded?: boolean }).recorded = true; // the host log has this load as allowed, then aborted
+      throw err;
+    }
+    await step('done');
+    const notes: string[] = [];
+    try {
+      refreshState(log, c.statePath);
+    } catch (e) {
+      notes.push(`the anti-rollback cache ${c.statePath} was not updated (${(e as Error).message}); the host log has the load, and the next load derives the floor from it`);
+    }
+    removePending(c.hostLog, loadId);
+    return { loadId, pinDir: target.dir, pins, hostLogIndex: index, recovered, notes };
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * Unloading: remove exactly the pins a recorded bpfseal load made, nothing else. Under the host lock,
+ * the pin directory must be the one an allowed, not aborted or unloaded, record names; the whole tree
+ * is checked before anything is removed (no symlinks, nothing the record does not list, and each
+ * program pin is the very object the record names, by kernel id); then the pins go, and an `unloaded`
+ * record is appended.
+ */
+import { lstatSync, readdirSync, realpathSync, rmdirSync, unlinkSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { BpfsealError } from '../errors.js';
+import { objGet, progInfo } from '../kernel/bpf.js';
+import { appendDecision, readDecisions } from '../hostlog/hostlog.js';
+import { decision, type LoadDecision } from '../hostlog/records.js';
+import { onBpffs } from './bpffs.js';
+import { pinFileName } from '../plan/names.js';
+import { withHostLock, type RecoveredLoad } from './commit.js';
+
+/** Is every program pin of `rec` the object with the recorded id? (The recovery and unload check.) */
+export function pinsInPlace(rec: LoadDecision): boolean {
+  if (!rec.pinDir || !rec.programs) return false;
+  return rec.programs.every((p) => {
+    let fd;
+    try {
+      fd = objGet(join(rec.pinDir!, pinFileName(p.name)));
+      return progInfo(fd).id === p.id;
+    } catch {
+      return false;
+    } finally {
+      fd?.close();
+    }
+  });
+}
+
+function foreign(msg: string, file: string): BpfsealError {
+  return new BpfsealError('usage', 'PIN_DIR_FOREIGN', `${msg}; refusing to remove anything`, { file });
+}
+
+/** The tree under `dir`, as relative paths; symlinks and unexpected directories are refused. */
+function tree(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) throw foreign(`${p} is a symbolic link`, dir);
+    if (st.isDirectory()) {
+      if (name !== 'maps') throw foreign(`${p} is a directory bpfseal did not make`, dir);
+      for (const m of readdirSync(p)) {
+        const q = join(p, m);
+        if (!lstatSync(q).isFile()) throw foreign(`${q} is not a pin`, dir);
+        out.push(`maps/${m}`);
+      }
+    } else out.push(name);
+  }
+  return out.sort();
+}
+
+export interface UnloadResult {
+  dir: string;
+  removed: string[];
+  loadId: string;
+  plan: string;
+  recovered: RecoveredLoad[];
+}
+
+export async function unloadDir(dirIn: string, hostLog: string): Promise<UnloadResult> {
+  let dir: string;
+  try {
+    if (lstatSync(dirIn).isSymbolicLink()) throw foreign(`${dirIn} is a symbolic link`, dirIn);
+    dir = realpathSync(dirIn);
+  } catch (e) {
+    if (e instanceof BpfsealError) throw e;
+    throw new BpfsealError('usage', 'PIN_DIR_MISSING', `${dirIn} does not exist`, { file: dirIn });
+  }
+  if (!onBpffs(dir)) throw new BpfsealError('usage', 'BPFFS_NOT_MOUNTED', `${dir} is not on a bpf filesystem; refusing to remove anything there`, { file: dir });
+  return withHostLock(hostLog, pinsInPlace, async (log, recovered) => {
+    const gone = new Set<string>();
+    let rec: LoadDecision | undefined;
+    for (const { decision: d } of readDecisions(log)) {
+      if (!d?.loadId) continue;
+      if (d.decision === 'aborted' || d.decision === 'unloaded') gone.add(d.loadId);
+      else if (d.decision === 'allowed' && d.pinDir === dir) rec = d;
+    }
+    if (!rec || gone.has(rec.loadId!)) throw foreign(`${dir}: the host log ${hostLog} records no bpfseal load pinned here that still stands`, dir);
+    const expected = (rec.pins ?? []).map((p) => relative(dir, p)).sort();
+    const found = tree(dir);
+    const extra = found.filter((f) => !expected.includes(f));
+    if (extra.length) throw foreign(`${dir} holds ${extra.map((x) => `'${x}'`).join(', ')}, which the load did not pin`, dir);
+    if (!pinsInPlace(rec)) throw foreign(`${dir}: a program pinned there is not the one load ${rec.loadId} recorded (replaced since?)`, dir);
+    const removed: string[] = [];
+    for (const f of found) {
+      unlinkSync(join(dir, f));
+      removed.push(join(dir, f));
+    }
+    try { rmdirSync(join(dir, 'maps')); } catch { /* the load had no maps */ }
+    rmdirSync(dir);
+    await appendDecision(log, decision({ decision: 'unloaded', loadId: rec.loadId, plan: rec.plan, version: rec.version, pinDir: dir }));
+    return { dir, removed, loadId: rec.loadId!, plan: rec.plan!, recovered };
+  });
+}
+
+/** Finish or undo loads that a crash interrupted (`bpfseal recover`). */
+export async function recoverHost(hostLog: string): Promise<RecoveredLoad[]> {
+  return withHostLock(hostLog, pinsInPlace, async (_log, recovered) => recovered);
+}
