@@ -1,9 +1,9 @@
 /** `bpfseal keygen --out <dir> [--name <name>] [--algorithm ecdsa-p256|ed25519|rsa-3072] [--json]` */
 import type { Command } from 'commander';
-import { mkdirSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { isGeneratedAlgorithm, KEY_ALGORITHMS } from '../trust/algorithms.js';
 import { isDirectory } from './io.js';
+import { ensureDirectory } from '../fsx/dirs.js';
 import { printJson } from './output.js';
 
 export function registerKeygen(program: Command): void {
@@ -18,14 +18,7 @@ export function registerKeygen(program: Command): void {
       if (!isGeneratedAlgorithm(opts.algorithm)) {
         throw new InputError('KEY_ALGORITHM_UNKNOWN', `--algorithm ${opts.algorithm}: use one of ${KEY_ALGORITHMS.join(', ')}`);
       }
-      if (!isDirectory(opts.out)) {
-        try {
-          mkdirSync(opts.out, { recursive: true, mode: 0o700 });
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-          throw new InputError('OUTPUT_UNWRITABLE', `${opts.out}: cannot create directory (${code})`, { file: opts.out, cause: e });
-        }
-      }
+      if (!isDirectory(opts.out)) ensureDirectory(opts.out, 0o700, 'OUTPUT_UNWRITABLE');
       const { writeKeyFiles } = await import('../trust/keys.js');
       const r = writeKeyFiles(opts.out, opts.name, opts.algorithm);
       if (opts.json) {

@@ -14,6 +14,8 @@ export interface VerifyResult {
   programs?: string[];
   kernelSignatures?: number;
   logEntries?: { verified: number; untrusted: number };
+  /** What the operator should know: a check skipped (unreadable anti-rollback state), an expired certificate accepted by policy. */
+  notes?: string[];
   error?: Failure;
 }
 
@@ -32,11 +34,11 @@ export function registerVerify(program: Command): void {
       const state = statePath(opts, policy);
       const results: VerifyResult[] = releases.map((r) => {
         try {
-          const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state);
+          const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state, { stateOptional: true });
           return {
             release: r, ok: true, plan: v.plan.name, digest: `sha256:${v.digest}`, version: v.version, signer: v.signer,
             programs: v.plan.programs.map((p) => p.name), kernelSignatures: v.kernelSignatures.size,
-            logEntries: { verified: v.log.verified, untrusted: v.log.untrusted },
+            logEntries: { verified: v.log.verified, untrusted: v.log.untrusted }, notes: v.notes,
           };
         } catch (e) {
           return { release: r, ok: false, error: failure(e) };
@@ -49,6 +51,7 @@ export function registerVerify(program: Command): void {
           const who = r.signer!.identity ? `${r.signer!.identity} (${r.signer!.issuer})` : `${r.signer!.name} key ${r.signer!.keyId!.slice(0, 16)}`;
           const log = r.logEntries!.verified ? `, in log (${r.logEntries!.verified} entr${r.logEntries!.verified === 1 ? 'y' : 'ies'})` : '';
           process.stdout.write(`OK ${r.release}: ${r.plan} v${r.version} ${r.digest} signed by ${who}${log}\n`);
+          for (const n of r.notes ?? []) process.stderr.write(`note: ${r.release}: ${n}\n`);
         }
       }
       process.exitCode = Math.max(0, ...results.map((r) => r.error?.exit ?? 0));

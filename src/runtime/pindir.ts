@@ -53,7 +53,8 @@ export interface PinTarget {
 
 /**
  * Check where `dir` would go: its parent is created if missing (mode 0755), must be on bpffs, and it
- * and every ancestor up to the bpffs mount pass checkAncestor. `dir` itself must not hold anything.
+ * and every ancestor up to the bpffs mount pass checkAncestor. `dir` itself must not exist, or be an
+ * empty directory of this user or root that nobody else may write to (the commit replaces it).
  */
 export function pinTarget(dir: string): PinTarget {
   const abs = resolve(dir);
@@ -75,7 +76,12 @@ export function pinTarget(dir: string): PinTarget {
     st = undefined;
   }
   if (st) {
+    if (st.isSymbolicLink()) throw pinError('PIN_DIR_UNSAFE', `${final} is a symbolic link; refusing to pin through it (remove it, or give the real path)`, final);
     if (!st.isDirectory()) throw pinError('PIN_DIR_IN_USE', `${final} exists and is not a directory`, final);
+    // An existing empty directory is replaced by ours at the rename, but only one this user or root made.
+    const uid = process.geteuid?.() ?? 0;
+    if (st.uid !== uid && st.uid !== 0) throw pinError('PIN_DIR_UNSAFE', `${final} was created by uid ${st.uid}, not by this user or root; remove it, or choose another directory`, final);
+    if (st.mode & 0o022) throw pinError('PIN_DIR_UNSAFE', `${final} is writable by group or others (mode ${(st.mode & 0o7777).toString(8)}); remove it, or choose another directory`, final);
     const entries = readdirSync(final);
     if (entries.length) throw pinError('PIN_DIR_IN_USE', `${final} already holds pins (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); unload it first or choose another directory`, final);
   }

@@ -14,6 +14,7 @@ import {
 } from 'node:crypto';
 import { lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createExclusive } from '../fsx/durable.js';
+import { checkPrivateDir } from '../fsx/dirs.js';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { readInput } from '../fsx/read.js';
@@ -137,11 +138,13 @@ export function writeKeyFiles(
   outDir: string,
   name: string,
   algorithm: GeneratedAlgorithm,
-  cert: { commonName?: string; days?: number } = {},
+  cert: { commonName?: string; days?: number; notBefore?: Date } = {},
 ): KeyFiles {
   if (!/^[A-Za-z0-9._-]+$/.test(name) || name === '.' || name === '..') {
     throw new InputError('KEY_NAME_INVALID', `key name ${JSON.stringify(name)}: use letters, digits, '.', '_' or '-'`);
   }
+  // Another user who can write the directory could swap the .pub or .crt a host will trust.
+  checkPrivateDir(outDir, 'the key directory', 'KEY_DIR_UNSAFE');
   const files = { key: join(outDir, `${name}.key`), pub: join(outDir, `${name}.pub`), crt: join(outDir, `${name}.crt`) };
   for (const p of Object.values(files)) {
     if (exists(p)) throw new InputError('KEY_EXISTS', `refusing to overwrite ${p}`, { file: p });
@@ -149,7 +152,7 @@ export function writeKeyFiles(
   const { privateKey, publicKey } = generateKeyPair(algorithm);
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const pubPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  const crtPem = selfSignedCertificate(privateKey, publicKey, { commonName: cert.commonName ?? name, days: cert.days });
+  const crtPem = selfSignedCertificate(privateKey, publicKey, { commonName: cert.commonName ?? name, days: cert.days, notBefore: cert.notBefore });
   const written: string[] = [];
   try {
     for (const [p, data, mode] of [[files.key, keyPem, 0o600], [files.pub, pubPem, 0o644], [files.crt, crtPem, 0o644]] as const) {

@@ -18,7 +18,9 @@ import { describeSchemaErrors, type SchemaError } from './schema-errors.js';
 import { validate as validatePolicyShape } from './policy.validate.gen.js';
 import { canonicalDigest, canonicalKeyId } from './ids.js';
 
-export { globMatch } from '../glob.js';
+import { globMatch } from '../glob.js';
+
+export { globMatch };
 
 export interface KeylessIdentity {
   issuer: string;
@@ -205,7 +207,11 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     : undefined;
   if (!trustedRoot && signers.some((s) => s.keyless)) throw invalid(src, 'a keyless signer needs "trustedRoot" (the Sigstore trusted_root.json whose Fulcio CAs issue its certificates)');
   const minVersions = new Map<string, number>();
-  for (const [k, v] of Object.entries(p.minVersions ?? {})) minVersions.set(k, v);
+  for (const [k, v] of Object.entries(p.minVersions ?? {})) {
+    // A minimum for a plan no signer may sign protects nothing: most likely a misspelt plan name.
+    if (!signers.some((s) => s.plans.some((g) => globMatch(g, k)))) throw invalid(src, `minVersions[${JSON.stringify(k)}]: no signer may sign a plan of this name, so this minimum would protect nothing (a misspelt plan name?)`);
+    minVersions.set(k, v);
+  }
   return {
     source: src, signers, logs, trustedRoot,
     requireLogInclusion: p.requireLogInclusion === true,

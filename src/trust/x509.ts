@@ -74,8 +74,10 @@ function extension(id: string, critical: boolean, value: Buffer): Buffer {
 
 export interface CertificateOptions {
   commonName: string;
-  /** Validity in days from now; default 3650. */
+  /** Validity in days from notBefore; default 3650. */
   days?: number;
+  /** Start of validity; default a minute ago (clock skew on the machine that loads it). */
+  notBefore?: Date;
 }
 
 /** A self-signed X.509 v3 certificate (PEM) for the key pair. */
@@ -91,9 +93,8 @@ export function selfSignedCertificate(privateKey: KeyObject, publicKey: KeyObjec
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x40;
   const name = sequence(setOf(sequence(oid(OID.commonName), utf8String(opts.commonName))));
-  const now = Date.now();
-  const notBefore = new Date(now - 60_000); // tolerate small clock skew on the machine that loads it
-  const notAfter = new Date(now + days * 86_400_000);
+  const notBefore = opts.notBefore ?? new Date(Date.now() - 60_000); // tolerate small clock skew on the machine that loads it
+  const notAfter = new Date(notBefore.getTime() + 60_000 + days * 86_400_000);
   const algId = signatureAlgorithmIdentifier(privateKey);
   const extensions = sequence(
     // §4.2.1.9: MAY be critical in an end-entity certificate; the kernel's genkey marks it so.

@@ -1,0 +1,178 @@
+/**
+ * Fail closed, files and pins (issue "fail closed" §4): names from a plan cannot escape the pin
+ * directory, a pin directory another user prepared cannot receive our pins, and unload removes exactly
+ * what a recorded load pinned, after checking the whole tree. Real kernel for the pin cases.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfsealError } from '../../src/errors.js';
+import { encodePlan, decodePlan } from '../../src/plan/codec.js';
+import { planFromObject } from '../../src/plan/build.js';
+import { mapCreate, objPin } from '../../src/kernel/bpf.js';
+import { openHostLog, readDecisions } from '../../src/hostlog/hostlog.js';
+import { loadRelease } from '../../src/runtime/load.js';
+import { unloadDir } from '../../src/runtime/unload.js';
+import { parsePolicy, type TrustPolicy } from '../../src/trust/policy.js';
+import { writeKeyFiles, type KeyFiles } from '../../src/trust/keys.js';
+import { planCopy } from '../helpers/plans.js';
+import { cleanupTmpDirs, makeTmpDir, readFixture } from '../helpers/paths.js';
+import { newPinDir, probeBpf, removePinDirs } from '../helpers/kernel.js';
+import { signFixture } from '../helpers/releases.js';
+
+const probe = probeBpf();
+if (!probe.ok) console.warn(`failclosed/pins.test.ts: real-kernel tests skipped: ${probe.why}`);
+
+afterAll(cleanupTmpDirs);
+afterEach(() => removePinDirs());
+
+describe('names from a plan', () => {
+  it.each([
+    ['a program name with a slash', (p: ReturnType<typeof planCopy>) => { p.programs[0].name = '../escape'; }, /program name "\.\.\/escape" contains '\/'/],
+    ['a program name ..', (p: ReturnType<typeof planCopy>) => { p.programs[0].name = '..'; }, /program name "\.\." is '\.\.'/],
+    ['a map name with NUL', (p: ReturnType<typeof planCopy>) => { p.maps[0].name = 'a\u0000b'; }, /map name .* contains a control character/],
+    ['a plan name with a newline', (p: ReturnType<typeof planCopy>) => { p.name = 'x\ny'; }, /plan name .* contains a control character/],
+    ['an empty program name', (p: ReturnType<typeof planCopy>) => { p.programs[0].name = ''; }, /program name "" is empty/],
+    ['a 300-byte map name', (p: ReturnType<typeof planCopy>) => { p.maps[0].name = 'm'.repeat(300); }, /longer than 255 bytes/],
+    ['two programs pinned as one file', (p: ReturnType<typeof planCopy>) => { p.programs[0].name = 'a.b'; p.programs[1].name = 'a_b'; }, /would both be pinned as 'a_b'/],
+    ['a section with an escape sequence', (p: ReturnType<typeof planCopy>) => { p.programs[0].section = 'xdp\u001b[2J'; }, /section .* contains a control character/],
+  ])('%s: a plan that says so does not decode (PLAN_INVALID)', (_w, edit, msg) => {
+    const p = planCopy('testrun.o');
+    edit(p);
+    let err: BpfsealError | undefined;
+    try {
+      decodePlan(encodePlan(p));
+    } catch (e) {
+      err = e as BpfsealError;
+    }
+    expect(err?.code).toBe('PLAN_INVALID');
+    expect(err?.message).toMatch(msg);
+  });
+
+  it('an object whose file name makes a bad plan name is refused at plan time', () => {
+    expect(() => planFromObject(readFixture('minimal'), 'bad\u0007name.o')).toThrow(expect.objectContaining({ code: 'PLAN_NAME_INVALID' }));
+  });
+});
+
+describe.skipIf(!probe.ok)('pin directories', () => {
+  let k: KeyFiles;
+  let policy: TrustPolicy;
+  let rel: Buffer;
+  const host = () => {
+    const d = makeTmpDir('bpfseal-host-');
+    return { hostLog: join(d, 'host-log'), statePath: join(d, 'state.json') };
+  };
+  beforeAll(async () => {
+    const d = makeTmpDir('bpfseal-pins-');
+    k = writeKeyFiles(d, 'k', 'ecdsa-p256');
+    policy = parsePolicy(JSON.stringify({ version: 1, signers: [{ name: 'k', key: 'k.pub', plans: ['*'], programTypes: ['*'] }] }), join(d, 'p.json'));
+    rel = (await signFixture('globals', 'pins', k, 1)).bytes;
+  });
+  const load = (pinDir: string, files = host()) => loadRelease(rel, { policy, ...files, pinDir });
+  const noStaging = () => expect(readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('bpfseal_staging_'))).toEqual([]);
+
+  it('a directory another user created at the pin path does not receive our pins (its owner keeps it)', async () => {
+    const dir = newPinDir();
+    mkdirSync(dir);
+    chownSync(dir, 65534, 65534);
+    await expect(load(dir)).rejects.toMatchObject({ code: 'PIN_DIR_UNSAFE', message: expect.stringContaining('was created by uid 65534') });
+    expect(lstatSync(dir).uid).toBe(65534);
+    expect(readdirSync(dir)).toEqual([]);
+    noStaging();
+  });
+
+  it('a symlink planted at the pin path is refused, never followed', async () => {
+    const dir = newPinDir();
+    const target = newPinDir();
+    mkdirSync(target);
+    symlinkSync(target, dir);
+    await expect(load(dir)).rejects.toMatchObject({ code: 'PIN_DIR_UNSAFE', message: expect.stringContaining('is a symbolic link') });
+    expect(lstatSync(dir).isSymbolicLink()).toBe(true);
+    expect(readdirSync(target)).toEqual([]);
+    noStaging();
+  });
+
+  it("an empty directory of our own at the pin path is replaced by the load's", async () => {
+    const dir = newPinDir();
+    mkdirSync(dir, { mode: 0o755 });
+    const files = host();
+    await load(dir, files);
+    expect(lstatSync(dir).mode & 0o777).toBe(0o700);
+    expect(readdirSync(dir)).toContain('xdp_globals');
+    await unloadDir(dir, files.hostLog);
+  });
+
+  it('a parent that others may write to and that is not sticky, or that another user owns, is refused', async () => {
+    const parent = newPinDir();
+    mkdirSync(parent, { mode: 0o777 });
+    (await import('node:fs')).chmodSync(parent, 0o777);
+    await expect(load(join(parent, 'app'))).rejects.toMatchObject({ code: 'PIN_DIR_UNSAFE', message: expect.stringContaining('not sticky') });
+    (await import('node:fs')).chmodSync(parent, 0o755);
+    chownSync(parent, 65534, 65534);
+    await expect(load(join(parent, 'app'))).rejects.toMatchObject({ code: 'PIN_DIR_UNSAFE', message: expect.stringContaining('owned by uid 65534') });
+    expect(existsSync(join(parent, 'app'))).toBe(false);
+  });
+
+  it('unload checks the whole tree first and removes only what the recorded load pinned', async () => {
+    const files = host();
+    // Not recorded at all: refused, nothing removed.
+    const stray = newPinDir();
+    mkdirSync(stray);
+    objPin(mapCreate({ type: 2, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0, numaNode: 0, name: 'stray', btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n }), join(stray, 'stray'));
+    await expect(unloadDir(stray, files.hostLog)).rejects.toMatchObject({ code: 'PIN_DIR_FOREIGN', message: expect.stringContaining('records no bpfseal load pinned here') });
+    expect(readdirSync(stray)).toEqual(['stray']);
+    rmSync(stray, { recursive: true });
+
+    const dir = newPinDir();
+    await load(dir, files);
+    const before = readdirSync(dir).sort();
+    // An extra pin in it: refused, nothing removed.
+    const extra = mapCreate({ type: 2, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0, numaNode: 0, name: 'extra', btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n });
+    objPin(extra, join(dir, 'maps', 'extra'));
+    extra.close();
+    await expect(unloadDir(dir, files.hostLog)).rejects.toMatchObject({ code: 'PIN_DIR_FOREIGN', message: expect.stringContaining("'maps/extra'") });
+    expect(readdirSync(dir).sort()).toEqual(before);
+    rmSync(join(dir, 'maps', 'extra'));
+    // A program pin swapped for another object of the same name: refused.
+    rmSync(join(dir, 'xdp_globals'));
+    const other = mapCreate({ type: 2, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0, numaNode: 0, name: 'imposter', btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n });
+    objPin(other, join(dir, 'xdp_globals'));
+    other.close();
+    await expect(unloadDir(dir, files.hostLog)).rejects.toMatchObject({ code: 'PIN_DIR_FOREIGN', message: expect.stringContaining('not the one load') });
+    expect(readdirSync(dir).sort()).toEqual(before);
+    // A symlink inside: refused.
+    symlinkSync('/etc/passwd', join(dir, 'link'));
+    await expect(unloadDir(dir, files.hostLog)).rejects.toMatchObject({ code: 'PIN_DIR_FOREIGN', message: expect.stringContaining('is a symbolic link') });
+    rmSync(join(dir, 'link'));
+    // Unload through a symlink to the directory: refused.
+    const via = newPinDir();
+    symlinkSync(dir, via);
+    await expect(unloadDir(via, files.hostLog)).rejects.toMatchObject({ code: 'PIN_DIR_FOREIGN' });
+    rmSync(via);
+    // The imposter out and the program gone: the pin set no longer matches the record's program.
+    rmSync(join(dir, 'xdp_globals'));
+    rmSync(dir, { recursive: true });
+  });
+
+  it('a normal unload removes the recorded pins, records the unload, and a second unload is refused', async () => {
+    const files = host();
+    const dir = newPinDir();
+    const r = await load(dir, files);
+    const u = await unloadDir(dir, files.hostLog);
+    expect(u.removed.sort()).toEqual([...r.committed!.pins].sort());
+    expect(existsSync(dir)).toBe(false);
+    mkdirSync(dir); // an empty directory of the same name later: not a recorded load that stands
+    await expect(unloadDir(dir, files.hostLog)).rejects.toMatchObject({ code: 'PIN_DIR_FOREIGN' });
+    const log = openHostLog(files.hostLog, false);
+    try {
+      expect(readDecisions(log).map((d) => d.decision?.decision)).toEqual(['allowed', 'unloaded']);
+    } finally {
+      log.close();
+    }
+  });
+});
+
+it('plans decode their own re-encoding (control for the cases above)', () => {
+  const p = planCopy('testrun.o');
+  expect(decodePlan(encodePlan(p)).programs.map((x) => x.name)).toEqual(p.programs.map((x) => x.name));
+});
