@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { BpfsealError } from '../../errors.js';
-import { addCertificate, describeKey, hasSessionKeyring, joinSessionKeyring, KEY_SPEC, newKeyring } from './keyring.js';
+import { addCertificate, describeKey, hasSessionKeyring, joinSessionKeyring, KEY_SPEC, linkKey, newKeyring } from './keyring.js';
 
 function ring(s: string | undefined): number {
   if (s === undefined) return KEY_SPEC.session;
@@ -22,9 +22,15 @@ function ring(s: string | undefined): number {
   return n;
 }
 
-/** Join a session keyring, then run argv with it (children inherit it); the child's status is ours. */
+/**
+ * Join a session keyring, then run argv with it (children inherit it); the child's status is ours.
+ * The user keyring is linked in, as pam_keyinit does: without the link, keys and keyrings under -4
+ * are no longer "possessed" and their possessor permissions lapse (measured: add_key into a
+ * keyring made in -4 by another process then fails with EACCES).
+ */
 function sessionRun(name: string, argv: string[]): number {
   joinSessionKeyring(name);
+  linkKey(KEY_SPEC.user, KEY_SPEC.session);
   const r = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit' });
   if (r.error) throw r.error;
   if (r.signal) return 128 + (constants.signals[r.signal] ?? 0);

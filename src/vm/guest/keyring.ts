@@ -14,6 +14,7 @@ const SYS_keyctl = 250;
 const KEYCTL_GET_KEYRING_ID = 0;
 const KEYCTL_JOIN_SESSION_KEYRING = 1;
 const KEYCTL_DESCRIBE = 6;
+const KEYCTL_LINK = 8;
 
 /** Special keyring ids (KEY_SPEC_* in include/uapi/linux/keyctl.h). -3 is what bpf(2)'s keyring_id takes for "my session". */
 export const KEY_SPEC = { thread: -1, process: -2, session: -3, user: -4, userSession: -5 } as const;
@@ -23,6 +24,7 @@ let addKeyCall: Func | undefined;
 let keyctlCall: Func | undefined;
 let keyctlNameCall: Func | undefined;
 let keyctlIdCall: Func | undefined;
+let keyctlLinkCall: Func | undefined;
 
 function bind(): void {
   if (addKeyCall) return;
@@ -34,6 +36,7 @@ function bind(): void {
   keyctlCall = libc.func('long syscall(long nr, int op, long serial, void *buf, size_t len)');
   keyctlNameCall = libc.func('long syscall(long nr, int op, const char *name)');
   keyctlIdCall = libc.func('long syscall(long nr, int op, int id, int create)');
+  keyctlLinkCall = libc.func('long syscall(long nr, int op, int key, int keyring)');
 }
 
 /** What a refusal most likely means; add_key's errors are terse. */
@@ -105,4 +108,10 @@ export function hasSessionKeyring(): boolean {
 export function joinSessionKeyring(name: string | null): number {
   bind();
   return check(Number(keyctlNameCall!(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name)), `JOIN_SESSION_KEYRING, ${name ?? 'anonymous'}`);
+}
+
+/** KEYCTL_LINK: make `key` reachable from `keyring` (and so possessed by whoever possesses that). */
+export function linkKey(key: number, keyring: number): void {
+  bind();
+  check(Number(keyctlLinkCall!(SYS_keyctl, KEYCTL_LINK, key, keyring)), `LINK, ${key}, ${keyring}`);
 }
