@@ -27,6 +27,12 @@ export interface RunOptions {
    * and a later `bpfseal load` in another process see the same keyring. Costs one node start.
    */
   sessionKeyring?: boolean;
+  /**
+   * Boots to retry when the kernel dies or hangs before /init (default 1). Under TCG a Debian
+   * kernel oopsed once in ~40 boots here (in code being live-patched, "Fatal exception in
+   * interrupt"), then booted fine: emulation, not the kernel. A command is never re-run.
+   */
+  bootRetries?: number;
   /** Time from starting qemu to /init (default 120 s: TCG on a loaded machine is slow). */
   bootTimeoutMs?: number;
   memoryMiB?: number;
@@ -60,22 +66,51 @@ export interface RunResult {
   kernel: Kernel;
   /** The guest kernel's uptime when /init started, in seconds (its own clock). */
   guestInitUptime: number;
+  /** Boots it took (more than 1 when an early crash was retried; the consoles of those are in `console`). */
+  boots: number;
 }
 
 const CONSOLE_LIMIT = 1 << 20;
 const live = new Set<ChildProcess>();
-let exitHook = false;
+/** Temp dirs of runs in progress, removed on the way out when `finally` will not run. */
+const dirs = new Set<string>();
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/** qemu children must not outlive this process (a killed test worker, an uncaught exception). */
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (!exitHook) {
-    exitHook = true;
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
+function killAll(): void {
+  for (const c of live) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * A signal that ends this process must end its VMs too. Our handler is there only while VMs run,
+ * and when it is the only one it re-raises the signal, so the default (exit) still happens.
+ */
+function onSignal(sig: NodeJS.Signals): void {
+  killAll();
+  if (process.listenerCount(sig) === 1) {
+    unhook();
+    process.kill(process.pid, sig);
   }
+}
+
+function hook(): void {
+  process.on('exit', killAll);
+  for (const s of SIGNALS) process.on(s, onSignal);
+}
+
+function unhook(): void {
+  process.off('exit', killAll);
+  for (const s of SIGNALS) process.off(s, onSignal);
+}
+
+/** qemu children must not outlive this process (a killed test worker, an uncaught exception, ^C). */
+function track(child: ChildProcess): void {
+  if (live.size === 0) hook();
+  live.add(child);
+  child.once('exit', () => {
+    live.delete(child);
+    if (live.size === 0) unhook();
+  });
 }
 
 export async function runInVm(kernel: Kernel | string, opts: RunOptions): Promise<RunResult> {
@@ -88,6 +123,7 @@ export async function runInVm(kernel: Kernel | string, opts: RunOptions): Promis
     command: opts.command, env: opts.env, files: opts.files, timeoutSec: timeoutMs / 1000, sessionKeyring: opts.sessionKeyring ?? true,
   });
   const dir = mkdtempSync(join(tmpdir(), 'bpfseal-vm-'));
+  dirs.add(dir);
   try {
     const initrd = join(dir, 'initrd');
     copyFileSync(base.path, initrd);
@@ -97,7 +133,21 @@ export async function runInVm(kernel: Kernel | string, opts: RunOptions): Promis
       vmlinuz: k.vmlinuz, initrd, resultPath: paths.result, serialPath: paths.serial,
       memoryMiB: opts.memoryMiB ?? 2048, cpus: opts.cpus ?? 2, append: opts.append,
     });
-    const b = await bootAndWait(qemu, args, k, timeoutMs, opts);
+    const retries = opts.bootRetries ?? 1;
+    let b: Boot | undefined;
+    let earlier = '';
+    let boots = 0;
+    while (!b) {
+      boots++;
+      try {
+        b = await bootAndWait(qemu, args, k, timeoutMs, opts);
+      } catch (e) {
+        const early = e instanceof VmError && e.step === 'boot' && (e.code === 'VM_BOOT_FAILED' || e.code === 'VM_TIMEOUT');
+        if (!early || boots > retries || opts.signal?.aborted) throw e;
+        earlier += `--- boot ${boots} failed (${e.code}), retried ---\n${e.consoleTail ?? ''}\n`;
+        for (const p of [paths.result, paths.serial]) rmSync(p, { force: true });
+      }
+    }
     const raw = readChannel(paths.result, paths.serial);
     let parsed;
     try {
@@ -110,11 +160,12 @@ export async function runInVm(kernel: Kernel | string, opts: RunOptions): Promis
     return {
       exitCode: parsed.exitCode, timedOut: parsed.timedOut,
       stdout: parsed.stdout.toString('utf8'), stderr: parsed.stderr.toString('utf8'), files: parsed.files,
-      console: b.console, bootMs: b.bootMs, commandMs: b.commandMs, totalMs: Date.now() - t0,
-      kernel: k, guestInitUptime: b.initUptime,
+      console: earlier + b.console, bootMs: b.bootMs, commandMs: b.commandMs, totalMs: Date.now() - t0,
+      kernel: k, guestInitUptime: b.initUptime, boots,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    dirs.delete(dir);
   }
 }
 
@@ -150,7 +201,7 @@ function bootAndWait(qemu: string, args: string[], k: Kernel, timeoutMs: number,
       child.kill('SIGKILL');
     };
     const deadline = (ms: number, what: string): NodeJS.Timeout =>
-      setTimeout(() => kill(new VmError(initAt ? 'guest' : 'boot', 'VM_TIMEOUT', `${k.release}: ${what} within ${Math.round(ms / 1000)} s; qemu killed`, { console: text })), ms);
+      setTimeout(() => kill(new VmError(initAt ? 'guest' : 'boot', 'VM_TIMEOUT', `${k.release}: ${what} within ${(ms / 1000).toFixed(1)} s; qemu killed`, { console: text })), ms);
     // Before /init: the boot budget. After: the command's budget plus time to send results.
     let timer = deadline(bootTimeoutMs, 'the kernel did not reach /init');
     const onAbort = (): void => kill(new VmError(initAt ? 'guest' : 'boot', 'VM_ABORTED', `${k.release}: run aborted; qemu killed`, { console: text }));
