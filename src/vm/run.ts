@@ -154,8 +154,9 @@ export async function runInVm(kernel: Kernel | string, opts: RunOptions): Promis
       parsed = parseResultStream(raw);
     } catch (e) {
       if (!(e instanceof VmError)) throw e;
-      const why = b.exitMarker ? e.message : `the guest did not finish the command (qemu exited with ${b.exit})`;
-      throw new VmError('result', e.code, `${k.release}: ${why}`, { cause: e, console: b.console });
+      // No exit marker: the guest died (or powered off) while the command ran; the console says how.
+      if (!b.exitMarker) throw new VmError('guest', 'VM_GUEST_DIED', `${k.release}: the guest stopped before the command finished (qemu exited with ${b.exit})`, { cause: e, console: b.console });
+      throw new VmError('result', e.code, `${k.release}: ${e.message}`, { cause: e, console: b.console });
     }
     return {
       exitCode: parsed.exitCode, timedOut: parsed.timedOut,

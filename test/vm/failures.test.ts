@@ -75,6 +75,12 @@ describe.runIf(kernel)(`runInVm on ${kernel?.release}`, () => {
     expect((e as VmError).consoleTail).toMatch(/Kernel panic|No working init|Unable to mount root/);
   });
 
+  it('reports a kernel that dies during the command, with the panic in the console tail', async () => {
+    const e = await runInVm(kernel!, { ...quick, command: 'echo c > /proc/sysrq-trigger; sleep 60' }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'VM_GUEST_DIED', step: 'guest' });
+    expect((e as VmError).consoleTail).toMatch(/sysrq triggered crash/);
+  });
+
   it('kills qemu when the boot takes longer than allowed', async () => {
     const e = await runInVm(kernel!, { ...quick, command: 'true', bootTimeoutMs: 300 }).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'VM_TIMEOUT', step: 'boot' });
