@@ -110,10 +110,12 @@ function fromCache(entry: string): Kernel | undefined {
   };
 }
 
-/** The command that fills the cache, for "not cached" errors. */
-function fetchHint(spec: string): string {
-  const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js');
-  return `fetch it with network access: node ${cli} fetch ${spec} (cache: ${defaultCacheDir()}, BPFSEAL_VM_CACHE)`;
+/** The command that fills this cache, for "not cached" errors. */
+function fetchHint(spec: string, cacheDir: string): string {
+  // From src/ (tests), point at the built file people can run.
+  const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js').replace(/\/src\/vm\/cli\.js$/, '/dist/vm/cli.js');
+  const env = resolve(cacheDir) === resolve(defaultCacheDir()) ? '' : `BPFSEAL_VM_CACHE=${cacheDir} `;
+  return `fetch it with network access: ${env}node ${cli} fetch ${spec}`;
 }
 
 /** Resolve a spec to a kernel on disk, downloading into the cache unless offline. */
@@ -130,15 +132,15 @@ export async function resolveKernel(spec: string, opts: KernelOptions = {}): Pro
   }
   if (offline) return offlineLookup(s, cacheDir, flavour);
   const apt = new AptState(join(cacheDir, 'apt'), opts.apt);
-  const fresh = apt.needsUpdate();
-  if (fresh) await apt.update();
-  const name = s.kind === 'package' ? s.package : await newest(apt, s.version, flavour, !fresh);
+  const updated = apt.needsUpdate();
+  if (updated) await apt.update();
+  const name = s.kind === 'package' ? s.package : await newest(apt, s.version, flavour, !updated);
   if (s.kind === 'version') {
     const cached = fromCache(join(kernelsDir(cacheDir), name));
     if (cached) return cached;
   }
   let pkg = await apt.show(name);
-  if (!pkg && !fresh) {
+  if (!pkg && !updated) {
     await apt.update(); // lists a day old may predate the package
     pkg = await apt.show(name);
   }
@@ -156,13 +158,13 @@ export async function resolveKernel(spec: string, opts: KernelOptions = {}): Pro
 function offlineLookup(s: Exclude<KernelSpec, { kind: 'path' }>, cacheDir: string, flavour: string): Kernel {
   const dir = kernelsDir(cacheDir);
   if (s.kind === 'package') {
-    throw new VmError('cache', 'VM_NOT_CACHED', `${s.package} is not in the cache ${dir} (offline); ${fetchHint(s.package)}`);
+    throw new VmError('cache', 'VM_NOT_CACHED', `${s.package} is not in the cache ${dir} (offline); ${fetchHint(s.package, cacheDir)}`);
   }
   const names = cachedKernels(cacheDir).flatMap((k) => (k.package ? [k.package] : []));
   const hit = matchVersion(s.version, names, flavour)[0];
   const k = hit ? fromCache(join(dir, hit)) : undefined;
   if (!k) {
-    throw new VmError('cache', 'VM_NOT_CACHED', `no ${flavour} kernel ${s.version} in the cache ${dir} (offline; cached: ${names.join(', ') || 'none'}); ${fetchHint(s.version)}`);
+    throw new VmError('cache', 'VM_NOT_CACHED', `no ${flavour} kernel ${s.version} in the cache ${dir} (offline; cached: ${names.join(', ') || 'none'}); ${fetchHint(s.version, cacheDir)}`);
   }
   return k;
 }

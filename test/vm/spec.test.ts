@@ -118,7 +118,7 @@ describe('cache, offline', () => {
   it('names what is missing and how to fetch it', async () => {
     const cache = makeTmpDir();
     await expect(resolveKernel('7.3.4', { cacheDir: cache, offline: true })).rejects.toMatchObject({
-      code: 'VM_NOT_CACHED', step: 'cache', message: expect.stringMatching(/no cloud-amd64 kernel 7\.3\.4 in the cache .*fetch it with network access: node .*cli\.js fetch 7\.3\.4/),
+      code: 'VM_NOT_CACHED', step: 'cache', message: expect.stringMatching(/no cloud-amd64 kernel 7\.3\.4 in the cache .*fetch it with network access: BPFSEAL_VM_CACHE=\S+ node \S+\/vm\/cli\.js fetch 7\.3\.4$/),
     });
     await expect(resolveKernel('linux-image-7.3.4+deb13-cloud-amd64', { cacheDir: cache, offline: true })).rejects.toMatchObject({ code: 'VM_NOT_CACHED' });
   });
