@@ -94,14 +94,27 @@ export function baseEntries(opts: BaseOptions = {}): CpioEntry[] {
   return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** Host file digests by path, size and mtime: each run would otherwise re-read ~130 MB (0.3 s). */
+const fileDigests = new Map<string, string>();
+
+function fileDigest(path: string): string {
+  const st = statSync(path);
+  const key = `${path}\0${st.size}\0${st.mtimeMs}`;
+  let d = fileDigests.get(key);
+  if (!d) {
+    d = createHash('sha256').update(readFileSync(path)).digest('hex');
+    fileDigests.set(key, d);
+  }
+  return d;
+}
+
 /** Digest of the layout and every byte that goes into the archive. */
 export function entriesDigest(entries: CpioEntry[], extra = ''): string {
   const h = createHash('sha256').update(`${LAYOUT}\n${extra}\n`);
   for (const e of entries) {
     let what: string;
     if (e.kind === 'file') {
-      const data = 'data' in e ? e.data : readFileSync(e.source);
-      what = createHash('sha256').update(data).digest('hex');
+      what = 'data' in e ? createHash('sha256').update(e.data).digest('hex') : fileDigest(e.source);
     } else if (e.kind === 'symlink') what = e.target;
     else if (e.kind === 'chardev') what = `${e.major}:${e.minor}`;
     else what = '';
