@@ -45,7 +45,9 @@ async function fetchOne(spec: string): Promise<VmKernel> {
       console.log(`[vm] ${spec}: archive unreachable, using the cached ${kernel.package}`);
       return { spec, kernel, fetchMs: Date.now() - t0 };
     } catch (e2) {
-      return { spec, fetchMs: Date.now() - t0, skip: `${spec}: cannot fetch (${e.message.split('\n')[0]}) and not cached (${(e2 as Error).message.split(';')[0]})` };
+      const online = e.message.split('\n')[0].replace(/:$/, '');
+      const offline = (e2 as Error).message.split(' (offline')[0];
+      return { spec, fetchMs: Date.now() - t0, skip: `${spec}: cannot be fetched (${e.code}: ${online}) and ${offline}` };
     }
   }
 }
@@ -64,6 +66,10 @@ export default async function setup(project: TestProject): Promise<void> {
     const k = await fetchOne(s);
     console.log(`[vm] ${s}: ${k.kernel ? `${k.kernel.package ?? k.kernel.vmlinuz} (${k.kernel.source}) in ${k.fetchMs} ms` : k.skip}`);
     out.kernels.push(k);
+  }
+  if (!out.kernels.some((k) => k.kernel)) {
+    project.provide('vm', out);
+    return;
   }
   const base = await baseInitramfs({ log: (m) => console.log(`[vm] ${m}`) });
   console.log(`[vm] base initramfs ${(base.bytes / 1e6).toFixed(1)} MB, ${base.built ? 'built' : 'cached'} in ${base.ms} ms`);

@@ -15,10 +15,15 @@ export function vmSetup(): { setup?: VmSetup; why?: string } {
 /** The kernels that could be had; each missing one gets a visible skipped test naming why. */
 export function availableKernels(setup: VmSetup | undefined, why: string | undefined): Kernel[] {
   if (!setup) {
+    if (process.env.BPFSEAL_VM_TESTS === '1') console.warn(`VM tests skipped: ${why}`);
     it.skip(`VM tests skipped: ${why}`, () => {});
     return [];
   }
-  for (const k of setup.kernels) if (k.skip) it.skip(`kernel skipped: ${k.skip}`, () => {});
+  for (const k of setup.kernels) {
+    if (!k.skip) continue;
+    console.warn(`kernel skipped: ${k.skip}`);
+    it.skip(`kernel skipped: ${k.skip}`, () => {});
+  }
   return setup.kernels.flatMap((k) => (k.kernel ? [k.kernel] : []));
 }
 
