@@ -116,7 +116,9 @@ export async function recoverLocked(log: TransparencyLog, dir: string, pinsInPla
     if (rec && !staged && pinsInPlace(rec)) {
       out.push({ loadId, outcome: 'completed', pinDir: load.pinDir });
     } else {
-      if (rec) await appendDecision(log, decision({ decision: 'aborted', loadId, plan: load.plan, version: load.version, pinDir: load.pinDir, reason: 'interrupted before its pins were in place; recovery removed them' }));
+      // Aborted even when no allowed record is visible: a writer killed mid-append may have left a
+      // complete record that the next commit (this one) makes durable just before the aborted record.
+      await appendDecision(log, decision({ decision: 'aborted', loadId, plan: load.plan, version: load.version, pinDir: load.pinDir, reason: 'interrupted before its pins were in place; recovery removed them' }));
       out.push({ loadId, outcome: 'aborted', pinDir: load.pinDir });
     }
     removePending(dir, loadId);
@@ -136,6 +138,9 @@ export async function withHostLock<T>(dir: string, pinsInPlace: PinCheck, fn: (l
   try {
     lock.acquire();
     try {
+      // The handle was opened before the lock: read the checkpoint again, or records another holder
+      // appended meanwhile would be invisible to recovery and to the floor.
+      log.checkpoint();
       const recovered = await recoverLocked(log, dir, pinsInPlace);
       return await fn(log, recovered);
     } finally {
