@@ -289,7 +289,7 @@ describe('malformed objects', () => {
       expect(entry.plan).toBeUndefined();
       expect(entry.error).toEqual({ code: c.code, message: e.message, exit: 2 });
       const lines = batch.stderr.filter((l) => l.includes(file));
-      expect(lines).toEqual([`bpfseal: ${file}: ${e.message}`]);
+      expect(lines).toEqual([`bpfseal: ${file}: ${c.code}: ${e.message}`]);
       expect(existsSync(join(out, basename(file).replace(/\.o$/, '.plan')))).toBe(false);
     });
   });
@@ -305,7 +305,7 @@ describe('malformed objects', () => {
       expect(r.code).toBe(2);
       expect(r.stdout).toBe('');
       const e = libraryError(bytesOf.get(c)!, file) as BpfsealError;
-      expect(r.stderr).toBe(`bpfseal: ${file}: ${e.message}\n`);
+      expect(r.stderr).toBe(`bpfseal: ${file}: ${c.code}: ${e.message}\n`);
       expect(r.stderr).not.toMatch(/internal error|at .*\.js:\d+/);
       expect(readdirSync(o)).toEqual([]);
     },

@@ -12,6 +12,7 @@
 import { bundleFromJSON, bundleToJSON, type Bundle, type SerializedBundle } from '@sigstore/bundle';
 import { InputError } from '../errors.js';
 import { parseStrictJson } from '../json/strict.js';
+import { certificateDer, derToPem } from '../trust/x509.js';
 
 export const RELEASE_MEDIA_TYPE = 'application/vnd.bpfseal.release.v1+json';
 
@@ -35,7 +36,9 @@ export function encodeRelease(r: Release, planBase64 = r.plan.toString('base64')
   const doc: Record<string, unknown> = {
     mediaType: RELEASE_MEDIA_TYPE,
     plan: planBase64,
-    bundle: bundleToJSON(r.bundle),
+    // One form only: an absent timestampVerificationData is written as the empty one builders emit.
+    bundle: bundleToJSON(r.bundle.verificationMaterial.timestampVerificationData ? r.bundle
+      : { ...r.bundle, verificationMaterial: { ...r.bundle.verificationMaterial, timestampVerificationData: { rfc3161Timestamps: [] } } }),
   };
   const names = [...r.kernelSignatures.keys()].sort();
   if (names.length) {
@@ -75,6 +78,16 @@ export function decodeRelease(bytes: Buffer): Release {
     for (const [n, s] of Object.entries(doc.kernelSignatures as Record<string, unknown>)) kernelSignatures.set(n, b64(s, `kernel signature of '${n}'`));
   }
   if (doc.certificate !== undefined && typeof doc.certificate !== 'string') throw new InputError('RELEASE_INVALID', 'release: certificate must be a PEM string');
+  if (typeof doc.certificate === 'string') {
+    // One PEM form only (the one bpfseal writes): no text around it for a parser to skip.
+    let canonical: string | undefined;
+    try {
+      canonical = derToPem(certificateDer(doc.certificate), 'CERTIFICATE');
+    } catch {
+      canonical = undefined;
+    }
+    if (canonical !== doc.certificate) throw new InputError('RELEASE_INVALID', 'release: certificate is not one canonical PEM certificate');
+  }
   const release: Release = { plan: b64(doc.plan, 'plan'), bundle, kernelSignatures, certificate: doc.certificate as string | undefined };
   // One encoding only, as for plans: any byte that is not signed is at least pinned by re-encoding.
   // (The plan's base64 was just checked to be canonical, so it is reused rather than encoded again.)

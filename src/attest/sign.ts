@@ -11,6 +11,7 @@ import { keyAlgorithm, keyId, loadPrivateKey, signData } from '../trust/keys.js'
 import { readInput } from '../fsx/read.js';
 import { BpfsealError } from '../errors.js';
 import { signInstructions } from './pkcs7.js';
+import { derToPem } from '../trust/x509.js';
 import { planDigest } from '../plan/codec.js';
 import type { Plan } from '../plan/types.js';
 import { buildStatement, PAYLOAD_TYPE, type Statement } from './statement.js';
@@ -56,7 +57,9 @@ export interface SignedRelease {
 export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions): Promise<SignedRelease> {
   if (!Number.isSafeInteger(opts.version) || opts.version < 0) throw new InputError('USAGE_VERSION', `--version must be a non-negative integer, got ${opts.version}`);
   const digest = opts.digest ?? planDigest(planBytes);
-  const statement = buildStatement(plan, digest, { version: opts.version, toolVersion: opts.toolVersion, builder: opts.builder });
+  // Which programs will carry a kernel signature is part of the signed claims, so none can be stripped unseen.
+  const kernelSigned = opts.kernelSigner ? plan.programs.filter((p) => !p.fixups.length).map((p) => p.name) : undefined;
+  const statement = buildStatement(plan, digest, { version: opts.version, toolVersion: opts.toolVersion, builder: opts.builder, kernelSigned });
   const builder = new DSSEBundleBuilder({ signer: opts.signer, witnesses: opts.witnesses ?? [] });
   const bundle: Bundle = await builder.create({ data: Buffer.from(JSON.stringify(statement)), type: PAYLOAD_TYPE });
   const kernelSignatures = new Map<string, Buffer>();
@@ -83,10 +86,11 @@ export function keyFileSigner(opts: { key: string; cert?: string }): { signer: S
   const publicKey = createPublicKey(key);
   let kernelSigner: KernelSigner | undefined;
   if (opts.cert) {
-    const certificate = readInput(opts.cert, { kind: 'key' }).toString('utf8');
+    let certificate = readInput(opts.cert, { kind: 'key' }).toString('utf8');
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(certificate);
+      certificate = derToPem(cert.raw, 'CERTIFICATE'); // the one PEM form a release carries
     } catch {
       throw new BpfsealError('input', 'CERT_INVALID', `${opts.cert}: not a PEM X.509 certificate`);
     }

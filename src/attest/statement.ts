@@ -44,6 +44,11 @@ export interface Predicate {
   maps: MapClaim[];
   tool: { name: 'bpfseal'; version: string };
   builder?: Record<string, string>;
+  /**
+   * Programs (sorted) whose per-program kernel signature the release carries: the release's set must be
+   * exactly this one. Absent in releases signed before it existed (their kernel signatures are unbound).
+   */
+  kernelSignatures?: string[];
 }
 
 export interface Statement {
@@ -63,6 +68,8 @@ export interface StatementOptions {
   builder?: Record<string, string>;
   /** SHA-256 of each program's instructions, when the caller has hashed them already. */
   insnSha256?: ReadonlyMap<PlanProgram, Buffer>;
+  /** Programs whose instructions carry a per-program PKCS#7 kernel signature in the release. */
+  kernelSigned?: readonly string[];
 }
 
 export function buildStatement(plan: Plan, digest: string, opts: StatementOptions): Statement {
@@ -87,6 +94,7 @@ export function buildStatement(plan: Plan, digest: string, opts: StatementOption
     tool: { name: 'bpfseal', version: opts.toolVersion },
   };
   if (opts.builder && Object.keys(opts.builder).length) predicate.builder = opts.builder;
+  if (opts.kernelSigned) predicate.kernelSignatures = [...opts.kernelSigned].sort();
   return { _type: STATEMENT_TYPE, subject: [{ name: planSubjectName(plan), digest: { sha256: digest } }], predicateType: PREDICATE_TYPE, predicate };
 }
 
@@ -113,7 +121,8 @@ export function parseStatement(payload: Buffer): Statement {
   const subj = obj(s.subject[0], 'subject', ['name', 'digest']);
   const dg = obj(subj.digest, 'subject digest', ['sha256']);
   if (typeof subj.name !== 'string' || typeof dg.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(dg.sha256)) throw bad('subject must have a name and a lowercase hex sha256 digest');
-  const p = obj(s.predicate, 'predicate', ['plan', 'object', 'release', 'programs', 'maps', 'tool'], ['builder']);
+  const p = obj(s.predicate, 'predicate', ['plan', 'object', 'release', 'programs', 'maps', 'tool'], ['builder', 'kernelSignatures']);
+  if (p.kernelSignatures !== undefined && (!Array.isArray(p.kernelSignatures) || !p.kernelSignatures.every((x) => typeof x === 'string'))) throw bad('predicate.kernelSignatures must be a list of program names');
   const plan = obj(p.plan, 'predicate.plan', ['name', 'formatVersion']);
   const rel = obj(p.release, 'predicate.release', ['version']);
   if (typeof plan.name !== 'string') throw bad('predicate.plan.name is not a string');

@@ -185,7 +185,10 @@ export function verifyAttestation(bundle: Bundle, plan: Plan, digest: string, po
   }
   // The predicate is what auditors read: every claim must be exactly what the plan gives.
   const claims = statement.predicate;
-  const expected = buildStatement(plan, digest, { version: claims.release.version, toolVersion: claims.tool.version, builder: claims.builder, insnSha256 });
+  const expected = buildStatement(plan, digest, {
+    version: claims.release.version, toolVersion: claims.tool.version, builder: claims.builder, insnSha256,
+    kernelSigned: claims.kernelSignatures && plan.programs.filter((p) => claims.kernelSignatures!.includes(p.name)).map((p) => p.name),
+  });
   const d = firstDifference(statement, expected);
   if (d) {
     throw new VerifyError('PREDICATE_MISMATCH', `the attestation's claim ${d.path.replace(/^predicate\./, '')} is ${JSON.stringify(d.signed) ?? 'absent'}, but the plan gives ${JSON.stringify(d.expected) ?? 'nothing'}`);
@@ -214,13 +217,21 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   const digest = createHash('sha256').update(release.plan).digest('hex');
   const insnSha256 = insnDigests(plan);
   const a = verifyAttestation(release.bundle, plan, digest, policy, opts, insnSha256);
-  const kernelSignatures = verifyKernelSignatures(release, plan, policy, a.key, opts, insnSha256);
+  const kernelSignatures = verifyKernelSignatures(release, plan, policy, a, opts, insnSha256);
   return { ...a, plan, planBytes: release.plan, digest, release, kernelSignatures, certificate: release.certificate };
 }
 
-function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolicy, signerKey: KeyObject, opts: VerifyOptions, insnSha256: Map<PlanProgram, Buffer>): Map<string, Buffer> {
+function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolicy, a: VerifiedAttestation, opts: VerifyOptions, insnSha256: Map<PlanProgram, Buffer>): Map<string, Buffer> {
+  const signerKey = a.key;
   const out = new Map<string, Buffer>();
   const names = new Set(plan.programs.map((p) => p.name));
+  const claimed = a.statement.predicate.kernelSignatures;
+  if (claimed) {
+    const carried = [...release.kernelSignatures.keys()].sort();
+    if (carried.join('\0') !== claimed.join('\0')) {
+      throw new VerifyError('BAD_KERNEL_SIGNATURE', `the release carries kernel signatures for [${carried.join(', ')}], but the attestation says [${claimed.join(', ')}] (stripped or added after signing)`);
+    }
+  }
   for (const n of release.kernelSignatures.keys()) {
     if (!names.has(n)) throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature for '${n}', which is not a program of the plan`);
   }

@@ -7,10 +7,10 @@ export interface Failure {
   exit: number;
 }
 
-/** A stderr line for a failure about `file`, naming the file exactly once. */
-export function failureLine(file: string | undefined, f: Failure, withCode = false): string {
-  const msg = withCode ? `${f.code}: ${f.message}` : f.message;
-  return `bpfseal: ${!file || f.message.startsWith(`${file}:`) ? msg : `${file}: ${msg}`}\n`;
+/** A stderr line for a failure about `file`: `bpfseal: <file>: <CODE>: <reason>`, naming the file exactly once. */
+export function failureLine(file: string | undefined, f: Failure, withCode = true): string {
+  const msg = file && f.message.startsWith(`${file}: `) ? f.message.slice(file.length + 2) : f.message;
+  return `bpfseal: ${file ? `${file}: ` : ''}${withCode ? `${f.code}: ` : ''}${msg}\n`;
 }
 
 export function failure(e: unknown): Failure {
