@@ -14,6 +14,15 @@ import { registerDemo } from './demo.js';
 import { registerLog } from './log.js';
 import { registerAudit } from './audit.js';
 
+/** The commander error being reported (outputError gets only its text). */
+let pendingUsageCode = '';
+
+/** commander.unknownOption -> USAGE_UNKNOWN_OPTION: usage errors carry a stable code like every other failure. */
+export function usageCode(commanderCode: string): string {
+  const tail = commanderCode.replace(/^commander\./, '').replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+  return tail ? `USAGE_${tail}` : 'USAGE';
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -23,7 +32,7 @@ export function buildProgram(): Command {
     // `sign --version N` is the release version; the tool's own --version only counts before a command.
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(`bpfseal: ${usageCode(pendingUsageCode)}: ${s.replace(/^error: /, '')}`) })
     .showHelpAfterError('(run bpfseal --help for usage)');
   registerPlan(program);
   registerInspect(program);
@@ -34,7 +43,18 @@ export function buildProgram(): Command {
   registerLog(program);
   registerAudit(program);
   registerDemo(program);
-  for (const c of program.commands) c.exitOverride();
+  // Usage errors carry a code like every other failure: remember commander's before it prints.
+  const patch = (c: Command) => {
+    const error = c.error.bind(c);
+    c.error = (message: string, opts?: { code?: string; exitCode?: number }) => {
+      pendingUsageCode = opts?.code ?? 'commander.error';
+      return error(message, opts);
+    };
+    c.exitOverride();
+    for (const sub of c.commands) patch(sub);
+  };
+  for (const c of program.commands) patch(c);
+  patch(program);
   return program;
 }
 

@@ -9,6 +9,20 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * What every CLI outcome must satisfy, checked for every test run: a crash (exit 70, "internal error")
+ * is never an expected result, and a failure with exit 1, 2 or 3 names its stable error code, so that a
+ * test expecting "exit 2" cannot be satisfied by the wrong error.
+ */
+function checkOutcome(args: string[], r: CliResult): CliResult {
+  const where = `bpfseal ${args.join(' ')} (exit ${r.code})`;
+  if (r.code === 70 || /internal error/.test(r.stderr)) throw new Error(`${where} crashed:\n${r.stderr}`);
+  if (r.code !== null && r.code >= 1 && r.code <= 3 && !/(^|: )[A-Z][A-Z0-9_]{2,}: /m.test(r.stderr) && !/"code": "[A-Z]/.test(r.stdout)) {
+    throw new Error(`${where} failed without naming an error code:\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+  }
+  return r;
+}
+
 export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
   requireDist();
   const r = spawnSync(process.execPath, [CLI, ...args], {
@@ -19,7 +33,7 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
     maxBuffer: 64 << 20,
   });
   if (r.error) throw r.error;
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  return checkOutcome(args, { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr });
 }
 
 /** `sha256:<64 hex>  <path>` lines printed by `bpfseal plan`. */
@@ -51,7 +65,11 @@ export function runCliAsync(args: string[], opts: { cwd?: string; env?: NodeJS.P
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+      try {
+        resolve(checkOutcome(args, { code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+      } catch (e) {
+        reject(e);
+      }
     });
   });
 }
