@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { bundleFromJSON, type SerializedBundle } from '@sigstore/bundle';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { signInstructions } from '../src/attest/pkcs7.js';
 import { decodeRelease, encodeRelease, type Release } from '../src/attest/release.js';
 import { localKeySigner, signPlan } from '../src/attest/sign.js';
 import { parseInstructionSignature } from '../src/attest/pkcs7.js';
@@ -197,19 +198,35 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
     expect(release.certificate).toBe(readFileSync(keys.rsa.crt, 'utf8'));
   });
 
-  it('--cert on a plan whose programs all need host fix-ups: no kernel signature, no certificate, and it verifies', async () => {
-    // externs.o: its only program calls kfuncs, so its bytes change on the host and cannot be kernel-signed.
+  it('--cert on a plan whose programs all need host fix-ups: no per-program signature; the signed loader covers them, and it verifies', async () => {
+    // externs.o: its only program calls kfuncs, so its bytes change on the host and cannot be signed per
+    // program; the kernel loader resolves them in the kernel, and its `insns || blob` is signed.
     const { plan, bytes } = planFromBytes(readFileSync(fixturePath('externs')), 'externs.o');
     const { key } = loadPrivateKey(keys.ec.key);
+    const cert = readFileSync(keys.ec.crt, 'utf8');
+    const asked: Buffer[] = [];
     const s = await signPlan(plan, bytes, {
       signer: localKeySigner(key, createPublicKey(key)), version: 1, toolVersion: 't',
-      kernelSigner: { sign: () => { throw new Error('must not be asked to sign a program with fix-ups'); }, certificate: readFileSync(keys.ec.crt, 'utf8') },
+      kernelSigner: {
+        sign: (data) => {
+          if (data.equals(plan.programs[0].insns)) throw new Error('must not be asked to sign a program with fix-ups');
+          asked.push(data);
+          return signInstructions(data, key, cert);
+        },
+        certificate: cert,
+      },
     });
     expect(s.unsignedPrograms).toEqual(['externs_prog']);
     expect(s.release.kernelSignatures.size).toBe(0);
-    expect(s.release.certificate).toBeUndefined();
+    expect(asked).toHaveLength(1); // the loader, once
+    expect(s.release.loaderSignature).toBeDefined();
+    expect(s.release.certificate).toBe(cert);
     const v = verifyWithPolicy(Buffer.from(encodeRelease(s.release)), singleKeyPolicy(keys.ec.pub), freshState());
     expect(v.plan.name).toBe('externs');
+    expect(v.loader?.signature.equals(s.release.loaderSignature!)).toBe(true);
+    // --no-loader: nothing to sign for the kernel, so no certificate either.
+    const n = await signPlan(plan, bytes, { signer: localKeySigner(key, createPublicKey(key)), version: 1, toolVersion: 't', loader: false, kernelSigner: { sign: () => { throw new Error('no'); }, certificate: cert } });
+    expect([n.release.loaderSignature, n.release.certificate]).toEqual([undefined, undefined]);
   });
 
   it('Ed25519 with --cert: a note, the attestation only, no kernel signatures and no certificate', () => {

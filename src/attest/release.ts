@@ -4,6 +4,7 @@
  *   plan              base64 of the canonical plan bytes (covered: its SHA-256 is the signed subject)
  *   bundle            Sigstore bundle v0.3 with the DSSE-signed in-toto statement and any log entries
  *   kernelSignatures  program name -> base64 DER PKCS#7 over that program's instruction bytes (optional)
+ *   loaderSignature   base64 DER PKCS#7 over the plan's kernel loader, insns || blob (optional)
  *   certificate       PEM of the signing certificate, for kernel keyrings (optional; must match the signer)
  * Every field is signed, verified against signed content, or checked for an exact value; an unknown
  * field is rejected and the file must be in canonical form. One exception by design: log entries from
@@ -21,6 +22,8 @@ export interface Release {
   bundle: Bundle;
   /** Program name -> DER PKCS#7 (a Map: names come from the object file and may be any string). */
   kernelSignatures: Map<string, Buffer>;
+  /** DER PKCS#7 over the plan's kernel loader, `insns || blob` (kernels from 7.3 verify it). */
+  loaderSignature?: Buffer;
   certificate?: string;
 }
 
@@ -46,6 +49,7 @@ export function encodeRelease(r: Release, planBase64 = r.plan.toString('base64')
     for (const n of names) sigs[n] = r.kernelSignatures.get(n)!.toString('base64');
     doc.kernelSignatures = sigs;
   }
+  if (r.loaderSignature) doc.loaderSignature = r.loaderSignature.toString('base64');
   if (r.certificate) doc.certificate = r.certificate;
   return JSON.stringify(doc, null, 2) + '\n';
 }
@@ -61,7 +65,7 @@ export function decodeRelease(bytes: Buffer): Release {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new InputError('RELEASE_INVALID', 'not a bpfseal release: not a JSON object');
   if (doc.mediaType !== RELEASE_MEDIA_TYPE) throw new InputError('RELEASE_INVALID', `not a bpfseal release (mediaType ${JSON.stringify(doc.mediaType)})`);
   for (const k of Object.keys(doc)) {
-    if (!['mediaType', 'plan', 'bundle', 'kernelSignatures', 'certificate'].includes(k)) throw new InputError('RELEASE_INVALID', `release: unknown field '${k}'`);
+    if (!['mediaType', 'plan', 'bundle', 'kernelSignatures', 'loaderSignature', 'certificate'].includes(k)) throw new InputError('RELEASE_INVALID', `release: unknown field '${k}'`);
   }
   let bundle: Bundle;
   try {
@@ -88,7 +92,10 @@ export function decodeRelease(bytes: Buffer): Release {
     }
     if (canonical !== doc.certificate) throw new InputError('RELEASE_INVALID', 'release: certificate is not one canonical PEM certificate');
   }
-  const release: Release = { plan: b64(doc.plan, 'plan'), bundle, kernelSignatures, certificate: doc.certificate as string | undefined };
+  const release: Release = {
+    plan: b64(doc.plan, 'plan'), bundle, kernelSignatures, certificate: doc.certificate as string | undefined,
+    ...(doc.loaderSignature !== undefined ? { loaderSignature: b64(doc.loaderSignature, 'loader signature') } : {}),
+  };
   // One encoding only, as for plans: any byte that is not signed is at least pinned by re-encoding.
   // (The plan's base64 was just checked to be canonical, so it is reused rather than encoded again.)
   if (encodeRelease(release, doc.plan as string) !== text) throw new InputError('RELEASE_INVALID', 'release is not in canonical form (re-encoding differs); was it edited?');

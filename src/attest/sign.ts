@@ -16,6 +16,7 @@ import { planDigest } from '../plan/codec.js';
 import type { Plan } from '../plan/types.js';
 import { buildStatement, PAYLOAD_TYPE, type Statement } from './statement.js';
 import type { Release } from './release.js';
+import { loaderClaim, loaderOf, signedLoaderBytes } from '../loader/claim.js';
 
 /** A @sigstore/sign Signer over a local private key; the key hint is our key id. */
 export function localKeySigner(privateKey: KeyObject, publicKey: KeyObject): Signer {
@@ -39,6 +40,8 @@ export interface SignOptions {
   kernelSigner?: KernelSigner;
   /** SHA-256 of planBytes when the caller has it already. */
   digest?: string;
+  /** With a kernel signer: also sign the plan's kernel loader (default true). */
+  loader?: boolean;
 }
 
 /** Signs a program's instruction bytes for the kernel (PKCS#7), with the certificate it embeds. */
@@ -59,7 +62,9 @@ export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions)
   const digest = opts.digest ?? planDigest(planBytes);
   // Which programs will carry a kernel signature is part of the signed claims, so none can be stripped unseen.
   const kernelSigned = opts.kernelSigner ? plan.programs.filter((p) => !p.fixups.length).map((p) => p.name) : undefined;
-  const statement = buildStatement(plan, digest, { version: opts.version, toolVersion: opts.toolVersion, builder: opts.builder, kernelSigned });
+  // The kernel loader: generated from the plan (a plan beyond its limits is an error here, at sign time).
+  const loader = opts.kernelSigner && opts.loader !== false ? loaderOf(plan) : undefined;
+  const statement = buildStatement(plan, digest, { version: opts.version, toolVersion: opts.toolVersion, builder: opts.builder, kernelSigned, loader: loader && loaderClaim(loader) });
   const builder = new DSSEBundleBuilder({ signer: opts.signer, witnesses: opts.witnesses ?? [] });
   const bundle: Bundle = await builder.create({ data: Buffer.from(JSON.stringify(statement)), type: PAYLOAD_TYPE });
   const kernelSignatures = new Map<string, Buffer>();
@@ -71,9 +76,13 @@ export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions)
       else kernelSignatures.set(p.name, opts.kernelSigner.sign(p.insns));
     }
   }
+  const loaderSignature = loader ? opts.kernelSigner!.sign(signedLoaderBytes(loader)) : undefined;
   return {
     // The certificate travels only with signatures it vouches for (verify rejects one without any).
-    release: { plan: planBytes, bundle, kernelSignatures, certificate: kernelSignatures.size ? opts.kernelSigner?.certificate : undefined },
+    release: {
+      plan: planBytes, bundle, kernelSignatures, ...(loaderSignature ? { loaderSignature } : {}),
+      certificate: kernelSignatures.size || loaderSignature ? opts.kernelSigner?.certificate : undefined,
+    },
     statement,
     unsignedPrograms,
   };

@@ -9,6 +9,9 @@ import { parseStrictJson, type JsonValue } from '../json/strict.js';
 import { attachTypeName, mapTypeName, progTypeName } from '../bpf/constants.js';
 import type { Plan, PlanProgram } from '../plan/types.js';
 import { predictTag } from '../plan/tag.js';
+import type { LoaderClaim } from '../loader/claim.js';
+
+export type { LoaderClaim };
 
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 export const PREDICATE_TYPE = 'https://bpfseal.dev/attestation/bpf-loader-plan/v1';
@@ -49,6 +52,12 @@ export interface Predicate {
    * exactly this one. Absent in releases signed before it existed (their kernel signatures are unbound).
    */
   kernelSignatures?: string[];
+  /** The kernel loader the release carries a signature for (docs/loader-format.md). */
+  loader?: LoaderClaim;
+}
+
+export function loaderSubjectName(plan: Plan): string {
+  return `${plan.name}.loader`;
 }
 
 export interface Statement {
@@ -70,6 +79,8 @@ export interface StatementOptions {
   insnSha256?: ReadonlyMap<PlanProgram, Buffer>;
   /** Programs whose instructions carry a per-program PKCS#7 kernel signature in the release. */
   kernelSigned?: readonly string[];
+  /** The kernel loader whose `insns || blob` the release signs. */
+  loader?: LoaderClaim;
 }
 
 export function buildStatement(plan: Plan, digest: string, opts: StatementOptions): Statement {
@@ -95,7 +106,12 @@ export function buildStatement(plan: Plan, digest: string, opts: StatementOption
   };
   if (opts.builder && Object.keys(opts.builder).length) predicate.builder = opts.builder;
   if (opts.kernelSigned) predicate.kernelSignatures = [...opts.kernelSigned].sort();
-  return { _type: STATEMENT_TYPE, subject: [{ name: planSubjectName(plan), digest: { sha256: digest } }], predicateType: PREDICATE_TYPE, predicate };
+  const subject = [{ name: planSubjectName(plan), digest: { sha256: digest } }];
+  if (opts.loader) {
+    predicate.loader = opts.loader;
+    subject.push({ name: loaderSubjectName(plan), digest: { sha256: opts.loader.sha256 } });
+  }
+  return { _type: STATEMENT_TYPE, subject, predicateType: PREDICATE_TYPE, predicate };
 }
 
 /** Parse and shape-check a statement from a DSSE payload: strict JSON (no duplicate keys), exact field sets. */
@@ -117,11 +133,17 @@ export function parseStatement(payload: Buffer): Statement {
   const s = obj(v, 'statement', ['_type', 'subject', 'predicateType', 'predicate']);
   if (s._type !== STATEMENT_TYPE) throw bad(`is not an in-toto Statement v1 (_type ${JSON.stringify(s._type)})`);
   if (s.predicateType !== PREDICATE_TYPE) throw bad(`has predicate type ${JSON.stringify(s.predicateType)}, not ${PREDICATE_TYPE}`);
-  if (!Array.isArray(s.subject) || s.subject.length !== 1) throw bad('must have exactly one subject');
-  const subj = obj(s.subject[0], 'subject', ['name', 'digest']);
-  const dg = obj(subj.digest, 'subject digest', ['sha256']);
-  if (typeof subj.name !== 'string' || typeof dg.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(dg.sha256)) throw bad('subject must have a name and a lowercase hex sha256 digest');
-  const p = obj(s.predicate, 'predicate', ['plan', 'object', 'release', 'programs', 'maps', 'tool'], ['builder', 'kernelSignatures']);
+  if (!Array.isArray(s.subject) || s.subject.length < 1 || s.subject.length > 2) throw bad('must have one subject (the plan), or two (the plan and its kernel loader)');
+  for (const x of s.subject) {
+    const subj = obj(x, 'subject', ['name', 'digest']);
+    const dg = obj(subj.digest, 'subject digest', ['sha256']);
+    if (typeof subj.name !== 'string' || typeof dg.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(dg.sha256)) throw bad('subject must have a name and a lowercase hex sha256 digest');
+  }
+  const p = obj(s.predicate, 'predicate', ['plan', 'object', 'release', 'programs', 'maps', 'tool'], ['builder', 'kernelSignatures', 'loader']);
+  if (p.loader !== undefined) {
+    const l = obj(p.loader, 'predicate.loader', ['format', 'sha256', 'instructions', 'blobBytes', 'hostInputs']);
+    if (!Number.isSafeInteger(l.format) || typeof l.sha256 !== 'string' || !Array.isArray(l.hostInputs)) throw bad('predicate.loader is malformed');
+  }
   if (p.kernelSignatures !== undefined && (!Array.isArray(p.kernelSignatures) || !p.kernelSignatures.every((x) => typeof x === 'string'))) throw bad('predicate.kernelSignatures must be a list of program names');
   const plan = obj(p.plan, 'predicate.plan', ['name', 'formatVersion']);
   const rel = obj(p.release, 'predicate.release', ['version']);

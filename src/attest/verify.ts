@@ -25,6 +25,8 @@ import { keyId as keyIdOf } from '../trust/keys.js';
 import { prepareCertificate, type PreparedCertificate } from './pkcs7.js';
 import { decodeRelease, type Release } from './release.js';
 import { buildStatement, parseStatement, planSubjectName, PAYLOAD_TYPE, type Statement } from './statement.js';
+import { loaderClaim, loaderOf, signedLoaderBytes } from '../loader/claim.js';
+import { LOADER_FORMAT, type LoaderProgram } from '../loader/generate.js';
 
 export interface VerifiedSignerInfo {
   name: string;
@@ -51,6 +53,8 @@ export interface VerifiedRelease extends VerifiedAttestation {
   digest: string;
   /** Kernel signatures that verified, by program name. */
   kernelSignatures: Map<string, Buffer>;
+  /** The plan's kernel loader and its verified signature over `insns || blob`, when the release signs one. */
+  loader?: { program: LoaderProgram; signature: Buffer };
   certificate?: string;
   release: Release;
 }
@@ -185,9 +189,14 @@ export function verifyAttestation(bundle: Bundle, plan: Plan, digest: string, po
   }
   // The predicate is what auditors read: every claim must be exactly what the plan gives.
   const claims = statement.predicate;
+  if (claims.loader && claims.loader.format !== LOADER_FORMAT) {
+    throw new VerifyError('LOADER_FORMAT_UNSUPPORTED', `the release signs a kernel loader of format ${claims.loader.format}; this bpfseal makes format ${LOADER_FORMAT}`);
+  }
   const expected = buildStatement(plan, digest, {
     version: claims.release.version, toolVersion: claims.tool.version, builder: claims.builder, insnSha256,
     kernelSigned: claims.kernelSignatures && plan.programs.filter((p) => claims.kernelSignatures!.includes(p.name)).map((p) => p.name),
+    // The loader claim must be exactly the loader this plan gives (regenerated here, deterministically).
+    loader: claims.loader && loaderClaim(loaderOf(plan)),
   });
   const d = firstDifference(statement, expected);
   if (d) {
@@ -217,12 +226,52 @@ export function verifyRelease(bytes: Buffer, policy: TrustPolicy, opts: VerifyOp
   const digest = createHash('sha256').update(release.plan).digest('hex');
   const insnSha256 = insnDigests(plan);
   const a = verifyAttestation(release.bundle, plan, digest, policy, opts, insnSha256);
-  const kernelSignatures = verifyKernelSignatures(release, plan, policy, a, opts, insnSha256);
-  return { ...a, plan, planBytes: release.plan, digest, release, kernelSignatures, certificate: release.certificate };
+  const cert = releaseCertificate(release, a.key);
+  const kernelSignatures = verifyKernelSignatures(release, plan, policy, a, cert, opts, insnSha256);
+  const loader = verifyLoaderSignature(release, plan, a, cert, opts);
+  if (policy.requireKernelSignatures && !loader) requireProgramSignatures(plan, kernelSignatures);
+  return { ...a, plan, planBytes: release.plan, digest, release, kernelSignatures, certificate: release.certificate, ...(loader ? { loader } : {}) };
 }
 
-function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolicy, a: VerifiedAttestation, opts: VerifyOptions, insnSha256: Map<PlanProgram, Buffer>): Map<string, Buffer> {
-  const signerKey = a.key;
+/** The release certificate, which must carry the key that signed the attestation (kernel signatures inherit its trust). */
+function releaseCertificate(release: Release, signerKey: KeyObject): PreparedCertificate | undefined {
+  const signed = release.kernelSignatures.size > 0 || release.loaderSignature !== undefined;
+  if (release.certificate && !signed) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release carries a certificate but no kernel signatures');
+  if (!signed) return undefined;
+  if (!release.certificate) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'kernel signatures without a certificate');
+  let cert: PreparedCertificate | undefined;
+  try {
+    cert = prepareCertificate(release.certificate, signerKey);
+  } catch {
+    throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate does not parse');
+  }
+  if (!cert) throw new VerifyError('BAD_KERNEL_SIGNATURE', "the release certificate is not the attestation signer's");
+  return cert;
+}
+
+function verifyLoaderSignature(release: Release, plan: Plan, a: VerifiedAttestation, cert: PreparedCertificate | undefined, opts: VerifyOptions): VerifiedRelease['loader'] {
+  const claim = a.statement.predicate.loader;
+  if (!claim && !release.loaderSignature) return undefined;
+  if (!claim || !release.loaderSignature) {
+    throw new VerifyError('BAD_KERNEL_SIGNATURE', release.loaderSignature ? 'the release carries a loader signature that the attestation does not claim' : 'the attestation claims a kernel loader signature that the release does not carry (stripped?)');
+  }
+  const program = loaderOf(plan);
+  const bytes = signedLoaderBytes(program);
+  if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
+  const verdict = opts.verifyKernelSignature(release.loaderSignature, bytes, cert!, createHash('sha256').update(bytes).digest());
+  if (verdict === 'not-canonical') throw new VerifyError('BAD_KERNEL_SIGNATURE', "the loader signature is not in bpfseal's canonical form for the release certificate");
+  if (verdict !== 'ok') throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the loader signature does not verify over the loader this plan gives');
+  return { program, signature: release.loaderSignature };
+}
+
+/** Without a loader signature, requireKernelSignatures needs one per program (what 6.18–7.2 kernels verify). */
+function requireProgramSignatures(plan: Plan, verified: Map<string, Buffer>): void {
+  if (!plan.programs.length) throw new VerifyError('KERNEL_SIGNATURE_REQUIRED', `policy requires kernel signatures, and plan '${plan.name}' has no program the kernel could verify (maps only)`);
+  const missing = plan.programs.filter((p) => !verified.has(p.name)).map((p) => p.name);
+  if (missing.length) throw new VerifyError('KERNEL_SIGNATURE_REQUIRED', `policy requires kernel signatures; missing for ${missing.join(', ')} (and the release signs no kernel loader)`);
+}
+
+function verifyKernelSignatures(release: Release, plan: Plan, _policy: TrustPolicy, a: VerifiedAttestation, cert: PreparedCertificate | undefined, opts: VerifyOptions, insnSha256: Map<PlanProgram, Buffer>): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const names = new Set(plan.programs.map((p) => p.name));
   const claimed = a.statement.predicate.kernelSignatures;
@@ -235,35 +284,14 @@ function verifyKernelSignatures(release: Release, plan: Plan, policy: TrustPolic
   for (const n of release.kernelSignatures.keys()) {
     if (!names.has(n)) throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature for '${n}', which is not a program of the plan`);
   }
-  if (release.certificate && !release.kernelSignatures.size) {
-    throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release carries a certificate but no kernel signatures');
-  }
-  if (release.kernelSignatures.size) {
-    if (!release.certificate) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'kernel signatures without a certificate');
-    let cert: PreparedCertificate | undefined;
-    try {
-      // The certificate must carry the key that signed the attestation: kernel signatures inherit its trust.
-      cert = prepareCertificate(release.certificate, signerKey);
-    } catch {
-      throw new VerifyError('BAD_KERNEL_SIGNATURE', 'the release certificate does not parse');
-    }
-    if (!cert) throw new VerifyError('BAD_KERNEL_SIGNATURE', "the release certificate is not the attestation signer's");
-    for (const p of plan.programs) {
-      const sig = release.kernelSignatures.get(p.name);
-      if (!sig) continue;
-      if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
-      const verdict = opts.verifyKernelSignature(sig, p.insns, cert, insnSha256.get(p)!);
-      if (verdict === 'not-canonical') {
-        throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' is not in bpfseal's canonical form for the release certificate`);
-      }
-      if (verdict !== 'ok') throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' does not verify over its instructions`);
-      out.set(p.name, sig);
-    }
-  }
-  if (policy.requireKernelSignatures) {
-    if (!plan.programs.length) throw new VerifyError('KERNEL_SIGNATURE_REQUIRED', `policy requires kernel signatures, and plan '${plan.name}' has no program the kernel could verify (maps only)`);
-    const missing = plan.programs.filter((p) => !out.has(p.name)).map((p) => p.name);
-    if (missing.length) throw new VerifyError('KERNEL_SIGNATURE_REQUIRED', `policy requires kernel signatures; missing for ${missing.join(', ')}`);
+  for (const p of plan.programs) {
+    const sig = release.kernelSignatures.get(p.name);
+    if (!sig) continue;
+    if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
+    const verdict = opts.verifyKernelSignature(sig, p.insns, cert!, insnSha256.get(p)!);
+    if (verdict === 'not-canonical') throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' is not in bpfseal's canonical form for the release certificate`);
+    if (verdict !== 'ok') throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' does not verify over its instructions`);
+    out.set(p.name, sig);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 /** `bpfseal load <release> [--key|--policy] (--pin <dir> | --dry-run) [--json]`, `bpfseal unload <dir>`, `bpfseal recover`. */
 import type { Command } from 'commander';
+import type { LoaderChoice } from '../runtime/load.js';
 import { BpfsealError } from '../errors.js';
 import { readInput } from './io.js';
 import { printJson } from './output.js';
@@ -30,8 +31,10 @@ export function registerLoad(program: Command): void {
     .option('--dry-run', 'replay against the model kernel: no privileges, nothing loaded, pinned or recorded')
     .option('--max-entries <map=N>', 'size a map declared with max_entries 0 (repeatable)', collect)
     .option('--host-log <dir>', HOST_LOG_HELP)
+    .option('--loader <kernel|user|auto>', 'kernel: run the plan\'s loader program in the kernel; user: replay from user space; auto: the kernel loader where the kernel verifies its signature', 'auto')
     .option('--json', 'print the load record as JSON')
-    .action(async (release: string, opts: TrustOpts & { pin?: string; dryRun?: boolean; maxEntries?: string[]; json?: boolean; hostLog?: string }) => {
+    .action(async (release: string, opts: TrustOpts & { pin?: string; dryRun?: boolean; maxEntries?: string[]; json?: boolean; hostLog?: string; loader: string }) => {
+      if (!['kernel', 'user', 'auto'].includes(opts.loader)) throw new BpfsealError('usage', 'USAGE_LOADER', `--loader ${opts.loader}: use kernel, user or auto`);
       if (!opts.pin && !opts.dryRun) {
         throw new BpfsealError('usage', 'USAGE_NO_PIN', 'load needs --pin <bpffs dir> (objects would die with this process) or --dry-run');
       }
@@ -42,11 +45,11 @@ export function registerLoad(program: Command): void {
       const bytes = readInput(release, { kind: 'release' }); // read once: verification and replay use these bytes
       const r = await loadRelease(bytes, {
         policy, statePath: statePath(opts, policy), pinDir: opts.dryRun ? undefined : opts.pin, dryRun: opts.dryRun, maxEntries,
-        hostLog: opts.dryRun ? undefined : hostLogDir(opts.hostLog), release,
+        hostLog: opts.dryRun ? undefined : hostLogDir(opts.hostLog), release, loader: opts.loader as LoaderChoice,
       });
       const rec = r.loaded.record;
       const out = {
-        ...rec, version: r.verified.version, signer: r.verified.signer, notes: r.notes,
+        ...rec, version: r.verified.version, signer: r.verified.signer, loader: r.loader, kernelVerified: r.kernelVerified, notes: r.notes,
         pins: r.committed?.pins ?? [], ...(r.committed ? { loadId: r.committed.loadId, pinDir: r.committed.pinDir, hostLogIndex: r.committed.hostLogIndex } : {}),
       };
       if (opts.json) {
@@ -55,6 +58,8 @@ export function registerLoad(program: Command): void {
       }
       for (const n of r.notes) process.stderr.write(`note: ${n}\n`);
       process.stdout.write(`${opts.dryRun ? 'would load' : 'loaded'} ${out.plan} v${out.version} ${out.digest} (signer ${out.signer.name})\n`);
+      const verifiedBy = { loader: 'the kernel verified the signed loader (insns || blob)', programs: 'the kernel verified each program signature (instructions only)', none: 'not verified by the kernel' }[r.kernelVerified];
+      process.stdout.write(`  loader ${r.loader}: ${verifiedBy}\n`);
       for (const p of out.programs) process.stdout.write(`  program ${p.name}  id ${p.id}  tag ${p.tag}\n`);
       for (const m of out.maps) process.stdout.write(`  map ${m.name}  id ${m.id}\n`);
       for (const f of out.fixups) process.stdout.write(`  fix-up ${f.kind} ${f.name}${f.program ? ` in ${f.program}` : ''} = ${f.value}\n`);

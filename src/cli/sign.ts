@@ -19,6 +19,8 @@ export interface SignResult {
   version?: number;
   kernelSignatures?: number;
   unsignedPrograms?: string[];
+  /** The signed kernel loader: its digest (`insns || blob`), size and host inputs. */
+  loader?: { format: number; sha256: string; instructions: number; blobBytes: number; hostInputs: { kind: string; map: string }[] };
   /** Keyless only: the Fulcio certificate's SAN and OIDC issuer. */
   identity?: string;
   issuer?: string;
@@ -39,6 +41,8 @@ interface SignOpts {
   sectionType?: string[];
   /** --log <dir> (string), default (true), or --no-log (false). */
   log?: string | boolean;
+  /** --no-loader: false. */
+  loader?: boolean;
 }
 
 const usage = (code: string, msg: string) => new BpfsealError('usage', code, msg);
@@ -80,6 +84,7 @@ export function registerSign(program: Command): void {
     .option('--identity-token <token>', 'OIDC identity token for --keyless (default: $SIGSTORE_ID_TOKEN, else the CI\'s, e.g. GitHub Actions)')
     .option('--log <dir>', 'local attestation log to append to (default: $BPFSEAL_LOG, else ./attestations)')
     .option('--no-log', 'do not append to a local attestation log')
+    .option('--no-loader', 'with --cert: sign the per-program signatures only, not the plan\'s kernel loader (which kernels from 7.3 verify)')
     .option('--version <n>', 'release version for anti-rollback (integer)', '1')
     .option('--builder <key=value>', 'builder metadata recorded in the attestation (repeatable)', collect)
     .option('-o, --out <file|dir>', 'output file (one input) or directory; default: next to each input')
@@ -124,7 +129,7 @@ export function registerSign(program: Command): void {
           let s: Awaited<ReturnType<typeof signPlan>>;
           try {
             if (log) savePlan(log.dir, bytes); // beside the log, for audit to check the attestation's claims
-            s = await signPlan(plan, bytes, { digest, signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner });
+            s = await signPlan(plan, bytes, { digest, signer: signer ?? keyed!.signer, witnesses, version, toolVersion: toolVersion(), builder, kernelSigner: keyed?.kernelSigner, loader: opts.loader });
           } catch (e) {
             reserved.abandon();
             throw e;
@@ -133,6 +138,7 @@ export function registerSign(program: Command): void {
           const who = signer ? bundleSignerIdentity(s.release.bundle) : undefined;
           results.push({
             input, release: out, digest: `sha256:${digest}`, version, kernelSignatures: s.release.kernelSignatures.size, unsignedPrograms: s.unsignedPrograms,
+            ...(s.statement.predicate.loader ? { loader: s.statement.predicate.loader } : {}),
             ...(who ? { identity: who.san, issuer: who.issuer } : {}),
           });
         } catch (e) {
@@ -146,7 +152,7 @@ export function registerSign(program: Command): void {
         if (r.error) process.stderr.write(failureLine(r.input, r.error));
         else {
           if (!opts.json) process.stdout.write(`${r.digest}  ${r.release}\n`);
-          if (r.unsignedPrograms?.length) process.stderr.write(`note: ${r.input}: no kernel signature for ${r.unsignedPrograms.join(', ')} (host fix-ups change their bytes)\n`);
+          if (r.unsignedPrograms?.length) process.stderr.write(`note: ${r.input}: no per-program kernel signature for ${r.unsignedPrograms.join(', ')} (host fix-ups change their bytes${r.loader ? '; the signed loader covers them' : ''})\n`);
         }
       }
       // Keyless: say who the certificate names (one line per distinct identity, normally one).

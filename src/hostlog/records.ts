@@ -56,8 +56,9 @@ export interface LoadDecision {
   digest?: string;
   version?: number;
   signer?: { name?: string; keyId?: string; identity?: string; issuer?: string };
-  /** How the load ran: the kernel loader program, or user-space replay. */
+  /** How the load ran: the kernel loader program, or user-space replay; and what the kernel verified. */
   loader?: 'kernel' | 'user';
+  kernelVerified?: 'loader' | 'programs' | 'none';
   programs?: ProgramRecord[];
   maps?: MapRecord[];
   fixups?: FixupRecord[];
@@ -109,7 +110,7 @@ export function parseDecision(entry: Buffer): LoadDecision | undefined {
   if (!d || typeof d !== 'object' || Array.isArray(d) || d.type !== HOST_LOG_TYPE) return undefined;
   if (!['allowed', 'refused', 'aborted', 'unloaded'].includes(d.decision as string) || !str(d.time) || !str(d.host)) return undefined;
   const ok = opt(d.bootId, str) && opt(d.loadId, str) && opt(d.release, str) && opt(d.plan, str) && opt(d.digest, str) && opt(d.version, int)
-    && opt(d.loader, (x) => x === 'kernel' || x === 'user') && opt(d.pinDir, str) && opt(d.code, str) && opt(d.reason, str)
+    && opt(d.loader, (x) => x === 'kernel' || x === 'user') && opt(d.kernelVerified, (x) => x === 'loader' || x === 'programs' || x === 'none') && opt(d.pinDir, str) && opt(d.code, str) && opt(d.reason, str)
     && opt(d.pins, (x) => Array.isArray(x) && x.every(str))
     && opt(d.programs, (x) => Array.isArray(x) && x.every(programOk))
     && opt(d.maps, (x) => Array.isArray(x) && x.every((m) => !!m && typeof m === 'object' && str((m as MapRecord).name) && int((m as MapRecord).id)))

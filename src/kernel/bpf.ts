@@ -58,9 +58,11 @@ export interface MapCreateAttr {
   btfKeyTypeId: number;
   btfValueTypeId: number;
   mapExtra: bigint;
+  /** SHA-256 of the only program allowed to use the map (excl_prog_hash, 6.18+). */
+  exclProgHash?: Buffer;
 }
 
-/** BPF_MAP_CREATE: offsets 0..72 (facts/kernel.md). */
+/** BPF_MAP_CREATE: offsets 0..92 (facts/kernel.md); excl_prog_hash at 80/88 only when given. */
 export function mapCreate(m: MapCreateAttr): Fd {
   const a = attr();
   a.writeUInt32LE(m.type, 0);
@@ -77,7 +79,12 @@ export function mapCreate(m: MapCreateAttr): Fd {
     a.writeUInt32LE(m.btfValueTypeId, 56);
   }
   a.writeBigUInt64LE(m.mapExtra, 64);
-  return new Fd(bpf(CMD.MAP_CREATE, a.subarray(0, 92)), `map ${m.name}`);
+  if (m.exclProgHash) {
+    a.writeBigUInt64LE(addressOf(m.exclProgHash), 80);
+    a.writeUInt32LE(m.exclProgHash.length, 88);
+  }
+  // The attr ends where the last field we set ends: kernels that predate a field refuse a nonzero one.
+  return new Fd(bpf(CMD.MAP_CREATE, a.subarray(0, m.exclProgHash ? 92 : 72), [m.exclProgHash]), `map ${m.name}`);
 }
 
 /** Map element commands: 0 map_fd, 8 key, 16 value, 24 flags. */
@@ -123,6 +130,12 @@ export interface ProgLoadAttr {
   signature?: Buffer;
   keyringId?: number;
   logLevel?: number;
+  /**
+   * Set fd_array_cnt (bind every fd_array map up front). Default: only with a signature (a signed
+   * program must bind its maps that way; an unsigned one keeps lazy binding, which older kernels and
+   * exclusive maps need).
+   */
+  fdArrayCnt?: boolean;
 }
 
 /** BPF_PROG_LOAD: offsets 0..168 (facts/kernel.md). Retries once with a verifier log on failure. */
@@ -146,35 +159,42 @@ export function progLoad(p: ProgLoadAttr): Fd {
   if (li) { a.writeUInt32LE(li.recSize, 92); a.writeBigUInt64LE(addressOf(li.data), 96); a.writeUInt32LE(li.data.length / li.recSize, 104); }
   if (p.attachBtfId) a.writeUInt32LE(p.attachBtfId, 108);
   if (cr) { a.writeUInt32LE(cr.data.length / cr.recSize, 116); a.writeBigUInt64LE(addressOf(cr.data), 128); a.writeUInt32LE(cr.recSize, 136); }
+  const withCnt = p.fdArrayCnt ?? !!p.signature;
   if (p.fdArray.length) {
     a.writeBigUInt64LE(addressOf(fdArray), 120);
     // fd_array_cnt: the kernel binds every listed map to the program and validates them up front.
-    a.writeUInt32LE(p.fdArray.length, 148);
+    if (withCnt) a.writeUInt32LE(p.fdArray.length, 148);
   }
   if (p.signature) {
     a.writeBigUInt64LE(addressOf(p.signature), 152);
     a.writeUInt32LE(p.signature.length, 160);
     a.writeInt32LE(p.keyringId ?? 0, 164);
   }
+  // The attr ends after the last field in use (offsetofend): a 6.12 kernel refuses a longer one with
+  // anything nonzero in its tail (E2BIG), so fields it does not know are not even sent as zeros.
+  const size = p.signature ? 168 : withCnt && p.fdArray.length ? 152 : 144;
+  const sized = a.subarray(0, size);
   const keep = [p.insns, license, fdArray, fi?.data, li?.data, cr?.data, p.signature];
+  const mark = (e: unknown) => {
+    if (e instanceof KernelError && p.signature) { e.signed = true; e.keyringId = p.keyringId; }
+    return e;
+  };
   try {
-    return new Fd(bpf(CMD.PROG_LOAD, a, keep), `prog ${p.name}`);
+    return new Fd(bpf(CMD.PROG_LOAD, sized, keep), `prog ${p.name}`);
   } catch (e) {
-    if (!(e instanceof KernelError) || e.errno === 95 || e.errno === 129) throw e;
+    mark(e);
+    if (!(e instanceof KernelError) || e.errno === 95 || e.errno === 129 || e.errno === 126 || e.errno === 74) throw e;
     const log = Buffer.alloc(LOG_SIZE);
     a.writeUInt32LE(p.logLevel ?? 1, 24);
     a.writeUInt32LE(log.length, 28);
     a.writeBigUInt64LE(addressOf(log), 32);
     try {
-      const fd = bpf(CMD.PROG_LOAD, a, [...keep, log]);
+      const fd = bpf(CMD.PROG_LOAD, sized, [...keep, log]);
       // Loaded on the retry (a transient failure such as EAGAIN): keep it.
       return new Fd(fd, `prog ${p.name}`);
     } catch (e2) {
-      if (e2 instanceof KernelError) {
-        e2.log = logText(log);
-        throw e2;
-      }
-      throw e2;
+      if (e2 instanceof KernelError) e2.log = logText(log);
+      throw mark(e2);
     }
   }
 }

@@ -19,6 +19,9 @@ export class KernelError extends BpfsealError {
   log: string;
   /** What the runtime was doing: "load program 'x'", "create map 'y'". */
   step?: string;
+  /** The refused call carried a signature (BPF_PROG_LOAD signature/keyring_id): the hints differ. */
+  signed?: boolean;
+  keyringId?: number;
 
   constructor(op: string, errno: number, message?: string, log = '') {
     super('kernel', errno ? `KERNEL_${errnoName(errno)}` : 'KERNEL_UNAVAILABLE', message ?? `${op} failed: ${errnoName(errno)}`);
@@ -31,13 +34,28 @@ export class KernelError extends BpfsealError {
   /** Re-state the error for a runtime step, keeping errno and log. */
   at(step: string, log = this.log): KernelError {
     const tail = log ? `\n--- kernel log ---\n${log.trimEnd()}` : '';
-    const e = new KernelError(this.op, this.errno, `${step}: ${this.op} failed with ${errnoName(this.errno)}${hint(this.op, this.errno)}${tail}`, log);
+    const e = new KernelError(this.op, this.errno, `${step}: ${this.op} failed with ${errnoName(this.errno)}${hint(this)}${tail}`, log);
     e.step = step;
+    e.signed = this.signed;
+    e.keyringId = this.keyringId;
     return e;
   }
 }
 
-function hint(op: string, errno: number): string {
+/** What an errno means for this call (signed loads fail for reasons of their own: signing.rst). */
+function hint(e: KernelError): string {
+  const { op, errno } = e;
+  if (e.signed) {
+    switch (errno) {
+      case 1: return ' (the kernel refused the signed load: a signed program may bind only frozen, exclusive array maps; its log says which)';
+      case 13: return " (a map's exclusive hash does not match the program, or a signed program binds a map its signature does not cover)";
+      case 74: return ' (the signature is not a detached DER PKCS#7)';
+      case 126: return ` (the signing certificate is not in keyring ${e.keyringId ?? '?'}: add it, e.g. keyctl padd asymmetric bpfseal %:_ses < cert.der, or set the policy's "keyring")`;
+      case 129: return ' (the signature does not verify over the bytes loaded: changed after signing, or made with another key)';
+      case 95: return ' (kernel cannot verify program signatures)';
+      default: return '';
+    }
+  }
   if (errno === 1) return ' (needs CAP_BPF/CAP_SYS_ADMIN, or this kernel refuses the program type)';
   if (errno === 95 && op === 'BPF_PROG_LOAD') return ' (kernel cannot verify program signatures)';
   return '';

@@ -12,7 +12,9 @@ import { verifyRelease, type VerifiedRelease, type VerifyOptions } from '../atte
 import { BpfsealError } from '../errors.js';
 import { recordDecision } from '../hostlog/hostlog.js';
 import { decision } from '../hostlog/records.js';
-import { kernelVerifiesSignatures } from '../kernel/probe.js';
+import { signatureSupport, type SignatureSupport } from '../kernel/probe.js';
+import { loaderOf } from '../loader/claim.js';
+import { runKernelLoader } from './kernel-loader.js';
 import type { TrustPolicy } from '../trust/policy.js';
 import { readState } from '../trust/state.js';
 import { realKernel, type KernelBackend } from './backend.js';
@@ -40,10 +42,21 @@ export interface LoadOptions {
   onStep?: (step: string) => void;
   /** Commit steps ('record', 'pin', 'rename', 'done'); tests inject failures or kills there. */
   onCommitStep?: CommitInput['onStep'];
+  /**
+   * How to load: 'kernel' runs the plan's loader program in the kernel, 'user' replays the plan from
+   * user space, 'auto' (default) takes the kernel loader where the kernel verifies loader signatures
+   * and the release carries one, else user space.
+   */
+  loader?: LoaderChoice;
 }
+
+export type LoaderChoice = 'kernel' | 'user' | 'auto';
 
 export interface LoadResult {
   verified: VerifiedRelease;
+  /** Which loader ran, and whether the kernel verified a signature over what it loaded. */
+  loader: 'kernel' | 'user' | 'model';
+  kernelVerified: 'loader' | 'programs' | 'none';
   /** The loaded objects; their descriptors are closed once the load is committed (pins hold them). */
   loaded: LoadedCollection;
   committed?: Committed;
@@ -115,22 +128,18 @@ async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<Lo
     ensureBpffs(opts.pinDir);
     pinTarget(opts.pinDir); // a clear error before anything is created
   }
-  let signatures: Map<string, Buffer> | undefined;
-  if (verified.kernelSignatures.size && backend.kind === 'kernel') {
-    if (kernelVerifiesSignatures()) {
-      signatures = verified.kernelSignatures;
-      notes.push(`kernel verifies program signatures: passing ${signatures.size} PKCS#7 signature(s) with keyring ${opts.policy.keyring ?? -3}`);
-    } else if (opts.policy.requireKernelSignatures) {
-      throw new BpfsealError('kernel', 'KERNEL_SIGNATURES_UNSUPPORTED',
-        'policy requires kernel-enforced program signatures, but this kernel answers EOPNOTSUPP (built without CONFIG_SYSTEM_DATA_VERIFICATION); nothing was loaded');
-    } else {
-      notes.push('this kernel cannot verify program signatures (EOPNOTSUPP); loading without kernel enforcement, as the policy allows');
-    }
-  }
-  const loaded = replay(verified.plan, verified.digest, backend, {
-    host: opts.host, maxEntries: opts.maxEntries, signatures, keyringId: opts.policy.keyring ?? -3, onStep: opts.onStep,
-  });
-  if (!real) return { verified, loaded, notes };
+  // The model kernel replays in user space (it checks the sequence, not a loader program).
+  const how = backend.kind === 'model' ? { loader: 'user' as const, kernelVerified: 'none' as const } : chooseLoader(verified, signatureSupport(), opts, notes);
+  const loaded = how.loader === 'kernel'
+    ? runKernelLoader(verified.plan, verified.digest, loaderOf(verified.plan), {
+      host: opts.host, maxEntries: opts.maxEntries, ...(how.kernelVerified === 'loader' ? { signature: verified.loader!.signature, keyringId: opts.policy.keyring ?? -3, exclusive: true } : {}),
+    })
+    : replay(verified.plan, verified.digest, backend, {
+      host: opts.host, maxEntries: opts.maxEntries, signatures: how.kernelVerified === 'programs' ? verified.kernelSignatures : undefined,
+      keyringId: opts.policy.keyring ?? -3, onStep: opts.onStep,
+    });
+  const kind = backend.kind === 'model' ? 'model' as const : how.loader;
+  if (!real) return { verified, loaded, notes, loader: kind, kernelVerified: how.kernelVerified };
   let committed: Committed;
   try {
     committed = await commitLoad({
@@ -138,7 +147,7 @@ async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<Lo
       allowRollback: opts.policy.allowRollback, onStep: opts.onCommitStep,
       facts: {
         release: opts.release, plan: verified.plan.name, digest: `sha256:${verified.digest}`, version: verified.version, signer: verified.signer,
-        loader: 'user', fixups: loaded.record.fixups,
+        loader: how.loader, kernelVerified: how.kernelVerified, fixups: loaded.record.fixups,
       },
     }, pinsInPlace);
   } finally {
@@ -146,5 +155,47 @@ async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<Lo
   }
   notes.push(...committed.notes);
   for (const r of committed.recovered) notes.push(`recovered an interrupted load (${r.loadId}, ${r.pinDir ?? '?'}): ${r.outcome}`);
-  return { verified, loaded, committed, notes };
+  return { verified, loaded, committed, notes, loader: kind, kernelVerified: how.kernelVerified };
+}
+
+/**
+ * Which loader runs and what the kernel verifies (README, "Kernels"): from 7.3 the kernel verifies the
+ * signed loader (`insns || blob`: everything the load creates); 6.18-7.2 verify per-program signatures
+ * (instructions only); other kernels verify nothing. requireKernelSignatures refuses any load the
+ * kernel would not verify completely in its own way.
+ */
+function chooseLoader(v: VerifiedRelease, support: SignatureSupport, opts: LoadOptions, notes: string[]): { loader: 'kernel' | 'user'; kernelVerified: 'loader' | 'programs' | 'none' } {
+  const want = opts.loader ?? 'auto';
+  const require = opts.policy.requireKernelSignatures;
+  const keyring = opts.policy.keyring ?? -3;
+  if (support === 'loader') {
+    if (v.loader && want !== 'user') {
+      notes.push(`kernel verifies the signed loader (insns || blob) with keyring ${keyring}`);
+      return { loader: 'kernel', kernelVerified: 'loader' };
+    }
+    if (require) {
+      throw new BpfsealError(v.loader ? 'usage' : 'verify', v.loader ? 'USAGE_LOADER' : 'KERNEL_SIGNATURE_REQUIRED', v.loader
+        ? 'policy requires kernel-verified loads; on this kernel only the kernel loader is verified: drop --loader user'
+        : `policy requires kernel-verified loads; this kernel (7.3+) verifies only a signed loader, and release '${v.plan.name}' signs none (sign with --cert)`);
+    }
+    // Per-program signatures of programs that use maps are refused from 7.3 on: do not pass them.
+    return { loader: want === 'kernel' ? 'kernel' : 'user', kernelVerified: 'none' };
+  }
+  if (support === 'program') {
+    const all = v.plan.programs.length > 0 && v.plan.programs.every((p) => v.kernelSignatures.has(p.name));
+    if (require && (!all || want === 'kernel')) {
+      throw new BpfsealError('verify', 'KERNEL_SIGNATURE_REQUIRED', want === 'kernel'
+        ? 'policy requires kernel-verified loads; this kernel verifies per-program signatures, not a loader: use the user-space loader'
+        : `policy requires kernel-verified loads; this kernel verifies per-program signatures, and release '${v.plan.name}' lacks them for ${v.plan.programs.filter((p) => !v.kernelSignatures.has(p.name)).map((p) => p.name).join(', ') || 'every program'}`);
+    }
+    if (want === 'kernel') return { loader: 'kernel', kernelVerified: 'none' };
+    if (v.kernelSignatures.size) notes.push(`kernel verifies program signatures: passing ${v.kernelSignatures.size} PKCS#7 signature(s) with keyring ${keyring} (instructions only)`);
+    return { loader: 'user', kernelVerified: v.kernelSignatures.size ? 'programs' : 'none' };
+  }
+  if (require && support === 'none' && (opts.backend?.kind ?? (opts.dryRun ? 'model' : 'kernel')) === 'kernel') {
+    throw new BpfsealError('kernel', 'KERNEL_SIGNATURES_UNSUPPORTED',
+      'policy requires kernel-enforced program signatures, but this kernel answers EOPNOTSUPP (built without CONFIG_SYSTEM_DATA_VERIFICATION); nothing was loaded');
+  }
+  if (v.kernelSignatures.size || v.loader) notes.push('this kernel cannot verify program signatures (EOPNOTSUPP); loading without kernel enforcement, as the policy allows');
+  return { loader: want === 'kernel' ? 'kernel' : 'user', kernelVerified: 'none' };
 }
