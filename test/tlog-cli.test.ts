@@ -51,7 +51,7 @@ describe('bpfseal log verify / show', () => {
 
   it('exits 1 for a damaged log and 2 for a missing one', async () => {
     const dir = await makeLog(10);
-    const p = join(dir, 'entries');
+    const p = join(dir, 'tile/entries/000.p/10');
     const b = readFileSync(p);
     b[30] ^= 1;
     writeFileSync(p, b);

@@ -5,7 +5,10 @@
  *
  *   log.key   PKCS#8 PEM private key, mode 0600, created once and never overwritten
  *   log.pub   SPKI PEM public key
- *   log.json  {"format":"bpfseal-tlog/1","origin":...,"created":ISO-8601}
+ *   log.json  {"format":"bpfseal-tlog/2","origin":...,"created":ISO-8601}
+ *
+ * Format bpfseal-tlog/2 is the c2sp.org/tlog-tiles layout; bpfseal-tlog/1 the first layout (entries,
+ * entries.idx, hashes), which is only read to migrate it (legacy.ts, migrate.ts).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { lstatSync } from 'node:fs';
@@ -16,10 +19,11 @@ import { createExclusive } from '../fsx/durable.js';
 import { readInput } from '../fsx/read.js';
 import { spkiSha256 } from './note.js';
 
-export const LOG_FORMAT = 'bpfseal-tlog/1';
+export const LOG_FORMAT = 'bpfseal-tlog/2';
+export const LEGACY_FORMAT = 'bpfseal-tlog/1';
 
 export interface LogConfig {
-  format: typeof LOG_FORMAT;
+  format: typeof LOG_FORMAT | typeof LEGACY_FORMAT;
   origin: string;
   /** When the key was made: the start of its validity in a TrustedRoot. */
   created: string;
@@ -112,11 +116,11 @@ export function readConfig(dir: string): LogConfig {
     throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not JSON`, { file: path, cause: e });
   }
   const c = v as Partial<LogConfig> | null;
-  if (!c || c.format !== LOG_FORMAT || typeof c.origin !== 'string' || typeof c.created !== 'string') {
+  if (!c || (c.format !== LOG_FORMAT && c.format !== LEGACY_FORMAT) || typeof c.origin !== 'string' || typeof c.created !== 'string') {
     throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not a ${LOG_FORMAT} log configuration`, { file: path });
   }
   validateOrigin(c.origin);
-  return { format: LOG_FORMAT, origin: c.origin, created: c.created };
+  return { format: c.format, origin: c.origin, created: c.created };
 }
 
 /**

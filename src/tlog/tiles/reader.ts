@@ -10,10 +10,10 @@
  * prefetch planTiles() and then run this reader over memory).
  */
 import { HASH_SIZE, type Hash } from '../hash.js';
-import type { HashReader } from '../merkle.js';
+import { storedHashIndex, type HashReader } from '../merkle.js';
 import { TLOG_CODES, TlogVerifyError } from '../errors.js';
 import { edgeTiles, fullTileHash, parentOf, rootFromEdge, slotOfStoredHash, subtreeOfTile } from './math.js';
-import { TILE_WIDTH, tilePath, widthAt, type TileRef } from './path.js';
+import { TILE_HEIGHT, TILE_WIDTH, tilePath, widthAt, type TileRef } from './path.js';
 
 export interface TileSource {
   /** Exactly t.width hashes of tile t (t.width * 32 bytes). */
@@ -78,6 +78,14 @@ export class TileHashReader implements HashReader {
     this.cache = new TileCache(cacheTiles);
   }
 
+  /**
+   * Tiles known to be authentic for this tree without reading them: the ones a leader just computed
+   * the root from (tiles/build.ts). Only for data this process made itself.
+   */
+  seed(tiles: Iterable<{ ref: TileRef; data: Buffer }>): void {
+    for (const t of tiles) this.cache.set(tileKey(t.ref), t.data);
+  }
+
   private bad(t: TileRef, why: string): TlogVerifyError {
     return new TlogVerifyError(TLOG_CODES.CORRUPT, `${this.name}: ${tilePath(t)} ${why} (tree size ${this.size})`);
   }
@@ -110,6 +118,13 @@ export class TileHashReader implements HashReader {
       this.cache.set(tileKey(t), loaded[i].data);
     });
     return byKey;
+  }
+
+  /** All hashes of tile (level, n) as it is in this tree, authenticated. */
+  readTile(level: number, n: number): Buffer {
+    const t: TileRef = { level, n, width: widthAt(this.size, level, n) };
+    if (t.width === 0) throw new RangeError(`tree of size ${this.size} has no tile ${level}/${n}`);
+    return this.authenticate(planTiles(this.size, [storedHashIndex(level * TILE_HEIGHT, n * TILE_WIDTH)])).get(tileKey(t))!;
   }
 
   readHashes(indexes: readonly number[]): Hash[] {
