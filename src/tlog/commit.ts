@@ -196,6 +196,17 @@ async function awaitCommit(c: Committer, target: number, own: OwnRecords): Promi
   }
 }
 
+/** Commit whatever is pending now (records of dead writers, or carried over by a migration). */
+export async function flushPending(c: Committer): Promise<SignedCheckpoint> {
+  c.signal.watch();
+  for (;;) {
+    const mark = c.signal.mark();
+    const led = await c.mutex.run(() => lead(c, { first: 0, leaves: [] }));
+    if (led) return led;
+    await c.signal.waitAfter(mark);
+  }
+}
+
 export function checkEntries(entries: readonly Uint8Array[]): void {
   let total = 0;
   entries.forEach((e, i) => {

@@ -17,7 +17,7 @@ import { CommitSignal } from './signal.js';
 import { proveConsistency, proveInclusion, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
 import { ecdsaNoteVerifier, formatCheckpoint, openSignedCheckpoint, signNoteEcdsa, type NoteVerifier, type SignedCheckpoint } from './note.js';
 import { LogStorage, type VerifyAllResult } from './storage.js';
-import { appendBatch, type AppendManyResult, type Committer } from './commit.js';
+import { appendBatch, flushPending, type AppendManyResult, type Committer } from './commit.js';
 
 export type { AppendManyResult } from './commit.js';
 export type { VerifyAllResult } from './storage.js';
@@ -161,6 +161,13 @@ export class TransparencyLog {
     const r = await appendBatch(this.committer, entries);
     if (r.checkpoint.size > this.latest.size) this.latest = r.checkpoint;
     return r;
+  }
+
+  /** Commit every complete pending record (appends of writers that died before committing). */
+  async flush(): Promise<SignedCheckpoint> {
+    const c = await flushPending(this.committer);
+    if (c.size > this.latest.size) this.latest = c;
+    return c;
   }
 
   private checkIndex(index: number, size = this.size): void {
