@@ -109,7 +109,8 @@ describe('LocalLogWitness in a DSSE bundle', () => {
       ['proof hash', (e) => (e.inclusionProof!.hashes![1] = flipB64(e.inclusionProof!.hashes![1], 31))],
       ['checkpoint root', (e) => (e.inclusionProof!.checkpoint.envelope = e.inclusionProof!.checkpoint.envelope.replace(/\n([A-Za-z0-9+/=]{44})\n/, (_m, r: string) => `\n${flipB64(r, 5)}\n`))],
       ['checkpoint size', (e) => (e.inclusionProof!.checkpoint.envelope = e.inclusionProof!.checkpoint.envelope.replace(/\n4\n/, '\n5\n'))],
-      ['checkpoint signature', (e) => (e.inclusionProof!.checkpoint.envelope = e.inclusionProof!.checkpoint.envelope.replace(/ (\S+)\n$/, (_m, s: string) => ` ${flipB64(s, 40)}\n`))],
+      // The log's ECDSA signature (the first line; the second is its Ed25519 one, for tlog-tiles clients).
+      ['checkpoint signature', (e) => (e.inclusionProof!.checkpoint.envelope = e.inclusionProof!.checkpoint.envelope.replace(/\n\n— (\S+) (\S+)\n/, (_m, n: string, s: string) => `\n\n— ${n} ${flipB64(s, 40)}\n`))],
       ['body', (e) => (e.canonicalizedBody = Buffer.from(Buffer.from(e.canonicalizedBody, 'base64').toString().replace('"dsse"', '"dsse" ')).toString('base64'))],
       ['SET', (e) => (e.inclusionPromise!.signedEntryTimestamp = flipB64(e.inclusionPromise!.signedEntryTimestamp, 20))],
       ['log index', (e) => (e.logIndex = '2')],

@@ -12,6 +12,7 @@ import { FILES } from '../src/tlog/files.js';
 import { ensureIdentity } from '../src/tlog/keys.js';
 import { leafHash, rootFromLeaves, verifyConsistency, verifyInclusion } from '../src/tlog/merkle.js';
 import { ecdsaNoteVerifier, parseCheckpoint, parseSignedNote, signNoteEcdsa, verifyNote } from '../src/tlog/note.js';
+import { noteVerifierFromVkey } from '../src/tlog/note-keys.js';
 import { encodePending } from '../src/tlog/pending.js';
 import { openLog, type TransparencyLog } from '../src/tlog/store.js';
 import { cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
@@ -58,12 +59,19 @@ describe('creating and opening', () => {
     expect(log.origin).toMatch(/^bpfseal\.local\/log\/[0-9a-f]{16}$/);
     const c = log.checkpoint();
     expect(c.rootHash.equals(createHash('sha256').digest())).toBe(true); // MTH({}) = SHA-256()
-    expect(c.note).toBe(`${log.origin}\n0\n${c.rootHash.toString('base64')}\n\n— ${log.origin} ${c.note.split(' ').pop()}`);
+    const [ecdsaLine, edLine] = c.note.split('\n').slice(4, 6);
+    expect(c.note).toBe(`${log.origin}\n0\n${c.rootHash.toString('base64')}\n\n${ecdsaLine}\n${edLine}\n`);
     // Signed-note key ID for ECDSA: SHA-256(DER SPKI)[:4], then a DER ECDSA signature over the text.
     const pub = createPublicKey(readFileSync(join(log.dir, FILES.publicKey), 'utf8'));
-    const raw = Buffer.from(c.note.trim().split(' ').pop()!, 'base64');
+    const raw = Buffer.from(ecdsaLine.split(' ').pop()!, 'base64');
     expect(raw.subarray(0, 4).equals(createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest().subarray(0, 4))).toBe(true);
     expect(verify('sha256', Buffer.from(`${log.origin}\n0\n${c.rootHash.toString('base64')}\n`), pub, raw.subarray(4))).toBe(true);
+    // And an Ed25519 signature (type 0x01) by the key in log.vkey, which tlog-tiles clients check.
+    const vkey = readFileSync(join(log.dir, FILES.vkey), 'utf8').trim();
+    expect(vkey).toMatch(new RegExp(`^${log.origin}\\+[0-9a-f]{8}\\+A[A-Za-z0-9+/]{43}=?$`));
+    verifyNote(parseSignedNote(c.note), [noteVerifierFromVkey(vkey)]);
+    expect(edLine.startsWith(`— ${log.origin} ${Buffer.from(vkey.split('+')[1], 'hex').toString('base64').slice(0, 5)}`)).toBe(true);
+    expect(statSync(join(log.dir, FILES.noteKey)).mode & 0o777).toBe(0o600);
     log.close();
   });
 
@@ -201,12 +209,14 @@ describe('verification and damage', () => {
     expect(existsSync(join(d, '.checkpoint.00c0ffee00c0ffee.tmp'))).toBe(false);
     expect(existsSync(join(d, 'tile/0/000.p/.12.00c0ffee00c0ffee.tmp'))).toBe(false);
     expect(copy.verifyAll()).toMatchObject({ size: 12, pendingBytes: 0 });
-    expect(statSync(pending).size).toBe(0); // everything committed: the pending file is emptied
     // Garbage that looks like a record but does not hash to its leaf hash is cut off too.
     appendFileSync(pending, encodePending(12, [entry(200)], [leafHash(entry(201))]));
     expect((await copy.append(entry(12))).index).toBe(12);
     expect(copy.verifyAll()).toMatchObject({ size: 13, pendingBytes: 0 });
     expect(copy.entry(12).equals(entry(12))).toBe(true);
+    // Writers start an all-committed pending file over: it holds at most the latest commit's records.
+    for (let i = 13; i < 40; i++) await copy.append(entry(i));
+    expect(statSync(pending).size).toBeLessThan(200);
     copy.close();
     log.close();
   });

@@ -12,6 +12,10 @@ export const FILES = {
   config: 'log.json',
   privateKey: 'log.key',
   publicKey: 'log.pub',
+  /** Ed25519 note signer key (PRIVATE+KEY+<origin>+...), mode 0600: the log's second checkpoint signature. */
+  noteKey: 'log.ed25519',
+  /** Its verifier key (<origin>+<key ID>+base64(0x01 || key)), for tlog-tiles clients and witnesses. */
+  vkey: 'log.vkey',
   checkpoint: 'checkpoint',
   /** The newest checkpoint that carries witness cosignatures (witness/store.ts). */
   cosigned: 'checkpoint.cosigned',

@@ -17,7 +17,7 @@ import { FILES, LEGACY_FILES } from './files.js';
 import { writeFileDurable } from '../fsx/durable.js';
 import { readInput } from '../fsx/read.js';
 import { FileLock, mutexFor } from '../fsx/lock.js';
-import { LEGACY_FORMAT, LOG_FORMAT, readConfig, readPublicKey, type LogConfig } from './keys.js';
+import { LEGACY_FORMAT, LOG_FORMAT, ensureNoteKey, readConfig, readPublicKey, type LogConfig } from './keys.js';
 import { legacyEntries, legacyPending } from './legacy.js';
 import { verifyConsistency } from './merkle.js';
 import { ecdsaNoteVerifier, openSignedCheckpoint, type SignedCheckpoint } from './note.js';
@@ -120,6 +120,7 @@ export async function migrateLog(dirPath: string): Promise<MigrationResult> {
         carriedOver = pending.length;
         writeFileDurable(join(dir, FILES.times), times, 0o644, TLOG_CODES.IO);
         writeFileDurable(join(dir, FILES.pending), encodePending(old.size, pending, pending.map((e) => leafHash(e))), 0o644, TLOG_CODES.IO);
+        ensureNoteKey(dir, config.origin);
         // The switch: from here on the directory is a tiled log whose checkpoint is the old one.
         writeFileDurable(join(dir, FILES.config), `${JSON.stringify({ ...config, format: LOG_FORMAT }, null, 2)}\n`, 0o644, TLOG_CODES.IO);
       } finally {

@@ -11,7 +11,8 @@ import { FILES } from './files.js';
 import { fsyncDir, writeFileDurable } from '../fsx/durable.js';
 import { checkPrivateDir, ensureDirectory } from '../fsx/dirs.js';
 import { EMPTY_ROOT, type Hash } from './hash.js';
-import { LEGACY_FORMAT, ensureIdentity, readConfig, readPrivateKey, readPublicKey, type LogPublicKey } from './keys.js';
+import { LEGACY_FORMAT, ensureIdentity, readConfig, readLogVkey, readNoteSigner, readPrivateKey, readPublicKey, type LogPublicKey } from './keys.js';
+import { ed25519SignatureLine, noteVerifierFromVkey } from './note-keys.js';
 import { FileLock, mutexFor } from '../fsx/lock.js';
 import { CommitSignal } from './signal.js';
 import { proveConsistency, proveInclusion, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
@@ -58,6 +59,21 @@ export function defaultLogDir(): string {
   return resolve(process.env.BPFSEAL_LOG || 'attestations');
 }
 
+/**
+ * Signs checkpoint text for the log in `dir`: ECDSA (for Sigstore verifiers) and, when the log has an
+ * Ed25519 note key, Ed25519 as well (tlog-tiles clients, witnesses). Keys are read on first use.
+ */
+function checkpointSigner(dir: string, origin: string, pub: LogPublicKey, ecdsaKey: () => KeyObject): (text: string) => string {
+  const vkey = readLogVkey(dir);
+  let ed: KeyObject | undefined;
+  return (text) => {
+    const note = signNoteEcdsa(text, origin, ecdsaKey(), pub.keyId);
+    if (!vkey) return note;
+    ed ??= readNoteSigner(dir, origin, vkey).privateKey;
+    return note + ed25519SignatureLine(text, origin, ed);
+  };
+}
+
 function initialise(dir: string, origin: string | undefined): void {
   ensureDirectory(dir, 0o755, TLOG_CODES.IO);
   checkPrivateDir(dir, 'the log directory', TLOG_CODES.UNSAFE);
@@ -69,7 +85,8 @@ function initialise(dir: string, origin: string | undefined): void {
     // The empty tree: size 0, root MTH({}) = SHA-256() (RFC 6962 §2.1); it has no tiles.
     const pub = readPublicKey(dir);
     const config = readConfig(dir);
-    const note = signNoteEcdsa(formatCheckpoint({ origin: config.origin, size: 0, rootHash: EMPTY_ROOT }), config.origin, readPrivateKey(dir, pub), pub.keyId);
+    const sign = checkpointSigner(dir, config.origin, pub, () => readPrivateKey(dir, pub));
+    const note = sign(formatCheckpoint({ origin: config.origin, size: 0, rootHash: EMPTY_ROOT }));
     writeFileDurable(join(dir, FILES.checkpoint), note, 0o644, TLOG_CODES.IO);
   });
 }
@@ -80,7 +97,12 @@ export class TransparencyLog {
   readonly publicKey: LogPublicKey;
   /** When the log key was made (start of its validity in a TrustedRoot). */
   readonly created: Date;
+  /** The ECDSA checkpoint verifier (the key Sigstore TrustedRoots name). */
   readonly verifier: NoteVerifier;
+  /** The log's Ed25519 verifier key (c2sp.org/signed-note vkey), when it has one. */
+  readonly vkey: string | undefined;
+  /** Every key the log signs checkpoints with (ECDSA, then Ed25519 when present). */
+  readonly verifiers: NoteVerifier[];
   private readonly storage: LogStorage;
   private readonly committer: Committer;
   private latest: SignedCheckpoint;
@@ -97,6 +119,8 @@ export class TransparencyLog {
     this.created = new Date(config.created);
     this.publicKey = readPublicKey(dir);
     this.verifier = ecdsaNoteVerifier(this.origin, this.publicKey.key);
+    this.vkey = readLogVkey(dir);
+    this.verifiers = this.vkey ? [this.verifier, noteVerifierFromVkey(this.vkey)] : [this.verifier];
     this.storage = new LogStorage(dir);
     this.committer = {
       storage: this.storage,
@@ -105,7 +129,7 @@ export class TransparencyLog {
       mutex: mutexFor(realpathSync(dir)),
       signal: new CommitSignal(dir),
       origin: this.origin,
-      sign: (text) => signNoteEcdsa(text, this.origin, this.logKey(), this.publicKey.keyId),
+      sign: checkpointSigner(dir, this.origin, this.publicKey, () => this.logKey()),
     };
     try {
       this.latest = this.checkpoint();
@@ -123,7 +147,7 @@ export class TransparencyLog {
 
   /** Re-read the checkpoint and verify its signature and origin. */
   checkpoint(): SignedCheckpoint {
-    const c = openSignedCheckpoint(this.storage.checkpointText(), this.verifier, this.origin);
+    const c = openSignedCheckpoint(this.storage.checkpointText(), this.verifiers, this.origin);
     if (!this.latest || c.size >= this.latest.size) this.latest = c;
     else throw new TlogVerifyError(TLOG_CODES.SHRUNK, `${this.dir}: checkpoint went back from size ${this.latest.size} to ${c.size}`);
     return c;
