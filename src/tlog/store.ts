@@ -18,6 +18,7 @@ import { CommitSignal } from './signal.js';
 import { proveConsistency, proveInclusion, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
 import { ecdsaNoteVerifier, formatCheckpoint, openSignedCheckpoint, signNoteEcdsa, type NoteVerifier, type SignedCheckpoint } from './note.js';
 import { LogStorage, type VerifyAllResult } from './storage.js';
+import type { LogReader } from './log-reader.js';
 import { appendBatch, flushPending, type AppendManyResult, type Committer } from './commit.js';
 
 export type { AppendManyResult } from './commit.js';
@@ -91,7 +92,7 @@ function initialise(dir: string, origin: string | undefined): void {
   });
 }
 
-export class TransparencyLog {
+export class TransparencyLog implements LogReader {
   readonly dir: string;
   readonly origin: string;
   readonly publicKey: LogPublicKey;
@@ -138,6 +139,11 @@ export class TransparencyLog {
       this.close();
       throw e;
     }
+  }
+
+  /** LogReader: where the log is. */
+  get location(): string {
+    return this.dir;
   }
 
   /** Size of the newest checkpoint this handle has seen (refreshed by append and checkpoint()). */

@@ -63,7 +63,7 @@ class TileCache {
   }
 }
 
-export class TileHashReader implements HashReader {
+export class TileHashReader implements TreeHashes {
   private readonly cache: TileCache;
   /** Tiles read from the source since creation (for counting reads per proof). */
   tilesRead = 0;
@@ -84,6 +84,11 @@ export class TileHashReader implements HashReader {
    */
   seed(tiles: Iterable<{ ref: TileRef; data: Buffer }>): void {
     for (const t of tiles) this.cache.set(tileKey(t.ref), t.data);
+  }
+
+  /** Authenticated data of tile t if this reader holds it (no read, no verification). */
+  peek(t: TileRef): Buffer | undefined {
+    return this.cache.get(tileKey(t));
   }
 
   private bad(t: TileRef, why: string): TlogVerifyError {
@@ -137,11 +142,24 @@ export class TileHashReader implements HashReader {
   }
 }
 
-/** A HashReader that only records what is asked (returns zero hashes): to plan remote prefetches. */
-export class RecordingReader implements HashReader {
+/** What proofs and entry reads use: stored hashes, and whole level tiles. */
+export interface TreeHashes extends HashReader {
+  readTile(level: number, n: number): Buffer;
+}
+
+/**
+ * A TreeHashes that only records what is asked (and answers with zeros): running a computation over it
+ * first tells a remote client which tiles to fetch before running it over the real reader.
+ */
+export class RecordingReader implements TreeHashes {
   readonly indexes: number[] = [];
   readHashes(indexes: readonly number[]): Hash[] {
     this.indexes.push(...indexes);
     return indexes.map(() => Buffer.alloc(HASH_SIZE));
+  }
+
+  readTile(level: number, n: number): Buffer {
+    this.indexes.push(storedHashIndex(level * TILE_HEIGHT, n * TILE_WIDTH));
+    return Buffer.alloc(TILE_WIDTH * HASH_SIZE);
   }
 }
