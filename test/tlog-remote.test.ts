@@ -120,8 +120,7 @@ describe('remote reads over HTTP', () => {
       await expect(c.verifyAll()).rejects.toMatchObject({ code: 'TLOG_CORRUPT' });
       // The same key signs another history in its place (a split view): larger, then smaller.
       const rewrite = async (size: number) => {
-        rmSync(join(dir, 'tile'), { recursive: true });
-        rmSync(join(dir, 'checkpoint'));
+        for (const x of ['tile', 'checkpoint', 'pending', 'integrated-times']) rmSync(join(dir, x), { recursive: true, force: true });
         const l = openLog(dir, { origin: 'bpfseal.test/remote' });
         await l.appendMany(Array.from({ length: size }, (_, i) => Buffer.from(`other ${i}`)));
         l.close();

@@ -38,6 +38,8 @@ export interface LogReader {
   proveInclusion(index: number, treeSize?: number): Awaitable<InclusionProof>;
   proveConsistency(oldSize: number, newSize?: number): Awaitable<ConsistencyProof>;
   verifyAll(): Awaitable<VerifyAllResult>;
+  /** The log's `checkpoint.cosigned` note (witness/publish.ts), unverified; undefined when it has none. */
+  cosignedCheckpoint?(): Awaitable<string | undefined>;
   /** Unix seconds an entry was committed: local logs only, display only (not authenticated). */
   integratedTime?(index: number): number;
   close(): void;

@@ -6,7 +6,8 @@
  * Remote logs are checked against the keys given; without keys, the log's own log.vkey / log.pub are
  * fetched (`keyPinned: false`: that proves the log consistent with itself, not whose log it is).
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { InputError, TLOG_CODES } from './errors.js';
 import { LIMITS } from '../fsx/read.js';
 import { FILES } from './files.js';
@@ -56,8 +57,8 @@ export async function openLogReader(location: string, opts: OpenReaderOptions = 
   if (/^file:\/\//i.test(location)) return openClient(FileFetcher.fromUrl(location), opts, false);
   const dir = resolve(location);
   // A bpfseal log directory has log.json; any other directory with a checkpoint is read as tiles.
-  if (!logExists(dir)) return openClient(new FileFetcher(dir), opts, false);
-  const log = openLog(dir, { create: false });
+  if (!logExists(dir) && existsSync(join(dir, FILES.checkpoint))) return openClient(new FileFetcher(dir), opts, false);
+  const log = openLog(dir, { create: false }); // (no log at all: its TLOG_NOT_FOUND error)
   try {
     if (opts.origin !== undefined && opts.origin !== log.origin) throw new InputError(TLOG_CODES.ORIGIN_MISMATCH, `${dir}: the log's origin is ${log.origin}, not ${opts.origin}`);
     if (opts.keys?.length) openSignedCheckpoint(log.checkpoint().note, logVerifiers(opts.keys, log.origin), log.origin);

@@ -7,7 +7,8 @@ import { existsSync, realpathSync, type PathLike } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sign, type KeyObject } from 'node:crypto';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
-import { FILES } from './files.js';
+import { FILES, readBounded } from './files.js';
+import { LIMITS } from '../fsx/read.js';
 import { fsyncDir, writeFileDurable } from '../fsx/durable.js';
 import { checkPrivateDir, ensureDirectory } from '../fsx/dirs.js';
 import { EMPTY_ROOT, type Hash } from './hash.js';
@@ -191,6 +192,11 @@ export class TransparencyLog implements LogReader {
     const r = await appendBatch(this.committer, entries);
     if (r.checkpoint.size > this.latest.size) this.latest = r.checkpoint;
     return r;
+  }
+
+  /** The newest checkpoint that carries witness cosignatures (witness/publish.ts), unverified. */
+  cosignedCheckpoint(): string | undefined {
+    return readBounded(join(this.dir, FILES.cosigned), LIMITS.checkpoint)?.toString('utf8');
   }
 
   /** Commit every complete pending record (appends of writers that died before committing). */

@@ -165,6 +165,11 @@ export class TiledLogClient implements LogReader {
     return c;
   }
 
+  /** The log's `checkpoint.cosigned`, if it serves one (unverified: witness/publish.ts checks it). */
+  async cosignedCheckpoint(): Promise<string | undefined> {
+    return (await this.fetcher.get('checkpoint.cosigned', LIMITS.checkpoint))?.toString('utf8');
+  }
+
   private checkIndex(index: number, size = this.size): void {
     if (!Number.isSafeInteger(index) || index < 0 || index >= size) throw new InputError(TLOG_CODES.INDEX_RANGE, `index ${index} is outside the log (size ${size})`);
   }
