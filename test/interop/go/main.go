@@ -241,7 +241,7 @@ func write(dir, origin string, n int64) {
 // cosig checks one cosignature/v1 line by hand: key ID = SHA-256(name || "\n" || 0x04 || key)[:4],
 // signature = u64 timestamp || Ed25519 over "cosignature/v1\ntime <t>\n" || note text.
 func cosig(file, vkey string) {
-	parts := strings.Split(strings.TrimSpace(vkey), "+")
+	parts := strings.SplitN(strings.TrimSpace(vkey), "+", 3) // base64 may contain "+"
 	if len(parts) != 3 {
 		fail("bad vkey")
 	}
