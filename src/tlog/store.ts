@@ -152,6 +152,11 @@ export class TransparencyLog implements LogReader {
     return this.latest.size;
   }
 
+  /** Tile and bundle files this handle has read (the bench reports tiles per proof). */
+  get tileReads(): number {
+    return this.storage.tiles.reads;
+  }
+
   /** Re-read the checkpoint and verify its signature and origin. */
   checkpoint(): SignedCheckpoint {
     const c = openSignedCheckpoint(this.storage.checkpointText(), this.verifiers, this.origin);

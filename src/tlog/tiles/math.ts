@@ -30,11 +30,31 @@ export function slotOfStoredHash(index: number): TileSlot {
   return { level, n, start, end: start + span };
 }
 
+/**
+ * Interior hashes already computed for a tile's data, so that proofs from a tile held in memory hash
+ * nothing again: the 255 aligned subtrees of 2..256 hashes, numbered like a heap from the bottom
+ * (2-hash subtrees first). Kept per Buffer, for as long as the tile data itself is kept.
+ */
+const interior = new WeakMap<Buffer, { hashes: Buffer; known: Uint8Array }>();
+
+function interiorSlot(start: number, span: number): number {
+  // Spans 2, 4, ... 256 start at slots 0, 128, 192, ...: 256 - 512 / span, then one per subtree.
+  return 256 - 512 / span + start / span;
+}
+
 /** Hash of the complete subtree whose leaves are tile hashes [start, end) of `data` (end-start = 2^r). */
 export function subtreeOfTile(data: Buffer, start: number, end: number): Hash {
-  if (end - start === 1) return data.subarray(start * HASH_SIZE, end * HASH_SIZE);
-  const mid = start + (end - start) / 2;
-  return nodeHash(subtreeOfTile(data, start, mid), subtreeOfTile(data, mid, end));
+  const span = end - start;
+  if (span === 1) return data.subarray(start * HASH_SIZE, end * HASH_SIZE);
+  let memo = interior.get(data);
+  if (!memo) interior.set(data, (memo = { hashes: Buffer.allocUnsafe(255 * HASH_SIZE), known: new Uint8Array(255) }));
+  const slot = interiorSlot(start, span);
+  if (memo.known[slot]) return memo.hashes.subarray(slot * HASH_SIZE, (slot + 1) * HASH_SIZE);
+  const mid = start + span / 2;
+  const h = nodeHash(subtreeOfTile(data, start, mid), subtreeOfTile(data, mid, end));
+  h.copy(memo.hashes, slot * HASH_SIZE);
+  memo.known[slot] = 1;
+  return h;
 }
 
 /** MTH of a full tile: its hash in the tile one level up. */
