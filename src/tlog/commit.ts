@@ -22,7 +22,7 @@ import { leafHash, type Hash } from './hash.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
 import { FILES, ioError, preadUpTo, pwriteAll, removeStaleTemps } from './files.js';
 import { openExclusive, prepareReplace, syncAsync, tempPathFor, writeAll } from '../fsx/durable.js';
-import type { FileLock, Mutex } from '../fsx/lock.js';
+import { sleepSync, type FileLock, type Mutex } from '../fsx/lock.js';
 import type { CommitSignal } from './signal.js';
 import { storedHashIndex } from './merkle.js';
 import { formatCheckpoint, type SignedCheckpoint } from './note.js';
@@ -61,6 +61,25 @@ const ATTEMPTS = 3;
 /** Rewrite `pending` without its committed records once they take this many bytes. */
 const COMPACT_AT = 64 << 10;
 
+/**
+ * Hold the append lock for `fn`. It is held for tens of microseconds at a time, so a writer that finds
+ * it taken retries every 50 µs for a while before falling back to FileLock's own wait (which sleeps
+ * a millisecond or more between tries): with many writers that wait, not the disk, set the pace.
+ */
+function holdAppendLock<T>(c: Committer, fn: () => T): T {
+  for (let i = 0; i < 40; i++) {
+    if (c.appendLock.tryExclusive()) {
+      try {
+        return fn();
+      } finally {
+        c.appendLock.unlock();
+      }
+    }
+    sleepSync(0.05);
+  }
+  return c.appendLock.hold(fn);
+}
+
 /** Open `pending` by path (a compaction may have replaced it), read it, scan it, cut a torn tail. */
 function withPending<T>(c: Committer, size: number, check: boolean, own: OwnRecords | undefined, fn: (fd: number, scan: PendingScan, data: Buffer) => T): T {
   const path = c.storage.pendingPath;
@@ -82,7 +101,7 @@ function withPending<T>(c: Committer, size: number, check: boolean, own: OwnReco
 
 /** Writer phase: put the records at the end of `pending`; returns the first one's index. */
 function addRecords(c: Committer, entries: readonly Uint8Array[], leaves: readonly Hash[]): number {
-  return c.appendLock.hold(() => {
+  return holdAppendLock(c, () => {
     const size = c.storage.checkpointUnverified().size;
     return withPending(c, size, false, undefined, (fd, scan) => {
       // Nothing uncommitted: start the file over (its records are all in the tiles).
@@ -96,7 +115,7 @@ function addRecords(c: Committer, entries: readonly Uint8Array[], leaves: readon
 
 /** After a commit to `size`: drop committed records (truncate, or rewrite once they are many). */
 function compactPending(c: Committer, size: number): void {
-  c.appendLock.hold(() =>
+  holdAppendLock(c, () =>
     withPending(c, size, false, undefined, (fd, scan, data) => {
       if (scan.records.length === 0) {
         if (scan.validEnd > 0) ftruncateSync(fd, 0);
@@ -137,7 +156,7 @@ function grow(c: Committer, current: SignedCheckpoint, scan: PendingScan) {
 async function commitPending(c: Committer, own: OwnRecords): Promise<SignedCheckpoint> {
   const { storage } = c;
   const current = storage.checkpointUnverified();
-  const scan = c.appendLock.hold(() => withPending(c, current.size, true, own, (_fd, s) => s));
+  const scan = holdAppendLock(c, () => withPending(c, current.size, true, own, (_fd, s) => s));
   if (scan.records.length === 0) return current;
   const g = grow(c, current, scan);
   if (!c.tidied) {
