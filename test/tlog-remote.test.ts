@@ -4,12 +4,12 @@
  * (counted at the server), the disk cache keeps full tiles only, entries and verifyAll work, and
  * tampered tiles, forks, shrinking logs, wrong keys and oversized responses are rejected.
  */
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyInclusion } from '../src/tlog/merkle.js';
 import { openLogReader } from '../src/tlog/open-reader.js';
@@ -154,6 +154,25 @@ describe('remote reads over HTTP', () => {
     expect((await f.proveInclusion(7)).hashes).toEqual(log.proveInclusion(7).hashes);
     // A plain path to a bpfseal log directory opens the local log itself.
     expect(await openLogReader(log.dir)).toMatchObject({ dir: log.dir });
+  });
+});
+
+describe('serveLog', () => {
+  it('serves the public files only, and envelopes by hash', async () => {
+    const env = '{"payload":"x"}';
+    const hash = createHash('sha256').update(env).digest('hex');
+    mkdirSync(join(log.dir, 'envelopes'), { recursive: true });
+    writeFileSync(join(log.dir, 'envelopes', `${hash}.json`), env);
+    const get = (p: string) => fetch(new URL(p, server.url)).then(async (r) => ({ status: r.status, type: r.headers.get('content-type'), cache: r.headers.get('cache-control') }));
+    for (const p of ['log.key', 'log.ed25519', 'pending', 'log.json', 'commit.lock', 'integrated-times', 'tile/0/0', 'tile/../log.key', '%2e%2e/log.key', 'envelopes/x.json']) {
+      expect((await get(p)).status, p).toBe(404);
+    }
+    expect(await get('checkpoint')).toMatchObject({ status: 200, type: 'text/plain; charset=utf-8', cache: 'no-cache, max-age=5' });
+    expect(await get('tile/0/000')).toMatchObject({ status: 200, type: 'application/octet-stream', cache: 'public, max-age=31536000, immutable' });
+    const c = await client();
+    expect((await c.readPublished(`envelopes/${hash}.json`))?.toString()).toBe(env);
+    expect(log.readPublished(`envelopes/${hash}.json`)?.toString()).toBe(env);
+    await expect(c.readPublished('log.key')).rejects.toMatchObject({ code: 'TLOG_BAD_ARGUMENT' });
   });
 });
 

@@ -40,6 +40,11 @@ export interface LogReader {
   verifyAll(): Awaitable<VerifyAllResult>;
   /** The log's `checkpoint.cosigned` note (witness/publish.ts), unverified; undefined when it has none. */
   cosignedCheckpoint?(): Awaitable<string | undefined>;
+  /**
+   * Another published file of the log, unverified (the caller checks it): `envelopes/<sha256>.json`,
+   * the DSSE envelopes that audit checks against the hash in each entry. Undefined when absent.
+   */
+  readPublished?(path: string): Awaitable<Buffer | undefined>;
   /** Unix seconds an entry was committed: local logs only, display only (not authenticated). */
   integratedTime?(index: number): number;
   close(): void;
@@ -66,3 +71,6 @@ export function logVerifiers(keys: readonly LogKey[], origin: string): NoteVerif
     throw new InputError(TLOG_CODES.BAD_KEY, `log key: ${key.asymmetricKeyType} keys do not sign checkpoints (ECDSA or Ed25519 do)`);
   });
 }
+
+/** Published files besides tiles and checkpoints (log-reader.ts readPublished). */
+export const PUBLISHED_PATH = /^envelopes\/[0-9a-f]{64}\.json$/;

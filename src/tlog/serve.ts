@@ -1,6 +1,7 @@
 /**
  * A minimal static server for a log directory, serving only what c2sp.org/tlog-tiles publishes —
- * `checkpoint`, `tile/...` — plus the public keys (`log.pub`, `log.vkey`) and `checkpoint.cosigned`.
+ * `checkpoint`, `tile/...` — plus the public keys (`log.pub`, `log.vkey`), `checkpoint.cosigned`, and
+ * the signed DSSE envelopes `envelopes/<sha256>.json` (content-addressed; the log commits to the hash).
  * Nothing else in the directory (log.key, log.ed25519, pending, locks, envelopes) is ever served.
  * Headers follow the spec: text/plain for the checkpoint with a short cache lifetime, immutable
  * application/octet-stream for tiles, gzip for entry bundles when the client accepts it.
@@ -12,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { FILES, readBounded } from './files.js';
+import { LIMITS } from '../fsx/read.js';
 import { MAX_BUNDLE_BYTES } from './tiles/bundle.js';
 import { ENTRIES, parseTilePath } from './tiles/path.js';
 
@@ -33,14 +35,15 @@ function handle(dir: string, req: IncomingMessage, res: ServerResponse, log: str
   const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '');
   log.push(path);
   const tile = path.startsWith('tile/') ? parseTilePath(path) : undefined;
-  const type = tile ? 'application/octet-stream' : PUBLIC[path];
+  const envelope = /^envelopes\/[0-9a-f]{64}\.json$/.test(path);
+  const type = tile ? 'application/octet-stream' : envelope ? 'application/json' : PUBLIC[path];
   if ((req.method !== 'GET' && req.method !== 'HEAD') || !type) {
     res.writeHead(req.method === 'GET' || req.method === 'HEAD' ? 404 : 405).end();
     return;
   }
   let body: Buffer | undefined;
   try {
-    body = readBounded(join(dir, path), tile ? MAX_BUNDLE_BYTES : 1 << 20);
+    body = readBounded(join(dir, path), tile ? MAX_BUNDLE_BYTES : envelope ? LIMITS.state : 1 << 20);
   } catch {
     body = undefined;
   }
@@ -48,7 +51,7 @@ function handle(dir: string, req: IncomingMessage, res: ServerResponse, log: str
     res.writeHead(404).end();
     return;
   }
-  const headers: Record<string, string> = { 'content-type': type, 'cache-control': tile ? 'public, max-age=31536000, immutable' : 'no-cache, max-age=5' };
+  const headers: Record<string, string> = { 'content-type': type, 'cache-control': tile || envelope ? 'public, max-age=31536000, immutable' : 'no-cache, max-age=5' };
   if (tile?.level === ENTRIES && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
     body = gzipSync(body);
     headers['content-encoding'] = 'gzip';

@@ -9,17 +9,17 @@ import { sign, type KeyObject } from 'node:crypto';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
 import { FILES, readBounded } from './files.js';
 import { LIMITS } from '../fsx/read.js';
-import { fsyncDir, writeFileDurable } from '../fsx/durable.js';
-import { checkPrivateDir, ensureDirectory } from '../fsx/dirs.js';
+import { checkPrivateDir } from '../fsx/dirs.js';
 import { EMPTY_ROOT, type Hash } from './hash.js';
-import { LEGACY_FORMAT, ensureIdentity, readConfig, readLogVkey, readNoteSigner, readPrivateKey, readPublicKey, type LogPublicKey } from './keys.js';
-import { ed25519SignatureLine, noteVerifierFromVkey } from './note-keys.js';
+import { LEGACY_FORMAT, readConfig, readLogVkey, readPrivateKey, readPublicKey, type LogPublicKey } from './keys.js';
+import { noteVerifierFromVkey } from './note-keys.js';
+import { checkpointSigner, initialise } from './create.js';
 import { FileLock, mutexFor } from '../fsx/lock.js';
 import { CommitSignal } from './signal.js';
 import { proveConsistency, proveInclusion, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
-import { ecdsaNoteVerifier, formatCheckpoint, openSignedCheckpoint, signNoteEcdsa, type NoteVerifier, type SignedCheckpoint } from './note.js';
+import { ecdsaNoteVerifier, openSignedCheckpoint, type NoteVerifier, type SignedCheckpoint } from './note.js';
 import { LogStorage, type VerifyAllResult } from './storage.js';
-import type { LogReader } from './log-reader.js';
+import { PUBLISHED_PATH, type LogReader } from './log-reader.js';
 import { appendBatch, flushPending, type AppendManyResult, type Committer } from './commit.js';
 
 export type { AppendManyResult } from './commit.js';
@@ -59,38 +59,6 @@ export interface ConsistencyProof {
 /** Default log directory: $BPFSEAL_LOG, else `attestations` under the current directory. */
 export function defaultLogDir(): string {
   return resolve(process.env.BPFSEAL_LOG || 'attestations');
-}
-
-/**
- * Signs checkpoint text for the log in `dir`: ECDSA (for Sigstore verifiers) and, when the log has an
- * Ed25519 note key, Ed25519 as well (tlog-tiles clients, witnesses). Keys are read on first use.
- */
-function checkpointSigner(dir: string, origin: string, pub: LogPublicKey, ecdsaKey: () => KeyObject): (text: string) => string {
-  const vkey = readLogVkey(dir);
-  let ed: KeyObject | undefined;
-  return (text) => {
-    const note = signNoteEcdsa(text, origin, ecdsaKey(), pub.keyId);
-    if (!vkey) return note;
-    ed ??= readNoteSigner(dir, origin, vkey).privateKey;
-    return note + ed25519SignatureLine(text, origin, ed);
-  };
-}
-
-function initialise(dir: string, origin: string | undefined): void {
-  ensureDirectory(dir, 0o755, TLOG_CODES.IO);
-  checkPrivateDir(dir, 'the log directory', TLOG_CODES.UNSAFE);
-  new FileLock(join(dir, FILES.commitLock), `the log ${dir}`).hold(() => {
-    ensureIdentity(dir, origin);
-    ensureDirectory(join(dir, FILES.tiles), 0o755, TLOG_CODES.IO);
-    fsyncDir(dir);
-    if (existsSync(join(dir, FILES.checkpoint))) return;
-    // The empty tree: size 0, root MTH({}) = SHA-256() (RFC 6962 §2.1); it has no tiles.
-    const pub = readPublicKey(dir);
-    const config = readConfig(dir);
-    const sign = checkpointSigner(dir, config.origin, pub, () => readPrivateKey(dir, pub));
-    const note = sign(formatCheckpoint({ origin: config.origin, size: 0, rootHash: EMPTY_ROOT }));
-    writeFileDurable(join(dir, FILES.checkpoint), note, 0o644, TLOG_CODES.IO);
-  });
 }
 
 export class TransparencyLog implements LogReader {
@@ -202,6 +170,12 @@ export class TransparencyLog implements LogReader {
   /** The newest checkpoint that carries witness cosignatures (witness/publish.ts), unverified. */
   cosignedCheckpoint(): string | undefined {
     return readBounded(join(this.dir, FILES.cosigned), LIMITS.checkpoint)?.toString('utf8');
+  }
+
+  /** A published file of the log directory (log-reader.ts readPublished), e.g. envelopes/<sha256>.json. */
+  readPublished(path: string): Buffer | undefined {
+    if (!PUBLISHED_PATH.test(path)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not a published log file`);
+    return readBounded(join(this.dir, path), LIMITS.state);
   }
 
   /** Commit every complete pending record (appends of writers that died before committing). */

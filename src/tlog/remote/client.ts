@@ -16,7 +16,7 @@ import { proveConsistency, proveInclusion, storedHashIndex, treeHash, verifyCons
 import { openSignedCheckpoint, type NoteVerifier, type SignedCheckpoint } from '../note.js';
 import type { ConsistencyProof, InclusionProof } from '../store.js';
 import type { VerifyAllResult } from '../storage.js';
-import type { LogEntry, LogReader } from '../log-reader.js';
+import { PUBLISHED_PATH, type LogEntry, type LogReader } from '../log-reader.js';
 import { leafHash } from '../hash.js';
 import { decodeBundle, encodeBundle, MAX_BUNDLE_BYTES } from '../tiles/bundle.js';
 import { TreeCheck } from '../tiles/check.js';
@@ -168,6 +168,12 @@ export class TiledLogClient implements LogReader {
   /** The log's `checkpoint.cosigned`, if it serves one (unverified: witness/publish.ts checks it). */
   async cosignedCheckpoint(): Promise<string | undefined> {
     return (await this.fetcher.get('checkpoint.cosigned', LIMITS.checkpoint))?.toString('utf8');
+  }
+
+  /** A published file (log-reader.ts readPublished): envelopes/<sha256>.json. Unverified. */
+  async readPublished(path: string): Promise<Buffer | undefined> {
+    if (!PUBLISHED_PATH.test(path)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not a published log file`);
+    return this.fetcher.get(path, LIMITS.state);
   }
 
   private checkIndex(index: number, size = this.size): void {
