@@ -148,8 +148,8 @@ describe('witnessing a served log, and following it', () => {
       const first = await followLog(await openLogReader(server.url, { keys: [log.publicKey.pem], cacheDir: false }), undefined, { witnesses: policy, threshold: 2 });
       expect(first.checkpoint.size).toBe(300);
       expect(first.cosignatures?.valid).toEqual(['w.test/a', 'w.test/b']);
-      // The log grows; only witness a cosigns the new checkpoint. Following with threshold 2 stays at
-      // the checkpoint both cosigned (checkpoint.cosigned keeps the better one); threshold 1 moves on.
+      // The log grows; only witness a cosigns the new checkpoint, which becomes the published cosigned
+      // one: following with threshold 1 moves on; threshold 2 is not met until b cosigns it too.
       await log.appendMany(Array.from({ length: 20 }, (_, i) => Buffer.from(`later ${i}`)));
       const runA2 = await witnessLog(reader, a.signer, states[0]);
       expect([runA2.oldSize, runA2.checkpoint.size]).toEqual([300, 320]);
@@ -162,6 +162,8 @@ describe('witnessing a served log, and following it', () => {
       expect(fresh).toEqual(Array.from({ length: 20 }, (_, i) => 300 + i));
       await expect(followLog(r2, first.checkpoint.note, { witnesses: policy, threshold: 2 })).rejects.toMatchObject({ code: 'TLOG_WITNESS_THRESHOLD' });
       expect((await witnessedCheckpoint(r2, policy, 1))?.checkpoint.size).toBe(320);
+      addCosignatures(log.dir, (await witnessLog(reader, b.signer, states[1])).note);
+      expect((await followLog(r2, first.checkpoint.note, { witnesses: policy, threshold: 2 })).cosignatures?.valid).toEqual(['w.test/a', 'w.test/b']);
     } finally {
       await server.close();
       log.close();

@@ -54,27 +54,36 @@ export interface AddedCosignatures {
  */
 export function addCosignatures(dir: string, cosignedNote: string): AddedCosignatures {
   const log = openLog(dir, { create: false });
+  const lock = new FileLock(join(dir, FILES.commitLock), `the log ${dir}`);
   try {
     const c = openSignedCheckpoint(cosignedNote, log.verifiers, log.origin);
     if (c.size > log.checkpoint().size) throw new TlogVerifyError(TLOG_CODES.CONSISTENCY, `${dir}: a cosigned checkpoint of size ${c.size} is larger than the log`);
     if (!log.rootHash(c.size).equals(c.rootHash)) throw new TlogVerifyError(TLOG_CODES.CONSISTENCY, `${dir}: the cosigned checkpoint of size ${c.size} is not this log's tree`);
-    return new FileLock(join(dir, FILES.commitLock), `the log ${dir}`).hold(() => {
-      const read = (f: string) => readBounded(join(dir, f), LIMITS.checkpoint)?.toString('utf8');
-      const write = (f: string, note: string) => writeFileDurable(join(dir, f), note, 0o644, TLOG_CODES.IO);
-      const text = parseSignedNote(cosignedNote).text;
-      const current = read(FILES.checkpoint)!;
-      const isCurrent = parseSignedNote(current).text === text;
-      if (isCurrent) write(FILES.checkpoint, mergeNotes(current, cosignedNote));
-      const kept = read(FILES.cosigned);
-      const keptC = kept ? openSignedCheckpoint(kept, log.verifiers, log.origin) : undefined;
-      const same = kept !== undefined && parseSignedNote(kept).text === text;
-      const newer = !keptC || c.size > keptC.size;
-      if (same || newer) write(FILES.cosigned, same ? mergeNotes(kept!, cosignedNote) : cosignedNote);
-      return { current: isCurrent, cosigned: same || newer, checkpoint: c };
-    });
+    return lock.hold(() => mergeInto(dir, c, cosignedNote, (note) => openSignedCheckpoint(note, log.verifiers, log.origin)));
   } finally {
+    lock.close();
     log.close();
   }
+}
+
+/**
+ * Under the commit lock: into `checkpoint` if it is still the cosigned one; into `checkpoint.cosigned`
+ * if that holds the same checkpoint (merged) or an older one (replaced — the newest cosigned
+ * checkpoint wins, so witnesses meet a threshold by cosigning the same checkpoint; docs/tlog.md).
+ */
+function mergeInto(dir: string, c: SignedCheckpoint, cosignedNote: string, open: (note: string) => SignedCheckpoint): AddedCosignatures {
+  const read = (f: string) => readBounded(join(dir, f), LIMITS.checkpoint)?.toString('utf8');
+  const write = (f: string, note: string) => writeFileDurable(join(dir, f), note, 0o644, TLOG_CODES.IO);
+  const text = parseSignedNote(cosignedNote).text;
+  const current = read(FILES.checkpoint)!;
+  const isCurrent = parseSignedNote(current).text === text;
+  if (isCurrent) write(FILES.checkpoint, mergeNotes(current, cosignedNote));
+  const kept = read(FILES.cosigned);
+  const same = kept !== undefined && parseSignedNote(kept).text === text;
+  const newer = kept === undefined || c.size > open(kept).size;
+  if (same) write(FILES.cosigned, mergeNotes(kept, cosignedNote));
+  else if (newer) write(FILES.cosigned, cosignedNote);
+  return { current: isCurrent, cosigned: same || newer, checkpoint: c };
 }
 
 export interface Witnessed {

@@ -56,7 +56,12 @@ export class WitnessState {
 
   /** Run `fn` holding the state lock (synchronous: never across an await). */
   locked<T>(fn: () => T): T {
-    return new FileLock(join(this.dir, 'witness.lock'), `the witness state ${this.dir}`).hold(fn);
+    const lock = new FileLock(join(this.dir, 'witness.lock'), `the witness state ${this.dir}`);
+    try {
+      return lock.hold(fn);
+    } finally {
+      lock.close();
+    }
   }
 
   save(origin: string, note: string): void {
