@@ -4,7 +4,7 @@
  * (counted at the server), the disk cache keeps full tiles only, entries and verifyAll work, and
  * tampered tiles, forks, shrinking logs, wrong keys and oversized responses are rejected.
  */
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -92,6 +92,8 @@ describe('remote reads over HTTP', () => {
     try {
       const c = await client(s.url, { keys: [g.publicKey.pem] });
       await g.appendMany(Array.from({ length: 300 }, (_, i) => entry(300 + i))); // tile 1 completes: 001.p/* removed
+      for (let i = 0; i < 100 && existsSync(join(dir, 'tile/0/001.p')); i++) await new Promise((r) => setTimeout(r, 20)); // (in the background)
+      expect(existsSync(join(dir, 'tile/0/001.p'))).toBe(false);
       expect((await c.proveInclusion(299, 300)).hashes).toEqual(g.proveInclusion(299, 300).hashes);
       expect(s.requests).toContain('tile/0/001');
       expect((await c.checkpoint()).size).toBe(600);

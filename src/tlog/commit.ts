@@ -104,16 +104,17 @@ function addRecords(c: Committer, entries: readonly Uint8Array[], leaves: readon
   return holdAppendLock(c, () => {
     const size = c.storage.checkpointUnverified().size;
     return withPending(c, size, false, undefined, (fd, scan) => {
-      // Nothing uncommitted: start the file over (its records are all in the tiles).
-      const at = scan.records.length ? scan.validEnd : 0;
-      if (at === 0 && scan.validEnd > 0) ftruncateSync(fd, 0);
-      pwriteAll(fd, encodePending(scan.nextIndex, entries, leaves), at);
+      // Records continue the file's sequence; only when they cannot (the file's records end below the
+      // checkpoint: lost in a crash) is it started over, since all of them are in the tiles.
+      const gap = scan.records.length === 0 && scan.nextIndex !== scan.lastIndex + 1;
+      if (gap && scan.validEnd > 0) ftruncateSync(fd, 0);
+      pwriteAll(fd, encodePending(scan.nextIndex, entries, leaves), gap ? 0 : scan.validEnd);
       return scan.nextIndex;
     });
   });
 }
 
-/** After a commit to `size`: drop committed records (truncate, or rewrite once they are many). */
+/** After a commit to `size`: drop committed records once they are many (truncate, or rewrite the rest). */
 function compactPending(c: Committer, size: number): void {
   holdAppendLock(c, () =>
     withPending(c, size, false, undefined, (fd, scan, data) => {
@@ -174,7 +175,6 @@ async function commitPending(c: Committer, own: OwnRecords): Promise<SignedCheck
   const tilesDurable = Promise.all(writes.map((w) => w.commit(Promise.resolve())));
   await replace.commit(Promise.all([tilesDurable, syncAsync(storage.timesFd, true)]));
   for (const t of g.tiles) if (t.ref.width === TILE_WIDTH) storage.tiles.removePartials(t.ref);
-  // Writers restart an all-committed file themselves; only a long committed prefix needs rewriting.
   if (scan.validEnd >= COMPACT_AT) compactPending(c, g.newSize);
   const checkpoint = { origin: c.origin, size: g.newSize, rootHash: g.rootHash, extensions: [], note };
   storage.remember(checkpoint, g.known, g.lastEntries);

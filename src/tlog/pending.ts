@@ -57,6 +57,8 @@ export interface PendingScan {
   uncommittedStart: number;
   /** Index the next appended record gets. */
   nextIndex: number;
+  /** Index of the last valid record in the file (-1 when there is none). */
+  lastIndex: number;
 }
 
 function ownLeaf(own: OwnRecords | undefined, index: number): Hash | undefined {
@@ -90,5 +92,5 @@ export function scanPending(data: Buffer, size: number, check: boolean, own?: Ow
     expected = index + 1;
     pos += PENDING_OVERHEAD + length;
   }
-  return { records, validEnd: pos, uncommittedStart: uncommittedStart < 0 ? pos : uncommittedStart, nextIndex: Math.max(size, expected) };
+  return { records, validEnd: pos, uncommittedStart: uncommittedStart < 0 ? pos : uncommittedStart, nextIndex: Math.max(size, expected), lastIndex: expected - 1 };
 }

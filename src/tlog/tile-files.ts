@@ -9,7 +9,7 @@
  * Writes go through fsx/durable.ts prepareReplace (temp file, fsync, rename, fsync of the directory);
  * a directory made for a tile is fsynced into its parent before any tile is renamed into it.
  */
-import { rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HASH_SIZE } from './hash.js';
 import { TLOG_CODES, TlogVerifyError } from './errors.js';
@@ -80,9 +80,12 @@ export class TileFiles implements TileSource {
     for (const d of new Set(tiles.map((t) => dirname(this.path(t))))) removeStaleTemps(d);
   }
 
-  /** Drop the partial versions of a tile that is now full (after the checkpoint covering it is durable). */
+  /**
+   * Drop the partial versions of a tile that is now full (after the checkpoint covering it is durable),
+   * in the background: up to 255 unlinks need not hold up the commit, and leftovers are harmless.
+   */
   removePartials(t: TileRef): void {
-    rmSync(`${this.path({ ...t, width: TILE_WIDTH })}.p`, { recursive: true, force: true });
+    void rm(`${this.path({ ...t, width: TILE_WIDTH })}.p`, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { HASH_SIZE, type Hash } from '../hash.js';
 import { encodeBundle } from './bundle.js';
-import { edgeTiles, fullTileHash, rootFromEdge } from './math.js';
+import { edgeTiles, fullTileHash, inheritInterior, rootFromEdge } from './math.js';
 import { ENTRIES, TILE_WIDTH, levelCount, type TileRef } from './path.js';
 import { tileKey } from './reader.js';
 
@@ -25,11 +25,12 @@ export interface Growth {
 /** The edge tile of `level` in the old tree (width levelCount(oldSize, level) % 256); called only when it exists. */
 export type EdgeReader = (level: number) => Buffer;
 
-function split(level: number, firstTile: number, seq: Buffer, out: TileData[]): Buffer[] {
+function split(level: number, firstTile: number, seq: Buffer, out: TileData[], prefix: Buffer | undefined): Buffer[] {
   const full: Buffer[] = [];
   const tileBytes = TILE_WIDTH * HASH_SIZE;
   for (let off = 0, n = firstTile; off < seq.length; off += tileBytes, n++) {
     const data = seq.subarray(off, Math.min(seq.length, off + tileBytes));
+    if (off === 0 && prefix) inheritInterior(prefix, data, prefix.length / HASH_SIZE);
     out.push({ ref: { level, n, width: data.length / HASH_SIZE }, data });
     if (data.length === tileBytes) full.push(data);
   }
@@ -44,8 +45,8 @@ export function growHashTiles(oldSize: number, leaves: readonly Hash[], edge: Ed
   for (let level = 0; added.length > 0; level++) {
     const before = levelCount(oldSize, level);
     const firstTile = Math.floor(before / TILE_WIDTH);
-    const prefix = before % TILE_WIDTH > 0 ? [edge(level)] : [];
-    const full = split(level, firstTile, Buffer.concat([...prefix, ...added]), tiles);
+    const prefix = before % TILE_WIDTH > 0 ? edge(level) : undefined;
+    const full = split(level, firstTile, Buffer.concat(prefix ? [prefix, ...added] : added), tiles, prefix);
     added = full.map(fullTileHash); // one new level-(L+1) hash per tile that just became full
   }
   const grown = new Map(tiles.map((t) => [tileKey(t.ref), t.data]));

@@ -42,6 +42,25 @@ function interiorSlot(start: number, span: number): number {
   return 256 - 512 / span + start / span;
 }
 
+/**
+ * `to` starts with the first `width` hashes of `from` (a tile grown by a commit): reuse every interior
+ * hash `from` already computed inside that prefix, so growing a tile by a few hashes hashes O(log) more.
+ */
+export function inheritInterior(from: Buffer, to: Buffer, width: number): void {
+  const memo = interior.get(from);
+  if (!memo) return;
+  const next = { hashes: Buffer.allocUnsafe(255 * HASH_SIZE), known: new Uint8Array(255) };
+  for (let span = 2; span <= width; span *= 2) {
+    for (let start = 0; start + span <= width; start += span) {
+      const slot = interiorSlot(start, span);
+      if (!memo.known[slot]) continue;
+      memo.hashes.copy(next.hashes, slot * HASH_SIZE, slot * HASH_SIZE, (slot + 1) * HASH_SIZE);
+      next.known[slot] = 1;
+    }
+  }
+  interior.set(to, next);
+}
+
 /** Hash of the complete subtree whose leaves are tile hashes [start, end) of `data` (end-start = 2^r). */
 export function subtreeOfTile(data: Buffer, start: number, end: number): Hash {
   const span = end - start;
