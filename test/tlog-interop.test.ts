@@ -10,7 +10,7 @@
  * Skipped, with the reason in the test name, when `go` is not installed.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leafHash, rootFromLeaves } from '../src/tlog/merkle.js';
@@ -52,22 +52,25 @@ describe.skipIf(!GO)(GO ? 'Go x/mod sumdb/tlog interop' : 'Go x/mod sumdb/tlog i
 
   beforeAll(async () => {
     log = openLog(makeTmpDir('bpfseal-interop-'), { origin: 'bpfseal.test/interop' });
-    await log.appendMany(Array.from({ length: 65_600 }, (_, i) => Buffer.from(`entry ${i}`)));
+    // Past 256,000 entries: level-0 tile 1000 is tile/0/x001/000 (the x prefix, checked by Go's paths).
+    for (let i = 0; i < 256_100; i += 25_000) await log.appendMany(Array.from({ length: Math.min(25_000, 256_100 - i) }, (_, k) => Buffer.from(`entry ${i + k}`)));
     for (let i = 0; i < 5; i++) await log.append(Buffer.from(`single ${i}`)); // partial tiles of several widths
   }, 60_000);
   afterAll(() => log.close());
 
   it('Go reads our tiles, from the directory and over HTTP, and checks the tree head and proofs', async () => {
-    const indexes = '0,1,255,256,4095,65535,65536,65604';
+    const indexes = '0,1,255,256,4095,65535,65536,255999,256000,256104';
     const root = log.checkpoint().rootHash.toString('base64');
     const fromDir = await interop(['read', log.dir, log.vkey!, indexes]);
     expect(fromDir.code, fromDir.stderr).toBe(0);
-    expect(fromDir.json).toMatchObject({ origin: 'bpfseal.test/interop', size: 65_605, root, checked: 8, signatures: 2 });
+    expect(existsSync(join(log.dir, 'tile/0/x001/000.p/105'))).toBe(true);
+    expect(fromDir.json).toMatchObject({ origin: 'bpfseal.test/interop', size: 256_105, root, checked: 10, signatures: 2 });
     const server = await serveLog(log.dir);
     try {
       const overHttp = await interop(['read', server.url, log.vkey!, indexes]);
       expect(overHttp.code, overHttp.stderr).toBe(0);
-      expect(overHttp.json).toMatchObject({ size: 65_605, root });
+      expect(overHttp.json).toMatchObject({ size: 256_105, root });
+      expect(server.requests).toContain('tile/0/x001/000.p/105');
       expect(server.requests.every((p) => p === 'checkpoint' || p.startsWith('tile/'))).toBe(true);
     } finally {
       await server.close();
