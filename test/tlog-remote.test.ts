@@ -169,6 +169,7 @@ describe('serveLog', () => {
     for (const p of ['log.key', 'log.ed25519', 'pending', 'log.json', 'commit.lock', 'integrated-times', 'tile/0/0', 'tile/../log.key', '%2e%2e/log.key', 'envelopes/x.json']) {
       expect((await get(p)).status, p).toBe(404);
     }
+    expect((await get('tile/%E0%A4%A')).status).toBe(400);
     expect(await get('checkpoint')).toMatchObject({ status: 200, type: 'text/plain; charset=utf-8', cache: 'no-cache, max-age=5' });
     expect(await get('tile/0/000')).toMatchObject({ status: 200, type: 'application/octet-stream', cache: 'public, max-age=31536000, immutable' });
     const c = await client();

@@ -63,7 +63,14 @@ function handle(dir: string, req: IncomingMessage, res: ServerResponse, log: str
 /** Serve `dir` read-only on host:port (default 127.0.0.1, a free port). */
 export function serveLog(dir: string, opts: { host?: string; port?: number } = {}): Promise<LogServer> {
   const requests: string[] = [];
-  const server = createServer((req, res) => handle(dir, req, res, requests));
+  const server = createServer((req, res) => {
+    try {
+      handle(dir, req, res, requests);
+    } catch {
+      if (!res.headersSent) res.writeHead(400);
+      res.end(); // e.g. a malformed %-escape in the path
+    }
+  });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
