@@ -191,6 +191,7 @@ describe('bpfseal log migrate / witness / add-cosignatures', () => {
   it('migrates a first-layout log in place', () => {
     const d = join(makeTmpDir('bpfseal-tlog-v1-'), 'log');
     cpSync(join(ROOT, 'test/tlog/fixtures/v1-log'), d, { recursive: true });
+    cpSync(join(ROOT, 'test/tlog/fixtures/v1-log-key.pem'), join(d, 'log.key'));
     chmodSync(join(d, 'log.key'), 0o600);
     expect(cli(['verify', '--log', d]).code).toBe(2); // refused: old layout
     const m = cli(['migrate', '--log', d, '--json']);

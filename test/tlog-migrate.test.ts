@@ -21,6 +21,7 @@ const entry = (i: number) => JSON.stringify({ i, subjectDigest: `sha256:${create
 function v1Copy(): string {
   const d = join(makeTmpDir('bpfseal-tlog-v1-'), 'log');
   cpSync(FIXTURE, d, { recursive: true });
+  cpSync(`${FIXTURE}-key.pem`, join(d, 'log.key'));
   chmodSync(join(d, 'log.key'), 0o600);
   return d;
 }
