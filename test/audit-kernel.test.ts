@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Fd } from '../src/kernel/fd.js';
 import { cleanupTmpDirs, makeTmpDir, requireDist } from './helpers/paths.js';
+import { bundleWith } from './helpers/tlog-files.js';
 import { probeBpf } from './helpers/kernel.js';
 import {
   AuditPinDirs, cliJson, copyDir, eventually, foreignSocketFilter, hostDecisions, kernelTagOf, programExists, programIdsWithTag,
@@ -260,7 +261,7 @@ describe.skipIf(!probe.ok)('audit --kernel', () => {
       lines[1] = '0';
       writeFileSync(join(d, 'checkpoint'), lines.join('\n'));
     }],
-    ['a truncated entries file', (d: string) => writeFileSync(join(d, 'entries'), readFileSync(join(d, 'entries')).subarray(0, 10))],
+    ['a truncated entry bundle', (d: string) => writeFileSync(bundleWith(d, '{'), readFileSync(bundleWith(d, '{')).subarray(0, 10))],
   ] as const)('a host log with %s is a finding in the report (exit 1), not an aborted audit', (_what, damage) => {
     const rel = release(`ka-openfail-${seq}`, ['--no-log']);
     const hl = fresh('host-log');
@@ -280,7 +281,7 @@ describe.skipIf(!probe.ok)('audit --kernel', () => {
     const id = l.json!.programs[0].id;
     const damaged = fresh('host-log-damaged');
     copyDir(hl, damaged);
-    const p = join(damaged, 'entries');
+    const p = bundleWith(damaged, '"decision":"allowed"');
     const b = readFileSync(p);
     const at = b.indexOf('"decision":"allowed"') + '"decision":"'.length;
     b.write('A', at); // "Allowed": same length, still JSON

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLog } from '../src/tlog/store.js';
 import { cleanupTmpDirs, makeTmpDir, requireDist } from './helpers/paths.js';
+import { bundleWith } from './helpers/tlog-files.js';
 import { writePolicy } from './helpers/attest.js';
 import {
   bundleJson, cliJson, copyDir, editBundle, leafHashOf, logIdOf, logOrigin, parseCheckpoint, rawEntries, rootFromInclusion,
@@ -638,7 +639,7 @@ describe('bpfseal audit', () => {
     it('a damaged entry: "log does not verify", exit 1, checkpoint not advanced', () => {
       const { dir, state, remembered } = setup();
       signInto(dir, 'rw-more');
-      const p = join(dir, 'entries');
+      const p = bundleWith(dir, '"signature":"');
       const b = readFileSync(p);
       const at = b.indexOf('"signature":"') + '"signature":"'.length;
       b[at] = b[at] === 0x41 ? 0x42 : 0x41; // another base64 letter: still JSON

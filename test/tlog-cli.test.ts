@@ -1,16 +1,19 @@
 /**
- * `bpfseal log verify|prove|consistency|show` (src/cli/log.ts), run as a child process from dist/ through
+ * `bpfseal log verify|prove|consistency|show|migrate|witness|witness-key|add-cosignatures`
+ * (src/cli/log.ts), on directories and on tiled logs served over loopback HTTP, run as a child process from dist/ through
  * test/helpers/tlog-cli.mjs (the same Commander setup and exit-code mapping as src/cli/main.ts).
  * Exit codes: 0 ok, 1 verification failure, 2 usage or malformed input.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leafHash, verifyConsistency, verifyInclusion } from '../src/tlog/merkle.js';
 import { openLog } from '../src/tlog/store.js';
-import { cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
+import { serveLog } from '../src/tlog/serve.js';
+import { verifyCosignatures } from '../src/tlog/witness/cosign.js';
+import { cleanupTmpDirs, makeTmpDir, ROOT } from './helpers/paths.js';
 import { ensureTlogDist, TLOG_CLI } from './helpers/tlog-dist.js';
 
 beforeAll(ensureTlogDist, 180_000);
@@ -25,6 +28,19 @@ function cli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {
   });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The same, without blocking this process: for tests that serve a log from it. */
+function cliAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [TLOG_CLI, 'log', ...args], { env: { ...process.env, BPFSEAL_LOG: '', BPFSEAL_DEBUG: '' } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 const digest = (i: number) => `sha256:${createHash('sha256').update(`artifact ${i % 4}`).digest('hex')}`;
@@ -51,7 +67,7 @@ describe('bpfseal log verify / show', () => {
 
   it('exits 1 for a damaged log and 2 for a missing one', async () => {
     const dir = await makeLog(10);
-    const p = join(dir, 'entries');
+    const p = join(dir, 'tile/entries/000.p/10');
     const b = readFileSync(p);
     b[30] ^= 1;
     writeFileSync(p, b);
@@ -139,5 +155,78 @@ describe('bpfseal log consistency', () => {
     expect(cli(['consistency', bad, '--log', dir]).code).toBe(2);
     expect(cli(['consistency', join(bad, 'missing'), '--log', dir]).code).toBe(2);
     expect(cli(['consistency', join(other, 'checkpoint'), '--log', dir]).code).toBe(1);
+  });
+});
+
+describe('bpfseal log with a tiled-log URL', () => {
+  it('verifies, proves and checks consistency of a log served over HTTP, with the key pinned', async () => {
+    const dir = await makeLog(300);
+    const saved = join(makeTmpDir('bpfseal-tlog-ckpt-'), 'old.checkpoint');
+    cpSync(join(dir, 'checkpoint'), saved);
+    const log = openLog(dir);
+    await log.appendMany(Array.from({ length: 30 }, (_, i) => entry(300 + i)));
+    log.close();
+    const server = await serveLog(dir);
+    try {
+      const key = ['--log-key', join(dir, 'log.pub'), '--cache', makeTmpDir('bpfseal-tile-cache-')];
+      const v = await cliAsync(['verify', '--log', server.url, ...key, '--json']);
+      expect(v.code, v.stderr).toBe(0);
+      expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, size: 330, log: server.url });
+      const p = JSON.parse((await cliAsync(['prove', '7', '--log', server.url, ...key, '--json'])).stdout) as { proofs: { hashes: string[] }[] };
+      expect(p.proofs[0].hashes).toHaveLength(9);
+      expect((await cliAsync(['consistency', saved, '--log', server.url, ...key])).stdout).toMatch(/grew from 300 to 330/);
+      // Without --log-key the log's own key is used, and the command says so.
+      const unpinned = await cliAsync(['verify', '--log', server.url, '--no-cache']);
+      expect(unpinned.code).toBe(0);
+      expect(unpinned.stderr).toMatch(/give --log-key/);
+      const other = await makeLog(1);
+      expect((await cliAsync(['verify', '--log', server.url, '--log-key', join(other, 'log.pub'), '--no-cache'])).code).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('bpfseal log migrate / witness / add-cosignatures', () => {
+  it('migrates a first-layout log in place', () => {
+    const d = join(makeTmpDir('bpfseal-tlog-v1-'), 'log');
+    cpSync(join(ROOT, 'test/tlog/fixtures/v1-log'), d, { recursive: true });
+    cpSync(join(ROOT, 'test/tlog/fixtures/v1-log-key.pem'), join(d, 'log.key'));
+    chmodSync(join(d, 'log.key'), 0o600);
+    expect(cli(['verify', '--log', d]).code).toBe(2); // refused: old layout
+    const m = cli(['migrate', '--log', d, '--json']);
+    expect(m.code, m.stderr).toBe(0);
+    expect(JSON.parse(m.stdout)).toMatchObject({ ok: true, alreadyMigrated: false, old: { size: 300 }, new: { size: 301 }, carriedOver: 1 });
+    expect(cli(['verify', '--log', d]).stdout).toMatch(/^ok .* 301 entries/);
+    expect(cli(['migrate', '--log', d]).stdout).toMatch(/already a tiled log/);
+  });
+
+  it('makes a witness key, cosigns a local log and a served one, and adds the cosignatures', async () => {
+    const dir = await makeLog(20);
+    const tmp = makeTmpDir('bpfseal-witness-cli-');
+    const k = cli(['witness-key', join(tmp, 'w.key'), '--name', 'w.test/cli']);
+    expect(k.code, k.stderr).toBe(0);
+    const vkey = k.stdout.trim();
+    expect(vkey).toMatch(/^w\.test\/cli\+[0-9a-f]{8}\+/);
+    expect(cli(['witness-key', join(tmp, 'w.key'), '--name', 'w.test/cli']).code).toBe(2); // never overwritten
+    const w = cli(['witness', dir, '--key', join(tmp, 'w.key'), '--state', join(tmp, 'state'), '--json']);
+    expect(w.code, w.stderr).toBe(0);
+    expect(JSON.parse(w.stdout)).toMatchObject({ ok: true, witness: 'w.test/cli', oldSize: 0, size: 20, added: { current: true, cosigned: true } });
+    expect(verifyCosignatures(readFileSync(join(dir, 'checkpoint'), 'utf8'), [{ name: 'w.test/cli', key: vkey }], 1).ok).toBe(true);
+    // A served log: the witness writes the cosigned checkpoint; the operator adds it.
+    const log = openLog(dir);
+    await log.appendMany([entry(20), entry(21)]);
+    log.close();
+    const server = await serveLog(dir);
+    try {
+      const out = join(tmp, 'cosigned');
+      const r = await cliAsync(['witness', server.url, '--key', join(tmp, 'w.key'), '--state', join(tmp, 'state'), '--log-key', join(dir, 'log.vkey'), '--no-cache', '--out', out]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/cosigned .* at size 22, consistent with size 20/);
+      expect(cli(['add-cosignatures', out, '--log', dir]).stdout).toMatch(/size 22, added to checkpoint, kept in checkpoint.cosigned/);
+      expect(verifyCosignatures(readFileSync(join(dir, 'checkpoint.cosigned'), 'utf8'), [{ name: 'w.test/cli', key: vkey }], 1).ok).toBe(true);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfsealError } from '../src/errors.js';
 import { canonicalJson, checkEntryAgainstLog, LocalLogWitness, tlogEntry, trustedRootTlog, type SerializedTlogEntry } from '../src/tlog/rekor.js';
 import { openLog, type TransparencyLog } from '../src/tlog/store.js';
+import { openSignedCheckpoint } from '../src/tlog/note.js';
+import { cosign, generateWitnessKey, parseWitnessSigner, verifyCosignatures } from '../src/tlog/witness/cosign.js';
 import { cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
 
 const signerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -109,7 +111,8 @@ describe('LocalLogWitness in a DSSE bundle', () => {
       ['proof hash', (e) => (e.inclusionProof!.hashes![1] = flipB64(e.inclusionProof!.hashes![1], 31))],
       ['checkpoint root', (e) => (e.inclusionProof!.checkpoint.envelope = e.inclusionProof!.checkpoint.envelope.replace(/\n([A-Za-z0-9+/=]{44})\n/, (_m, r: string) => `\n${flipB64(r, 5)}\n`))],
       ['checkpoint size', (e) => (e.inclusionProof!.checkpoint.envelope = e.inclusionProof!.checkpoint.envelope.replace(/\n4\n/, '\n5\n'))],
-      ['checkpoint signature', (e) => (e.inclusionProof!.checkpoint.envelope = e.inclusionProof!.checkpoint.envelope.replace(/ (\S+)\n$/, (_m, s: string) => ` ${flipB64(s, 40)}\n`))],
+      // The log's ECDSA signature (the first line; the second is its Ed25519 one, for tlog-tiles clients).
+      ['checkpoint signature', (e) => (e.inclusionProof!.checkpoint.envelope = e.inclusionProof!.checkpoint.envelope.replace(/\n\n— (\S+) (\S+)\n/, (_m, n: string, s: string) => `\n\n— ${n} ${flipB64(s, 40)}\n`))],
       ['body', (e) => (e.canonicalizedBody = Buffer.from(Buffer.from(e.canonicalizedBody, 'base64').toString().replace('"dsse"', '"dsse" ')).toString('base64'))],
       ['SET', (e) => (e.inclusionPromise!.signedEntryTimestamp = flipB64(e.inclusionPromise!.signedEntryTimestamp, 20))],
       ['log index', (e) => (e.logIndex = '2')],
@@ -129,6 +132,20 @@ describe('LocalLogWitness in a DSSE bundle', () => {
       expect(() => ours(b)).toThrow(/tree size|root hash/);
     }
     expect(() => ours(bundleJson, 'bpfseal.test/other')).toThrow(BpfsealError);
+  });
+
+  it('proves an entry against a later, witness-cosigned checkpoint; @sigstore/verify still accepts it', async () => {
+    const w = generateWitnessKey('w.test/rekor');
+    await log.append(Buffer.from('{"later":1}'));
+    const cosigned = cosign(log.checkpoint().note, parseWitnessSigner(w.signer), log.origin);
+    const c = openSignedCheckpoint(cosigned.note, log.verifiers, log.origin);
+    const entry = tlogEntry(log, 3, { checkpoint: c });
+    const bundle = bundleFromJSON(bundleJson);
+    bundle.verificationMaterial.tlogEntries = [entry];
+    const b = bundleToJSON(bundle);
+    sigstoreVerify(b);
+    ours(b);
+    expect(verifyCosignatures(entryOf(b).inclusionProof!.checkpoint.envelope, [{ name: 'w.test/rekor', key: w.vkey }], 1).ok).toBe(true);
   });
 
   it('refuses to log an envelope whose signature does not verify with the given key', async () => {

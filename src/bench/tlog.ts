@@ -2,10 +2,15 @@
  * Bench section "tlog": the transparency log (src/tlog) against baselines measured in the same run.
  *   durable appends/s, 1 and 8 writer processes (each append acknowledged only when durable)
  *                          vs write+fdatasync/s of the same disk (one writer, 200-byte writes)
- *   1,000,000-entry log    built with appendMany batches (one sync round per batch) in a temp dir, then:
- *     inclusion proof      proveInclusion (read O(log n) stored hashes + self-check) vs verifying it
- *     verifyAll            recompute the whole tree from the entries vs SHA-256 of the same entries
+ *   1,000,000-entry log    (BENCH_TLOG_ENTRIES) built with appendMany batches (one sync round per
+ *                          batch) in a temp dir as c2sp.org/tlog-tiles, then:
+ *     inclusion proof      proveInclusion (read and authenticate O(log n) tiles + self-check) vs
+ *                          verifying it; tile files read per proof
+ *     verifyAll            recompute the whole tree from the bundles vs SHA-256 of the same entries
  *                          plus one node hash per entry (the hashing verifyAll cannot avoid)
+ *     remote proof         the log served by serveLog on loopback, proofs by the tiled-log client:
+ *                          a fresh client per proof (cold), one client (warm), a fresh client with a
+ *                          warm disk cache; HTTP requests (tiles) per proof, vs the local proof time
  *     peak memory          VmHWM of the process that built, proved and verified (started at VmRSS)
  * Writers and the 1M run are child processes (this file run as a script), so start-up is not timed
  * and the peak memory is the log's own. Figures are informational; targets are printed beside them.
@@ -18,6 +23,8 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { leafHash, nodeHash, verifyInclusion } from '../tlog/merkle.js';
 import { openLog } from '../tlog/store.js';
+import { openLogReader } from '../tlog/open-reader.js';
+import { serveLog } from '../tlog/serve.js';
 import { table } from './measure.js';
 
 export const TLOG_TARGETS = { appendsPerSec8: 2000, proofMs: 1, verifyAllS: 10, peakMiB: 256 } as const;
@@ -100,11 +107,25 @@ async function appendRate(dir: string, writers: number, count: number): Promise<
   return (writers * count) / seconds;
 }
 
+interface RemoteResult {
+  /** Fresh client per proof, no disk cache: ms per proof (after opening) and requests per proof. */
+  coldMs: number;
+  coldReqs: number;
+  /** One client, many proofs (authenticated tiles kept in memory). */
+  warmMs: number;
+  warmReqs: number;
+  /** Fresh client per proof with a warm disk cache (only partial tiles are fetched). */
+  diskMs: number;
+  diskReqs: number;
+}
+
 interface BigResult {
   n: number;
   buildS: number;
   proofMs: number;
   proofVerifyMs: number;
+  tilesPerProof: number;
+  remote: RemoteResult;
   verifyS: number;
   shaS: number;
   startRss: number;
@@ -124,9 +145,11 @@ async function bigWorker(dir: string, n: number): Promise<BigResult> {
   // Proofs at random indexes (fixed LCG), against the current tree.
   const idx: number[] = [];
   for (let x = 12345, i = 0; i < 2000; i++) idx.push((x = (x * 1103515245 + 12345) % 2 ** 31) % n);
+  const reads0 = log.tileReads;
   t0 = performance.now();
   const proofs = idx.map((i) => log.proveInclusion(i));
   const proofMs = (performance.now() - t0) / idx.length;
+  const tilesPerProof = (log.tileReads - reads0) / idx.length;
   t0 = performance.now();
   for (const p of proofs) verifyInclusion(p.leafHash, p.index, p.treeSize, p.hashes, p.rootHash);
   const proofVerifyMs = (performance.now() - t0) / idx.length;
@@ -135,6 +158,7 @@ async function bigWorker(dir: string, n: number): Promise<BigResult> {
   const v = log.verifyAll();
   const verifyS = (performance.now() - t0) / 1000;
   if (v.size !== n) throw new Error(`verifyAll saw ${v.size} entries`);
+  const remote = await remoteProofs(dir, log.publicKey.pem, idx.slice(0, 300));
   log.close();
   // Baseline: the hashing verifyAll cannot avoid — a leaf hash and about one node hash per entry — on
   // the same entry bytes, made (untimed) in chunks.
@@ -147,7 +171,36 @@ async function bigWorker(dir: string, n: number): Promise<BigResult> {
     shaMs += performance.now() - t0;
   }
   const shaS = shaMs / 1000;
-  return { n, buildS, proofMs, proofVerifyMs, verifyS, shaS, startRss, peak: status('VmHWM') };
+  return { n, buildS, proofMs, proofVerifyMs, tilesPerProof, remote, verifyS, shaS, startRss, peak: status('VmHWM') };
+}
+
+/** Proofs from the log served on loopback by the tiled-log client; requests counted at the server. */
+async function remoteProofs(dir: string, key: string, idx: number[]): Promise<RemoteResult> {
+  const server = await serveLog(dir);
+  const cache = mkdtempSync(join(tmpdir(), 'bpfseal-bench-tiles-'));
+  try {
+    const measure = async (fresh: boolean, cacheDir: string | false) => {
+      let ms = 0;
+      let reqs = 0;
+      let c = await openLogReader(server.url, { keys: [key], cacheDir });
+      for (const i of idx) {
+        if (fresh) c = await openLogReader(server.url, { keys: [key], cacheDir });
+        const r0 = server.requests.length;
+        const t0 = performance.now();
+        await c.proveInclusion(i);
+        ms += performance.now() - t0;
+        reqs += server.requests.length - r0;
+      }
+      return { ms: ms / idx.length, reqs: reqs / idx.length };
+    };
+    const cold = await measure(true, false);
+    const warm = await measure(false, cache);
+    const disk = await measure(true, cache);
+    return { coldMs: cold.ms, coldReqs: cold.reqs, warmMs: warm.ms, warmReqs: warm.reqs, diskMs: disk.ms, diskReqs: disk.reqs };
+  } finally {
+    await server.close();
+    rmSync(cache, { recursive: true, force: true });
+  }
 }
 
 async function appendWorker(dir: string, writer: string, count: number): Promise<void> {
@@ -166,7 +219,7 @@ const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 
 export async function benchTlog(): Promise<void> {
   const n = Number(process.env.BENCH_TLOG_ENTRIES ?? 1_000_000);
-  console.log('== tlog: durable appends, proofs and full verification of the local transparency log ==');
+  console.log('== tlog: durable appends, proofs, full verification and remote proofs of the tiled transparency log ==');
   const root = mkdtempSync(join(tmpdir(), 'bpfseal-bench-tlog-'));
   try {
     const fsyncs = fdatasyncRate(root);
@@ -181,13 +234,20 @@ export async function benchTlog(): Promise<void> {
       ['appends/s, 8 writers', eight.toFixed(0), `${fsyncs.toFixed(0)} fdatasync/s`, (eight / fsyncs).toFixed(2), `>= ${TLOG_TARGETS.appendsPerSec8}`, verdict(eight >= TLOG_TARGETS.appendsPerSec8)],
       [`build ${r.n} entries (appendMany x5000)`, `${r.buildS.toFixed(1)} s`, `${(r.n / r.buildS).toFixed(0)} entries/s`, '', '', ''],
       ['inclusion proof', `${r.proofMs.toFixed(3)} ms`, `verify ${r.proofVerifyMs.toFixed(3)} ms`, (r.proofMs / r.proofVerifyMs).toFixed(1), `< ${TLOG_TARGETS.proofMs} ms`, verdict(r.proofMs < TLOG_TARGETS.proofMs)],
+      ['  tile files read per proof', r.tilesPerProof.toFixed(2), '', '', '', ''],
+      ['remote proof, fresh client', `${r.remote.coldMs.toFixed(2)} ms`, `local ${r.proofMs.toFixed(3)} ms`, (r.remote.coldMs / r.proofMs).toFixed(0), '', ''],
+      ['  HTTP requests (tiles) per proof', r.remote.coldReqs.toFixed(2), '', '', '', ''],
+      ['remote proof, one client', `${r.remote.warmMs.toFixed(2)} ms`, `local ${r.proofMs.toFixed(3)} ms`, (r.remote.warmMs / r.proofMs).toFixed(0), '', ''],
+      ['  HTTP requests (tiles) per proof', r.remote.warmReqs.toFixed(2), '', '', '', ''],
+      ['remote proof, fresh client + disk cache', `${r.remote.diskMs.toFixed(2)} ms`, `local ${r.proofMs.toFixed(3)} ms`, (r.remote.diskMs / r.proofMs).toFixed(0), '', ''],
+      ['  HTTP requests (tiles) per proof', r.remote.diskReqs.toFixed(2), '', '', '', ''],
       ['verifyAll', `${r.verifyS.toFixed(2)} s`, `sha256 ${r.shaS.toFixed(2)} s`, (r.verifyS / r.shaS).toFixed(2), `< ${TLOG_TARGETS.verifyAllS} s`, verdict(r.verifyS < TLOG_TARGETS.verifyAllS)],
       ['peak memory (VmHWM)', mib(r.peak), `start ${mib(r.startRss)}`, (r.peak / r.startRss).toFixed(1), `< ${TLOG_TARGETS.peakMiB} MiB`, verdict(r.peak < TLOG_TARGETS.peakMiB * 2 ** 20)],
     ];
     console.log();
     console.log(table(['measure', 'figure', 'baseline (same run)', 'ratio', 'target', ''], rows));
     console.log();
-    console.log(`   ${r.n} entries of ~${entry('big', 0).length} bytes; proofs: mean of 2000 random indexes; targets are informational`);
+    console.log(`   ${r.n} entries of ~${entry('big', 0).length} bytes; local proofs: mean of 2000 random indexes, remote: of 300 (loopback, server in the same process); targets are informational`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,14 +1,19 @@
 /**
- * Implementation of `bpfseal log verify|prove|consistency|show [--log <dir>] [--json]` (registered in log.ts) — audit the local transparency log
- * (src/tlog). The log directory defaults to $BPFSEAL_LOG, else ./attestations.
+ * Implementation of `bpfseal log verify|prove|consistency|show` (registered in log.ts): audit a
+ * transparency log given as a directory (default $BPFSEAL_LOG, else ./attestations) or as the URL of a
+ * tiled log (https://, file://; http:// to loopback), read through src/tlog/open-reader.ts.
  * Exit codes: 0 ok; 1 a proof, signature or consistency check failed; 2 usage or malformed input.
  */
+import { existsSync } from 'node:fs';
 import { BpfsealError, InputError } from '../errors.js';
 import { TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
 import { verifyConsistency, verifyInclusion } from '../tlog/merkle.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
 import { rekorKind } from '../tlog/rekor-body.js';
-import { defaultLogDir, openLog, type TransparencyLog } from '../tlog/store.js';
+import { defaultLogDir } from '../tlog/store.js';
+import { isRemoteLocation, openLogReader } from '../tlog/open-reader.js';
+import type { LogReader } from '../tlog/log-reader.js';
+import { TiledLogClient } from '../tlog/remote/client.js';
 import { readInput } from './io.js';
 import { attestedSubjects } from '../audit/envelopes.js';
 import { printJson } from './output.js';
@@ -16,19 +21,36 @@ import { printJson } from './output.js';
 export interface LogOpts {
   log?: string;
   json?: boolean;
+  /** Keys to pin a remote log to: files (PEM or vkey) or vkeys. */
+  logKey?: string[];
+  /** Tile cache directory; false for --no-cache (commander sets true when neither is given). */
+  cache?: string | boolean;
 }
 
 const hex = (b: Buffer) => b.toString('hex');
 
-function open(opts: LogOpts): TransparencyLog {
-  return openLog(opts.log ?? defaultLogDir(), { create: false });
+/** A --log-key value: a file holding a PEM key or a vkey, or a vkey itself. */
+export function readLogKey(v: string): string {
+  if (existsSync(v)) return readInput(v, { kind: 'key' }).toString('utf8').trim();
+  if (/^[^+\s]+\+[0-9a-f]{8}\+/.test(v)) return v;
+  throw new InputError(TLOG_CODES.BAD_KEY, `--log-key ${v}: no such file, and not a verifier key`);
+}
+
+export async function openReader(opts: LogOpts): Promise<LogReader> {
+  const keys = (opts.logKey ?? []).map(readLogKey);
+  const cacheDir = typeof opts.cache === 'string' ? opts.cache : opts.cache === false ? false : undefined;
+  const reader = await openLogReader(opts.log ?? defaultLogDir(), { keys, cacheDir });
+  if (reader instanceof TiledLogClient && !reader.keyPinned && !opts.json) {
+    process.stderr.write(`bpfseal: note: ${reader.location}: checked with the key the log publishes; give --log-key to check whose log it is\n`);
+  }
+  return reader;
 }
 
 /** Run a command; with --json a verification failure is also reported on stdout as {ok:false,...}. */
-async function run(opts: LogOpts, fn: (log: TransparencyLog) => void | Promise<void>): Promise<void> {
-  let log: TransparencyLog | undefined;
+export async function run(opts: LogOpts, fn: (log: LogReader) => void | Promise<void>): Promise<void> {
+  let log: LogReader | undefined;
   try {
-    log = open(opts);
+    log = await openReader(opts);
     await fn(log);
   } catch (e) {
     if (opts.json && e instanceof BpfsealError && e.kind === 'verify') {
@@ -43,14 +65,14 @@ async function run(opts: LogOpts, fn: (log: TransparencyLog) => void | Promise<v
 }
 
 export function verifyCmd(opts: LogOpts): Promise<void> {
-  return run(opts, (log) => {
-    const r = log.verifyAll();
+  return run(opts, async (log) => {
+    const r = await log.verifyAll();
     if (opts.json) {
-      printJson({ ok: true, log: log.dir, origin: log.origin, size: r.size, rootHash: hex(r.rootHash), entriesBytes: r.entriesBytes, pendingBytes: r.pendingBytes });
+      printJson({ ok: true, log: log.location, origin: log.origin, size: r.size, rootHash: hex(r.rootHash), entriesBytes: r.entriesBytes, pendingBytes: r.pendingBytes });
       return;
     }
     const tail = r.pendingBytes ? ` (${r.pendingBytes} bytes beyond the checkpoint ignored)` : '';
-    process.stdout.write(`ok  ${log.dir}: ${r.size} entries, root ${hex(r.rootHash)}, checkpoint signed by ${log.origin}${tail}\n`);
+    process.stdout.write(`ok  ${log.location}: ${r.size} entries, root ${hex(r.rootHash)}, checkpoint signed by ${log.origin}${tail}\n`);
   });
 }
 
@@ -58,16 +80,18 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /**
  * The indexes to prove: one index, or every entry that records that subject digest: a bpfseal
- * attestation (through its stored envelope), or any JSON entry with a top-level subjectDigest.
+ * attestation (through its stored envelope, local logs only), or any JSON entry with a top-level
+ * subjectDigest.
  */
-function targets(log: TransparencyLog, what: string): number[] {
+async function targets(log: LogReader, what: string): Promise<number[]> {
   if (/^(0|[1-9][0-9]*)$/.test(what)) return [Number(what)];
   if (!DIGEST.test(what)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${what}: expected an entry index or sha256:<64 hex digits>`);
   const found: number[] = [];
-  for (const { index, entry } of log.entries()) {
-    if (subjectDigests(entry).includes(what) || attestedSubjects(log.dir, entry).includes(what)) found.push(index);
+  const local = !isRemoteLocation(log.location);
+  for await (const { index, entry } of log.entries()) {
+    if (subjectDigests(entry).includes(what) || (local && attestedSubjects(log.location, entry).includes(what))) found.push(index);
   }
-  if (!found.length) throw new TlogVerifyError(TLOG_CODES.DIGEST_NOT_FOUND, `no entry of ${log.dir} records subject ${what}`);
+  if (!found.length) throw new TlogVerifyError(TLOG_CODES.DIGEST_NOT_FOUND, `no entry of ${log.location} records subject ${what}`);
   return found;
 }
 
@@ -85,13 +109,14 @@ function subjectDigests(entry: Buffer): string[] {
 }
 
 export function proveCmd(what: string, opts: LogOpts): Promise<void> {
-  return run(opts, (log) => {
-    const checkpoint = log.checkpoint();
-    const proofs = targets(log, what).map((index) => {
-      const p = log.proveInclusion(index, checkpoint.size);
+  return run(opts, async (log) => {
+    const checkpoint = await log.checkpoint();
+    const proofs = [];
+    for (const index of await targets(log, what)) {
+      const p = await log.proveInclusion(index, checkpoint.size);
       verifyInclusion(p.leafHash, index, p.treeSize, p.hashes, checkpoint.rootHash); // against the signed root
-      return p;
-    });
+      proofs.push(p);
+    }
     if (opts.json) {
       const out = proofs.map((p) => ({ index: p.index, treeSize: p.treeSize, leafHash: hex(p.leafHash), rootHash: hex(p.rootHash), hashes: p.hashes.map(hex), checkpoint: checkpoint.note }));
       printJson({ ok: true, proofs: out });
@@ -107,24 +132,24 @@ export function proveCmd(what: string, opts: LogOpts): Promise<void> {
 }
 
 export function consistencyCmd(file: string, opts: LogOpts): Promise<void> {
-  return run(opts, (log) => {
+  return run(opts, async (log) => {
     const text = readInput(file, { kind: 'checkpoint' }).toString('utf8');
     let old;
     try {
-      old = openSignedCheckpoint(text, log.verifier, log.origin);
+      old = openSignedCheckpoint(text, log.verifiers, log.origin);
     } catch (e) {
       if (e instanceof BpfsealError) e.file = file;
       throw e;
     }
-    const now = log.checkpoint();
+    const now = await log.checkpoint();
     if (old.size > now.size) throw new TlogVerifyError(TLOG_CODES.SHRUNK, `${file}: the log had ${old.size} entries then and has ${now.size} now`);
-    const proof = log.proveConsistency(old.size, now.size);
+    const proof = await log.proveConsistency(old.size, now.size);
     verifyConsistency(old.size, now.size, old.rootHash, now.rootHash, proof.hashes);
     if (opts.json) {
       printJson({ ok: true, old: { size: old.size, rootHash: hex(old.rootHash) }, new: { size: now.size, rootHash: hex(now.rootHash) }, hashes: proof.hashes.map(hex), checkpoint: now.note });
       return;
     }
-    process.stdout.write(`ok  ${log.dir} grew from ${old.size} to ${now.size} entries without rewriting (consistency proof of ${proof.hashes.length} hashes)\n`);
+    process.stdout.write(`ok  ${log.location} grew from ${old.size} to ${now.size} entries without rewriting (consistency proof of ${proof.hashes.length} hashes)\n`);
   });
 }
 
@@ -143,10 +168,10 @@ function summary(entry: Buffer): { json: unknown; text: string } {
 }
 
 export function showCmd(opts: LogOpts): Promise<void> {
-  return run(opts, (log) => {
+  return run(opts, async (log) => {
     if (opts.json) process.stdout.write('[');
     let first = true;
-    for (const { index, entry, leafHash } of log.entries()) {
+    for await (const { index, entry, leafHash } of log.entries()) {
       const s = summary(entry);
       if (opts.json) {
         process.stdout.write(`${first ? '\n' : ',\n'}${JSON.stringify({ index, leafHash: hex(leafHash), bytes: entry.length, entry: s.json })}`);

@@ -2,40 +2,43 @@
  * Appending, with group commit across processes (README.md, "Appends, locks and crashes").
  *
  * Two flock(2) locks, always taken in the order commit -> append, never the other way:
- *   append.lock  held briefly (synchronously) to add records to the end of `entries` (no fsync);
- *   commit.lock  held by one "leader" that makes every complete record beyond the checkpoint durable:
- *                index slots and stored hashes written; the three data files and a temp file with the
- *                new signed checkpoint synced (in parallel); the temp file renamed over `checkpoint`;
- *                the directory synced.
+ *   append.lock  held briefly (synchronously) to add records to the end of `pending` (no fsync);
+ *   commit.lock  held by one "leader" that turns every complete pending record into tiles and entry
+ *                bundles (c2sp.org/tlog-tiles), makes them and a temp file with the new signed
+ *                checkpoint durable (in parallel), renames the temp file over `checkpoint`, and syncs
+ *                the directory.
  * A writer adds its records, then takes commit.lock if it is free (LOCK_NB) and commits everything
  * pending — its own records and those of writers that appended meanwhile (one sync round for many
  * appends). If the lock is busy it sleeps until the commit signal (signal.ts) says that a checkpoint
  * covering it is durable, or that the lock is free again. An append is acknowledged only once a
  * checkpoint covering it is durable.
  *
- * Crash safety: the checkpoint is the truth. Bytes beyond it are either complete records (committed by
- * the next leader) or a torn tail: the first record whose length runs past the end of the file or
- * whose bytes do not hash to its stored leaf hash ends the log, and it is cut off under the append
- * lock. Index slots and hashes beyond the checkpoint are rewritten by the next leader.
+ * Crash safety: the checkpoint is the truth. Tiles beyond it are stale and rewritten; pending records
+ * are complete and correctly hashed (committed by the next leader) or a torn tail (cut off).
  */
-import { ftruncateSync } from 'node:fs';
-import { HASH_SIZE, leafHash, type Hash } from './hash.js';
-import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
-import { FILES, preadUpTo, pwriteAll, removeStaleTemps } from './files.js';
-import { prepareReplace, syncAsync } from '../fsx/durable.js';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FileLock, Mutex } from '../fsx/lock.js';
+import { leafHash, type Hash } from './hash.js';
+import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
+import { FILES, ioError, preadUpTo, pwriteAll, removeStaleTemps } from './files.js';
+import { openExclusive, prepareReplace, syncAsync, tempPathFor, writeAll } from '../fsx/durable.js';
+import { sleepSync, type FileLock, type Mutex } from '../fsx/lock.js';
 import type { CommitSignal } from './signal.js';
-import { storedHashCount, storedHashes, treeHash, type HashReader } from './merkle.js';
+import { storedHashIndex } from './merkle.js';
 import { formatCheckpoint, type SignedCheckpoint } from './note.js';
-import { INDEX_SLOT, MAX_BATCH_BYTES, MAX_ENTRY_BYTES, encodeIndexSlots, encodeRecords, scanRecords, type OwnRecords, type Scan } from './records.js';
+import { MAX_BATCH_BYTES, MAX_ENTRY_BYTES, encodePending, scanPending, type OwnRecords, type PendingScan } from './pending.js';
 import type { LogStorage } from './storage.js';
+import { growBundles, growHashTiles } from './tiles/build.js';
+import { edgeTiles } from './tiles/math.js';
+import { TILE_WIDTH, widthAt } from './tiles/path.js';
+import { decodeBundle } from './tiles/bundle.js';
+import { recordCommit } from './times.js';
 
 export interface Committer {
   storage: LogStorage;
   commitLock: FileLock;
   appendLock: FileLock;
-  /** Serialises this process's commit-lock holders for the directory (lock.ts). */
+  /** Serialises this process's commit-lock holders for the directory (fsx/lock.ts). */
   mutex: Mutex;
   signal: CommitSignal;
   /** Set once this handle has cleaned up temp files of dead leaders. */
@@ -55,42 +58,96 @@ export interface AppendManyResult {
 }
 
 const ATTEMPTS = 3;
+/** Rewrite `pending` without its committed records once they take this many bytes. */
+const COMPACT_AT = 64 << 10;
 
-/** Scan the records beyond the committed ones and cut off a torn tail. Caller holds the append lock. */
-function scanPending(c: Committer, size: number, check: boolean, own?: OwnRecords): Scan {
-  const { storage } = c;
-  const base = storage.endOf(size);
-  const fileEnd = storage.fileSize(storage.entriesFd);
-  if (fileEnd < base) throw storage.corrupt(`${FILES.entries} is shorter than its checkpoint says`);
-  const scan = scanRecords(preadUpTo(storage.entriesFd, fileEnd - base, base), base, check, own);
-  if (scan.validEnd < fileEnd) ftruncateSync(storage.entriesFd, scan.validEnd);
-  return scan;
+/**
+ * Hold the append lock for `fn`. It is held for tens of microseconds at a time, so a writer that finds
+ * it taken retries every 50 µs for a while before falling back to FileLock's own wait (which sleeps
+ * a millisecond or more between tries): with many writers that wait, not the disk, set the pace.
+ */
+function holdAppendLock<T>(c: Committer, fn: () => T): T {
+  for (let i = 0; i < 40; i++) {
+    if (c.appendLock.tryExclusive()) {
+      try {
+        return fn();
+      } finally {
+        c.appendLock.unlock();
+      }
+    }
+    sleepSync(0.05);
+  }
+  return c.appendLock.hold(fn);
 }
 
-/** Writer phase: put the records at the end of `entries`; returns their offset and first index. */
-function addRecords(c: Committer, records: Buffer): { offset: number; first: number } {
-  return c.appendLock.hold(() => {
+/** Open `pending` by path (a compaction may have replaced it), read it, scan it, cut a torn tail. */
+function withPending<T>(c: Committer, size: number, check: boolean, own: OwnRecords | undefined, fn: (fd: number, scan: PendingScan, data: Buffer) => T): T {
+  const path = c.storage.pendingPath;
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+  } catch (e) {
+    throw ioError(path, 'open', e);
+  }
+  try {
+    const data = preadUpTo(fd, fstatSync(fd).size, 0);
+    const scan = scanPending(data, size, check, own);
+    if (scan.validEnd < data.length) ftruncateSync(fd, scan.validEnd);
+    return fn(fd, scan, data);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writer phase: put the records at the end of `pending`; returns the first one's index. */
+function addRecords(c: Committer, entries: readonly Uint8Array[], leaves: readonly Hash[]): number {
+  return holdAppendLock(c, () => {
     const size = c.storage.checkpointUnverified().size;
-    const scan = scanPending(c, size, false);
-    pwriteAll(c.storage.entriesFd, records, scan.validEnd);
-    return { offset: scan.validEnd, first: size + scan.records.length };
+    return withPending(c, size, false, undefined, (fd, scan) => {
+      // Records continue the file's sequence; only when they cannot (the file's records end below the
+      // checkpoint: lost in a crash) is it started over, since all of them are in the tiles.
+      const gap = scan.records.length === 0 && scan.nextIndex !== scan.lastIndex + 1;
+      if (gap && scan.validEnd > 0) ftruncateSync(fd, 0);
+      pwriteAll(fd, encodePending(scan.nextIndex, entries, leaves), gap ? 0 : scan.validEnd);
+      return scan.nextIndex;
+    });
   });
 }
 
-/** Stored hashes being written: reads below `base` go to the file, the rest to the new hashes. */
-function overlayReader(storage: LogStorage, base: number, added: Hash[]): HashReader {
-  return {
-    readHashes: (indexes) => {
-      const below = indexes.filter((i) => i < base);
-      const old = below.length ? storage.readHashes(below) : [];
-      let k = 0;
-      return indexes.map((i) => (i < base ? old[k++] : added[i - base]));
-    },
-  };
+/** After a commit to `size`: drop committed records once they are many (truncate, or rewrite the rest). */
+function compactPending(c: Committer, size: number): void {
+  holdAppendLock(c, () =>
+    withPending(c, size, false, undefined, (fd, scan, data) => {
+      if (scan.records.length === 0) {
+        if (scan.validEnd > 0) ftruncateSync(fd, 0);
+      } else if (scan.uncommittedStart >= COMPACT_AT) {
+        // Not synced: what is left is unacknowledged, and a lost or torn file scans as a torn tail.
+        const tmp = tempPathFor(c.storage.pendingPath);
+        const out = openExclusive(tmp, 0o644);
+        try {
+          writeAll(out, data.subarray(scan.uncommittedStart, scan.validEnd));
+        } finally {
+          closeSync(out);
+        }
+        renameSync(tmp, c.storage.pendingPath);
+      }
+    }),
+  );
 }
 
-function truncateTo(fd: number, size: number, storage: LogStorage): void {
-  if (storage.fileSize(fd) !== size) ftruncateSync(fd, size);
+/** The new tiles, bundles and root for the pending records, from the authenticated edge of `current`. */
+function grow(c: Committer, current: SignedCheckpoint, scan: PendingScan) {
+  const { storage } = c;
+  const reader = storage.reader(current);
+  const edge = edgeTiles(current.size).map((t) => ({ ref: t, data: reader.readTile(t.level, t.n) }));
+  const leaves = scan.records.map((r) => Buffer.from(r.leaf));
+  const hashes = growHashTiles(current.size, leaves, (level) => edge.find((t) => t.ref.level === level)!.data);
+  const bundles = growBundles(current.size, scan.records.map((r) => r.entry), () => storage.edgeBundle(current.size));
+  // What the new root was computed from: the new tiles and the old edge tiles of unchanged levels.
+  const known = [...edge, ...hashes.tiles].filter((t) => t.ref.width === widthAt(hashes.newSize, t.ref.level, t.ref.n));
+  const last = bundles[bundles.length - 1];
+  const lastEntries = last.ref.width < TILE_WIDTH ? decodeBundle(last.data, last.ref.width, 'new bundle') : [];
+  return { ...hashes, tiles: [...hashes.tiles, ...bundles], known, lastEntries };
 }
 
 /**
@@ -100,39 +157,34 @@ function truncateTo(fd: number, size: number, storage: LogStorage): void {
 async function commitPending(c: Committer, own: OwnRecords): Promise<SignedCheckpoint> {
   const { storage } = c;
   const current = storage.checkpointUnverified();
-  const size = current.size;
-  const scan = c.appendLock.hold(() => scanPending(c, size, true, own));
+  const scan = holdAppendLock(c, () => withPending(c, current.size, true, own, (_fd, s) => s));
   if (scan.records.length === 0) return current;
-  // Index slots: end offset of each record, integrated time = now.
-  const time = Math.floor(Date.now() / 1000);
-  truncateTo(storage.indexFd, size * INDEX_SLOT, storage);
-  const ends = scan.records.map((r) => r.offset + 4 + r.length + HASH_SIZE);
-  pwriteAll(storage.indexFd, encodeIndexSlots(ends, time), size * INDEX_SLOT);
-  // Stored hashes (merkle.ts): each record's leaf, then the subtrees it completes.
-  const base = storedHashCount(size);
-  truncateTo(storage.hashesFd, base * HASH_SIZE, storage);
-  const added: Hash[] = [];
-  const reader = overlayReader(storage, base, added);
-  scan.records.forEach((r, j) => added.push(...storedHashes(size + j, r.leaf, reader)));
-  pwriteAll(storage.hashesFd, Buffer.concat(added), base * HASH_SIZE);
-  const newSize = size + scan.records.length;
-  const rootHash = treeHash(newSize, reader);
-  // The three data files and the new checkpoint's temp file are synced at once (parallel syncs share
-  // one journal commit); only then is the checkpoint renamed into place and the directory synced.
-  const note = c.sign(formatCheckpoint({ origin: c.origin, size: newSize, rootHash }));
+  const g = grow(c, current, scan);
+  if (!c.tidied) {
+    storage.tiles.tidy(g.tiles.map((t) => t.ref));
+    removeStaleTemps(storage.dir);
+    c.tidied = true;
+  }
+  if (storage.timesFd === undefined) throw new InputError(TLOG_CODES.IO, `${storage.dir}: ${FILES.times} cannot be written`);
+  recordCommit(storage.timesFd, current.size, Math.floor(Date.now() / 1000));
+  const writes = g.tiles.map((t) => storage.tiles.prepare(t.ref, t.data));
+  const note = c.sign(formatCheckpoint({ origin: c.origin, size: g.newSize, rootHash: g.rootHash }));
   const replace = prepareReplace(join(storage.dir, FILES.checkpoint), note);
-  await replace.commit(Promise.all([storage.entriesFd, storage.indexFd, storage.hashesFd].map((fd) => syncAsync(fd, true))));
-  return { origin: c.origin, size: newSize, rootHash, extensions: [], note };
+  // Tiles (each: fsync, rename, fsync of its directory), the times file and the checkpoint's temp file
+  // are synced at once; only then is the checkpoint renamed into place and the directory synced.
+  const tilesDurable = Promise.all(writes.map((w) => w.commit(Promise.resolve())));
+  await replace.commit(Promise.all([tilesDurable, syncAsync(storage.timesFd, true)]));
+  for (const t of g.tiles) if (t.ref.width === TILE_WIDTH) storage.tiles.removePartials(t.ref);
+  if (scan.validEnd >= COMPACT_AT) compactPending(c, g.newSize);
+  const checkpoint = { origin: c.origin, size: g.newSize, rootHash: g.rootHash, extensions: [], note };
+  storage.remember(checkpoint, g.known, g.lastEntries);
+  return checkpoint;
 }
 
 /** Lead a commit if nobody else is: returns the durable checkpoint, or undefined when busy. */
 async function lead(c: Committer, own: OwnRecords): Promise<SignedCheckpoint | undefined> {
   if (!c.commitLock.tryExclusive()) return undefined;
   try {
-    if (!c.tidied) {
-      removeStaleTemps(c.storage.dir);
-      c.tidied = true;
-    }
     const checkpoint = await commitPending(c, own);
     c.signal.publish(checkpoint.size);
     return checkpoint;
@@ -163,11 +215,22 @@ async function awaitCommit(c: Committer, target: number, own: OwnRecords): Promi
   }
 }
 
+/** Commit whatever is pending now (records of dead writers, or carried over by a migration). */
+export async function flushPending(c: Committer): Promise<SignedCheckpoint> {
+  c.signal.watch();
+  for (;;) {
+    const mark = c.signal.mark();
+    const led = await c.mutex.run(() => lead(c, { first: 0, leaves: [] }));
+    if (led) return led;
+    await c.signal.waitAfter(mark);
+  }
+}
+
 export function checkEntries(entries: readonly Uint8Array[]): void {
   let total = 0;
   entries.forEach((e, i) => {
     if (!(e instanceof Uint8Array)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `entry ${i} is not bytes`);
-    if (e.length > MAX_ENTRY_BYTES) throw new InputError(TLOG_CODES.ENTRY_TOO_LARGE, `entry ${i} has ${e.length} bytes; the limit is ${MAX_ENTRY_BYTES}`);
+    if (e.length > MAX_ENTRY_BYTES) throw new InputError(TLOG_CODES.ENTRY_TOO_LARGE, `entry ${i} has ${e.length} bytes; the limit is ${MAX_ENTRY_BYTES} (a tlog-tiles entry bundle's uint16 length)`);
     total += e.length;
   });
   if (total > MAX_BATCH_BYTES) throw new InputError(TLOG_CODES.ENTRY_TOO_LARGE, `batch has ${total} bytes; the limit is ${MAX_BATCH_BYTES} (split it)`);
@@ -185,16 +248,13 @@ export async function appendBatch(c: Committer, entries: readonly Uint8Array[]):
     return { first: checkpoint.size, count: 0, leafHashes: [], checkpoint };
   }
   const leaves = entries.map((e) => leafHash(e));
-  const records = encodeRecords(entries, leaves);
   const last = entries.length - 1;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const { offset, first } = addRecords(c, records);
-    const checkpoint = await awaitCommit(c, first + entries.length, { offset, leaves });
+    const first = addRecords(c, entries, leaves);
+    const checkpoint = await awaitCommit(c, first + entries.length, { first, leaves });
     if (checkpoint.size < first + entries.length) continue;
-    const { storage } = c;
-    if (storage.endOf(first) === offset && storage.leafHash(first).equals(leaves[0]) && storage.leafHash(first + last).equals(leaves[last])) {
-      return { first, count: entries.length, leafHashes: leaves, checkpoint };
-    }
+    const [a, b] = c.storage.reader(checkpoint).readHashes([storedHashIndex(0, first), storedHashIndex(0, first + last)]);
+    if (a.equals(leaves[0]) && b.equals(leaves[last])) return { first, count: entries.length, leafHashes: leaves, checkpoint };
   }
   throw new TlogVerifyError(TLOG_CODES.APPEND_LOST, `${c.storage.dir}: appended records were cut off ${ATTEMPTS} times; the log tail is damaged`);
 }

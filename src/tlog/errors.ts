@@ -34,6 +34,8 @@ export const TLOG_CODES = {
   IO: 'TLOG_IO',
   UNSAFE: 'TLOG_UNSAFE_PATH',
   WITNESS_UNSUPPORTED: 'TLOG_WITNESS_UNSUPPORTED',
+  OLD_LAYOUT: 'TLOG_OLD_LAYOUT',
+  REMOTE: 'TLOG_REMOTE',
   // verify (exit 1)
   INCLUSION: 'TLOG_INCLUSION_INVALID',
   CONSISTENCY: 'TLOG_CONSISTENCY_INVALID',
@@ -45,4 +47,8 @@ export const TLOG_CODES = {
   APPEND_LOST: 'TLOG_APPEND_LOST',
   DIGEST_NOT_FOUND: 'TLOG_DIGEST_NOT_FOUND',
   DSSE_SIGNATURE: 'TLOG_DSSE_SIGNATURE_INVALID',
+  /** tlog-witness 409: the old size is not the size the witness last cosigned. */
+  WITNESS_CONFLICT: 'TLOG_WITNESS_CONFLICT',
+  /** Fewer valid witness cosignatures than the policy requires. */
+  WITNESS_THRESHOLD: 'TLOG_WITNESS_THRESHOLD',
 } as const;

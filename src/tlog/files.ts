@@ -2,27 +2,65 @@
  * File plumbing for the on-disk log: names, positional reads and writes that never return short. The
  * durable-replace sequence for the checkpoint and identity files is fsx/durable.ts.
  */
-import { readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
+import { TEMP_NAME } from '../fsx/durable.js';
 
 /** The files of a log directory (README.md, "Storage layout"). */
 export const FILES = {
   config: 'log.json',
   privateKey: 'log.key',
   publicKey: 'log.pub',
-  entries: 'entries',
-  index: 'entries.idx',
-  hashes: 'hashes',
+  /** Ed25519 note signer key (PRIVATE+KEY+<origin>+...), mode 0600: the log's second checkpoint signature. */
+  noteKey: 'log.ed25519',
+  /** Its verifier key (<origin>+<key ID>+base64(0x01 || key)), for tlog-tiles clients and witnesses. */
+  vkey: 'log.vkey',
   checkpoint: 'checkpoint',
+  /** The newest checkpoint that carries witness cosignatures (witness/store.ts). */
+  cosigned: 'checkpoint.cosigned',
+  /** c2sp.org/tlog-tiles hash tiles and entry bundles. */
+  tiles: 'tile',
+  pending: 'pending',
+  times: 'integrated-times',
   commitLock: 'commit.lock',
   commitSignal: 'commit.signal',
   appendLock: 'append.lock',
 } as const;
 
+/** The files of the first layout (bpfseal-tlog/1), read only to migrate them (legacy.ts). */
+export const LEGACY_FILES = {
+  entries: 'entries',
+  index: 'entries.idx',
+  hashes: 'hashes',
+} as const;
+
 export function ioError(path: string, what: string, e: unknown): InputError {
   const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
   return new InputError(TLOG_CODES.IO, `${path}: cannot ${what} (${code})`, { file: path, cause: e });
+}
+
+/**
+ * Read a whole regular file of at most `max` bytes, never through a symlink; undefined when it does not
+ * exist. (Tiles and bundles: fsx/read.ts limits are per input kind, and a bundle of 256 entries of the
+ * largest size is slightly over its 16 MiB record limit.)
+ */
+export function readBounded(path: string, max: number): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw ioError(path, 'open', e);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new InputError(TLOG_CODES.IO, `${path}: not a regular file`, { file: path });
+    if (st.size > max) throw new TlogVerifyError(TLOG_CODES.CORRUPT, `${path}: ${st.size} bytes, more than the ${max} it can hold`, { file: path });
+    return preadUpTo(fd, st.size, 0);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Read exactly `length` bytes at `position`; returns fewer only at end of file. */
@@ -87,13 +125,19 @@ export function pwriteAll(fd: number, data: Uint8Array, position: number): void 
 }
 
 /**
- * Remove temp files left by processes that died while writing the checkpoint or creating a key file
- * (fsx/durable.ts names). Only call while holding the commit lock: every such file is written under
- * it, so any that exists then belongs to a dead writer.
+ * Remove temp files left in `dir` by processes that died while writing a tile, the checkpoint or a key
+ * file (fsx/durable.ts names). Only call while holding the commit lock: every such file is written
+ * under it, so any that exists then belongs to a dead writer.
  */
 export function removeStaleTemps(dir: string): void {
-  for (const f of readdirSync(dir)) {
-    if (/^\.(checkpoint|log\.key|log\.pub|log\.json)\.[0-9a-f]{16}\.(tmp|new)$/.test(f)) {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // a tile directory that is not there yet
+  }
+  for (const f of names) {
+    if (TEMP_NAME.test(f)) {
       try {
         unlinkSync(join(dir, f));
       } catch {

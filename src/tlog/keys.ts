@@ -3,9 +3,16 @@
  * (the checkpoint's first line and the note key name, c2sp.org/tlog-checkpoint: "The log's key name in
  * its signature line SHOULD match the origin line").
  *
- *   log.key   PKCS#8 PEM private key, mode 0600, created once and never overwritten
- *   log.pub   SPKI PEM public key
- *   log.json  {"format":"bpfseal-tlog/1","origin":...,"created":ISO-8601}
+ *   log.key      PKCS#8 PEM private key, mode 0600, created once and never overwritten
+ *   log.pub      SPKI PEM public key
+ *   log.ed25519  Ed25519 note signer key (signed-note signer format), mode 0600: checkpoints carry an
+ *                Ed25519 signature as well, because c2sp.org/tlog-tiles requires one of a log that
+ *                works with the witness network, and tlog-tiles clients (Go's sumdb/note) check it
+ *   log.vkey     its verifier key
+ *   log.json  {"format":"bpfseal-tlog/2","origin":...,"created":ISO-8601}
+ *
+ * Format bpfseal-tlog/2 is the c2sp.org/tlog-tiles layout; bpfseal-tlog/1 the first layout (entries,
+ * entries.idx, hashes), which is only read to migrate it (legacy.ts, migrate.ts).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { lstatSync } from 'node:fs';
@@ -15,11 +22,13 @@ import { FILES } from './files.js';
 import { createExclusive } from '../fsx/durable.js';
 import { readInput } from '../fsx/read.js';
 import { spkiSha256 } from './note.js';
+import { SIG_ED25519, ed25519Raw, formatSignerKey, formatVerifierKey, parseSignerKey, type SignerKey } from './note-keys.js';
 
-export const LOG_FORMAT = 'bpfseal-tlog/1';
+export const LOG_FORMAT = 'bpfseal-tlog/2';
+export const LEGACY_FORMAT = 'bpfseal-tlog/1';
 
 export interface LogConfig {
-  format: typeof LOG_FORMAT;
+  format: typeof LOG_FORMAT | typeof LEGACY_FORMAT;
   origin: string;
   /** When the key was made: the start of its validity in a TrustedRoot. */
   created: string;
@@ -112,11 +121,11 @@ export function readConfig(dir: string): LogConfig {
     throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not JSON`, { file: path, cause: e });
   }
   const c = v as Partial<LogConfig> | null;
-  if (!c || c.format !== LOG_FORMAT || typeof c.origin !== 'string' || typeof c.created !== 'string') {
+  if (!c || (c.format !== LOG_FORMAT && c.format !== LEGACY_FORMAT) || typeof c.origin !== 'string' || typeof c.created !== 'string') {
     throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not a ${LOG_FORMAT} log configuration`, { file: path });
   }
   validateOrigin(c.origin);
-  return { format: LOG_FORMAT, origin: c.origin, created: c.created };
+  return { format: c.format, origin: c.origin, created: c.created };
 }
 
 /**
@@ -138,6 +147,41 @@ export function ensureIdentity(dir: string, origin?: string): void {
   createExclusive(join(dir, FILES.publicKey), pub.pem, 0o644, TLOG_CODES.IO);
   const config: LogConfig = { format: LOG_FORMAT, origin: validateOrigin(origin ?? defaultOrigin(pub)), created: new Date(Math.floor(Date.now() / 1000) * 1000).toISOString() };
   createExclusive(join(dir, FILES.config), `${JSON.stringify(config, null, 2)}\n`, 0o644, TLOG_CODES.IO);
+  ensureNoteKey(dir, readConfig(dir).origin);
+}
+
+/** Make the Ed25519 note key and its vkey if missing (under the commit lock; never replaces a key). */
+export function ensureNoteKey(dir: string, origin: string): void {
+  const keyPath = join(dir, FILES.noteKey);
+  let signer: SignerKey;
+  try {
+    signer = parseSignerKey(readText(keyPath));
+  } catch {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    createExclusive(keyPath, `${formatSignerKey(origin, SIG_ED25519, privateKey)}\n`, 0o600, TLOG_CODES.IO);
+    signer = parseSignerKey(readText(keyPath));
+  }
+  createExclusive(join(dir, FILES.vkey), `${formatVerifierKey(signer.name, SIG_ED25519, ed25519Raw(signer.publicKey))}\n`, 0o644, TLOG_CODES.IO);
+}
+
+/** The log's Ed25519 verifier key, or undefined for a log that has none. */
+export function readLogVkey(dir: string): string | undefined {
+  try {
+    return readText(join(dir, FILES.vkey)).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The Ed25519 note signer, refused when others may read it or when it is not the vkey's key. */
+export function readNoteSigner(dir: string, origin: string, vkey: string): SignerKey {
+  const path = join(dir, FILES.noteKey);
+  if ((lstatSync(path).mode & 0o077) !== 0) throw new InputError(TLOG_CODES.BAD_KEY, `${path}: private key is readable by others; chmod 600 it`, { file: path });
+  const signer = parseSignerKey(readText(path));
+  if (signer.name !== origin || formatVerifierKey(signer.name, SIG_ED25519, ed25519Raw(signer.publicKey)) !== vkey) {
+    throw new InputError(TLOG_CODES.BAD_KEY, `${path} does not belong to ${FILES.vkey} and the origin ${origin}`, { file: path });
+  }
+  return signer;
 }
 
 /** A log directory's identity (public key and origin), for trusting it from the command line (`--log <dir>`). */

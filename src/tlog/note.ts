@@ -160,11 +160,14 @@ export function parseCheckpoint(text: string): Checkpoint {
   return { origin, size, rootHash, extensions };
 }
 
-/** Parse a signed checkpoint, verify its signature with `verifier`, and check the origin line. */
-export function openSignedCheckpoint(note: string, verifier: NoteVerifier, expectedOrigin?: string): SignedCheckpoint {
+/**
+ * Parse a signed checkpoint, verify its signature with `verifier` (or any of several: each signature by
+ * one of them must verify), and check the origin line.
+ */
+export function openSignedCheckpoint(note: string, verifier: NoteVerifier | readonly NoteVerifier[], expectedOrigin?: string): SignedCheckpoint {
   const signed = parseSignedNote(note);
   const c = parseCheckpoint(signed.text);
-  verifyNote(signed, [verifier]);
+  verifyNote(signed, Array.isArray(verifier) ? verifier : [verifier as NoteVerifier]);
   if (expectedOrigin !== undefined && c.origin !== expectedOrigin) {
     throw new TlogVerifyError(TLOG_CODES.CHECKPOINT_ORIGIN, `checkpoint origin ${JSON.stringify(c.origin)} is not ${JSON.stringify(expectedOrigin)}`);
   }

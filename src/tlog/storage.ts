@@ -1,93 +1,68 @@
 /**
- * Reading the on-disk log: the three data files as open descriptors, the stored hashes as a HashReader
- * (merkle.ts), entries by index, and the checkpoint file. Everything below the checkpoint's tree size
- * is immutable once committed, so readers need no lock: they read the checkpoint (replaced atomically)
- * and then only bytes that checkpoint covers.
+ * Reading the on-disk log: the checkpoint, authenticated hashes from the tiles (tiles/reader.ts),
+ * entries from the bundles (each checked against its authenticated leaf hash), integrated times.
+ * Everything a checkpoint covers is immutable, so readers need no lock: they read the checkpoint
+ * (replaced atomically) and then only tiles that checkpoint covers.
  */
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
-import { readInput } from '../fsx/read.js';
 import { join } from 'node:path';
+import { readInput } from '../fsx/read.js';
 import { HASH_SIZE, leafHash, type Hash } from './hash.js';
 import { TLOG_CODES, TlogVerifyError } from './errors.js';
-import { ChunkReader, FILES, ioError, preadUpTo } from './files.js';
-import { storedHashIndex, type HashReader } from './merkle.js';
-import { parseCheckpoint, parseSignedNote, type SignedCheckpoint } from './note.js';
-import { INDEX_SLOT, RECORD_OVERHEAD, decodeIndexSlot, decodeRecord } from './records.js';
+import { FILES, ioError, readBounded } from './files.js';
+import { parseCheckpoint, parseSignedNote, type Checkpoint, type SignedCheckpoint } from './note.js';
+import { MAX_BATCH_BYTES, scanPending } from './pending.js';
+import { TileFiles } from './tile-files.js';
+import { TreeCheck } from './tiles/check.js';
+import { ENTRIES, TILE_WIDTH, tileIn } from './tiles/path.js';
+import { TileHashReader, tileKey } from './tiles/reader.js';
+import type { TileData } from './tiles/build.js';
+import { timeOf } from './times.js';
 
-const { O_RDWR, O_RDONLY, O_NOFOLLOW } = constants;
+const { O_RDWR, O_RDONLY, O_CREAT, O_NOFOLLOW } = constants;
 
-/** The data files are never opened through a symlink. */
-function openData(path: string): number {
+export interface VerifyAllResult {
+  size: number;
+  rootHash: Hash;
+  /** Bytes of committed entries. */
+  entriesBytes: number;
+  /** Bytes of records beyond the checkpoint (not yet committed, or a torn tail): ignored. */
+  pendingBytes: number;
+}
+
+/** The times file, read-write when we may (a read-only log still proves and verifies). */
+function openTimes(path: string): number | undefined {
   try {
-    return openSync(path, O_RDWR | O_NOFOLLOW);
+    return openSync(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
-      try {
-        return openSync(path, O_RDONLY | O_NOFOLLOW); // read-only log: proofs and verification still work
-      } catch (e2) {
-        throw ioError(path, 'open', e2);
-      }
+    if (code !== 'EACCES' && code !== 'EROFS' && code !== 'EPERM') throw ioError(path, 'open', e);
+    try {
+      return openSync(path, O_RDONLY | O_NOFOLLOW);
+    } catch {
+      return undefined;
     }
-    throw ioError(path, 'open', e);
   }
 }
 
-export class LogStorage implements HashReader {
-  readonly entriesFd: number;
-  readonly indexFd: number;
-  readonly hashesFd: number;
+export class LogStorage {
+  readonly tiles: TileFiles;
+  readonly timesFd: number | undefined;
+  readonly pendingPath: string;
+  private cached: TileHashReader | undefined;
 
   constructor(readonly dir: string) {
-    this.entriesFd = openData(join(dir, FILES.entries));
-    this.indexFd = openData(join(dir, FILES.index));
-    this.hashesFd = openData(join(dir, FILES.hashes));
+    this.tiles = new TileFiles(dir);
+    this.timesFd = openTimes(join(dir, FILES.times));
+    this.pendingPath = join(dir, FILES.pending);
   }
 
   close(): void {
-    for (const fd of [this.entriesFd, this.indexFd, this.hashesFd]) closeSync(fd);
+    if (this.timesFd !== undefined) closeSync(this.timesFd);
   }
 
   corrupt(what: string): TlogVerifyError {
     return new TlogVerifyError(TLOG_CODES.CORRUPT, `${this.dir}: ${what}`, { file: this.dir });
-  }
-
-  readHashes(indexes: readonly number[]): Hash[] {
-    return indexes.map((i) => {
-      const h = preadUpTo(this.hashesFd, HASH_SIZE, i * HASH_SIZE);
-      if (h.length !== HASH_SIZE) throw this.corrupt(`stored hash ${i} is missing (${FILES.hashes} is truncated)`);
-      return h;
-    });
-  }
-
-  /** The leaf hash stored for entry i. */
-  leafHash(i: number): Hash {
-    return this.readHashes([storedHashIndex(0, i)])[0];
-  }
-
-  /** End offset of entry i's record in the entries file, and its integrated time. */
-  slot(i: number): { end: number; time: number } {
-    const b = preadUpTo(this.indexFd, INDEX_SLOT, i * INDEX_SLOT);
-    if (b.length !== INDEX_SLOT) throw this.corrupt(`index slot ${i} is missing (${FILES.index} is truncated)`);
-    return decodeIndexSlot(b);
-  }
-
-  /** Offset in the entries file where the record of entry n starts (= where the first n end). */
-  endOf(n: number): number {
-    return n === 0 ? 0 : this.slot(n - 1).end;
-  }
-
-  /** Entry i's bytes and the leaf hash recorded beside them. */
-  record(i: number): { entry: Buffer; leaf: Buffer } {
-    const start = this.endOf(i);
-    const end = this.slot(i).end;
-    const rec = end > start ? decodeRecord(preadUpTo(this.entriesFd, end - start, start)) : undefined;
-    if (!rec) throw this.corrupt(`record ${i} at bytes ${start}..${end} of ${FILES.entries} is damaged`);
-    return rec;
-  }
-
-  fileSize(fd: number): number {
-    return fstatSync(fd).size;
   }
 
   checkpointText(): string {
@@ -103,19 +78,69 @@ export class LogStorage implements HashReader {
     return { ...parseCheckpoint(parseSignedNote(note).text), note };
   }
 
-  /**
-   * Entries [from, to) read front to back in chunks (bounded memory); each entry's bytes must hash to
-   * the leaf hash recorded beside them.
-   */
-  *entries(from: number, to: number): Generator<{ index: number; entry: Buffer; leafHash: Hash }> {
-    if (from >= to) return;
-    const reader = new ChunkReader(this.entriesFd, this.endOf(from), this.endOf(to), FILES.entries);
-    for (let index = from; index < to; index++) {
-      const length = reader.take(4).readUInt32BE(0);
-      const entry = Buffer.from(reader.take(length)); // a copy: the reader's buffer is reused
-      const leaf = leafHash(entry);
-      if (!leaf.equals(reader.take(RECORD_OVERHEAD - 4))) throw this.corrupt(`entry ${index}: bytes do not hash to the recorded leaf hash`);
-      yield { index, entry, leafHash: leaf };
+  /** Authenticated hashes of the tree of checkpoint `c` (one reader, and its tile cache, per tree). */
+  reader(c: Checkpoint): TileHashReader {
+    if (!this.cached || this.cached.size !== c.size || !this.cached.rootHash.equals(c.rootHash)) {
+      this.cached = new TileHashReader(c.size, c.rootHash, this.tiles, this.dir);
     }
+    return this.cached;
+  }
+
+  /**
+   * After this process committed checkpoint `c`: the tiles it computed `c`'s root from are authentic
+   * for `c`, and the last bundle's entries are known, so the next commit and proof need not re-read them.
+   */
+  remember(c: Checkpoint, tiles: readonly TileData[], lastBundle: Buffer[]): void {
+    this.reader(c).seed(tiles);
+    this.lastBundle = { size: c.size, entries: lastBundle };
+  }
+
+  private lastBundle: { size: number; entries: Buffer[] } | undefined;
+
+  /** The entries of the right-edge bundle of a tree of `size` (size % 256 > 0). */
+  edgeBundle(size: number): Buffer[] {
+    if (this.lastBundle?.size === size) return this.lastBundle.entries;
+    return this.tiles.readBundle(tileIn(size, ENTRIES, Math.floor(size / TILE_WIDTH)));
+  }
+
+  /** Entries [from, to) of the tree of `c`, bundle by bundle, each checked against its leaf hash. */
+  *entries(c: Checkpoint, from: number, to: number): Generator<{ index: number; entry: Buffer; leafHash: Hash }> {
+    const r = this.reader(c);
+    for (let n = Math.floor(from / TILE_WIDTH); n * TILE_WIDTH < to; n++) {
+      const hashes = r.readTile(0, n);
+      const bundle = this.tiles.readBundle(tileIn(c.size, ENTRIES, n));
+      for (let k = Math.max(0, from - n * TILE_WIDTH); k < bundle.length && n * TILE_WIDTH + k < to; k++) {
+        const leaf = leafHash(bundle[k]);
+        if (!leaf.equals(hashes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE))) throw this.corrupt(`entry ${n * TILE_WIDTH + k} does not hash to its leaf hash in the tiles`);
+        yield { index: n * TILE_WIDTH + k, entry: Buffer.from(bundle[k]), leafHash: leaf };
+      }
+    }
+  }
+
+  /** Integrated time of entry i (Unix seconds; 0 when unknown). Not authenticated: see times.ts. */
+  time(i: number): number {
+    return this.timesFd === undefined ? 0 : timeOf(this.timesFd, i);
+  }
+
+  /** Bytes in the pending file that the checkpoint of `size` does not cover. */
+  pendingBytes(size: number): number {
+    const data = readBounded(this.pendingPath, 4 * MAX_BATCH_BYTES);
+    if (!data) return 0;
+    return data.length - scanPending(data, size, false).uncommittedStart;
+  }
+
+  /** Recompute the whole tree from the entry bundles and compare every tile and the signed root. */
+  verify(c: SignedCheckpoint): VerifyAllResult {
+    const check = new TreeCheck(c.size, c.rootHash, this.dir);
+    for (let n = 0; n < check.steps; n++) {
+      const tiles = new Map(check.tilesFor(n).map((t) => [tileKey(t), this.tiles.readTile(t)]));
+      check.step(n, this.tiles.readBundle(tileIn(c.size, ENTRIES, n)), tiles);
+    }
+    const rootHash = check.finish();
+    return { size: c.size, rootHash, entriesBytes: check.entryBytes, pendingBytes: this.pendingBytes(c.size) };
+  }
+
+  fileSize(fd: number): number {
+    return fstatSync(fd).size;
   }
 }

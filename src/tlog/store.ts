@@ -1,27 +1,29 @@
 /**
- * The on-disk transparency log: open (creating it on first use), append, prove, verify. The layout,
- * the locking protocol and the crash rules are in README.md; the Merkle math is in merkle.ts.
+ * The on-disk transparency log: open (creating it on first use), append, prove, verify. The layout
+ * (c2sp.org/tlog-tiles), the locking protocol and the crash rules are in README.md; the Merkle math is
+ * in merkle.ts and tiles/.
  */
-import { closeSync, constants, existsSync, openSync, realpathSync, type PathLike } from 'node:fs';
+import { existsSync, realpathSync, type PathLike } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sign, type KeyObject } from 'node:crypto';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
-import { FILES } from './files.js';
-import { fsyncDir, writeFileDurable } from '../fsx/durable.js';
-import { checkPrivateDir, ensureDirectory } from '../fsx/dirs.js';
+import { FILES, readBounded } from './files.js';
+import { LIMITS } from '../fsx/read.js';
+import { checkPrivateDir } from '../fsx/dirs.js';
 import { EMPTY_ROOT, type Hash } from './hash.js';
-import { ensureIdentity, readConfig, readPrivateKey, readPublicKey, type LogPublicKey } from './keys.js';
+import { LEGACY_FORMAT, readConfig, readLogVkey, readPrivateKey, readPublicKey, type LogPublicKey } from './keys.js';
+import { noteVerifierFromVkey } from './note-keys.js';
+import { checkpointSigner, initialise } from './create.js';
 import { FileLock, mutexFor } from '../fsx/lock.js';
 import { CommitSignal } from './signal.js';
-import { proveConsistency, proveInclusion, storedHashCount, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
-import { ecdsaNoteVerifier, formatCheckpoint, openSignedCheckpoint, signNoteEcdsa, type NoteVerifier, type SignedCheckpoint } from './note.js';
-import { INDEX_SLOT } from './records.js';
-import { LogStorage } from './storage.js';
-import { appendBatch, type AppendManyResult, type Committer } from './commit.js';
-import { verifyLogFiles, type VerifyAllResult } from './verify-all.js';
+import { proveConsistency, proveInclusion, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
+import { ecdsaNoteVerifier, openSignedCheckpoint, type NoteVerifier, type SignedCheckpoint } from './note.js';
+import { LogStorage, type VerifyAllResult } from './storage.js';
+import { PUBLISHED_PATH, type LogReader } from './log-reader.js';
+import { appendBatch, flushPending, type AppendManyResult, type Committer } from './commit.js';
 
 export type { AppendManyResult } from './commit.js';
-export type { VerifyAllResult } from './verify-all.js';
+export type { VerifyAllResult } from './storage.js';
 
 export interface OpenOptions {
   /** Origin (checkpoint first line and note key name) for a new log; must match an existing log's. */
@@ -59,30 +61,18 @@ export function defaultLogDir(): string {
   return resolve(process.env.BPFSEAL_LOG || 'attestations');
 }
 
-function initialise(dir: string, origin: string | undefined): void {
-  ensureDirectory(dir, 0o755, TLOG_CODES.IO);
-  checkPrivateDir(dir, 'the log directory', TLOG_CODES.UNSAFE);
-  new FileLock(join(dir, FILES.commitLock), `the log ${dir}`).hold(() => {
-    ensureIdentity(dir, origin);
-    const { O_WRONLY, O_CREAT, O_NOFOLLOW } = constants;
-    for (const f of [FILES.entries, FILES.index, FILES.hashes]) closeSync(openSync(join(dir, f), O_WRONLY | O_CREAT | O_NOFOLLOW, 0o644));
-    fsyncDir(dir);
-    if (existsSync(join(dir, FILES.checkpoint))) return;
-    // The empty tree: size 0, root MTH({}) = SHA-256() (RFC 6962 §2.1).
-    const pub = readPublicKey(dir);
-    const config = readConfig(dir);
-    const note = signNoteEcdsa(formatCheckpoint({ origin: config.origin, size: 0, rootHash: EMPTY_ROOT }), config.origin, readPrivateKey(dir, pub), pub.keyId);
-    writeFileDurable(join(dir, FILES.checkpoint), note, 0o644, TLOG_CODES.IO);
-  });
-}
-
-export class TransparencyLog {
+export class TransparencyLog implements LogReader {
   readonly dir: string;
   readonly origin: string;
   readonly publicKey: LogPublicKey;
   /** When the log key was made (start of its validity in a TrustedRoot). */
   readonly created: Date;
+  /** The ECDSA checkpoint verifier (the key Sigstore TrustedRoots name). */
   readonly verifier: NoteVerifier;
+  /** The log's Ed25519 verifier key (c2sp.org/signed-note vkey), when it has one. */
+  readonly vkey: string | undefined;
+  /** Every key the log signs checkpoints with (ECDSA, then Ed25519 when present). */
+  readonly verifiers: NoteVerifier[];
   private readonly storage: LogStorage;
   private readonly committer: Committer;
   private latest: SignedCheckpoint;
@@ -92,10 +82,15 @@ export class TransparencyLog {
   constructor(dir: string) {
     this.dir = dir;
     const config = readConfig(dir);
+    if (config.format === LEGACY_FORMAT) {
+      throw new InputError(TLOG_CODES.OLD_LAYOUT, `${dir}: the log is in the first bpfseal layout; convert it with \`bpfseal log migrate --log ${dir}\``, { file: dir });
+    }
     this.origin = config.origin;
     this.created = new Date(config.created);
     this.publicKey = readPublicKey(dir);
     this.verifier = ecdsaNoteVerifier(this.origin, this.publicKey.key);
+    this.vkey = readLogVkey(dir);
+    this.verifiers = this.vkey ? [this.verifier, noteVerifierFromVkey(this.vkey)] : [this.verifier];
     this.storage = new LogStorage(dir);
     this.committer = {
       storage: this.storage,
@@ -104,15 +99,20 @@ export class TransparencyLog {
       mutex: mutexFor(realpathSync(dir)),
       signal: new CommitSignal(dir),
       origin: this.origin,
-      sign: (text) => signNoteEcdsa(text, this.origin, this.logKey(), this.publicKey.keyId),
+      sign: checkpointSigner(dir, this.origin, this.publicKey, () => this.logKey()),
     };
     try {
       this.latest = this.checkpoint();
       this.checkCovered(this.latest);
     } catch (e) {
-      this.storage.close();
+      this.close();
       throw e;
     }
+  }
+
+  /** LogReader: where the log is. */
+  get location(): string {
+    return this.dir;
   }
 
   /** Size of the newest checkpoint this handle has seen (refreshed by append and checkpoint()). */
@@ -120,15 +120,19 @@ export class TransparencyLog {
     return this.latest.size;
   }
 
+  /** Tile and bundle files this handle has read (the bench reports tiles per proof). */
+  get tileReads(): number {
+    return this.storage.tiles.reads;
+  }
+
   /** Re-read the checkpoint and verify its signature and origin. */
   checkpoint(): SignedCheckpoint {
-    const c = openSignedCheckpoint(this.storage.checkpointText(), this.verifier, this.origin);
+    const c = openSignedCheckpoint(this.storage.checkpointText(), this.verifiers, this.origin);
     if (!this.latest || c.size >= this.latest.size) this.latest = c;
     else throw new TlogVerifyError(TLOG_CODES.SHRUNK, `${this.dir}: checkpoint went back from size ${this.latest.size} to ${c.size}`);
     return c;
   }
 
-  /** The files hold everything the checkpoint covers, and the stored hashes give its root: O(log n). */
   /** The log's private key, read once per handle. */
   private logKey(): KeyObject {
     this.privateKey ??= readPrivateKey(this.dir, this.publicKey);
@@ -140,12 +144,11 @@ export class TransparencyLog {
     return sign('sha256', data, this.logKey());
   }
 
+  /** The right-edge tiles exist and give the checkpoint's root: O(log n) tile reads. */
   private checkCovered(c: SignedCheckpoint): void {
-    const s = this.storage;
-    if (s.fileSize(s.indexFd) < c.size * INDEX_SLOT) throw s.corrupt(`${FILES.index} is shorter than the checkpoint (size ${c.size}) needs`);
-    if (s.fileSize(s.hashesFd) < storedHashCount(c.size) * 32) throw s.corrupt(`${FILES.hashes} is shorter than the checkpoint (size ${c.size}) needs`);
-    if (s.fileSize(s.entriesFd) < s.endOf(c.size)) throw s.corrupt(`${FILES.entries} is shorter than the checkpoint (size ${c.size}) needs`);
-    if (!treeHash(c.size, s).equals(c.rootHash)) throw s.corrupt(`stored hashes do not give the checkpoint's root at size ${c.size}`);
+    if (c.size === 0 ? !c.rootHash.equals(EMPTY_ROOT) : !treeHash(c.size, this.storage.reader(c)).equals(c.rootHash)) {
+      throw this.storage.corrupt(`the tiles do not give the checkpoint's root at size ${c.size}`);
+    }
   }
 
   /** Append one entry; resolves once a durable checkpoint covers it. */
@@ -164,6 +167,24 @@ export class TransparencyLog {
     return r;
   }
 
+  /** The newest checkpoint that carries witness cosignatures (witness/publish.ts), unverified. */
+  cosignedCheckpoint(): string | undefined {
+    return readBounded(join(this.dir, FILES.cosigned), LIMITS.checkpoint)?.toString('utf8');
+  }
+
+  /** A published file of the log directory (log-reader.ts readPublished), e.g. envelopes/<sha256>.json. */
+  readPublished(path: string): Buffer | undefined {
+    if (!PUBLISHED_PATH.test(path)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not a published log file`);
+    return readBounded(join(this.dir, path), LIMITS.state);
+  }
+
+  /** Commit every complete pending record (appends of writers that died before committing). */
+  async flush(): Promise<SignedCheckpoint> {
+    const c = await flushPending(this.committer);
+    if (c.size > this.latest.size) this.latest = c;
+    return c;
+  }
+
   private checkIndex(index: number, size = this.size): void {
     if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
       throw new InputError(TLOG_CODES.INDEX_RANGE, `index ${index} is outside the log (size ${size})`);
@@ -176,44 +197,45 @@ export class TransparencyLog {
     }
   }
 
-  /** Entry bytes at `index`; the bytes must hash to the stored leaf hash. */
+  /** Entry bytes at `index`; they must hash to the authenticated leaf hash. */
   entry(index: number): Buffer {
     this.checkIndex(index);
-    const { entry, leaf } = this.storage.record(index);
-    if (!leaf.equals(this.storage.leafHash(index))) throw this.storage.corrupt(`entry ${index}: record and stored leaf hash differ`);
-    return entry;
+    return this.storage.entries(this.latest, index, index + 1).next().value!.entry;
   }
 
-  /** Entries [from, to) in order, streamed (default: the whole log). */
+  /** Entries [from, to) in order, streamed bundle by bundle (default: the whole log). */
   entries(from = 0, to: number = this.size): Generator<{ index: number; entry: Buffer; leafHash: Hash }> {
-    if (to > this.size || from < 0 || from > to) throw new InputError(TLOG_CODES.INDEX_RANGE, `entries ${from}..${to} are outside the log (size ${this.size})`);
-    return this.storage.entries(from, to);
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || to > this.size || from < 0 || from > to) {
+      throw new InputError(TLOG_CODES.INDEX_RANGE, `entries ${from}..${to} are outside the log (size ${this.size})`);
+    }
+    return this.storage.entries(this.latest, from, to);
   }
 
   leafHash(index: number): Hash {
     this.checkIndex(index);
-    return this.storage.leafHash(index);
+    return this.storage.reader(this.latest).readHashes([storedHashIndex(0, index)])[0];
   }
 
-  /** Unix seconds at which entry `index` was committed. */
+  /** Unix seconds at which entry `index` was committed. Display only: no signature covers it (times.ts). */
   integratedTime(index: number): number {
     this.checkIndex(index);
-    return this.storage.slot(index).time;
+    return this.storage.time(index);
   }
 
   /** MTH of the first `treeSize` entries (any size up to the current one). */
   rootHash(treeSize: number = this.size): Hash {
     this.checkSize(treeSize);
-    return treeHash(treeSize, this.storage);
+    return treeHash(treeSize, this.storage.reader(this.latest));
   }
 
   /** Audit path for `index` in the tree of `treeSize` (default: the current checkpoint). Self-checked. */
   proveInclusion(index: number, treeSize: number = this.size): InclusionProof {
     this.checkSize(treeSize);
     this.checkIndex(index, treeSize);
-    const leafHash = this.storage.leafHash(index);
-    const hashes = proveInclusion(index, treeSize, this.storage);
-    const rootHash = treeHash(treeSize, this.storage);
+    const r = this.storage.reader(this.latest);
+    const leafHash = r.readHashes([storedHashIndex(0, index)])[0];
+    const hashes = proveInclusion(index, treeSize, r);
+    const rootHash = treeHash(treeSize, r);
     verifyInclusion(leafHash, index, treeSize, hashes, rootHash);
     return { index, treeSize, leafHash, rootHash, hashes };
   }
@@ -224,37 +246,37 @@ export class TransparencyLog {
     if (!Number.isSafeInteger(oldSize) || oldSize < 0 || oldSize > newSize) {
       throw new InputError(TLOG_CODES.INDEX_RANGE, `old size ${oldSize} is not between 0 and ${newSize}`);
     }
-    const hashes = proveConsistency(oldSize, newSize, this.storage);
-    const oldRoot = treeHash(oldSize, this.storage);
-    const newRoot = treeHash(newSize, this.storage);
+    const r = this.storage.reader(this.latest);
+    const hashes = proveConsistency(oldSize, newSize, r);
+    const oldRoot = treeHash(oldSize, r);
+    const newRoot = treeHash(newSize, r);
     verifyConsistency(oldSize, newSize, oldRoot, newRoot, hashes);
     return { oldSize, newSize, oldRoot, newRoot, hashes };
   }
 
   /**
-   * Recompute the whole tree from the entries (streaming, bounded memory) and compare it with every
-   * stored hash, index slot and the signed checkpoint.
+   * Recompute the whole tree from the entry bundles (streaming, bounded memory) and compare it with
+   * every tile and the signed checkpoint.
    */
   verifyAll(): VerifyAllResult {
-    const c = this.checkpoint();
-    return verifyLogFiles(this.storage, c);
+    return this.storage.verify(this.checkpoint());
   }
 
   close(): void {
     this.storage.close();
-    this.committer.commitLock.close();
-    this.committer.appendLock.close();
-    this.committer.signal.close();
+    this.committer?.commitLock.close();
+    this.committer?.appendLock.close();
+    this.committer?.signal.close();
   }
 }
 
-/** Open the log in `dir`, creating it (key, configuration, empty checkpoint) unless create is false. */
 /** Is there a log in `dir` (checkpoint and config present)? */
 export function logExists(dir: PathLike): boolean {
   const path = resolve(dir.toString());
   return existsSync(join(path, FILES.checkpoint)) && existsSync(join(path, FILES.config));
 }
 
+/** Open the log in `dir`, creating it (key, configuration, empty checkpoint) unless create is false. */
 export function openLog(dir: PathLike, opts: OpenOptions = {}): TransparencyLog {
   const path = resolve(dir.toString());
   if (!logExists(path)) {

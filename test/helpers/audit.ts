@@ -126,17 +126,8 @@ export function parseCheckpoint(note: string): { origin: string; size: number; r
   return { origin, size: Number(size), root: Buffer.from(root, 'base64') };
 }
 
-/** The raw entry bytes of a log, read from its `entries` file (u32 BE length ‖ bytes ‖ leaf hash). */
-export function rawEntries(dir: string): Buffer[] {
-  const b = readFileSync(join(dir, 'entries'));
-  const out: Buffer[] = [];
-  for (let o = 0; o + 4 <= b.length;) {
-    const n = b.readUInt32BE(o);
-    out.push(b.subarray(o + 4, o + 4 + n));
-    o += 4 + n + 32;
-  }
-  return out;
-}
+/** The raw entry bytes of a log, read from its entry bundles (tlog-tiles layout). */
+export { rawEntries } from './tlog-files.js';
 
 const sha256 = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
 export const leafHashOf = (entry: Buffer) => sha256(Buffer.from([0]), entry);

@@ -8,10 +8,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './paths.js';
 
-const SOURCES = [
-  ...readdirSync(join(ROOT, 'src/tlog')).filter((f) => f.endsWith('.ts')).map((f) => `tlog/${f}`),
-  'cli/log.ts', 'cli/output.ts', 'cli/io.ts', 'errors.ts',
-];
+const tree = (sub: string) => readdirSync(join(ROOT, 'src', sub), { recursive: true }).map(String).filter((f) => f.endsWith('.ts')).map((f) => `${sub}/${f}`);
+
+const SOURCES = [...tree('tlog'), ...tree('fsx'), 'cli/log.ts', 'cli/log-commands.ts', 'cli/log-admin.ts', 'audit/envelopes.ts', 'cli/output.ts', 'cli/io.ts', 'errors.ts'];
 
 function stale(): string[] {
   return SOURCES.filter((s) => {
