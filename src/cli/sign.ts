@@ -107,9 +107,10 @@ export function registerSign(program: Command): void {
       let log: { close(): void; dir: string } | undefined;
       const { savePlan } = await import('../audit/envelopes.js');
       if (opts.log !== false) {
-        const { openLog, defaultLogDir } = await import('../tlog/store.js');
+        const { defaultLogDir } = await import('../tlog/store.js');
+        const { openLogForWriting } = await import('../tlog/migrate.js');
         const { AttestationLogWitness } = await import('../audit/witness.js');
-        const l = openLog(typeof opts.log === 'string' ? opts.log : defaultLogDir());
+        const l = await openLogForWriting(typeof opts.log === 'string' ? opts.log : defaultLogDir());
         log = l;
         witnesses.push(new AttestationLogWitness(l));
       }

@@ -3,7 +3,7 @@
  * machinery as the attestation log: RFC 6962 tree, signed checkpoints, crash safety). Default
  * /var/lib/bpfseal/host-log, or $BPFSEAL_HOST_LOG, or --host-log. Beside it:
  *   load.lock   the host lock: every commit, unload and recovery holds it (runtime/commit.ts);
- *   pending/    one marker per load between its allowed record and its completion, so that a load
+ *   loads-pending/ one marker per load between its allowed record and its completion, so that a load
  *               killed at any moment is found and finished or undone by the next holder of the lock.
  */
 import { readdirSync, unlinkSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { ensureDirectory } from '../fsx/dirs.js';
 import { FileLock } from '../fsx/lock.js';
 import { readInput } from '../fsx/read.js';
 import { openLog, type TransparencyLog } from '../tlog/store.js';
+import { openLogForWriting } from '../tlog/migrate.js';
 import { emptyState, readState, writeState, type HostState } from '../trust/state.js';
 import { parseDecision, type LoadDecision } from './records.js';
 
@@ -27,6 +28,11 @@ export function openHostLog(dir: string, create = true): TransparencyLog {
   return openLog(dir, { create });
 }
 
+/** The host log for appending: created on first use, converted from the first layout if need be. */
+export function openHostLogForWriting(dir: string): Promise<TransparencyLog> {
+  return openLogForWriting(dir);
+}
+
 /** Append a decision; resolves with its index once it is durable. */
 export async function appendDecision(log: TransparencyLog, d: LoadDecision): Promise<number> {
   return (await log.append(Buffer.from(JSON.stringify(d)))).index;
@@ -34,7 +40,7 @@ export async function appendDecision(log: TransparencyLog, d: LoadDecision): Pro
 
 /** Open, append one decision, close. */
 export async function recordDecision(dir: string, d: LoadDecision): Promise<number> {
-  const log = openHostLog(dir);
+  const log = await openHostLogForWriting(dir);
   try {
     return await appendDecision(log, d);
   } finally {
@@ -73,7 +79,7 @@ export interface PendingLoad {
   time: string;
 }
 
-const PENDING = 'pending';
+const PENDING = 'loads-pending';
 
 export function writePending(dir: string, p: PendingLoad): void {
   ensureDirectory(join(dir, PENDING), 0o755, 'HOST_LOG_FAILED');

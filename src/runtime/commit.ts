@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfsealError, VerifyError } from '../errors.js';
-import { appendDecision, hostLock, listPending, openHostLog, readDecisions, refreshState, removePending, writePending, type PendingLoad } from '../hostlog/hostlog.js';
+import { appendDecision, hostLock, listPending, openHostLogForWriting, readDecisions, refreshState, removePending, writePending, type PendingLoad } from '../hostlog/hostlog.js';
 import { decision, type LoadDecision } from '../hostlog/records.js';
 import type { TransparencyLog } from '../tlog/store.js';
 import type { Plan } from '../plan/types.js';
@@ -130,7 +130,7 @@ export async function recoverLocked(log: TransparencyLog, dir: string, pinsInPla
 export async function withHostLock<T>(dir: string, pinsInPlace: PinCheck, fn: (log: TransparencyLog, recovered: RecoveredLoad[]) => Promise<T>): Promise<T> {
   let log: TransparencyLog;
   try {
-    log = openHostLog(dir);
+    log = await openHostLogForWriting(dir);
   } catch (e) {
     throw new BpfsealError('input', 'HOST_LOG_FAILED', `cannot use the host log ${dir}: ${(e as Error).message}`, { cause: e });
   }

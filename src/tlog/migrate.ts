@@ -143,3 +143,18 @@ export async function migrateLog(dirPath: string): Promise<MigrationResult> {
     log.close();
   }
 }
+
+/**
+ * Open a log for writing, converting a first-layout log in place first (what `bpfseal log migrate`
+ * does): the writers of a log own its directory, and an existing log keeps working across upgrades.
+ * Readers use openLog, which asks for the conversion instead of writing.
+ */
+export async function openLogForWriting(dir: string, opts: { origin?: string } = {}): Promise<ReturnType<typeof openLog>> {
+  try {
+    return openLog(dir, opts);
+  } catch (e) {
+    if ((e as { code?: string }).code !== TLOG_CODES.OLD_LAYOUT) throw e;
+    await migrateLog(dir);
+    return openLog(dir, opts);
+  }
+}
