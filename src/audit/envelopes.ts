@@ -10,7 +10,7 @@
  * can write the directory can delete, but not forge.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileDurable } from '../fsx/durable.js';
 import { ensureDirectory } from '../fsx/dirs.js';
@@ -68,7 +68,8 @@ export function saveTimestamp(logDir: string, hashHex: string, t: StoredTimestam
 export function loadTimestamp(logDir: string, hashHex: string, index: number): StoredTimestamp | undefined {
   if (!HEX64.test(hashHex)) return undefined;
   try {
-    const v = JSON.parse(readFileSync(join(logDir, ENVELOPES, `${hashHex}.${index}.set`), 'utf8')) as StoredTimestamp;
+    // Never through a symlink, never a FIFO, bounded (fsx/read.ts).
+    const v = JSON.parse(readInput(join(logDir, ENVELOPES, `${hashHex}.${index}.set`), { kind: 'key', noFollow: true }).toString('utf8')) as StoredTimestamp;
     if (v.logIndex !== index || !Number.isSafeInteger(v.integratedTime) || typeof v.signedEntryTimestamp !== 'string') return undefined;
     return v;
   } catch {

@@ -15,8 +15,9 @@ import { dirname, join } from 'node:path';
 import { writeFileDurable } from '../fsx/durable.js';
 import { ensureDirectory } from '../fsx/dirs.js';
 import { FileLock } from '../fsx/lock.js';
+import { TRUST_FILE_UNSAFE } from '../fsx/trusted.js';
 import { readInput } from '../fsx/read.js';
-import { InputError } from '../errors.js';
+import { BpfsealError, InputError } from '../errors.js';
 
 export const AUDIT_STATE_FORMAT = 'bpfseal-audit-state/1';
 
@@ -34,9 +35,10 @@ export function defaultAuditStatePath(): string {
 export function readAuditState(path: string): AuditState {
   let text: string;
   try {
-    text = readInput(path, { kind: 'state' }).toString('utf8');
+    text = readInput(path, { kind: 'state', trusted: 'the audit state' }).toString('utf8');
   } catch (e) {
     if ((e as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT') return { logs: new Map(), dirs: new Map() };
+    if (e instanceof BpfsealError && e.code === TRUST_FILE_UNSAFE) throw e;
     throw new InputError('AUDIT_STATE_UNREADABLE', `${path}: cannot read the audit state (${(e as Error).message.replace(`${path}: `, '')})`, { file: path });
   }
   if (!text.trimStart().startsWith('{')) return { logs: new Map(), dirs: new Map(), legacyCheckpoint: text };

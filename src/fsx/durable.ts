@@ -8,7 +8,7 @@
  * fsynced, renamed into place, and the directory fsynced (rename durability, POSIX rename(2)).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fdatasync, fsync, fsyncSync, linkSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fdatasync, fsync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 
@@ -24,6 +24,23 @@ export function writeError(path: string, e: unknown, code = 'OUTPUT_UNWRITABLE')
 /** A fresh, unguessable temporary name next to `path` (same directory, so rename is atomic). */
 export function tempPathFor(path: string, suffix = 'tmp'): string {
   return join(dirname(path), `.${basename(path)}.${randomBytes(8).toString('hex')}.${suffix}`);
+}
+
+/**
+ * A write replaces only a regular file (or creates one): never a device node, FIFO, socket, symlink
+ * or directory that happens to be at the target (`-o /dev/null` must not turn /dev/null into a file).
+ */
+export function checkReplaceable(path: string): void {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return; // nothing there: created
+  }
+  if (!st.isFile()) {
+    const what = st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : 'not a regular file (a device, FIFO or socket)';
+    throw new InputError('OUTPUT_NOT_FILE', `${path}: exists and is ${what}; refusing to replace it`, { file: path });
+  }
 }
 
 /** Temp files this module makes match this: stale ones (a writer died) may be removed by their owner. */
@@ -89,7 +106,9 @@ function syncedTemp(path: string, data: string | Uint8Array, mode: number, suffi
 export function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o644, errorCode = 'OUTPUT_UNWRITABLE'): void {
   let tmp: string | undefined;
   try {
+    checkReplaceable(path);
     tmp = syncedTemp(path, data, mode);
+    checkReplaceable(path);
     renameSync(tmp, path);
     tmp = undefined;
     fsyncDir(dirname(path));
@@ -137,6 +156,7 @@ export function prepareReplace(path: string, data: string | Uint8Array, mode = 0
   const tmp = tempPathFor(path);
   let fd: number;
   try {
+    checkReplaceable(path);
     fd = openExclusive(tmp, mode);
     writeAll(fd, bytes(data));
   } catch (e) {
@@ -166,6 +186,7 @@ export function prepareReplace(path: string, data: string | Uint8Array, mode = 0
 export function reserveOutput(path: string, mode = 0o644): { commit(data: string | Uint8Array): void; abandon(): void } {
   const tmp = tempPathFor(path);
   let fd: number | undefined;
+  checkReplaceable(path);
   try {
     fd = openExclusive(tmp, mode);
   } catch (e) {
@@ -183,6 +204,7 @@ export function reserveOutput(path: string, mode = 0o644): { commit(data: string
         fsyncSync(fd!);
         closeSync(fd!);
         fd = undefined;
+        checkReplaceable(path);
         renameSync(tmp, path);
         fsyncDir(dirname(path));
       } catch (e) {

@@ -7,7 +7,7 @@
  * flock locks belong to an open file description: a second flock on the same descriptor does not
  * exclude the first, so holders within one process that await while holding are serialised by a Mutex.
  */
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, openSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { libc } from '../sys/libc.js';
 
@@ -54,7 +54,10 @@ export class FileLock {
   private open(): number {
     if (this.fd === undefined) {
       try {
-        this.fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+        // 0600: flock needs only an open descriptor, so a lock file others can read is one they can hold.
+        this.fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+        const st = fstatSync(this.fd);
+        if (st.mode & 0o077 && st.uid === (process.geteuid?.() ?? 0)) fchmodSync(this.fd, 0o600);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
         throw new InputError('LOCK_FAILED', `${this.path}: cannot open lock file (${code === 'ELOOP' ? 'a symbolic link' : code})`, { file: this.path, cause: e });

@@ -4,6 +4,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { BpfsealError, InputError } from '../errors.js';
+import { checkTrusted } from './trusted.js';
 
 const MiB = 1 << 20;
 
@@ -33,6 +34,11 @@ export interface ReadOptions {
   noFollow?: boolean;
   /** Name used in error messages (default: the path). */
   name?: string;
+  /**
+   * Trust material (what it is, for messages): refuse a file or path another local user could
+   * change (fsx/trusted.ts).
+   */
+  trusted?: string;
 }
 
 /** Read a whole regular file, refusing one larger than its kind's limit. Errors are InputErrors naming the file. */
@@ -45,16 +51,20 @@ export function readInput(path: string, opts: ReadOptions = {}): Buffer {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (opts.noFollow ? constants.O_NOFOLLOW : 0));
     const st = fstatSync(fd);
     if (!st.isFile()) throw new InputError('INPUT_NOT_FILE', `${name}: not a regular file`, { file: path });
+    if (opts.trusted) checkTrusted(path, st, opts.trusted);
     if (st.size > max) throw new InputError('INPUT_TOO_LARGE', `${name}: ${human(st.size)} is larger than the ${human(max)} bpfseal accepts for a ${kind} file`, { file: path });
-    // Read to end of file, never past the limit (the size may change while we read).
-    const buf = Buffer.allocUnsafe(Math.min(max + 1, st.size + 1));
+    // Read to end of file, never past the limit. The size may change while we read, and files under
+    // /proc and /sys say 0: the buffer grows (doubling) until a read returns 0.
+    let buf = Buffer.allocUnsafe(Math.min(max + 1, Math.max(st.size + 1, 4096)));
     let off = 0;
     for (;;) {
       if (off === buf.length) {
         if (buf.length > max) throw new InputError('INPUT_TOO_LARGE', `${name}: grew past the ${human(max)} bpfseal accepts for a ${kind} file while being read`, { file: path });
-        break;
+        const bigger = Buffer.allocUnsafe(Math.min(max + 1, buf.length * 2));
+        buf.copy(bigger, 0, 0, off);
+        buf = bigger;
       }
-      const n = readSync(fd, buf, off, buf.length - off, off);
+      const n = readSync(fd, buf, off, buf.length - off, st.size === 0 ? null : off);
       if (n === 0) break;
       off += n;
     }

@@ -86,7 +86,7 @@ export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: 
   try {
     state = readState(statePath).versions;
   } catch (e) {
-    if (!o.stateOptional || !(e instanceof BpfsealError) || e.code !== 'STATE_UNREADABLE') throw e;
+    if (!o.stateOptional || !(e instanceof BpfsealError) || (e.code !== 'STATE_UNREADABLE' && e.code !== 'TRUST_FILE_UNSAFE')) throw e;
     note = `anti-rollback not checked: ${e.message} (load checks it, under the host lock)`;
   }
   const v = verifyRelease(bytes, policy, { state, checkLogEntry: o.checkLogEntry ?? checkLocalLogEntry, verifyKernelSignature: checkKernelSignature });
@@ -154,7 +154,7 @@ async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<Lo
     loaded.close();
   }
   notes.push(...committed.notes);
-  for (const r of committed.recovered) notes.push(`recovered an interrupted load (${r.loadId}, ${r.pinDir ?? '?'}): ${r.outcome}`);
+  for (const r of committed.recovered) notes.push(`recovered an interrupted load (${r.loadId}, ${r.pinDir ?? '?'}): ${r.outcome}${r.problems ? ` (${r.problems.join('; ')}; run bpfseal recover once fixed)` : ''}`);
   return { verified, loaded, committed, notes, loader: kind, kernelVerified: how.kernelVerified };
 }
 

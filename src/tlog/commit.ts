@@ -22,7 +22,7 @@ import { leafHash, type Hash } from './hash.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
 import { FILES, ioError, preadUpTo, pwriteAll, removeStaleTemps } from './files.js';
 import { openExclusive, prepareReplace, syncAsync, tempPathFor, writeAll } from '../fsx/durable.js';
-import { sleepSync, type FileLock, type Mutex } from '../fsx/lock.js';
+import { lockTimeoutMs, sleepSync, type FileLock, type Mutex } from '../fsx/lock.js';
 import type { CommitSignal } from './signal.js';
 import { storedHashIndex } from './merkle.js';
 import { formatCheckpoint, type SignedCheckpoint } from './note.js';
@@ -200,10 +200,23 @@ async function lead(c: Committer, own: OwnRecords): Promise<SignedCheckpoint | u
  * never on the lock itself: a writer covered by someone else's commit returns as soon as that commit
  * is durable, and the next leader is simply the first writer that finds the lock free.
  */
+/** A commit that nobody makes durable within the lock timeout is an error, never a hang (lock.ts). */
+function commitDeadline(c: Committer): () => void {
+  const ms = lockTimeoutMs();
+  const end = Date.now() + ms;
+  return () => {
+    if (Date.now() > end) {
+      throw new InputError(TLOG_CODES.LOCK, `timed out after ${(ms / 1000).toFixed(1)} s waiting for a commit of the log ${c.storage.dir} (another process holds its commit lock); set BPFSEAL_LOCK_TIMEOUT=<seconds> to wait longer`);
+    }
+  };
+}
+
 async function awaitCommit(c: Committer, target: number, own: OwnRecords): Promise<SignedCheckpoint> {
   const { signal } = c;
   signal.watch();
+  const check = commitDeadline(c);
   for (;;) {
+    check();
     const mark = signal.mark();
     if (signal.durableSize() >= target) {
       const checkpoint = c.storage.checkpointUnverified();
@@ -218,7 +231,9 @@ async function awaitCommit(c: Committer, target: number, own: OwnRecords): Promi
 /** Commit whatever is pending now (records of dead writers, or carried over by a migration). */
 export async function flushPending(c: Committer): Promise<SignedCheckpoint> {
   c.signal.watch();
+  const check = commitDeadline(c);
   for (;;) {
+    check();
     const mark = c.signal.mark();
     const led = await c.mutex.run(() => lead(c, { first: 0, leaves: [] }));
     if (led) return led;

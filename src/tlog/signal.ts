@@ -10,7 +10,7 @@
  * checkpoint file; anything doubtful sends it to take the commit lock, where the checkpoint is the
  * truth. A fallback timer re-checks in case a file system does not deliver change events.
  */
-import { closeSync, openSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, constants, openSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { FILES, ioError, preadUpTo, pwriteAll } from './files.js';
 
@@ -32,8 +32,8 @@ export class CommitSignal {
   private open(): number {
     if (this.fd === undefined) {
       try {
-        closeSync(openSync(this.path, 'a', 0o644)); // create; then r+ (pwrite ignores offsets on O_APPEND)
-        this.fd = openSync(this.path, 'r+');
+        const { O_RDWR, O_CREAT, O_NOFOLLOW } = constants;
+        this.fd = openSync(this.path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644); // never through a symlink
       } catch (e) {
         throw ioError(this.path, 'open', e);
       }

@@ -194,7 +194,7 @@ export function loadPrivateKey(path: string): LoadedPrivateKey {
 
 /** A public key from SPKI PEM/DER, PKCS#1 RSA PUBLIC KEY PEM, or an X.509 certificate (PEM or DER). */
 export function loadPublicKey(path: string): KeyObject {
-  const buf = readInput(path, { kind: 'key' });
+  const buf = readInput(path, { kind: 'key', trusted: 'a public key bpfseal trusts' });
   const text = buf.toString('latin1');
   if (PRIVATE_PEM.test(text)) {
     throw new InputError('KEY_IS_PRIVATE', `${path}: contains a private key; pass the .pub or .crt file instead`, { file: path });

@@ -11,6 +11,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { BpfsealError, InputError } from '../errors.js';
+import { TRUST_FILE_UNSAFE } from '../fsx/trusted.js';
 import { readInput } from '../fsx/read.js';
 import { JsonSyntaxError, parseStrictJson, type JsonValue } from '../json/strict.js';
 import { keyId as keyIdOf, loadPublicKey } from './keys.js';
@@ -74,7 +75,9 @@ export interface TrustPolicy {
 }
 
 function invalid(src: string, msg: string, cause?: unknown): InputError {
-  return new InputError('POLICY_INVALID', `${src}: ${msg}`, { file: src, cause });
+  // Unsafe trust material keeps its own code: the fix is a chmod/chown, not an edit of the policy.
+  const code = cause instanceof BpfsealError && cause.code === TRUST_FILE_UNSAFE ? TRUST_FILE_UNSAFE : 'POLICY_INVALID';
+  return new InputError(code, `${src}: ${msg}`, { file: src, cause });
 }
 
 /** What the schema validated, as TypeScript sees it (docs/policy.schema.json). */
@@ -104,8 +107,12 @@ interface RawPolicy {
 /** A keyless subject pattern: exact SAN, or /regex/ compiled once and anchored to the whole SAN. */
 export function compileSubject(subject: string, where: string, src: string): RegExp | undefined {
   if (!(subject.length > 2 && subject.startsWith('/') && subject.endsWith('/'))) return undefined;
+  const body = subject.slice(1, -1);
   try {
-    return new RegExp(`^(?:${subject.slice(1, -1)})$`);
+    // The body must be a whole expression on its own: "a)|(b" would compile inside the anchoring
+    // group as "^(?:a)|(b)$", which matches any SAN containing "b" at its end, unanchored at the start.
+    new RegExp(body);
+    return new RegExp(`^(?:${body})$`);
   } catch (e) {
     throw invalid(src, `${where}: not a valid regular expression (${(e as Error).message})`);
   }
@@ -126,10 +133,10 @@ interface KeyFile {
 function readKeyFile(path: string, where: string, src: string): KeyFile {
   try {
     const key = loadPublicKey(path);
-    const text = readInput(path, { kind: 'key' }).toString('latin1');
+    const text = readInput(path, { kind: 'key', trusted: 'a key the policy trusts' }).toString('latin1');
     if (!text.includes('-----BEGIN') || text.includes('BEGIN CERTIFICATE')) {
       try {
-        const cert = new X509Certificate(readInput(path, { kind: 'key' }));
+        const cert = new X509Certificate(readInput(path, { kind: 'key', trusted: 'a key the policy trusts' }));
         return { key, certificate: cert.toString(), validity: { notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) } };
       } catch {
         /* a bare key in DER */
@@ -203,7 +210,7 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     return trustedLog(k.key, l.origin, l.baseUrl);
   });
   const trustedRoot = p.trustedRoot !== undefined
-    ? checkTrustedRoot(readInput(at(p.trustedRoot), { kind: 'trustedRoot' }).toString('utf8'), `trustedRoot ${p.trustedRoot}`, src)
+    ? checkTrustedRoot(readInput(at(p.trustedRoot), { kind: 'trustedRoot', trusted: 'the policy\'s trustedRoot' }).toString('utf8'), `trustedRoot ${p.trustedRoot}`, src)
     : undefined;
   if (!trustedRoot && signers.some((s) => s.keyless)) throw invalid(src, 'a keyless signer needs "trustedRoot" (the Sigstore trusted_root.json whose Fulcio CAs issue its certificates)');
   const minVersions = new Map<string, number>();
@@ -228,8 +235,9 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
 export function loadPolicy(path: string): TrustPolicy {
   let text: string;
   try {
-    text = readInput(path, { kind: 'policy' }).toString('utf8');
+    text = readInput(path, { kind: 'policy', trusted: 'a trust policy' }).toString('utf8');
   } catch (e) {
+    if (e instanceof BpfsealError && e.code === TRUST_FILE_UNSAFE) throw e;
     if (e instanceof BpfsealError) throw new InputError('POLICY_UNREADABLE', `${e.message} (trust policy)`, { file: path, cause: e });
     throw e;
   }

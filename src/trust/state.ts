@@ -8,9 +8,10 @@
  * the log can raise but never lower. The file is world-readable (versions are not secret) and written
  * durably; a missing file is an empty state, a corrupt one is an error, never a guess.
  */
-import { InputError } from '../errors.js';
+import { BpfsealError, InputError } from '../errors.js';
 import { writeFileDurable } from '../fsx/durable.js';
 import { ensureDirectory } from '../fsx/dirs.js';
+import { TRUST_FILE_UNSAFE } from '../fsx/trusted.js';
 import { readInput } from '../fsx/read.js';
 import { dirname } from 'node:path';
 
@@ -48,9 +49,10 @@ export function emptyState(): HostState {
 export function readState(path: string): HostState {
   let text: string;
   try {
-    text = readInput(path, { kind: 'state' }).toString('utf8');
+    text = readInput(path, { kind: 'state', trusted: 'the anti-rollback state' }).toString('utf8');
   } catch (e) {
     if ((e as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT') return emptyState();
+    if (e instanceof BpfsealError && e.code === TRUST_FILE_UNSAFE) throw e;
     throw new InputError('STATE_UNREADABLE', `${path}: cannot read anti-rollback state (${(e as Error).message.replace(`${path}: `, '')})`, { file: path, cause: e });
   }
   let v: Record<string, unknown>;

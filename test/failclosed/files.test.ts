@@ -4,7 +4,7 @@
  * another user could swap their contents, lock waits end with a clear error.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createExclusive, openExclusive, writeFileDurable } from '../../src/fsx/durable.js';
@@ -62,6 +62,15 @@ describe('bounded reads', () => {
     symlinkSync(big, join(d, 'link'));
     expect(() => readInput(join(d, 'link'), { kind: 'object', noFollow: true })).toThrow(expect.objectContaining({ code: 'INPUT_SYMLINK' }));
     expect(readInput(join(d, 'link')).length).toBe(LIMITS.policy + 1);
+  });
+
+  it('reads a /proc file (which stats as size 0) whole, and still bounds it', () => {
+    const maps = readInput('/proc/self/maps', { kind: 'object' }).toString('utf8');
+    expect(maps.split('\n').length).toBeGreaterThan(10);
+    expect(readInput('/proc/sys/kernel/random/boot_id', { kind: 'key' }).toString('utf8')).toMatch(/^[0-9a-f-]{36}\n$/);
+    expect(() => readInput('/proc/self/maps', { kind: 'checkpoint' })).toSatisfy((f: () => unknown) => {
+      try { f(); return maps.length <= LIMITS.checkpoint; } catch (e) { return (e as { code?: string }).code === 'INPUT_TOO_LARGE'; }
+    });
   });
 });
 
@@ -147,3 +156,60 @@ describe('sign --log', () => {
     }
   });
 });
+
+describe('trust material another local user could change is refused', () => {
+  // One signed release and a policy trusting its key; then the policy, its key, and the directories
+  // on the way to them are made unsafe one way at a time. Each is TRUST_FILE_UNSAFE, exit 2, naming
+  // what to fix; a sticky world-writable directory (/tmp) is fine.
+  const setup = () => {
+    const d = makeTmpDir();
+    chmodSync(d, 0o755);
+    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
+    const rel = join(d, 'm.bpfseal');
+    expect(runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', rel]).code).toBe(0);
+    const trust = join(d, 'trust');
+    mkdirSync(trust, { mode: 0o755 });
+    writeFileSync(join(trust, 'k.pub'), readFileSync(join(d, 'k.pub')));
+    const policy = join(trust, 'policy.json');
+    writeFileSync(policy, JSON.stringify({ version: 1, signers: [{ name: 'k', key: 'k.pub', plans: ['*'], programTypes: ['*'] }] }));
+    const state = join(d, 'state.json');
+    const verify = () => runCli(['verify', rel, '--policy', policy, '--state', state, '--json']);
+    return { d, trust, policy, verify };
+  };
+
+  it('control: a policy and key owned by us, in safe directories, verify', () => {
+    const { verify } = setup();
+    const r = verify();
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it.each([
+    ['a group-writable policy', (s: ReturnType<typeof setup>) => chmodSync(s.policy, 0o664), /a trust policy: writable by group or others \(mode 664\)/],
+    ['a world-writable key', (s: ReturnType<typeof setup>) => chmodSync(join(s.trust, 'k.pub'), 0o666), /k\.pub: a public key bpfseal trusts: writable by group or others/],
+    ['a policy directory others can write to', (s: ReturnType<typeof setup>) => chmodSync(s.trust, 0o777), /directory .*trust is writable by group or others/],
+    ['a policy owned by another user', (s: ReturnType<typeof setup>) => chownSync(s.policy, 4242, 4242), /owned by uid 4242/],
+    ['a key reached through another user\'s symlink', (s: ReturnType<typeof setup>) => {
+      renameSync(join(s.trust, 'k.pub'), join(s.d, 'real.pub'));
+      symlinkSync(join(s.d, 'real.pub'), join(s.trust, 'k.pub'));
+      lchownSync(join(s.trust, 'k.pub'), 4242, 4242);
+    }, /symbolic link owned by uid 4242/],
+  ])('%s', (_what, spoil, msg) => {
+    if (process.geteuid?.() !== 0 && /uid 4242/.test(String(msg))) return; // chown needs root
+    const s = setup();
+    spoil(s);
+    const r = verify(s);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('TRUST_FILE_UNSAFE');
+    expect(r.stderr).toMatch(msg);
+  });
+
+  it('a sticky world-writable directory on the way is fine (only owners rename in it)', () => {
+    const s = setup();
+    chmodSync(s.trust, 0o1777);
+    expect(s.verify().code).toBe(0);
+  });
+});
+
+function verify(s: { verify: () => ReturnType<typeof runCli> }) {
+  return s.verify();
+}

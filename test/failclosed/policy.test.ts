@@ -86,6 +86,9 @@ describe('strict schema: the examples from the attack, each exit 2 naming the fi
     writeFileSync(join(dir, 'root.json'), JSON.stringify({ mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', tlogs: [], certificateAuthorities: [], ctlogs: [], timestampAuthorities: [] }));
     const e = policyError(JSON.stringify({ version: 1, trustedRoot: 'root.json', signers: [{ name: 'ci', keyless: { issuer: 'https://i', subject: '/^(unclosed/' }, plans: ['*'], programTypes: ['*'] }] }));
     expect(e.message).toMatch(/signers\[0\]\.keyless\.subject: not a valid regular expression/);
+    // A body that only compiles inside the anchoring group would escape the anchors: refused too.
+    const esc = policyError(JSON.stringify({ version: 1, trustedRoot: 'root.json', signers: [{ name: 'ci', keyless: { issuer: 'https://i', subject: '/https://ci.acme)|(.*/' }, plans: ['*'], programTypes: ['*'] }] }));
+    expect(esc.message).toMatch(/keyless\.subject: not a valid regular expression/);
   });
 
   it('keyless subject regexes match the whole SAN (an unanchored pattern cannot match a longer, foreign SAN)', () => {
