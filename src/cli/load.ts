@@ -89,8 +89,14 @@ export function registerLoad(program: Command): void {
       const { recoverHost } = await import('../runtime/unload.js');
       const { hostLogDir } = await import('../hostlog/hostlog.js');
       const recovered = await recoverHost(hostLogDir(opts.hostLog));
-      if (opts.json) printJson({ recovered });
+      const stuck = recovered.filter((r) => r.outcome === 'stuck');
+      if (opts.json) printJson({ ok: stuck.length === 0, recovered, ...(stuck.length ? { code: 'RECOVERY_STUCK' } : {}) });
       else if (!recovered.length) process.stdout.write('nothing to recover\n');
-      else for (const r of recovered) process.stdout.write(`${r.outcome} load ${r.loadId}${r.pinDir ? ` (${r.pinDir})` : ''}\n`);
+      else for (const r of recovered) process.stdout.write(`${r.outcome} load ${r.loadId}${r.pinDir ? ` (${r.pinDir})` : ''}${r.problems ? `: ${r.problems.join('; ')}` : ''}\n`);
+      if (stuck.length) {
+        // Exit 1: something stays pinned that recovery could not remove; the markers stay for a retry.
+        if (!opts.json) process.stderr.write(`bpfseal: RECOVERY_STUCK: ${stuck.length} interrupted load(s) could not be undone; their markers stay in ${hostLogDir(opts.hostLog)}/loads-pending\n`);
+        process.exitCode = 1;
+      }
     });
 }

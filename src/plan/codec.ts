@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
 import type { KconfigVar, MapKind } from '../bpf/spec.js';
 import { INSN_SIZE } from '../bpf/insn.js';
-import { labelProblem, nameProblem, pinFileName } from './names.js';
+import { kernelNameProblem, labelProblem, nameProblem, pinFileName } from './names.js';
 import {
   PLAN_MAGIC, PLAN_VERSION, type ExtInfo, type InsnFixup, type InsnFixupKind, type MaxEntriesFixup, type Plan,
   type PlanMap, type PlanProgram, type SlotInit,
@@ -227,13 +227,25 @@ export function validatePlan(plan: Plan): void {
     if (other) throw new PlanFormatError(`${what} and ${other} would both be pinned as '${file}'`);
     pins.set(file, what);
   };
+  // The maps directory holds map pins: a program pinned as 'maps' would take its place.
+  pins.set('maps', 'the maps directory');
+  const once = (seen: Set<string>, n: string, what: string) => {
+    if (seen.has(n)) throw new PlanFormatError(`two ${what}s are named ${JSON.stringify(n)} (names identify objects in records and pins)`);
+    seen.add(n);
+  };
+  const mapNames = new Set<string>(), progNames = new Set<string>();
   for (const m of plan.maps) {
     named(m.name, 'map name');
+    once(mapNames, m.name, 'map');
+    const kn = kernelNameProblem(m.kernelName);
+    if (kn) throw new PlanFormatError(`map '${m.name}': kernel name ${JSON.stringify(m.kernelName)} ${kn}`);
+    if (m.name.startsWith('.')) named(pinName(m), `map '${m.name}': pin name`);
     for (const k of m.kconfig) named(k.name, `map '${m.name}': kconfig name`, true);
     if (m.kind !== 'inner') pinOnce(`maps/${pinName(m)}`, `map '${m.name}'`);
   }
   for (const p of plan.programs) {
     named(p.name, 'program name');
+    once(progNames, p.name, 'program');
     named(p.section, `program '${p.name}': section`, true);
     if (p.attach) named(p.attach.name, `program '${p.name}': attach target`, true);
     for (const f of p.fixups) named(f.name, `program '${p.name}': fix-up name`, true);
@@ -241,7 +253,6 @@ export function validatePlan(plan: Plan): void {
   }
   plan.maps.forEach((m, i) => {
     if (m.inner !== -1 && (m.inner < 0 || m.inner >= i)) throw new PlanFormatError(`map '${m.name}': inner map index ${m.inner} must name an earlier map`);
-    if (m.kernelName.length > 15) throw new PlanFormatError(`map '${m.name}': kernel name longer than 15 characters`);
     for (const k of m.kconfig) {
       if (k.offset + k.size > m.valueSize) throw new PlanFormatError(`map '${m.name}': kconfig '${k.name}' lies outside the value`);
     }

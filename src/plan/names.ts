@@ -7,8 +7,18 @@
  */
 export const MAX_NAME_BYTES = 255;
 
+// C0 and C1 controls, DEL, and the bidirectional overrides/isolates and marks that make a name read
+// differently from what it is in a terminal or log viewer (CVE-2021-42574, "Trojan Source").
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/** Characters the kernel keeps in an object name (kernel/bpf/syscall.c bpf_obj_name_cpy), at most 15. */
+const KERNEL_NAME = /^[A-Za-z0-9_.]{0,15}$/;
+
+/** Why `s` is not a name the kernel accepts for a map or program, or undefined. */
+export function kernelNameProblem(s: string): string | undefined {
+  return KERNEL_NAME.test(s) ? undefined : 'is not 0-15 characters from A-Z a-z 0-9 _ . (what the kernel accepts)';
+}
 
 /** Why `s` is not a usable file-facing name, or undefined when it is. */
 export function nameProblem(s: string): string | undefined {

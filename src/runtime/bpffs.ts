@@ -4,34 +4,62 @@
  * removing pin directories safely is pindir.ts, commit.ts and unload.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, statfsSync } from 'node:fs';
+import { lstatSync, statfsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BpfsealError } from '../errors.js';
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
 const DEFAULT_MOUNT = '/sys/fs/bpf';
 
+/** The nearest existing ancestor of `p`, never through a symlink (lstat: a link counts as existing). */
 function nearestExisting(p: string): string {
   let d = resolve(p);
-  while (!existsSync(d)) d = dirname(d);
-  return d;
+  for (;;) {
+    try {
+      lstatSync(d);
+      return d;
+    } catch {
+      const up = dirname(d);
+      if (up === d) return d;
+      d = up;
+    }
+  }
 }
 
-export function onBpffs(p: string): boolean {
+function isBpffs(p: string): boolean {
   try {
-    return statfsSync(nearestExisting(p)).type === BPF_FS_MAGIC;
+    return statfsSync(p).type === BPF_FS_MAGIC;
   } catch {
     return false;
   }
 }
 
-/** Make sure `dir` is on a bpffs, mounting /sys/fs/bpf if that is where it goes. */
+/**
+ * Is `p` (or where it would be created) on a bpffs? The nearest existing ancestor is judged where it
+ * is a real directory; a symlink is judged by the directory holding it (pindir.ts refuses links).
+ */
+export function onBpffs(p: string): boolean {
+  const d = nearestExisting(p);
+  try {
+    return isBpffs(lstatSync(d).isSymbolicLink() ? dirname(d) : d);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Make sure `dir` can be on a bpffs: mount /sys/fs/bpf if that is where it goes and /sys/fs/bpf
+ * itself is not a bpffs yet. Never mounts over an existing bpffs: a path whose components lead
+ * elsewhere (a symlink planted by another user) is refused by pindir.ts, not "fixed" by a mount.
+ */
 export function ensureBpffs(dir: string): void {
-  if (onBpffs(dir)) return;
   const abs = resolve(dir);
-  if (abs === DEFAULT_MOUNT || abs.startsWith(DEFAULT_MOUNT + '/')) {
+  const underDefault = abs === DEFAULT_MOUNT || abs.startsWith(DEFAULT_MOUNT + '/');
+  if (underDefault && isBpffs(DEFAULT_MOUNT)) return;
+  if (!underDefault && onBpffs(dir)) return;
+  if (underDefault) {
     const r = spawnSync('mount', ['-t', 'bpf', 'bpf', DEFAULT_MOUNT], { encoding: 'utf8' });
-    if (r.status === 0 && onBpffs(dir)) return;
+    if (r.status === 0 && isBpffs(DEFAULT_MOUNT)) return;
     throw new BpfsealError('kernel', 'BPFFS_NOT_MOUNTED', `${DEFAULT_MOUNT} is not a bpf filesystem and mounting it failed (${(r.stderr || r.error?.message || '').trim()}); run: mount -t bpf bpf ${DEFAULT_MOUNT}`);
   }
   throw new BpfsealError('usage', 'BPFFS_NOT_MOUNTED', `${dir} is not on a bpf filesystem; pin under ${DEFAULT_MOUNT}, or mount one: mount -t bpf bpf ${nearestExisting(dir)}`);

@@ -15,14 +15,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { onBpffs } from './bpffs.js';
+import { dirname, join } from 'node:path';
 import { BpfsealError, VerifyError } from '../errors.js';
 import { appendDecision, hostLock, listPending, openHostLogForWriting, readDecisions, refreshState, removePending, writePending, type PendingLoad } from '../hostlog/hostlog.js';
 import { decision, type LoadDecision } from '../hostlog/records.js';
 import type { TransparencyLog } from '../tlog/store.js';
 import type { Plan } from '../plan/types.js';
 import type { KernelBackend } from './backend.js';
-import { makeStaging, pinTarget, stagingPath } from './pindir.js';
+import { makeStaging, pinTarget, STAGING_PREFIX, stagingPath } from './pindir.js';
 import type { LoadedCollection } from './replay.js';
 import { pinName } from '../plan/codec.js';
 import { pinFileName } from '../plan/names.js';
@@ -36,7 +37,7 @@ export interface CommitInput {
   statePath: string;
   allowRollback: boolean;
   /** Facts for the allowed record (plan, digest, version, signer, release, loader, fixups). */
-  facts: Omit<LoadDecision, 'type' | 'time' | 'host' | 'bootId' | 'decision' | 'loadId' | 'pinDir' | 'pins' | 'programs' | 'maps'>;
+  facts: Omit<LoadDecision, 'type' | 'time' | 'host' | 'bootId' | 'decision' | 'loadId' | 'pinDir' | 'pins' | 'pinned' | 'programs' | 'maps'>;
   /** Called before each step ('record', 'pin', 'rename', 'done'); tests inject failures or kills here. */
   onStep?: (step: string) => void | Promise<void>;
 }
@@ -53,8 +54,11 @@ export interface Committed {
 
 export interface RecoveredLoad {
   loadId: string;
-  outcome: 'aborted' | 'completed' | 'unreadable';
+  /** stuck: its staging pins could not be removed (or its staging path is not bpfseal's): the marker stays. */
+  outcome: 'aborted' | 'completed' | 'unreadable' | 'stuck';
   pinDir?: string;
+  /** stuck: what is in the way, for the operator. */
+  problems?: string[];
 }
 
 /** Final pin paths of a plan's objects (programs, then maps; inner templates are not pinned). */
@@ -111,8 +115,33 @@ export async function recoverLocked(log: TransparencyLog, dir: string, pinsInPla
       continue;
     }
     const rec = allowed.get(loadId);
-    const staged = existsSync(load.staging);
-    if (staged) removeStaging(load.staging);
+    // The marker names its staging directory; recovery only ever removes the one commit would have
+    // made for this load (bpfseal_staging_<loadId> beside the pin directory, on a bpffs, a real
+    // directory): a marker edited to name another path makes recovery touch nothing.
+    const expected = join(dirname(load.pinDir), `${STAGING_PREFIX}${loadId}`);
+    if (load.staging !== expected) {
+      out.push({ loadId, outcome: 'stuck', pinDir: load.pinDir, problems: [`the marker names staging ${load.staging}, not ${expected}; left alone`] });
+      continue;
+    }
+    let staged = false;
+    try {
+      const st = lstatSync(load.staging);
+      if (!st.isDirectory() || !onBpffs(load.staging)) {
+        out.push({ loadId, outcome: 'stuck', pinDir: load.pinDir, problems: [`${load.staging}: not a staging directory on a bpf filesystem; left alone`] });
+        continue;
+      }
+      staged = true;
+    } catch {
+      staged = false;
+    }
+    if (staged) {
+      const problems = removeStaging(load.staging);
+      if (problems.length) {
+        // Pins that stay hold kernel objects: keep the marker so the next recovery tries again.
+        out.push({ loadId, outcome: 'stuck', pinDir: load.pinDir, problems });
+        continue;
+      }
+    }
     if (rec && !staged && pinsInPlace(rec)) {
       out.push({ loadId, outcome: 'completed', pinDir: load.pinDir });
     } else {
@@ -176,6 +205,11 @@ async function commit(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed>
     const loadId = randomBytes(16).toString('hex');
     const paths = pinPaths(c.plan, target.dir);
     const pins = [...paths.programs, ...paths.maps.filter((p): p is string => p !== undefined)];
+    const rec0 = c.collection.record;
+    const pinned = [
+      ...c.plan.programs.map((p, i) => ({ path: paths.programs[i], kind: 'prog' as const, id: rec0.programs.find((x) => x.name === p.name)!.id })),
+      ...c.plan.maps.flatMap((m, i) => (paths.maps[i] ? [{ path: paths.maps[i]!, kind: 'map' as const, id: rec0.maps[i].id }] : [])),
+    ];
     const staging = stagingPath(target, loadId);
     const pending: PendingLoad = { loadId, plan: c.plan.name, version, pinDir: target.dir, staging, time: new Date().toISOString() };
     writePending(c.hostLog, pending);
@@ -183,7 +217,7 @@ async function commit(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed>
     let index: number;
     try {
       await step('record');
-      index = await appendDecision(log, decision({ ...c.facts, decision: 'allowed', loadId, pinDir: target.dir, pins, programs: rec.programs, maps: rec.maps }));
+      index = await appendDecision(log, decision({ ...c.facts, decision: 'allowed', loadId, pinDir: target.dir, pins, pinned, programs: rec.programs, maps: rec.maps }));
     } catch (e) {
       removePending(c.hostLog, loadId);
       if (e instanceof BpfsealError && e.code !== 'LOCK_TIMEOUT' && !e.code.startsWith('TLOG_')) throw e;

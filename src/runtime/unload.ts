@@ -8,27 +8,45 @@
 import { lstatSync, readdirSync, realpathSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { BpfsealError } from '../errors.js';
-import { objGet, progInfo } from '../kernel/bpf.js';
+import { mapInfo, objGet, progInfo } from '../kernel/bpf.js';
 import { appendDecision, readDecisions } from '../hostlog/hostlog.js';
 import { decision, type LoadDecision } from '../hostlog/records.js';
 import { onBpffs } from './bpffs.js';
 import { pinFileName } from '../plan/names.js';
 import { withHostLock, type RecoveredLoad } from './commit.js';
 
-/** Is every program pin of `rec` the object with the recorded id? (The recovery and unload check.) */
+/** Is the pin at `path` the kernel object (`kind`, `id`)? False when absent, or another object. */
+export function pinHolds(path: string, kind: 'prog' | 'map', id: number): boolean {
+  let fd;
+  try {
+    fd = objGet(path);
+    return (kind === 'prog' ? progInfo(fd).id : mapInfo(fd).id) === id;
+  } catch {
+    return false;
+  } finally {
+    fd?.close();
+  }
+}
+
+/** What an allowed record pinned (records older than `pinned` listed only program ids). */
+function pinnedOf(rec: LoadDecision): { path: string; kind: 'prog' | 'map'; id: number }[] {
+  return rec.pinned ?? (rec.programs ?? []).map((p) => ({ path: join(rec.pinDir!, pinFileName(p.name)), kind: 'prog' as const, id: p.id }));
+}
+
+/**
+ * Are the pins of an allowed record in place: its pin directory a real directory, and every pin the
+ * object with the recorded id? (What recovery asks before calling a load complete; nothing vacuous: a
+ * record that pins nothing is not in place.)
+ */
 export function pinsInPlace(rec: LoadDecision): boolean {
-  if (!rec.pinDir || !rec.programs) return false;
-  return rec.programs.every((p) => {
-    let fd;
-    try {
-      fd = objGet(join(rec.pinDir!, pinFileName(p.name)));
-      return progInfo(fd).id === p.id;
-    } catch {
-      return false;
-    } finally {
-      fd?.close();
-    }
-  });
+  if (!rec.pinDir) return false;
+  try {
+    if (!lstatSync(rec.pinDir).isDirectory()) return false;
+  } catch {
+    return false;
+  }
+  const pinned = pinnedOf(rec);
+  return pinned.length > 0 && pinned.every((p) => pinHolds(p.path, p.kind, p.id));
 }
 
 function foreign(msg: string, file: string): BpfsealError {
@@ -81,11 +99,14 @@ export async function unloadDir(dirIn: string, hostLog: string): Promise<UnloadR
       else if (d.decision === 'allowed' && d.pinDir === dir) rec = d;
     }
     if (!rec || gone.has(rec.loadId!)) throw foreign(`${dir}: the host log ${hostLog} records no bpfseal load pinned here that still stands`, dir);
-    const expected = (rec.pins ?? []).map((p) => relative(dir, p)).sort();
+    const pinned = pinnedOf(rec);
+    const expected = new Map(pinned.map((p) => [relative(dir, p.path), p]));
     const found = tree(dir);
-    const extra = found.filter((f) => !expected.includes(f));
+    const extra = found.filter((f) => !expected.has(f));
     if (extra.length) throw foreign(`${dir} holds ${extra.map((x) => `'${x}'`).join(', ')}, which the load did not pin`, dir);
-    if (!pinsInPlace(rec)) throw foreign(`${dir}: a program pinned there is not the one load ${rec.loadId} recorded (replaced since?)`, dir);
+    // Every pin still there must hold the object the load pinned (an unload killed midway left fewer).
+    const swapped = found.filter((f) => { const p = expected.get(f)!; return !pinHolds(p.path, p.kind, p.id); });
+    if (swapped.length) throw foreign(`${dir}: ${swapped.map((x) => `'${x}'`).join(', ')} no longer hold${swapped.length === 1 ? 's' : ''} the object load ${rec.loadId} recorded (replaced since?)`, dir);
     const removed: string[] = [];
     for (const f of found) {
       unlinkSync(join(dir, f));

@@ -10,7 +10,8 @@ import { BpfsealError } from '../../src/errors.js';
 import { encodePlan, decodePlan } from '../../src/plan/codec.js';
 import { planFromObject } from '../../src/plan/build.js';
 import { mapCreate, objPin } from '../../src/kernel/bpf.js';
-import { openHostLog, readDecisions } from '../../src/hostlog/hostlog.js';
+import { listPending, openHostLog, readDecisions, writePending } from '../../src/hostlog/hostlog.js';
+import { runCli } from '../helpers/cli.js';
 import { loadRelease } from '../../src/runtime/load.js';
 import { unloadDir } from '../../src/runtime/unload.js';
 import { parsePolicy, type TrustPolicy } from '../../src/trust/policy.js';
@@ -36,6 +37,14 @@ describe('names from a plan', () => {
     ['a 300-byte map name', (p: ReturnType<typeof planCopy>) => { p.maps[0].name = 'm'.repeat(300); }, /longer than 255 bytes/],
     ['two programs pinned as one file', (p: ReturnType<typeof planCopy>) => { p.programs[0].name = 'a.b'; p.programs[1].name = 'a_b'; }, /would both be pinned as 'a_b'/],
     ['a section with an escape sequence', (p: ReturnType<typeof planCopy>) => { p.programs[0].section = 'xdp\u001b[2J'; }, /section .* contains a control character/],
+    ['a program name with a C1 control (CSI)', (p: ReturnType<typeof planCopy>) => { p.programs[0].name = 'a\u009b2Jb'; }, /program name .* contains a control character/],
+    ['a map name with a bidi override', (p: ReturnType<typeof planCopy>) => { p.maps[0].name = 'ok\u202egnp.exe'; }, /map name .* contains a control character/],
+    ['a section with a bidi isolate', (p: ReturnType<typeof planCopy>) => { p.programs[0].section = 'xdp\u2066x'; }, /section .* contains a control character/],
+    ['a program pinned as the maps directory', (p: ReturnType<typeof planCopy>) => { p.programs[0].name = 'maps'; }, /would both be pinned as 'maps'/],
+    ['two programs with one name', (p: ReturnType<typeof planCopy>) => { p.programs[1].name = p.programs[0].name; }, /two programs are named/],
+    ['two maps with one name', (p: ReturnType<typeof planCopy>) => { p.maps[1].name = p.maps[0].name; }, /two maps are named/],
+    ['a kernel name the kernel refuses', (p: ReturnType<typeof planCopy>) => { p.maps[0].kernelName = 'a/b'; }, /kernel name "a\/b" is not 0-15 characters/],
+    ['a kernel name over 15 characters', (p: ReturnType<typeof planCopy>) => { p.maps[0].kernelName = 'k'.repeat(16); }, /is not 0-15 characters/],
   ])('%s: a plan that says so does not decode (PLAN_INVALID)', (_w, edit, msg) => {
     const p = planCopy('testrun.o');
     edit(p);
@@ -138,7 +147,7 @@ describe.skipIf(!probe.ok)('pin directories', () => {
     const other = mapCreate({ type: 2, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0, numaNode: 0, name: 'imposter', btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n });
     objPin(other, join(dir, 'xdp_globals'));
     other.close();
-    await expect(unloadDir(dir, files.hostLog)).rejects.toMatchObject({ code: 'PIN_DIR_FOREIGN', message: expect.stringContaining('not the one load') });
+    await expect(unloadDir(dir, files.hostLog)).rejects.toMatchObject({ code: 'PIN_DIR_FOREIGN', message: expect.stringMatching(/'xdp_globals' no longer holds the object load/) });
     expect(readdirSync(dir).sort()).toEqual(before);
     // A symlink inside: refused.
     symlinkSync('/etc/passwd', join(dir, 'link'));
@@ -175,4 +184,50 @@ describe.skipIf(!probe.ok)('pin directories', () => {
 it('plans decode their own re-encoding (control for the cases above)', () => {
   const p = planCopy('testrun.o');
   expect(decodePlan(encodePlan(p)).programs.map((x) => x.name)).toEqual(p.programs.map((x) => x.name));
+});
+
+describe.skipIf(!probe.ok)('recovery touches only what bpfseal staged', () => {
+  const marker = (hostLog: string, loadId: string, pinDir: string, staging: string) =>
+    writePending(hostLog, { loadId, plan: 'p', version: 1, pinDir, staging, time: new Date().toISOString() });
+
+  it('a marker naming a staging path that is not bpfseal_staging_<id> beside the pin directory is left alone (exit 1)', () => {
+    const hostLog = join(makeTmpDir(), 'host');
+    const victim = newPinDir();
+    mkdirSync(victim);
+    const m = mapCreate({ type: 2, keySize: 4, valueSize: 4, maxEntries: 1, flags: 0, numaNode: 0, name: 'victim', btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n });
+    objPin(m, join(victim, 'keep'));
+    m.close();
+    const loadId = 'ab'.repeat(16);
+    marker(hostLog, loadId, join(victim, 'x'), victim);
+    const r = runCli(['recover', '--host-log', hostLog, '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    const out = JSON.parse(r.stdout) as { code: string; recovered: { outcome: string; problems: string[] }[] };
+    expect(out.code).toBe('RECOVERY_STUCK');
+    expect(out.recovered[0].outcome).toBe('stuck');
+    expect(out.recovered[0].problems[0]).toMatch(/not .*bpfseal_staging_/);
+    expect(readdirSync(victim)).toEqual(['keep']);
+    expect(listPending(hostLog).map((p) => p.loadId)).toEqual([loadId]);
+  });
+
+  it('a staging directory whose pins cannot all be removed keeps its marker and says what is in the way', () => {
+    const hostLog = join(makeTmpDir(), 'host');
+    const parent = newPinDir();
+    mkdirSync(parent);
+    const loadId = 'cd'.repeat(16);
+    const staging = join(parent, `bpfseal_staging_${loadId}`);
+    mkdirSync(join(staging, 'odd'), { recursive: true }); // a directory recovery never removes
+    marker(hostLog, loadId, join(parent, 'final'), staging);
+    const r = runCli(['recover', '--host-log', hostLog]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/stuck load c+d.*ENOTEMPTY/);
+    expect(r.stderr).toContain('RECOVERY_STUCK');
+    expect(listPending(hostLog)).toHaveLength(1);
+    // Once the operator removes it, recovery finishes: aborted, marker gone.
+    rmSync(join(staging, 'odd'), { recursive: true });
+    const again = runCli(['recover', '--host-log', hostLog, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect((JSON.parse(again.stdout) as { recovered: { outcome: string }[] }).recovered[0].outcome).toBe('aborted');
+    expect(listPending(hostLog)).toEqual([]);
+    expect(existsSync(staging)).toBe(false);
+  });
 });
