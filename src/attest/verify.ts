@@ -287,6 +287,9 @@ function verifyKernelSignatures(release: Release, plan: Plan, _policy: TrustPoli
   for (const p of plan.programs) {
     const sig = release.kernelSignatures.get(p.name);
     if (!sig) continue;
+    // A program with host fix-ups loads other bytes than it was signed over: its signature could
+    // only ever be refused by the kernel, or (worse) claim a kernel verdict for bytes it never saw.
+    if (p.fixups.length) throw new VerifyError('BAD_KERNEL_SIGNATURE', `program '${p.name}' needs host fix-ups (${p.fixups.map((f) => f.name).join(', ')}), so its instructions are not final and cannot carry a kernel signature`);
     if (!opts.verifyKernelSignature) throw new VerifyError('BAD_KERNEL_SIGNATURE', 'no PKCS#7 verifier available');
     const verdict = opts.verifyKernelSignature(sig, p.insns, cert!, insnSha256.get(p)!);
     if (verdict === 'not-canonical') throw new VerifyError('BAD_KERNEL_SIGNATURE', `kernel signature of program '${p.name}' is not in bpfseal's canonical form for the release certificate`);

@@ -62,13 +62,16 @@ function checkSignerFlags(opts: SignOpts): void {
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 function parseBuilder(list: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  // No prototype: "--builder __proto__=x" is a key like any other, not a write to Object.prototype.
+  const out = Object.create(null) as Record<string, string>;
   for (const s of list ?? []) {
     const i = s.indexOf('=');
     if (i <= 0) throw new BpfsealError('usage', 'USAGE_BUILDER', `--builder ${s}: expected key=value`);
-    out[s.slice(0, i)] = s.slice(i + 1);
+    const key = s.slice(0, i);
+    if (Object.hasOwn(out, key)) throw new BpfsealError('usage', 'USAGE_BUILDER', `--builder ${key}: given twice`);
+    out[key] = s.slice(i + 1);
   }
-  return out;
+  return { ...out };
 }
 
 export function registerSign(program: Command): void {

@@ -74,12 +74,14 @@ export function judge(policy: TrustPolicy, f: VerdictFacts): Verdict {
   signers = valid;
   const forPlan = signers.filter((s) => s.plans.some((p) => globMatch(p, f.plan)));
   if (!forPlan.length) throw new VerifyError('UNTRUSTED_SIGNER', `signer '${signers[0].name}' may not sign plan '${f.plan}' under ${src}`);
-  for (const p of f.programTypes) {
-    if (!forPlan.some((s) => s.programTypes.some((g) => globMatch(g, p.type)))) {
-      throw new VerifyError('PROGRAM_TYPE_FORBIDDEN', `program '${p.program}' has type ${p.type}, which signer '${forPlan[0].name}' may not sign under ${src}`);
-    }
+  // One entry must allow the plan and every program type: entries are not added up.
+  const allows = (s: TrustedSigner, type: string) => s.programTypes.some((g) => globMatch(g, type));
+  const signer = forPlan.find((s) => f.programTypes.every((p) => allows(s, p.type)));
+  if (!signer) {
+    const best = forPlan[0];
+    const p = f.programTypes.find((x) => !allows(best, x.type))!;
+    throw new VerifyError('PROGRAM_TYPE_FORBIDDEN', `program '${p.program}' has type ${p.type}, which signer '${best.name}' may not sign under ${src}${forPlan.length > 1 ? ' (no single signer entry allows this plan and all its program types)' : ''}`);
   }
-  const signer = forPlan.find((s) => f.programTypes.every((p) => s.programTypes.some((g) => globMatch(g, p.type)))) ?? forPlan[0];
   const min = policy.minVersions.get(f.plan);
   if (min !== undefined && f.version < min) throw new VerifyError('ROLLBACK', `release version ${f.version} of '${f.plan}' is below the policy minimum ${min}`);
   if (f.hostFloor !== undefined && f.version < f.hostFloor && !policy.allowRollback) {

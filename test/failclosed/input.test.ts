@@ -9,6 +9,7 @@ import { closeSync, ftruncateSync, mkdirSync, openSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { checkKernelSignature } from '../../src/attest/pkcs7.js';
 import { verifyRelease } from '../../src/attest/verify.js';
+import { decodeRelease } from '../../src/attest/release.js';
 import { failure } from '../../src/cli/output.js';
 import { BpfsealError } from '../../src/errors.js';
 import { readInput } from '../../src/fsx/read.js';
@@ -158,5 +159,24 @@ describe('local-storage maps', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).maps.map((m: { name: string }) => m.name)).toEqual(['sk_stats', 'task_marks']);
     expect(runCli(['unload', pin, '--host-log', join(d, 'hl')]).code).toBe(0);
+  });
+});
+
+describe('sign --builder', () => {
+  it('a key named __proto__ is recorded as a key (no prototype write); a key given twice is a usage error', () => {
+    const d = makeTmpDir();
+    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
+    const out = join(d, 'm.bpfseal');
+    const r = runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', out, '--builder', '__proto__=x', '--builder', 'ci=yes']);
+    expect(r.code, r.stderr).toBe(0);
+    const v = runCli(['verify', out, '--key', join(d, 'k.pub'), '--json']);
+    expect(v.code, v.stderr).toBe(0);
+    const rel = decodeRelease(readInput(out, { kind: 'release' }));
+    const env = rel.bundle.content as { $case: 'dsseEnvelope'; dsseEnvelope: { payload: Buffer } };
+    const st = JSON.parse(env.dsseEnvelope.payload.toString('utf8')) as { predicate: { builder?: Record<string, string> } };
+    expect(Object.entries(st.predicate.builder ?? {})).toEqual([['__proto__', 'x'], ['ci', 'yes']]);
+    const twice = runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', join(d, 'n.bpfseal'), '--builder', 'a=1', '--builder', 'a=2']);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('USAGE_BUILDER');
   });
 });
