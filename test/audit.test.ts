@@ -414,7 +414,8 @@ describe('bpfseal audit', () => {
   it('--json output shape', () => {
     const j = audit(['--log', att, '--key', k.pub, '--state', fresh('audit.checkpoint'), '--json']);
     expect(j.code, show(j)).toBe(0);
-    expect(Object.keys(j.json).sort()).toEqual(['entries', 'findings', 'log', 'logTrust', 'policy']);
+    expect(Object.keys(j.json).sort()).toEqual(['entries', 'findings', 'log', 'logTrust', 'notes', 'policy']);
+    expect(j.json.notes).toEqual([]);
     expect(j.json.logTrust).toBe('command-line'); // --key with --log: the log named on the command line
     const v = cliJson(['log', 'verify', '--log', att, '--json']).json;
     expect(j.json.log).toEqual({ dir: att, origin: logOrigin(att), logId: logIdOf(att).toString('hex'), size: 2, rootHash: v.rootHash });
@@ -655,12 +656,17 @@ describe('bpfseal audit', () => {
     const recent = audit(['--log', att, '--key', k.pub, '--since', '1h', '--state', fresh('st'), '--json']);
     expect(recent.code, show(recent)).toBe(0);
     expect(recent.json.entries.map((e: any) => e.index)).toEqual([0, 1]);
-    const future = audit(['--log', att, '--key', k.pub, '--since', '2099-01-01T00:00:00Z', '--state', fresh('st'), '--json']);
+    // A first audit hides nothing (a signed time on an entry no audit has checked is the log owner's
+    // word); once an audit has seen them, --since hides entries whose signed time is older.
+    const st = fresh('st');
+    const first = audit(['--log', att, '--key', k.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
+    expect(first.json.entries.map((e: any) => e.index)).toEqual([0, 1]);
+    const future = audit(['--log', att, '--key', k.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
     expect(future.code, show(future)).toBe(0);
     expect(future.json.entries).toEqual([]);
     expect(future.json.log.size).toBe(2);
     // --since limits the listing, never the judgement: an untrusting key still reports every entry.
-    const hidden = audit(['--log', att, '--key', other.pub, '--since', '2099-01-01T00:00:00Z', '--state', fresh('st'), '--json']);
+    const hidden = audit(['--log', att, '--key', other.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
     expect(hidden.code).toBe(1);
     expect(hidden.json.entries).toEqual([]);
     expect(hidden.json.findings.map((f: any) => f.index)).toEqual([0, 1]);

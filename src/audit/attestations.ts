@@ -11,6 +11,7 @@
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { BUNDLE_V03_MEDIA_TYPE, envelopeFromJSON, type Bundle, type Envelope, type SerializedEnvelope, type TransparencyLogEntry } from '@sigstore/bundle';
 import { certificateIdentity } from '../attest/keyless.js';
 import { parseStatement, type Statement } from '../attest/statement.js';
@@ -59,7 +60,10 @@ export interface Finding {
 
 export interface AttestationAudit {
   log: { dir: string; origin: string; logId: string; size: number; rootHash: string };
+  /** The entries listed (--since narrows this list only). */
   entries: AuditedEntry[];
+  /** Every entry, judged (what audit --kernel matches against). */
+  judged: AuditedEntry[];
   findings: Finding[];
   /** The remembered checkpoint the current log was compared with, if any. */
   previous?: { size: number; rootHash: string };
@@ -69,6 +73,8 @@ export interface AttestationAudit {
   rewritten: boolean;
   /** How the log's identity was established: listed in the policy, given on the command line, or not at all. */
   logTrust: 'policy' | 'command-line' | 'unchecked' | 'untrusted';
+  /** What this audit could not do that a full one does (e.g. the audit state was not writable). */
+  notes: string[];
 }
 
 interface Body {
@@ -193,15 +199,50 @@ export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPo
   }
 }
 
+/**
+ * One entry, never throwing: whatever an entry holds (a certificate that does not parse, a body that
+ * breaks the bundle rebuild) is that entry's finding, and the audit goes on to the next.
+ */
+function auditEntrySafe(log: TransparencyLog, index: number, policy?: TrustPolicy): AuditedEntry {
+  try {
+    return auditEntry(log, index, policy);
+  } catch (e) {
+    let time = new Date(0).toISOString();
+    try {
+      time = new Date(log.integratedTime(index) * 1000).toISOString();
+    } catch {
+      /* unknown */
+    }
+    const code = e instanceof BpfsealError ? e.code : 'ENTRY_UNREADABLE';
+    return { index, time, timeSigned: false, tags: [], status: 'bad-signature', code, reason: `the entry cannot be judged: ${(e as Error).message}` };
+  }
+}
+
+/** The names a log directory is remembered under: as given (absolute) and its real path. */
+function dirKeys(dir: string): string[] {
+  const abs = resolve(dir);
+  let real = abs;
+  try {
+    real = realpathSync(abs);
+  } catch {
+    /* judged by the name given */
+  }
+  return real === abs ? [abs] : [abs, real];
+}
+
 /** Compare the log with what the last audit saw for its key and for this directory; returns findings. */
 function checkRemembered(log: TransparencyLog, statePath: string, size: number, root: Buffer): { findings: Finding[]; previous?: { size: number; rootHash: string }; rewritten?: boolean } {
   const state = readAuditState(statePath);
   const id = log.publicKey.logId.toString('hex');
   const findings: Finding[] = [];
-  const dir = realpathSync(log.dir);
-  const heldBefore = state.dirs.get(dir);
-  if (heldBefore && heldBefore !== id) {
-    findings.push({ code: 'LOG_REPLACED', message: `log replaced: ${dir} held the log with key ${heldBefore} at the last audit and holds one with key ${id} now` });
+  // Keyed by the path as given and by its real path: a symlink repointed at another log is caught
+  // whichever of the two names the next audit uses.
+  for (const dir of dirKeys(log.dir)) {
+    const heldBefore = state.dirs.get(dir);
+    if (heldBefore && heldBefore !== id) {
+      findings.push({ code: 'LOG_REPLACED', message: `log replaced: ${dir} held the log with key ${heldBefore} at the last audit and holds one with key ${id} now` });
+      break;
+    }
   }
   const note = state.logs.get(id)?.checkpoint ?? state.legacyCheckpoint;
   if (!note) return { findings, rewritten: findings.length > 0 };
@@ -253,28 +294,59 @@ export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {})
     rootHash = log.rootHash(size);
   }
   const trust = logTrust(log, opts, findings);
-  const remembered: ReturnType<typeof checkRemembered> = opts.statePath ? checkRemembered(log, opts.statePath, size, rootHash) : { findings: [] };
+  const notes: string[] = [];
+  let remembered: ReturnType<typeof checkRemembered> = { findings: [] };
+  let stateUsable = opts.statePath !== undefined;
+  if (opts.statePath) {
+    try {
+      remembered = checkRemembered(log, opts.statePath, size, rootHash);
+    } catch (e) {
+      // An unreadable state (an unprivileged auditor) leaves this audit without the last one to
+      // compare with: said, not fatal. A state another user could write is refused (TRUST_FILE_UNSAFE).
+      if (!(e instanceof BpfsealError) || e.code !== 'AUDIT_STATE_UNREADABLE') throw e;
+      notes.push(`not compared with the last audit: ${e.message}`);
+      stateUsable = false;
+    }
+  }
   findings.push(...remembered.findings);
   const entries: AuditedEntry[] = [];
+  const judged: AuditedEntry[] = [];
   for (let i = 0; i < size; i++) {
-    const e = auditEntry(log, i, opts.policy);
+    const e = auditEntrySafe(log, i, opts.policy);
     if (e.status !== 'verified' && e.status !== 'signature-ok') findings.push({ code: e.code ?? 'ENTRY_INVALID', index: i, message: `entry ${i}${e.plan ? ` (${e.plan})` : ''}: ${e.status}: ${e.reason ?? ''}` });
-    // Listing only: an entry is hidden by --since only when its time is signed by the log.
-    if (opts.since && e.timeSigned && Date.parse(e.time) < opts.since.getTime()) continue;
+    judged.push(e);
+    // Listing only. An entry is hidden by --since only when the last audit already checked it and its
+    // time is signed by the log: a log's owner holds its key, so a signed time on a new entry can lie.
+    const seen = remembered.previous !== undefined && i < remembered.previous.size;
+    if (opts.since && seen && e.timeSigned && Date.parse(e.time) < opts.since.getTime()) continue;
     entries.push(e);
   }
   // Remember this tree only when it is sound: a rewrite stays a finding until someone looks at it.
-  if (opts.statePath && !remembered.findings.length && logVerified && trust !== 'untrusted') {
+  if (opts.statePath && stateUsable && !remembered.findings.length && logVerified && trust !== 'untrusted') {
     const id = log.publicKey.logId.toString('hex');
+    // Only the checkpoint that was verified: the log may have grown (or been swapped) since, and a
+    // checkpoint re-read now was checked by nobody.
     const note = log.checkpoint().note;
-    const dir = realpathSync(log.dir);
-    updateAuditState(opts.statePath, (s) => {
-      s.logs.set(id, { origin: log.origin, checkpoint: note });
-      s.dirs.set(dir, id);
-    });
+    let cp;
+    try {
+      cp = openSignedCheckpoint(note, log.verifier, log.origin);
+    } catch {
+      cp = undefined;
+    }
+    if (cp && cp.size === size && cp.rootHash.equals(rootHash)) {
+      try {
+        updateAuditState(opts.statePath, (s) => {
+          s.logs.set(id, { origin: log.origin, checkpoint: note });
+          for (const d of dirKeys(log.dir)) s.dirs.set(d, id);
+        });
+      } catch (e) {
+        if (!(e instanceof BpfsealError) || (e.code !== 'AUDIT_STATE_UNWRITABLE' && e.code !== 'LOCK_FAILED')) throw e;
+        notes.push(`this audit is not remembered (the next one cannot compare with it): ${e.message}`);
+      }
+    } else notes.push('the log changed while it was audited: this audit is not remembered; run it again');
   }
   return {
     log: { dir: log.dir, origin: log.origin, logId: log.publicKey.logId.toString('hex'), size, rootHash: rootHash.toString('hex') },
-    entries, findings, logVerified, rewritten: remembered.rewritten === true, logTrust: trust, ...(remembered.previous ? { previous: remembered.previous } : {}),
+    entries, judged, findings, logVerified, rewritten: remembered.rewritten === true, logTrust: trust, notes, ...(remembered.previous ? { previous: remembered.previous } : {}),
   };
 }

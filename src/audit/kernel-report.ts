@@ -12,8 +12,9 @@ export interface KernelReport {
 
 export function kernelAudit(attestations: AttestationAudit, hostLog?: string): KernelReport {
   const tags: AttestedTag[] = [];
-  for (const e of attestations.entries) {
-    if (e.status !== 'verified' && e.status !== 'signature-ok') continue;
+  // Only entries judged trusted attest (an audit without a policy judges no trust), listed or not.
+  for (const e of attestations.judged) {
+    if (e.status !== 'verified') continue;
     for (const t of e.tags) tags.push({ tag: t.tag, plan: e.plan!, digest: e.digest, program: t.program, source: 'attestation-log' });
   }
   const findings: Finding[] = [];

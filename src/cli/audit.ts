@@ -37,7 +37,7 @@ export function registerAudit(program: Command): void {
     .option('--log <dir>', 'attestation log (default: $BPFSEAL_LOG, else ./attestations)')
     .option('--policy <file>', 'judge each attestation under this trust policy (default: $BPFSEAL_POLICY, else ./keys/policy.json if present)')
     .option('--key <pub>', 'judge under a one-key policy instead')
-    .option('--since <time>', 'only entries logged since this time (ISO 8601, or 24h, 7d)')
+    .option('--since <time>', 'list only entries logged since this time (ISO 8601, or 24h, 7d) among those the last audit already checked; every entry is still judged')
     .option('--state <file>', 'what the last audit saw, per log key and log directory (default: $BPFSEAL_STATE_DIR/audit-state.json, else /var/lib/bpfseal/audit-state.json)')
     .option('--kernel', 'list the BPF programs loaded in the kernel now, each attested or unattested')
     .option('--host-log <dir>', 'host load log consulted by --kernel (default: $BPFSEAL_HOST_LOG, else /var/lib/bpfseal/host-log)')
@@ -65,7 +65,7 @@ export function registerAudit(program: Command): void {
         findings.push(...kernel.findings);
       }
       // logVerified/rewritten are already findings; the JSON keeps its documented shape.
-      const { logVerified: _v, rewritten: _r, ...shown } = report;
+      const { logVerified: _v, rewritten: _r, judged: _j, ...shown } = report;
       if (o.json) printJson({ ...shown, ...(kernel ? { kernel } : {}), findings, policy: policy?.source ?? null });
       else {
         process.stdout.write(`log ${report.log.dir} (${report.log.origin}): ${report.log.size} entries, root ${report.log.rootHash}` +
@@ -81,6 +81,7 @@ export function registerAudit(program: Command): void {
             process.stdout.write(`  id ${p.id}  ${p.name.padEnd(16)} ${p.type.padEnd(14)} tag ${p.tag}  ${p.attested ? `attested: ${p.matches.map((m) => `${m.plan}/${m.program}`).join(', ')}` : 'UNATTESTED'}\n`);
           }
         }
+        for (const n of report.notes) process.stderr.write(`note: ${n}\n`);
         for (const f of findings) process.stderr.write(`finding: ${f.code}: ${f.message}\n`);
       }
       process.exitCode = findings.length ? 1 : 0;

@@ -7,11 +7,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPublicKey } from 'node:crypto';
-import { readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DSSEBundleBuilder, type Witness } from '@sigstore/sign';
 import { keylessSigner } from '../../src/attest/keyless.js';
 import { encodeRelease } from '../../src/attest/release.js';
+import { signInstructions } from '../../src/attest/pkcs7.js';
 import { localKeySigner, signPlan } from '../../src/attest/sign.js';
 import { buildStatement, PAYLOAD_TYPE, type Statement } from '../../src/attest/statement.js';
 import { verifyRelease } from '../../src/attest/verify.js';
@@ -156,8 +157,16 @@ describe('entry times', () => {
     const sets = readdirSync(join(logDir, 'envelopes')).filter((f) => f.endsWith('.1.set'));
     expect(sets).toHaveLength(1);
     unlinkSync(join(logDir, 'envelopes', sets[0]));
-    const a = auditOf(logDir, pol, { since: new Date('2099-01-01T00:00:00Z') });
+    const since = new Date('2099-01-01T00:00:00Z');
+    // Without a previous audit nothing is hidden: the log's owner can sign any time on a new entry.
+    const first = auditOf(logDir, pol, { since });
+    expect(first.entries.map((e) => [e.index, e.timeSigned])).toEqual([[0, true], [1, false]]);
+    const statePath = join(makeTmpDir(), 'audit-state.json');
+    auditOf(logDir, pol, { statePath });
+    // Entries the remembered audit already checked are hidden when their time is signed.
+    const a = auditOf(logDir, pol, { since, statePath });
     expect(a.entries.map((e) => [e.index, e.timeSigned])).toEqual([[1, false]]);
+    expect(a.judged.map((e) => e.index)).toEqual([0, 1]);
     // Entry 1 (t-b) is untrusted under this policy: a finding whatever --since says.
     expect(a.findings.map((f) => [f.index, f.code])).toEqual([[1, 'UNTRUSTED_SIGNER']]);
   });
@@ -216,5 +225,96 @@ describe('requireKernelSignatures', () => {
     }
     expect(err?.code).toBe('KERNEL_SIGNATURE_REQUIRED');
     expect(err?.message).toMatch(/no program the kernel could verify/);
+  });
+});
+
+describe('the audit state remembers only what was verified, under every name of the log', () => {
+  it('a log directory reached through a symlink that is repointed at another log is LOG_REPLACED', async () => {
+    const base = makeTmpDir();
+    // The log directory itself may not be a link, but a parent may: /srv/current -> /srv/a.
+    const a = join(base, 'a'), b = join(base, 'b'), link = join(base, 'current');
+    await signInto(join(a, 'att'), 'minimal', 'rp-a');
+    await signInto(join(b, 'att'), 'minimal', 'rp-b');
+    symlinkSync(a, link);
+    const pol = policyAt({ version: 1, signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }] });
+    const statePath = join(makeTmpDir(), 'audit-state.json');
+    expect(auditOf(join(link, 'att'), pol, { statePath }).findings).toEqual([]);
+    unlinkSync(link);
+    symlinkSync(b, link);
+    expect(auditOf(join(link, 'att'), pol, { statePath }).findings.map((f) => f.code)).toContain('LOG_REPLACED');
+    // The first log, by its real path, is still the one remembered there.
+    expect(auditOf(join(a, 'att'), pol, { statePath }).findings.map((f) => f.code)).not.toContain('LOG_REPLACED');
+  });
+
+  it('the checkpoint stored is the one whose tree was verified (its size and root)', async () => {
+    const logDir = join(makeTmpDir(), 'att');
+    await signInto(logDir, 'minimal', 'cp-a');
+    await signInto(logDir, 'minimal', 'cp-b');
+    const pol = policyAt({ version: 1, signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }] });
+    const statePath = join(makeTmpDir(), 'audit-state.json');
+    const a = auditOf(logDir, pol, { statePath });
+    const stored = JSON.parse(readFileSync(statePath, 'utf8')) as { logs: Record<string, { checkpoint: string }> };
+    const note = stored.logs[a.log.logId].checkpoint;
+    const lines = note.split('\n');
+    expect(Number(lines[1])).toBe(a.log.size);
+    expect(Buffer.from(lines[2], 'base64').toString('hex')).toBe(a.log.rootHash);
+  });
+});
+
+describe('no entry stops the audit', () => {
+  it('entries whose DSSE body fields hold any JSON value are findings, never a crash (300 mutations)', async () => {
+    const logDir = join(makeTmpDir(), 'att');
+    await signInto(logDir, 'minimal', 'fz');
+    const log0 = openLog(logDir, { create: false });
+    const good = JSON.parse(log0.entry(0).toString('utf8')) as Record<string, unknown>;
+    log0.close();
+    const values: unknown[] = [null, 0, -1, 1e308, '', 'x', 'LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkFBQUEKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=', [], {}, [{}], { value: 'zz' }, true];
+    const paths: string[][] = [['kind'], ['apiVersion'], ['spec'], ['spec', 'envelopeHash'], ['spec', 'envelopeHash', 'value'], ['spec', 'payloadHash', 'value'], ['spec', 'signatures'], ['spec', 'signatures', '0', 'signature'], ['spec', 'signatures', '0', 'verifier']];
+    let seed = 7;
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+    const log = openLog(logDir, { create: false });
+    try {
+      for (let i = 0; i < 300; i++) {
+        const body = JSON.parse(JSON.stringify(good)) as Record<string, unknown>;
+        const path = paths[rnd(paths.length)];
+        let o = body as Record<string, unknown>;
+        for (const p of path.slice(0, -1)) {
+          if (!o[p] || typeof o[p] !== 'object') o[p] = {};
+          o = o[p] as Record<string, unknown>;
+        }
+        o[path[path.length - 1]] = values[rnd(values.length)];
+        await log.append(Buffer.from(JSON.stringify(body)));
+      }
+    } finally {
+      log.close();
+    }
+    const pol = policyAt({ version: 1, signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }] });
+    for (const p of [pol, undefined]) {
+      const l = openLog(logDir, { create: false });
+      try {
+        const a = auditAttestations(l, { policy: p, logFromCommandLine: true });
+        expect(a.judged).toHaveLength(301);
+        expect(a.judged[0].status).toBe(p ? 'verified' : 'signature-ok');
+        // Each mutated entry is verified only if the mutation left what is checked unchanged.
+        for (const e of a.judged.slice(1)) if (e.status !== 'verified' && e.status !== 'signature-ok') expect(e.code).toMatch(/^[A-Z][A-Z0-9_]+$/);
+      } finally {
+        l.close();
+      }
+    }
+  });
+});
+
+describe('kernel signatures only on final instructions', () => {
+  it('a release carrying a kernel signature for a program with host fix-ups is refused, even when attested', async () => {
+    const { plan, bytes, digest } = planFromBytes(readFixture('externs'), 'fixed.o');
+    const prog = plan.programs[0];
+    expect(prog.fixups.length).toBeGreaterThan(0);
+    const { key } = loadPrivateKey(k.key);
+    const cert = readFileSync(k.crt, 'utf8');
+    const st = buildStatement(plan, digest, { version: 1, toolVersion: 'test', kernelSigned: [prog.name] });
+    const bundle = await new DSSEBundleBuilder({ signer: localKeySigner(key, createPublicKey(key)), witnesses: [] }).create({ data: Buffer.from(JSON.stringify(st)), type: PAYLOAD_TYPE });
+    const rel = Buffer.from(encodeRelease({ plan: bytes, bundle, kernelSignatures: new Map([[prog.name, signInstructions(prog.insns, key, cert)]]), certificate: cert }));
+    const pol = policyAt({ version: 1, signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }] });
+    expect(() => verifyRelease(rel, pol, { state: new Map() })).toThrow(expect.objectContaining({ code: 'BAD_KERNEL_SIGNATURE', message: expect.stringMatching(/needs host fix-ups .* cannot carry a kernel signature/) }));
   });
 });

@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfsealError } from '../../src/errors.js';
 import { openHostLog, readDecisions, refreshState } from '../../src/hostlog/hostlog.js';
@@ -15,7 +15,7 @@ import { unloadDir } from '../../src/runtime/unload.js';
 import { parsePolicy, type TrustPolicy } from '../../src/trust/policy.js';
 import { readState } from '../../src/trust/state.js';
 import { writeKeyFiles, type KeyFiles } from '../../src/trust/keys.js';
-import { CLI, cleanupTmpDirs, makeTmpDir } from '../helpers/paths.js';
+import { CLI, cleanupTmpDirs, makeTmpDir, ROOT } from '../helpers/paths.js';
 import { newPinDir, probeBpf, removePinDirs } from '../helpers/kernel.js';
 import { runCliAll, runCli } from '../helpers/cli.js';
 import { signFixture } from '../helpers/releases.js';
@@ -169,5 +169,33 @@ describe.skipIf(!probe.ok)('an unprivileged verify after root has loaded', () =>
     chmodSync(files.statePath, 0o644);
     expect(runCli(['load', relOld, '--policy', policyPath, '--pin', newPinDir(), '--host-log', files.hostLog, '--state', files.statePath]).code).toBe(1);
     await unloadDir(pin, files.hostLog);
+  });
+});
+
+describe('an unprivileged audit', () => {
+  it('audits a root-owned log; a state it cannot write or read is a note, not a failure', () => {
+    if (process.geteuid?.() !== 0) return; // needs root to set up another user's view
+    const d = makeTmpDir();
+    chmodSync(d, 0o755);
+    const kd = join(d, 'keys');
+    expect(runCli(['keygen', '--out', kd, '--name', 'k']).code).toBe(0);
+    chmodSync(kd, 0o755);
+    chmodSync(join(kd, 'k.pub'), 0o644);
+    const logDir = join(d, 'att');
+    expect(runCli(['sign', join(ROOT, 'test/fixtures/minimal.o'), '--key', join(kd, 'k.key'), '--log', logDir, '-o', join(d, 'm.bpfseal')]).code).toBe(0);
+    spawnSync('chmod', ['-R', 'a+rX', logDir]);
+    const stateDir = join(d, 'state');
+    mkdirSync(stateDir, { mode: 0o755 });
+    const asNobody = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', uid: 65534, gid: 65534, cwd: d, env: { ...process.env, BPFSEAL_DEBUG: '' } });
+    const r = asNobody(['audit', '--log', logDir, '--key', join(kd, 'k.pub'), '--state', join(stateDir, 'audit-state.json')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/note: this audit is not remembered .*AUDIT_STATE_UNWRITABLE|note: this audit is not remembered/);
+    expect(r.stdout).toMatch(/#0 .* verified/);
+    // Root's state, unreadable to others: not compared, said so.
+    expect(runCli(['audit', '--log', logDir, '--key', join(kd, 'k.pub'), '--state', join(stateDir, 'audit-state.json')]).code).toBe(0);
+    chmodSync(join(stateDir, 'audit-state.json'), 0o600);
+    const blind = asNobody(['audit', '--log', logDir, '--key', join(kd, 'k.pub'), '--state', join(stateDir, 'audit-state.json'), '--json']);
+    expect(blind.status, blind.stderr).toBe(0);
+    expect((JSON.parse(blind.stdout) as { notes: string[] }).notes.join('\n')).toMatch(/not compared with the last audit: .*cannot read the audit state/);
   });
 });
