@@ -16,6 +16,9 @@ import { signInstructions } from '../../src/attest/pkcs7.js';
 import { localKeySigner, signPlan } from '../../src/attest/sign.js';
 import { buildStatement, PAYLOAD_TYPE, type Statement } from '../../src/attest/statement.js';
 import { verifyRelease } from '../../src/attest/verify.js';
+import { judge } from '../../src/trust/judge.js';
+import { keyId, loadPublicKey } from '../../src/trust/keys.js';
+const keyIdOf = (p: string) => keyId(loadPublicKey(p));
 import { auditAttestations } from '../../src/audit/attestations.js';
 import { AttestationLogWitness, savePlan } from '../../src/audit/witness.js';
 import { BpfsealError } from '../../src/errors.js';
@@ -316,5 +319,22 @@ describe('kernel signatures only on final instructions', () => {
     const rel = Buffer.from(encodeRelease({ plan: bytes, bundle, kernelSignatures: new Map([[prog.name, signInstructions(prog.insns, key, cert)]]), certificate: cert }));
     const pol = policyAt({ version: 1, signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }] });
     expect(() => verifyRelease(rel, pol, { state: new Map() })).toThrow(expect.objectContaining({ code: 'BAD_KERNEL_SIGNATURE', message: expect.stringMatching(/needs host fix-ups .* cannot carry a kernel signature/) }));
+  });
+});
+
+describe('signer entries are not added up', () => {
+  it('two entries for one key, one allowing xdp and one socket_filter, do not together allow a plan with both', () => {
+    const keyId = keyIdOf(k.pub);
+    const facts = (types: string[]) => ({
+      plan: 'mixed', digest: `sha256:${'00'.repeat(32)}`, version: 1, signer: { keyId }, trustedLogEntries: 0, untrustedLogEntries: 0,
+      programTypes: types.map((t, i) => ({ program: `p${i}`, type: t })),
+    });
+    const split = policyAt({ version: 1, signers: [
+      { name: 'xdp-only', key: k.pub, plans: ['*'], programTypes: ['xdp'] },
+      { name: 'socket-only', key: k.pub, plans: ['*'], programTypes: ['socket_filter'] },
+    ] });
+    expect(() => judge(split, facts(['xdp', 'socket_filter']))).toThrow(expect.objectContaining({ code: 'PROGRAM_TYPE_FORBIDDEN', message: expect.stringContaining('no single signer entry') }));
+    expect(judge(split, facts(['xdp'])).signer.name).toBe('xdp-only');
+    expect(judge(split, facts(['socket_filter'])).signer.name).toBe('socket-only');
   });
 });
