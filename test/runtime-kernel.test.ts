@@ -19,6 +19,8 @@ import { describePlan } from '../src/plan/describe.js';
 import { decodePlan, encodePlan } from '../src/plan/codec.js';
 import type { Plan } from '../src/plan/types.js';
 import { replay, pinName, type LoadedCollection } from '../src/runtime/replay.js';
+import { runKernelLoader } from '../src/runtime/kernel-loader.js';
+import { loaderOf } from '../src/loader/claim.js';
 import { realKernel } from '../src/runtime/backend.js';
 import { systemHost, type HostFacts } from '../src/runtime/host.js';
 import { modelKernel } from '../src/runtime/model.js';
@@ -75,6 +77,23 @@ async function withLoaded(name: string, fn: (c: LoadedCollection, plan: Plan) =>
   }
   noOpenFds();
   return rec.created;
+}
+
+/** withLoaded through either loader. */
+async function withLoadedVia(via: 'user' | 'kernel', name: string, fn: (c: LoadedCollection, plan: Plan) => void | Promise<void>): Promise<void> {
+  if (via === 'user') {
+    await withLoaded(name, fn);
+    return;
+  }
+  const { plan, digest } = loadPlan(name);
+  const c = runKernelLoader(plan, digest, loaderOf(plan), { host: systemHost() });
+  try {
+    expect(c.record.backend).toBe('kernel');
+    await fn(c, plan);
+  } finally {
+    c.close();
+  }
+  noOpenFds();
 }
 
 const valueSize = (plan: Plan, map: string) => {
@@ -185,9 +204,11 @@ describe.skipIf(!canBpf)('(b) kernel refusals name the step and roll back', () =
 });
 
 // ---------------------------------------------------------------------------------------------------
-describe.skipIf(!canBpf)('(c) BPF_PROG_TEST_RUN effects', () => {
+// Both loaders: the user-space replay and the kernel loader (a BPF_PROG_TYPE_SYSCALL program) must give
+// programs and maps that behave identically.
+describe.skipIf(!canBpf).each(['user', 'kernel'] as const)('(c) BPF_PROG_TEST_RUN effects, %s loader', (via) => {
   it('testrun.o xdp_count: XDP_PASS, counters[0] +1 per run, .bss last_xdp_len = 64', async () => {
-    await withLoaded('testrun.o', (c, plan) => {
+    await withLoadedVia(via, 'testrun.o', (c, plan) => {
       const bss = datasecLayout(plan, '.bss').get('last_xdp_len')!;
       for (let run = 1; run <= 3; run++) {
         const r = progTestRun(prog(c, 'xdp_count'), { data: packet(64) });
@@ -200,7 +221,7 @@ describe.skipIf(!canBpf)('(c) BPF_PROG_TEST_RUN effects', () => {
   });
 
   it('testrun.o socket_len: returns 50, counters[1] = 50, .data socket_runs 100 -> 101', async () => {
-    await withLoaded('testrun.o', (c, plan) => {
+    await withLoadedVia(via, 'testrun.o', (c, plan) => {
       const runs = datasecLayout(plan, '.data').get('socket_runs')!;
       expect(lookup(c, plan, '.data').readBigUInt64LE(runs.offset)).toBe(100n);
       const r = progTestRun(prog(c, 'socket_len'), { data: packet(64) });
@@ -211,7 +232,7 @@ describe.skipIf(!canBpf)('(c) BPF_PROG_TEST_RUN effects', () => {
   });
 
   it('testrun.o tc_mark: TC_ACT_OK, skb->mark = 0x5ea1, counters[2] += 1', async () => {
-    await withLoaded('testrun.o', (c, plan) => {
+    await withLoadedVia(via, 'testrun.o', (c, plan) => {
       const skb = Buffer.alloc(192); // struct __sk_buff; mark at offset 8
       const r = progTestRun(prog(c, 'tc_mark'), { data: packet(64), ctx: skb, ctxOutSize: 192 });
       expect(r.retval).toBe(0);
@@ -221,7 +242,7 @@ describe.skipIf(!canBpf)('(c) BPF_PROG_TEST_RUN effects', () => {
   });
 
   it('testrun.o syscall_store: ctx {key=2, value} -> counters[2] == value; key 7 -> -1', async () => {
-    await withLoaded('testrun.o', (c, plan) => {
+    await withLoadedVia(via, 'testrun.o', (c, plan) => {
       const args = Buffer.alloc(16);
       args.writeUInt32LE(2, 0);
       args.writeBigUInt64LE(0x1122334455667788n, 8);
@@ -234,7 +255,7 @@ describe.skipIf(!canBpf)('(c) BPF_PROG_TEST_RUN effects', () => {
   });
 
   it('globals.o xdp_globals: result[0] = 3735977536 and the .data/.bss/.data.foo effects; .rodata is frozen', async () => {
-    await withLoaded('globals.o', (c, plan) => {
+    await withLoadedVia(via, 'globals.o', (c, plan) => {
       const data0 = plan.maps.find((m) => m.name === '.data')!.initData!;
       const foo0 = plan.maps.find((m) => m.name === '.data.foo')!.initData!;
       const r = progTestRun(prog(c, 'xdp_globals'), { data: packet(64) });
@@ -260,7 +281,7 @@ describe.skipIf(!canBpf)('(c) BPF_PROG_TEST_RUN effects', () => {
   });
 
   it('map_in_map.o entry: tail call returns 1; inner_b[0] = 50, read through the outer slot id', async () => {
-    await withLoaded('map_in_map.o', (c, plan) => {
+    await withLoadedVia(via, 'map_in_map.o', (c, plan) => {
       const r = progTestRun(prog(c, 'entry'), { data: packet(64) });
       expect(r.retval).toBe(1);
       const ids = new Map(c.record.maps.map((m) => [m.name, m.id]));
@@ -281,7 +302,7 @@ describe.skipIf(!canBpf)('(c) BPF_PROG_TEST_RUN effects', () => {
   });
 
   it('externs.o externs_prog: kconfig, ksym and kfunc values reach the program', async () => {
-    await withLoaded('externs.o', (c, plan) => {
+    await withLoadedVia(via, 'externs.o', (c, plan) => {
       const r = progTestRun(prog(c, 'externs_prog'), { repeat: 0 });
       expect(r.retval).toBe(0);
       const o = lookup(c, plan, 'out');

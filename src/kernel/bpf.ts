@@ -341,6 +341,13 @@ export function btfInfo(fd: Fd): { id: number; size: number } {
   return { id: info.readUInt32LE(12), size: info.readUInt32LE(8) };
 }
 
+/** BPF_BTF_GET_FD_BY_ID: 0 btf_id. */
+export function btfFdById(id: number): Fd {
+  const a = attr();
+  a.writeUInt32LE(id, 0);
+  return new Fd(bpf(CMD.BTF_GET_FD_BY_ID, a), `btf id ${id}`);
+}
+
 /** BPF_BTF_GET_NEXT_ID: 0 start_id, 4 next_id. Returns 0 when there is no next id. */
 export function btfNextId(start: number): number {
   return nextId(CMD.BTF_GET_NEXT_ID, start);

@@ -32,7 +32,7 @@ export function addressOf(b: Buffer | null | undefined): bigint {
 export const CMD = {
   MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, MAP_UPDATE_ELEM: 2, MAP_DELETE_ELEM: 3, MAP_GET_NEXT_KEY: 4, PROG_LOAD: 5,
   OBJ_PIN: 6, OBJ_GET: 7, PROG_TEST_RUN: 10, PROG_GET_NEXT_ID: 11, MAP_GET_NEXT_ID: 12, PROG_GET_FD_BY_ID: 13,
-  MAP_GET_FD_BY_ID: 14, OBJ_GET_INFO_BY_FD: 15, BTF_LOAD: 18, MAP_FREEZE: 22, BTF_GET_NEXT_ID: 23,
+  MAP_GET_FD_BY_ID: 14, OBJ_GET_INFO_BY_FD: 15, BTF_LOAD: 18, BTF_GET_FD_BY_ID: 19, MAP_FREEZE: 22, BTF_GET_NEXT_ID: 23,
 } as const;
 
 const CMD_NAMES = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, `BPF_${k}`])) as Record<number, string>;
