@@ -11,8 +11,9 @@
  * unique to each test, never by global counts.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { encodePlan } from '../src/plan/codec.js';
 import { join } from 'node:path';
 import { loaderOf, signedLoaderBytes } from '../src/loader/claim.js';
 import { generateLoader, INJECT_FAILURE_FLAG } from '../src/loader/generate.js';
@@ -289,4 +290,39 @@ describe.skipIf(!probe.ok || !CORPUS)('corpus: what replays in user space loads 
     expect(differ).toEqual([]);
     expect(outcome.same).toBe(outcome.replayed);
   }, 600_000);
+});
+
+describe('inspect says what the loader signature covers', () => {
+  it('the signed bytes digest, the host inputs and what the kernel resolves by name', () => {
+    const j = JSON.parse(runCli(['inspect', fixturePath('externs'), '--json']).stdout) as { loader: { signedBytes: string; hostInputs: unknown[]; resolvedByKernel: { kind: string; name: string }[]; covers: string[] } };
+    const l = loaderOf(planFromBytes(readFixture('externs'), 'externs.o').plan);
+    expect(j.loader.signedBytes).toBe(`sha256:${createHash('sha256').update(signedLoaderBytes(l)).digest('hex')}`);
+    expect(j.loader.hostInputs).toEqual([{ kind: 'kconfig', map: '.kconfig', bytes: 9 }]);
+    expect(j.loader.resolvedByKernel.map((r) => `${r.kind} ${r.name}`)).toContain('kfunc bpf_task_from_pid');
+    expect(j.loader.covers.join('\n')).toMatch(/instructions of 1 program/);
+    const m = JSON.parse(runCli(['inspect', fixturePath('minimal'), '--json']).stdout) as { loader: { hostInputs: unknown[]; resolvedByKernel: unknown[] } };
+    expect([m.loader.hostInputs, m.loader.resolvedByKernel]).toEqual([[], []]);
+    expect(runCli(['inspect', fixturePath('minimal')]).stdout).toMatch(/host inputs: none \(every byte the loader uses is signed\)/);
+  });
+});
+
+describe('a plan beyond the loader limits is refused at sign time, naming the limit', () => {
+  it('a blob over 4 MiB: generateLoader and sign --cert say LOADER_LIMIT; --no-loader signs per-program only', () => {
+    const plan = planCopy('globals.o');
+    const data = plan.maps.find((m) => m.name === '.data')!;
+    data.valueSize = 5 << 20;
+    data.initData = Buffer.alloc(data.valueSize, 1);
+    expect(() => generateLoader(plan)).toThrow(expect.objectContaining({ code: 'LOADER_LIMIT', message: expect.stringMatching(/blob would be \d+ bytes; an array map value holds at most 4194304/) }));
+    const d = makeTmpDir();
+    const planFile = join(d, 'big.plan');
+    writeFileSync(planFile, encodePlan(plan));
+    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
+    const r = runCli(['sign', planFile, '--key', join(d, 'k.key'), '--cert', join(d, 'k.crt'), '--no-log', '-o', join(d, 'big.bpfseal')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/LOADER_LIMIT: .*--no-loader/);
+    expect(existsSync(join(d, 'big.bpfseal'))).toBe(false);
+    const ok = runCli(['sign', planFile, '--key', join(d, 'k.key'), '--cert', join(d, 'k.crt'), '--no-loader', '--no-log', '-o', join(d, 'big.bpfseal')]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(decodeRelease(readFileSync(join(d, 'big.bpfseal'))).loaderSignature).toBeUndefined();
+  });
 });

@@ -44,13 +44,16 @@ export function registerInspect(program: Command): void {
       const { planFromBytes } = await import('../plan/file.js');
       const { describePlan, disassembleProgram } = await import('../plan/describe.js');
       const { plan, digest } = planFromBytes(readInput(input), input, { sectionTypes: await sectionTypes(opts.sectionType) });
+      const { describeLoader, formatLoader } = await import('../loader/describe.js');
       const d = describePlan(plan, digest);
+      const loader = describeLoader(plan);
       if (opts.json) {
         const disasm = opts.disasm ? Object.fromEntries(plan.programs.map((p) => [p.name, disassembleProgram(plan, p)])) : undefined;
-        printJson(disasm ? { ...d, disassembly: disasm } : d);
+        printJson({ ...d, loader, ...(disasm ? { disassembly: disasm } : {}) });
         return;
       }
       process.stdout.write(formatDescription(d));
+      process.stdout.write(formatLoader(loader));
       if (opts.disasm) {
         for (const p of plan.programs) {
           process.stdout.write(`\n${p.name} (${p.section}):\n${disassembleProgram(plan, p).join('\n')}\n`);

@@ -45,7 +45,7 @@ export interface LoaderProgram {
 }
 
 function loaderLimit(msg: string): InputError {
-  return new InputError('LOADER_LIMIT', `plan cannot become a kernel loader: ${msg}`);
+  return new InputError('LOADER_LIMIT', `plan cannot become a kernel loader: ${msg} (sign with --no-loader for per-program signatures only; docs/loader-format.md, "Limits")`);
 }
 
 /** ctx.flags value that makes a test loader fail at the step it was generated to fail at. */
