@@ -20,6 +20,7 @@ import { firstDifference } from '../json/compare.js';
 import { decodePlan } from '../plan/codec.js';
 import type { Plan, PlanProgram } from '../plan/types.js';
 import type { TrustPolicy, TrustedSigner } from '../trust/policy.js';
+import { verifyCosignatures, type CosignatureCheck } from '../tlog/witness/cosign.js';
 import { judge } from '../trust/judge.js';
 import { keyId as keyIdOf } from '../trust/keys.js';
 import { prepareCertificate, type PreparedCertificate } from './pkcs7.js';
@@ -62,6 +63,8 @@ export interface VerifiedRelease extends VerifiedAttestation {
 export interface VerifyOptions {
   /** Highest version already loaded per plan name (anti-rollback state). */
   state?: ReadonlyMap<string, number>;
+  /** Audit judges witnesses once for the whole log (its witnessed checkpoint), not per rebuilt entry. */
+  skipWitnesses?: boolean;
   /** Checks a log entry against our own view of the log (origin, size); throws VerifyError. */
   checkLogEntry?: (entry: TransparencyLogEntry, policy: TrustPolicy) => void;
   /** Verifies a PKCS#7 signature over instruction bytes with a certificate (parsed once per release). */
@@ -155,6 +158,24 @@ function sigstoreVerify(bundle: Bundle, trusted: TransparencyLogEntry[], policy:
   }
 }
 
+/**
+ * Split-view protection: with witnesses in the policy, a log entry counts only when the checkpoint its
+ * proof is against (already checked against the log's key and origin) carries cosignatures of at
+ * least `witnessThreshold` of them; a witness line that does not verify refuses the release.
+ */
+function checkWitnessed(trusted: TransparencyLogEntry[], policy: TrustPolicy): void {
+  let best: CosignatureCheck | undefined;
+  for (const e of trusted) {
+    const note = e.inclusionProof?.checkpoint?.envelope;
+    if (!note) continue;
+    const c = verifyCosignatures(note, policy.witnesses, policy.witnessThreshold);
+    if (c.invalid.length) throw new VerifyError('WITNESS_INVALID', `the checkpoint of log entry ${e.logIndex} carries cosignature lines of ${c.invalid.join(', ')} that do not verify`);
+    if (c.ok) return;
+    if (!best || c.valid.length > best.valid.length) best = c;
+  }
+  throw new VerifyError('WITNESS_THRESHOLD', `policy requires checkpoints cosigned by ${policy.witnessThreshold} of its ${policy.witnesses.length} witness(es); the release's best has ${best?.valid.length ?? 0}${best?.valid.length ? ` (${best.valid.join(', ')})` : ''}. Once the witnesses have cosigned the log, prove the entry against that checkpoint: bpfseal log refresh <release> --log <log>`);
+}
+
 /** SHA-256 of each program's instructions, computed once per verification. */
 export function insnDigests(plan: Plan): Map<PlanProgram, Buffer> {
   return new Map(plan.programs.map((p) => [p, createHash('sha256').update(p.insns).digest()]));
@@ -175,11 +196,12 @@ export function verifyAttestation(bundle: Bundle, plan: Plan, digest: string, po
     throw new VerifyError('BAD_BUNDLE', 'DSSE envelope must carry exactly one signature whose keyid is the signer hint');
   }
   const { trusted, untrusted } = splitEntries(bundle, policy);
-  if (policy.requireLogInclusion && trusted.length === 0) {
-    throw new VerifyError('LOG_INCLUSION_REQUIRED', `policy requires inclusion in a trusted log; the release has ${untrusted.length ? 'entries only from untrusted logs' : 'no log entry'}`);
+  if ((policy.requireLogInclusion || policy.witnesses.length) && trusted.length === 0) {
+    throw new VerifyError('LOG_INCLUSION_REQUIRED', `policy requires inclusion in a trusted log${policy.witnesses.length ? ' (it names witnesses)' : ''}; the release has ${untrusted.length ? 'entries only from untrusted logs' : 'no log entry'}`);
   }
   const verified = sigstoreVerify(bundle, trusted, policy, signers);
   for (const e of trusted) opts.checkLogEntry?.(e, policy);
+  if (policy.witnesses.length && !opts.skipWitnesses) checkWitnessed(trusted, policy);
   // DSSE verification never looks at the artifact: compare the subject with the plan bytes ourselves.
   const statement = parseStatement(env.payload);
   const subject = statement.subject[0];

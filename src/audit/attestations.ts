@@ -23,9 +23,12 @@ import { preAuthEncoding } from '../tlog/rekor-body.js';
 import { checkEntryAgainstLog, tlogEntry } from '../tlog/rekor.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
 import { verifyConsistency } from '../tlog/merkle.js';
+import { verifyInclusion } from '../tlog/verify-proof.js';
+import { leafHash } from '../tlog/hash.js';
 import type { TransparencyLog } from '../tlog/store.js';
 import { keyId, verifyData } from '../trust/keys.js';
 import { trustedLog, type TrustPolicy } from '../trust/policy.js';
+import { verifyCosignatures } from '../tlog/witness/cosign.js';
 import { loadEnvelope, loadPlan, loadTimestamp } from './envelopes.js';
 import { readAuditState, updateAuditState } from './state.js';
 
@@ -62,8 +65,10 @@ export interface AttestationAudit {
   log: { dir: string; origin: string; logId: string; size: number; rootHash: string };
   /** The entries listed (--since narrows this list only). */
   entries: AuditedEntry[];
-  /** Every entry, judged (what audit --kernel matches against). */
+  /** Every entry judged by this audit (what audit --kernel matches against): with --follow, the new ones. */
   judged: AuditedEntry[];
+  /** The first entry this audit judged: 0, or with --follow the size of the remembered checkpoint. */
+  from: number;
   findings: Finding[];
   /** The remembered checkpoint the current log was compared with, if any. */
   previous?: { size: number; rootHash: string };
@@ -75,6 +80,8 @@ export interface AttestationAudit {
   logTrust: 'policy' | 'command-line' | 'unchecked' | 'untrusted';
   /** What this audit could not do that a full one does (e.g. the audit state was not writable). */
   notes: string[];
+  /** With witnesses in the policy: the size of the newest checkpoint they cosigned. */
+  witnessed?: { size: number };
 }
 
 interface Body {
@@ -190,6 +197,7 @@ export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPo
     const here = trustedLog(log.publicKey.key, log.origin);
     const judged = policy.logs.some((l) => l.keyId === here.keyId) ? policy : { ...policy, logs: [...policy.logs, here] };
     const v = verifyAttestation(bundle, plan, st.subject[0].digest.sha256, judged, {
+      skipWitnesses: true, // judged once for the log: witnessFindings()
       checkLogEntry: (e) => { checkEntryAgainstLog(e, log.publicKey.key, log.origin); },
     });
     return { ...base, ...who, ...facts, time, timeSigned, status: 'verified', signer: v.signer.name };
@@ -228,6 +236,32 @@ function dirKeys(dir: string): string[] {
     /* judged by the name given */
   }
   return real === abs ? [abs] : [abs, real];
+}
+
+/**
+ * With witnesses in the policy: the newest checkpoint of this log that enough of them cosigned (the
+ * log's `checkpoint` or `checkpoint.cosigned`, each signed by the log and of its own tree). None is a
+ * finding (nothing this audit saw is protected against a split view); entries past it get a note.
+ */
+function witnessFindings(log: TransparencyLog, policy: TrustPolicy, size: number, findings: Finding[]): { size: number } | undefined {
+  let best: { size: number } | undefined;
+  let invalid: string[] = [];
+  for (const note of [log.checkpoint().note, log.cosignedCheckpoint() ?? '']) {
+    if (!note) continue;
+    let c;
+    try {
+      c = openSignedCheckpoint(note, log.verifiers, log.origin);
+    } catch {
+      continue;
+    }
+    if (c.size > size || !log.rootHash(c.size).equals(c.rootHash)) continue;
+    const check = verifyCosignatures(note, policy.witnesses, policy.witnessThreshold);
+    invalid = [...invalid, ...check.invalid];
+    if (check.ok && (!best || c.size > best.size)) best = { size: c.size };
+  }
+  if (invalid.length) findings.push({ code: 'WITNESS_INVALID', message: `cosignature lines of ${[...new Set(invalid)].join(', ')} on the log's checkpoints do not verify` });
+  if (!best) findings.push({ code: 'WITNESS_THRESHOLD', message: `no checkpoint of the log is cosigned by ${policy.witnessThreshold} of the policy's ${policy.witnesses.length} witness(es): this audit's view of the log is not witnessed` });
+  return best;
 }
 
 /** Compare the log with what the last audit saw for its key and for this directory; returns findings. */
@@ -270,6 +304,8 @@ export interface AuditOptions {
   since?: Date;
   /** Audit state file (state.ts); updated when the log is sound. */
   statePath?: string;
+  /** Judge only the entries appended since the remembered checkpoint (a full audit when there is none). */
+  follow?: boolean;
 }
 
 function logTrust(log: TransparencyLog, opts: AuditOptions, findings: Finding[]): AttestationAudit['logTrust'] {
@@ -281,23 +317,70 @@ function logTrust(log: TransparencyLog, opts: AuditOptions, findings: Finding[])
   return 'untrusted';
 }
 
-export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {}): AttestationAudit {
-  const findings: Finding[] = [];
-  let size = log.size, rootHash: Buffer, logVerified = true;
+/** The whole tree recomputed from every entry (a full audit). */
+function verifyWhole(log: TransparencyLog, findings: Finding[]): { size: number; rootHash: Buffer; logVerified: boolean } {
   try {
     const all = log.verifyAll();
-    size = all.size;
-    rootHash = all.rootHash;
+    return { size: all.size, rootHash: all.rootHash, logVerified: true };
   } catch (e) {
     findings.push({ code: (e as BpfsealError).code ?? 'LOG_INVALID', message: `log does not verify: ${(e as Error).message}` });
-    logVerified = false;
-    rootHash = log.rootHash(size);
+    return { size: log.size, rootHash: log.rootHash(log.size), logVerified: false };
+  }
+}
+
+/**
+ * --follow: the signed checkpoint, the stored tree's root at its size, and each entry from `from` on
+ * proved into that root. With the consistency proof from the remembered checkpoint (checkRemembered),
+ * this checks everything appended since the last audit in O(new entries x log n).
+ */
+function verifyAppended(log: TransparencyLog, from: number, size: number, rootHash: Buffer, findings: Finding[]): boolean {
+  if (!log.rootHash(size).equals(rootHash)) {
+    findings.push({ code: 'LOG_INVALID', message: `log does not verify: the stored tree of size ${size} does not have the signed checkpoint's root` });
+    return false;
+  }
+  let ok = true;
+  for (let i = from; i < size; i++) {
+    try {
+      verifyInclusion(leafHash(log.entry(i)), i, size, log.proveInclusion(i, size).hashes, rootHash);
+    } catch (e) {
+      findings.push({ code: 'LOG_INVALID', index: i, message: `entry ${i} is not the one the tree holds: ${(e as Error).message}` });
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {}): AttestationAudit {
+  const findings: Finding[] = [];
+  // --follow with a remembered checkpoint of this log: only what was appended since is read.
+  const cp = opts.follow && opts.statePath ? log.checkpoint() : undefined;
+  let size = 0, rootHash: Buffer = Buffer.alloc(0), logVerified = false;
+  let from = 0;
+  let early: ReturnType<typeof checkRemembered> | undefined;
+  if (cp) {
+    size = cp.size;
+    rootHash = cp.rootHash;
+    try {
+      early = checkRemembered(log, opts.statePath!, size, rootHash);
+    } catch (e) {
+      if (!(e instanceof BpfsealError) || e.code !== 'AUDIT_STATE_UNREADABLE') throw e;
+      throw new BpfsealError('input', 'AUDIT_STATE_UNREADABLE', `--follow needs the remembered checkpoint: ${e.message}`, { file: opts.statePath });
+    }
+  }
+  if (cp && early?.previous && !early.findings.length) {
+    from = early.previous.size;
+    logVerified = verifyAppended(log, from, size, rootHash, findings);
+  } else {
+    ({ size, rootHash, logVerified } = verifyWhole(log, findings));
+    early = undefined;
   }
   const trust = logTrust(log, opts, findings);
+  const witnessed = opts.policy?.witnesses.length ? witnessFindings(log, opts.policy, size, findings) : undefined;
   const notes: string[] = [];
-  let remembered: ReturnType<typeof checkRemembered> = { findings: [] };
+  if (witnessed && witnessed.size < size) notes.push(`entries ${witnessed.size}..${size - 1} are past the newest witnessed checkpoint (size ${witnessed.size}): not yet cosigned, so not yet protected against a split view`);
+  let remembered: ReturnType<typeof checkRemembered> = early ?? { findings: [] };
   let stateUsable = opts.statePath !== undefined;
-  if (opts.statePath) {
+  if (opts.statePath && !early) {
     try {
       remembered = checkRemembered(log, opts.statePath, size, rootHash);
     } catch (e) {
@@ -311,7 +394,7 @@ export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {})
   findings.push(...remembered.findings);
   const entries: AuditedEntry[] = [];
   const judged: AuditedEntry[] = [];
-  for (let i = 0; i < size; i++) {
+  for (let i = from; i < size; i++) {
     const e = auditEntrySafe(log, i, opts.policy);
     if (e.status !== 'verified' && e.status !== 'signature-ok') findings.push({ code: e.code ?? 'ENTRY_INVALID', index: i, message: `entry ${i}${e.plan ? ` (${e.plan})` : ''}: ${e.status}: ${e.reason ?? ''}` });
     judged.push(e);
@@ -322,7 +405,10 @@ export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {})
     entries.push(e);
   }
   // Remember this tree only when it is sound: a rewrite stays a finding until someone looks at it.
-  if (opts.statePath && stateUsable && !remembered.findings.length && logVerified && trust !== 'untrusted') {
+  // --follow also keeps the checkpoint while a new entry is a finding, so the next run reports it
+  // again; a full audit (which re-judges every entry anyway) remembers the tree once it is consistent.
+  const entriesClean = !opts.follow || findings.length === 0;
+  if (opts.statePath && stateUsable && !remembered.findings.length && logVerified && trust !== 'untrusted' && entriesClean) {
     const id = log.publicKey.logId.toString('hex');
     // Only the checkpoint that was verified: the log may have grown (or been swapped) since, and a
     // checkpoint re-read now was checked by nobody.
@@ -347,6 +433,6 @@ export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {})
   }
   return {
     log: { dir: log.dir, origin: log.origin, logId: log.publicKey.logId.toString('hex'), size, rootHash: rootHash.toString('hex') },
-    entries, judged, findings, logVerified, rewritten: remembered.rewritten === true, logTrust: trust, notes, ...(remembered.previous ? { previous: remembered.previous } : {}),
+    entries, judged, from, findings, logVerified, rewritten: remembered.rewritten === true, logTrust: trust, notes, ...(witnessed ? { witnessed } : {}), ...(remembered.previous ? { previous: remembered.previous } : {}),
   };
 }

@@ -27,6 +27,8 @@ interface AuditOpts {
   kernel?: boolean;
   hostLog?: string;
   json?: boolean;
+  follow?: boolean;
+  sinceCheckpoint?: boolean;
 }
 
 
@@ -39,6 +41,8 @@ export function registerAudit(program: Command): void {
     .option('--key <pub>', 'judge under a one-key policy instead')
     .option('--since <time>', 'list only entries logged since this time (ISO 8601, or 24h, 7d) among those the last audit already checked; every entry is still judged')
     .option('--state <file>', 'what the last audit saw, per log key and log directory (default: $BPFSEAL_STATE_DIR/audit-state.json, else /var/lib/bpfseal/audit-state.json)')
+    .option('--follow', 'judge only the entries appended since the last audit (its remembered checkpoint; consistency and inclusion are proved from tiles); a full audit the first time. For cron and CI')
+    .option('--since-checkpoint', 'the same as --follow')
     .option('--kernel', 'list the BPF programs loaded in the kernel now, each attested or unattested')
     .option('--host-log <dir>', 'host load log consulted by --kernel (default: $BPFSEAL_HOST_LOG, else /var/lib/bpfseal/host-log)')
     .option('--json', 'print JSON')
@@ -47,12 +51,14 @@ export function registerAudit(program: Command): void {
       const { auditAttestations } = await import('../audit/attestations.js');
       const { defaultAuditStatePath } = await import('../audit/state.js');
       const since = o.since ? parseSince(o.since) : undefined;
+      const follow = o.follow === true || o.sinceCheckpoint === true;
+      if (follow && o.kernel) throw new BpfsealError('usage', 'USAGE_FOLLOW', '--follow judges only new entries, and --kernel needs every attested program: run them separately');
       const policy = await resolvePolicy({ key: o.key, policy: o.policy }, { optional: true });
       const dir = resolve(o.log ?? defaultLogDir());
       const log = openLog(dir, { create: false });
       let report;
       try {
-        report = auditAttestations(log, { policy, since, statePath: o.state ?? defaultAuditStatePath(), logFromCommandLine: o.key !== undefined && o.log !== undefined });
+        report = auditAttestations(log, { policy, since, follow, statePath: o.state ?? defaultAuditStatePath(), logFromCommandLine: o.key !== undefined && o.log !== undefined });
       } finally {
         log.close();
       }
@@ -65,11 +71,11 @@ export function registerAudit(program: Command): void {
         findings.push(...kernel.findings);
       }
       // logVerified/rewritten are already findings; the JSON keeps its documented shape.
-      const { logVerified: _v, rewritten: _r, judged: _j, ...shown } = report;
-      if (o.json) printJson({ ...shown, ...(kernel ? { kernel } : {}), findings, policy: policy?.source ?? null });
+      const { logVerified: _v, rewritten: _r, judged: _j, from: _f, ...shown } = report;
+      if (o.json) printJson({ ...shown, ...(follow ? { from: report.from } : {}), ...(kernel ? { kernel } : {}), findings, policy: policy?.source ?? null });
       else {
         process.stdout.write(`log ${report.log.dir} (${report.log.origin}): ${report.log.size} entries, root ${report.log.rootHash}` +
-          `${report.previous && !report.rewritten ? `; consistent with the last audit (size ${report.previous.size})` : ''}\n`);
+          `${report.previous && !report.rewritten ? `; consistent with the last audit (size ${report.previous.size})` : ''}${report.from ? `; judged entries ${report.from}..${report.log.size - 1} (appended since)` : ''}\n`);
         if (!policy) process.stdout.write('no policy: signatures are checked, trust is not judged (give --policy or --key)\n');
         else process.stdout.write(`log identity: ${{ policy: 'a trusted log of the policy', 'command-line': 'the log given with --log (a --key audit names no logs)', untrusted: 'NOT trusted by the policy', unchecked: 'not checked' }[report.logTrust]}\n`);
         for (const e of report.entries) {

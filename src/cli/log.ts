@@ -1,5 +1,5 @@
 /**
- * `bpfseal log verify|prove|consistency|show|migrate|witness|witness-key|add-cosignatures|serve`: the
+ * `bpfseal log verify|prove|consistency|show|refresh|migrate|witness|witness-key|add-cosignatures|serve`: the
  * options here, the work in log-commands.ts (reading a log) and log-admin.ts (changing one, witnessing,
  * serving), loaded only when a log command runs. --log takes a directory or a tiled-log URL.
  */
@@ -30,6 +30,11 @@ export function registerLog(program: Command): void {
     .action(async (file: string, opts: LogOpts) => (await read()).consistencyCmd(file, opts));
   withOpts(log.command('show').description('list entries: index, leaf hash, summary'))
     .action(async (opts: LogOpts) => (await read()).showCmd(opts));
+  withOpts(log.command('refresh').description('prove each release\'s entry against the newest checkpoint the policy\'s witnesses cosigned, and rewrite the release with that proof'))
+    .argument('<release...>', '.bpfseal release files')
+    .option('--policy <file>', 'the policy naming the witnesses (default: $BPFSEAL_POLICY, else ./keys/policy.json if present)')
+    .option('-o, --output <file|dir>', 'write here instead of replacing each release')
+    .action(async (releases: string[], opts: LogOpts & { policy?: string; output?: string }) => (await import('./log-refresh.js')).refreshCmd(releases, opts));
   log.command('migrate').description('convert a log in the first bpfseal layout to tlog-tiles, in place').option('--log <dir>', 'log directory').option('--json', 'print JSON')
     .action(async (opts: LogOpts) => (await admin()).migrateCmd(opts));
   withOpts(log.command('witness').description('cosign the log\'s checkpoint (c2sp.org/tlog-cosignature) if it is consistent with the last one this witness cosigned'))

@@ -18,7 +18,7 @@ export function addTrustOptions(c: Command): Command {
     .option('--key <pub>', 'trust exactly this public key or certificate (any plan, any program type)')
     .option('--policy <file>', 'trust policy file (default: $BPFSEAL_POLICY, else ./keys/policy.json)')
     .option('--state <file>', `anti-rollback state file (default: policy "state", $BPFSEAL_STATE, else ${DEFAULT_STATE})`)
-    .option('--log <dir>', 'trust this local attestation log (its key and origin) for log entries (repeatable)', (v: string, prev: string[] = []) => [...prev, v]);
+    .option('--log <dir|url>', 'a log directory: trust it (its key and origin) for log entries; an https:// or file:// URL of a tiled log the policy trusts: also check the release against the log as served now (repeatable)', (v: string, prev: string[] = []) => [...prev, v]);
 }
 
 /** The policy of --key / --policy / the defaults; with `optional`, undefined when none is configured. */
@@ -39,12 +39,36 @@ export async function resolvePolicy(o: TrustOpts, mode?: { optional: true }): Pr
   }
   if (o.log?.length) {
     const { logIdentity } = await import('../tlog/keys.js');
-    for (const dir of o.log) {
+    for (const dir of o.log.filter((l) => !isLogUrl(l))) {
       const id = logIdentity(dir);
       policy.logs.push(trustedLog(id.key, id.origin));
     }
   }
   return policy;
+}
+
+export const isLogUrl = (l: string): boolean => /^(https?|file):\/\//i.test(l);
+
+/**
+ * Readers for the --log URLs, checked with the keys of the policy's trusted logs (a URL is never a
+ * source of trust itself): the served log's origin must be one the policy trusts.
+ */
+export async function onlineLogs(o: TrustOpts, policy: TrustPolicy): Promise<import('../tlog/log-reader.js').LogReader[]> {
+  const urls = (o.log ?? []).filter(isLogUrl);
+  if (!urls.length) return [];
+  const { openLogReader } = await import('../tlog/open-reader.js');
+  const keys = policy.logs.map((l) => l.key.export({ type: 'spki', format: 'pem' }).toString());
+  if (!keys.length) throw new BpfsealError('usage', 'USAGE_LOG_URL', `--log ${urls[0]}: the trust policy names no trusted log to check it with (add it to the policy's "logs")`);
+  const readers = [];
+  for (const url of urls) {
+    const r = await openLogReader(url, { keys });
+    if (!policy.logs.some((l) => l.origin === r.origin)) {
+      r.close();
+      throw new BpfsealError('usage', 'USAGE_LOG_URL', `--log ${url}: serves the log ${r.origin}, which the trust policy does not list`);
+    }
+    readers.push(r);
+  }
+  return readers;
 }
 
 /** $BPFSEAL_POLICY, else ./keys/policy.json when it exists. */

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { readInput } from './io.js';
 import { failure, failureLine, printJson, type Failure } from './output.js';
-import { addTrustOptions, resolvePolicy, statePath, type TrustOpts } from './trust.js';
+import { addTrustOptions, onlineLogs, resolvePolicy, statePath, type TrustOpts } from './trust.js';
 
 export interface VerifyResult {
   release: string;
@@ -16,6 +16,8 @@ export interface VerifyResult {
   logEntries?: { verified: number; untrusted: number };
   /** What the operator should know: a check skipped (unreadable anti-rollback state), an expired certificate accepted by policy. */
   notes?: string[];
+  /** verify --log <url>: the release checked against each log as served now. */
+  online?: { location: string; origin: string; size: number; checked: number }[];
   error?: Failure;
 }
 
@@ -32,18 +34,28 @@ export function registerVerify(program: Command): void {
       const { verifyWithPolicy } = await import('../runtime/load.js');
       const policy = await resolvePolicy(opts);
       const state = statePath(opts, policy);
-      const results: VerifyResult[] = releases.map((r) => {
-        try {
-          const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state, { stateOptional: true });
-          return {
-            release: r, ok: true, plan: v.plan.name, digest: `sha256:${v.digest}`, version: v.version, signer: v.signer,
-            programs: v.plan.programs.map((p) => p.name), kernelSignatures: v.kernelSignatures.size,
-            logEntries: { verified: v.log.verified, untrusted: v.log.untrusted }, notes: v.notes,
-          };
-        } catch (e) {
-          return { release: r, ok: false, error: failure(e) };
+      const online = await onlineLogs(opts, policy);
+      const { checkOnline } = online.length ? await import('../tlog/online.js') : { checkOnline: undefined };
+      const results: VerifyResult[] = [];
+      try {
+        for (const r of releases) {
+          try {
+            const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state, { stateOptional: true });
+            const checks = [];
+            for (const reader of online) checks.push(await checkOnline!(reader, v.log.entries));
+            results.push({
+              release: r, ok: true, plan: v.plan.name, digest: `sha256:${v.digest}`, version: v.version, signer: v.signer,
+              programs: v.plan.programs.map((p) => p.name), kernelSignatures: v.kernelSignatures.size,
+              logEntries: { verified: v.log.verified, untrusted: v.log.untrusted }, notes: v.notes,
+              ...(checks.length ? { online: checks } : {}),
+            });
+          } catch (e) {
+            results.push({ release: r, ok: false, error: failure(e) });
+          }
         }
-      });
+      } finally {
+        for (const reader of online) reader.close();
+      }
       if (opts.json) printJson(results);
       for (const r of results) {
         if (r.error) process.stderr.write(failureLine(r.release, r.error, true));

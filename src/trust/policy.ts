@@ -8,10 +8,11 @@
  * policy names. Any mistake is exit 2 naming the field path; none is ever ignored, because an ignored
  * field is a protection silently switched off. Paths inside a policy are relative to the policy file.
  */
-import { X509Certificate, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { BpfsealError, InputError } from '../errors.js';
 import { TRUST_FILE_UNSAFE } from '../fsx/trusted.js';
+import { parseWitnessVkey, type WitnessKey } from '../tlog/witness/cosign.js';
 import { readInput } from '../fsx/read.js';
 import { JsonSyntaxError, parseStrictJson, type JsonValue } from '../json/strict.js';
 import { keyId as keyIdOf, loadPublicKey } from './keys.js';
@@ -72,6 +73,10 @@ export interface TrustPolicy {
   allowRollback: boolean;
   /** Host anti-rollback state file. */
   statePath?: string;
+  /** Witnesses whose cosignatures a trusted log's checkpoint must carry (empty: none required). */
+  witnesses: WitnessKey[];
+  /** How many of `witnesses` must have cosigned (1..witnesses.length). */
+  witnessThreshold: number;
 }
 
 function invalid(src: string, msg: string, cause?: unknown): InputError {
@@ -102,6 +107,8 @@ interface RawPolicy {
   minVersions?: Record<string, number>;
   allowRollback?: boolean;
   state?: string;
+  witnesses?: ({ vkey: string } | { name: string; key: string })[];
+  witnessThreshold?: number;
 }
 
 /** A keyless subject pattern: exact SAN, or /regex/ compiled once and anchored to the whole SAN. */
@@ -219,7 +226,17 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     if (!signers.some((s) => s.plans.some((g) => globMatch(g, k)))) throw invalid(src, `minVersions[${JSON.stringify(k)}]: no signer may sign a plan of this name, so this minimum would protect nothing (a misspelt plan name?)`);
     minVersions.set(k, v);
   }
+  const witnesses = (p.witnesses ?? []).map((w, i) => witnessOf(w, `witnesses[${i}]`, at, src));
+  const names = new Set<string>();
+  for (const [i, w] of witnesses.entries()) {
+    // One witness counts once: two entries of one name would let one cosignature count twice.
+    if (names.has(w.name)) throw invalid(src, `witnesses[${i}]: witness ${w.name} is listed twice`);
+    names.add(w.name);
+  }
+  if (p.witnessThreshold !== undefined && !witnesses.length) throw invalid(src, 'witnessThreshold: no witnesses are listed, so this threshold would require nothing');
+  if ((p.witnessThreshold ?? 0) > witnesses.length) throw invalid(src, `witnessThreshold: ${p.witnessThreshold} is more than the ${witnesses.length} witness(es) listed, so no checkpoint could meet it`);
   return {
+    witnesses, witnessThreshold: p.witnessThreshold ?? witnesses.length,
     source: src, signers, logs, trustedRoot,
     requireLogInclusion: p.requireLogInclusion === true,
     requireKernelSignatures: p.requireKernelSignatures === true,
@@ -251,8 +268,22 @@ export function singleKeyPolicy(path: string): TrustPolicy {
     source: `--key ${path}`,
     signers: [{ name: path, key: k.key, keyId: keyIdOf(k.key), certificate: k.certificate, certificateValidity: k.validity, allowExpired: false, plans: ['*'], programTypes: ['*'] }],
     logs: [], requireLogInclusion: false, requireKernelSignatures: false, revokedKeys: new Set(), revokedDigests: new Set(),
-    minVersions: new Map(), allowRollback: false,
+    minVersions: new Map(), allowRollback: false, witnesses: [], witnessThreshold: 0,
   };
+}
+
+/** A witness of the policy: a vkey inline, or a name and a file with its PEM key or vkey. */
+function witnessOf(w: { vkey: string } | { name: string; key: string }, where: string, at: (f: string) => string, src: string): WitnessKey {
+  try {
+    if ('vkey' in w) return parseWitnessVkey(w.vkey);
+    const text = readInput(at(w.key), { kind: 'key', trusted: 'a witness key the policy trusts' }).toString('utf8').trim();
+    const v = text.includes('-----BEGIN') ? { name: w.name, key: createPublicKey(text) } : parseWitnessVkey(text);
+    if (v.name !== w.name) throw new InputError('POLICY_INVALID', `the vkey in ${w.key} names witness ${v.name}`);
+    if (v.key.asymmetricKeyType !== 'ed25519') throw new InputError('POLICY_INVALID', 'a witness key is an Ed25519 public key');
+    return v;
+  } catch (e) {
+    throw invalid(src, `${where}: ${(e as Error).message}`, e);
+  }
 }
 
 /** A log identity (its public key and checkpoint origin) as a trusted log. */

@@ -3,7 +3,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://bpfseal.dev/schema/trust-policy/v1.json","title":"bpfseal trust policy, version 1","description":"Who may sign which BPF loader plans, revocations, minimum versions and what a host requires before it loads a release. Paths are relative to the policy file. Every field is checked: an unknown field, a wrong type or a null is an error, never ignored.","type":"object","additionalProperties":false,"required":["version","signers"],"properties":{"version":{"const":1,"description":"Policy format version: 1."},"comment":{"type":"string","description":"Free text, ignored."},"signers":{"type":"array","minItems":1,"maxItems":1024,"description":"Who may sign what. A release is trusted only if one signer entry matches its signer, its plan name and every program type.","items":{"$ref":"#/definitions/signer"}},"logs":{"type":"array","maxItems":256,"description":"Trusted attestation logs. Log entries from other logs are carried but neither checked nor counted.","items":{"$ref":"#/definitions/log"}},"trustedRoot":{"$ref":"#/definitions/path","description":"A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for keyless signers."},"requireLogInclusion":{"type":"boolean","description":"Refuse a release without a verified entry in a trusted log."},"requireKernelSignatures":{"type":"boolean","description":"Refuse a release unless the kernel can verify everything it loads, and refuse to load on a kernel that cannot enforce it."},"keyring":{"type":"integer","minimum":-2147483648,"maximum":2147483647,"description":"Keyring serial the kernel checks signatures against (default -3, the session keyring; 0/1/2 system keyrings)."},"revoked":{"type":"object","additionalProperties":false,"properties":{"keys":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Key ids (SHA-256 of the DER SubjectPublicKeyInfo, 64 hex digits, optional 'sha256:') that are never accepted."},"digests":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Plan digests (64 hex digits, optional 'sha256:') that are never accepted."}}},"minVersions":{"type":"object","maxProperties":65536,"propertyNames":{"$ref":"#/definitions/planName"},"additionalProperties":{"type":"integer","minimum":0,"maximum":9007199254740991},"description":"Lowest release version accepted per plan name."},"allowRollback":{"type":"boolean","description":"Accept versions lower than the host already loaded (default false)."},"state":{"$ref":"#/definitions/path","description":"Host anti-rollback state file (default /var/lib/bpfseal/state.json)."}},"definitions":{"path":{"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"pattern":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"planName":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"sha256":{"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"},"signer":{"type":"object","additionalProperties":false,"required":["name","plans","programTypes"],"oneOf":[{"required":["key"]},{"required":["keyless"]}],"properties":{"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"How verify, load and audit name this signer."},"key":{"$ref":"#/definitions/path","description":"SPKI PEM public key or X.509 certificate (bpfseal keygen writes both)."},"certificate":{"$ref":"#/definitions/path","description":"X.509 certificate of the key, for kernel keyrings (when `key` is a bare public key)."},"keyless":{"type":"object","additionalProperties":false,"required":["issuer","subject"],"properties":{"issuer":{"type":"string","minLength":1,"maxLength":1024,"description":"OIDC issuer, matched exactly."},"subject":{"type":"string","minLength":1,"maxLength":4096,"description":"Certificate SAN, exactly, or a regular expression between slashes that must match the whole SAN."}}},"plans":{"type":"array","minItems":1,"maxItems":4096,"items":{"$ref":"#/definitions/pattern"},"description":"Shell-style patterns (*, ?) over plan names."},"programTypes":{"type":"array","minItems":1,"maxItems":256,"items":{"$ref":"#/definitions/pattern"},"description":"Patterns over program type names as bpftool prints them (xdp, sched_cls, kprobe, ...)."},"allowExpired":{"type":"boolean","description":"Accept this signer's X.509 certificate outside its validity period (offline key material); verify says so when it happens."}}},"log":{"type":"object","additionalProperties":false,"required":["key","origin"],"properties":{"key":{"$ref":"#/definitions/path","description":"The log's ECDSA P-256 public key (log.pub)."},"origin":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$","description":"The log's checkpoint origin."},"baseUrl":{"type":"string","pattern":"^https?://[^\\u0000-\\u0020]+$","maxLength":2048,"description":"Base URL the note key name must occur in (default https://<origin>)."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://bpfseal.dev/schema/trust-policy/v1.json","title":"bpfseal trust policy, version 1","description":"Who may sign which BPF loader plans, revocations, minimum versions and what a host requires before it loads a release. Paths are relative to the policy file. Every field is checked: an unknown field, a wrong type or a null is an error, never ignored.","type":"object","additionalProperties":false,"required":["version","signers"],"properties":{"version":{"const":1,"description":"Policy format version: 1."},"comment":{"type":"string","description":"Free text, ignored."},"signers":{"type":"array","minItems":1,"maxItems":1024,"description":"Who may sign what. A release is trusted only if one signer entry matches its signer, its plan name and every program type.","items":{"$ref":"#/definitions/signer"}},"logs":{"type":"array","maxItems":256,"description":"Trusted attestation logs. Log entries from other logs are carried but neither checked nor counted.","items":{"$ref":"#/definitions/log"}},"trustedRoot":{"$ref":"#/definitions/path","description":"A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for keyless signers."},"requireLogInclusion":{"type":"boolean","description":"Refuse a release without a verified entry in a trusted log."},"requireKernelSignatures":{"type":"boolean","description":"Refuse a release unless the kernel can verify everything it loads, and refuse to load on a kernel that cannot enforce it."},"keyring":{"type":"integer","minimum":-2147483648,"maximum":2147483647,"description":"Keyring serial the kernel checks signatures against (default -3, the session keyring; 0/1/2 system keyrings)."},"revoked":{"type":"object","additionalProperties":false,"properties":{"keys":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Key ids (SHA-256 of the DER SubjectPublicKeyInfo, 64 hex digits, optional 'sha256:') that are never accepted."},"digests":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Plan digests (64 hex digits, optional 'sha256:') that are never accepted."}}},"minVersions":{"type":"object","maxProperties":65536,"propertyNames":{"$ref":"#/definitions/planName"},"additionalProperties":{"type":"integer","minimum":0,"maximum":9007199254740991},"description":"Lowest release version accepted per plan name."},"allowRollback":{"type":"boolean","description":"Accept versions lower than the host already loaded (default false)."},"witnesses":{"type":"array","minItems":1,"maxItems":64,"description":"Witnesses (c2sp.org/tlog-cosignature, Ed25519 cosignature/v1) whose cosignatures a trusted log's checkpoint must carry, in releases (verify, load) and in audits: split-view protection. Setting witnesses also requires log inclusion.","items":{"$ref":"#/definitions/witness"}},"witnessThreshold":{"type":"integer","minimum":1,"maximum":64,"description":"How many of the witnesses must have cosigned (default: all of them)."},"state":{"$ref":"#/definitions/path","description":"Host anti-rollback state file (default /var/lib/bpfseal/state.json)."}},"definitions":{"path":{"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"pattern":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"planName":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"sha256":{"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"},"signer":{"type":"object","additionalProperties":false,"required":["name","plans","programTypes"],"oneOf":[{"required":["key"]},{"required":["keyless"]}],"properties":{"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"How verify, load and audit name this signer."},"key":{"$ref":"#/definitions/path","description":"SPKI PEM public key or X.509 certificate (bpfseal keygen writes both)."},"certificate":{"$ref":"#/definitions/path","description":"X.509 certificate of the key, for kernel keyrings (when `key` is a bare public key)."},"keyless":{"type":"object","additionalProperties":false,"required":["issuer","subject"],"properties":{"issuer":{"type":"string","minLength":1,"maxLength":1024,"description":"OIDC issuer, matched exactly."},"subject":{"type":"string","minLength":1,"maxLength":4096,"description":"Certificate SAN, exactly, or a regular expression between slashes that must match the whole SAN."}}},"plans":{"type":"array","minItems":1,"maxItems":4096,"items":{"$ref":"#/definitions/pattern"},"description":"Shell-style patterns (*, ?) over plan names."},"programTypes":{"type":"array","minItems":1,"maxItems":256,"items":{"$ref":"#/definitions/pattern"},"description":"Patterns over program type names as bpftool prints them (xdp, sched_cls, kprobe, ...)."},"allowExpired":{"type":"boolean","description":"Accept this signer's X.509 certificate outside its validity period (offline key material); verify says so when it happens."}}},"witness":{"type":"object","additionalProperties":false,"oneOf":[{"required":["vkey"]},{"required":["name","key"]}],"properties":{"vkey":{"type":"string","minLength":8,"maxLength":1024,"pattern":"^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$","description":"The witness's verifier key: <name>+<key id>+<base64 of 0x04 || Ed25519 key>, as `bpfseal log witness-key` prints it."},"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u0020+]+$","description":"The witness's name (its note key name)."},"key":{"$ref":"#/definitions/path","description":"A file with the witness's Ed25519 public key (SPKI PEM) or its vkey."}}},"log":{"type":"object","additionalProperties":false,"required":["key","origin"],"properties":{"key":{"$ref":"#/definitions/path","description":"The log's ECDSA P-256 public key (log.pub)."},"origin":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$","description":"The log's checkpoint origin."},"baseUrl":{"type":"string","pattern":"^https?://[^\\u0000-\\u0020]+$","maxLength":2048,"description":"Base URL the note key name must occur in (default https://<origin>)."}}}}};
 const schema13 = {"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"};
 const schema20 = {"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"};
 const schema22 = {"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"};
@@ -726,6 +726,252 @@ validate13.errors = vErrors;
 return errors === 0;
 }
 
+const schema23 = {"type":"object","additionalProperties":false,"oneOf":[{"required":["vkey"]},{"required":["name","key"]}],"properties":{"vkey":{"type":"string","minLength":8,"maxLength":1024,"pattern":"^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$","description":"The witness's verifier key: <name>+<key id>+<base64 of 0x04 || Ed25519 key>, as `bpfseal log witness-key` prints it."},"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u0020+]+$","description":"The witness's name (its note key name)."},"key":{"$ref":"#/definitions/path","description":"A file with the witness's Ed25519 public key (SPKI PEM) or its vkey."}}};
+const pattern12 = new RegExp("^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$", "u");
+const pattern13 = new RegExp("^[^\\u0000-\\u0020+]+$", "u");
+
+function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+const _errs1 = errors;
+let valid0 = false;
+let passing0 = null;
+const _errs2 = errors;
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.vkey === undefined){
+const err0 = {instancePath,schemaPath:"#/oneOf/0/required",keyword:"required",params:{missingProperty: "vkey"},message:"must have required property '"+"vkey"+"'"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+}
+var _valid0 = _errs2 === errors;
+if(_valid0){
+valid0 = true;
+passing0 = 0;
+}
+const _errs3 = errors;
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.name === undefined){
+const err1 = {instancePath,schemaPath:"#/oneOf/1/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+if(data.key === undefined){
+const err2 = {instancePath,schemaPath:"#/oneOf/1/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+}
+var _valid0 = _errs3 === errors;
+if(_valid0 && valid0){
+valid0 = false;
+passing0 = [passing0, 1];
+}
+else {
+if(_valid0){
+valid0 = true;
+passing0 = 1;
+}
+}
+if(!valid0){
+const err3 = {instancePath,schemaPath:"#/oneOf",keyword:"oneOf",params:{passingSchemas: passing0},message:"must match exactly one schema in oneOf"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+else {
+errors = _errs1;
+if(vErrors !== null){
+if(_errs1){
+vErrors.length = _errs1;
+}
+else {
+vErrors = null;
+}
+}
+}
+if(data && typeof data == "object" && !Array.isArray(data)){
+for(const key0 in data){
+if(!(((key0 === "vkey") || (key0 === "name")) || (key0 === "key"))){
+const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+if(data.vkey !== undefined){
+let data0 = data.vkey;
+if(typeof data0 === "string"){
+if(data0.length > 1024){
+const err5 = {instancePath:instancePath+"/vkey",schemaPath:"#/properties/vkey/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+if(data0.length < 8){
+const err6 = {instancePath:instancePath+"/vkey",schemaPath:"#/properties/vkey/minLength",keyword:"minLength",params:{limit: 8},message:"must NOT have fewer than 8 characters"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+if(!pattern12.test(data0)){
+const err7 = {instancePath:instancePath+"/vkey",schemaPath:"#/properties/vkey/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$"},message:"must match pattern \""+"^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$"+"\""};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+}
+else {
+const err8 = {instancePath:instancePath+"/vkey",schemaPath:"#/properties/vkey/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+}
+if(data.name !== undefined){
+let data1 = data.name;
+if(typeof data1 === "string"){
+if(data1.length > 255){
+const err9 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+if(data1.length < 1){
+const err10 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+if(!pattern13.test(data1)){
+const err11 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u0020+]+$"},message:"must match pattern \""+"^[^\\u0000-\\u0020+]+$"+"\""};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+}
+else {
+const err12 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+if(data.key !== undefined){
+let data2 = data.key;
+if(typeof data2 === "string"){
+if(data2.length > 4096){
+const err13 = {instancePath:instancePath+"/key",schemaPath:"#/definitions/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+}
+if(data2.length < 1){
+const err14 = {instancePath:instancePath+"/key",schemaPath:"#/definitions/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err14];
+}
+else {
+vErrors.push(err14);
+}
+errors++;
+}
+if(!pattern0.test(data2)){
+const err15 = {instancePath:instancePath+"/key",schemaPath:"#/definitions/path/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
+if(vErrors === null){
+vErrors = [err15];
+}
+else {
+vErrors.push(err15);
+}
+errors++;
+}
+}
+else {
+const err16 = {instancePath:instancePath+"/key",schemaPath:"#/definitions/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err16];
+}
+else {
+vErrors.push(err16);
+}
+errors++;
+}
+}
+}
+else {
+const err17 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err17];
+}
+else {
+vErrors.push(err17);
+}
+errors++;
+}
+validate15.errors = vErrors;
+return errors === 0;
+}
+
 const pattern9 = new RegExp("^(sha256:)?[0-9a-fA-F]{64}$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -1224,11 +1470,11 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data.state !== undefined){
-let data18 = data.state;
-if(typeof data18 === "string"){
-if(data18.length > 4096){
-const err40 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data.witnesses !== undefined){
+let data18 = data.witnesses;
+if(Array.isArray(data18)){
+if(data18.length > 64){
+const err40 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1238,7 +1484,7 @@ vErrors.push(err40);
 errors++;
 }
 if(data18.length < 1){
-const err41 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err41 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1247,8 +1493,16 @@ vErrors.push(err41);
 }
 errors++;
 }
-if(!pattern0.test(data18)){
-const err42 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
+const len4 = data18.length;
+for(let i4=0; i4<len4; i4++){
+if(!(validate15(data18[i4], {instancePath:instancePath+"/witnesses/" + i4,parentData:data18,parentDataProperty:i4,rootData}))){
+vErrors = vErrors === null ? validate15.errors : vErrors.concat(validate15.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err42 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1258,8 +1512,10 @@ vErrors.push(err42);
 errors++;
 }
 }
-else {
-const err43 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.witnessThreshold !== undefined){
+let data20 = data.witnessThreshold;
+if(!(((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20))) && (isFinite(data20)))){
+const err43 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1268,15 +1524,82 @@ vErrors.push(err43);
 }
 errors++;
 }
-}
-}
-else {
-const err44 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data20 == "number") && (isFinite(data20))){
+if(data20 > 64 || isNaN(data20)){
+const err44 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 64},message:"must be <= 64"};
 if(vErrors === null){
 vErrors = [err44];
 }
 else {
 vErrors.push(err44);
+}
+errors++;
+}
+if(data20 < 1 || isNaN(data20)){
+const err45 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(vErrors === null){
+vErrors = [err45];
+}
+else {
+vErrors.push(err45);
+}
+errors++;
+}
+}
+}
+if(data.state !== undefined){
+let data21 = data.state;
+if(typeof data21 === "string"){
+if(data21.length > 4096){
+const err46 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(vErrors === null){
+vErrors = [err46];
+}
+else {
+vErrors.push(err46);
+}
+errors++;
+}
+if(data21.length < 1){
+const err47 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err47];
+}
+else {
+vErrors.push(err47);
+}
+errors++;
+}
+if(!pattern0.test(data21)){
+const err48 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
+if(vErrors === null){
+vErrors = [err48];
+}
+else {
+vErrors.push(err48);
+}
+errors++;
+}
+}
+else {
+const err49 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err49];
+}
+else {
+vErrors.push(err49);
+}
+errors++;
+}
+}
+}
+else {
+const err50 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err50];
+}
+else {
+vErrors.push(err50);
 }
 errors++;
 }
