@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
-import { CLI, fixturePath, makeTmpDir } from './helpers/paths.js';
+import { DIST, fixturePath, makeTmpDir } from './helpers/paths.js';
 import { newPinDir, probeBpf, removePinDirs } from './helpers/kernel.js';
 import { Progress } from '../src/cli/io.js';
 
@@ -21,7 +21,7 @@ describe('load', () => {
     const dir = makeTmpDir('bpfseal-bpffs-');
     const script = [
       'umount /sys/fs/bpf 2>/dev/null; findmnt -t bpf /sys/fs/bpf >/dev/null && exit 9',
-      `node -e "import('${CLI.replace(/cli\/main\.js$/, 'runtime/bpffs.js')}').then((m) => m.ensureBpffs('/sys/fs/bpf/bpfseal-mount-test'))"`,
+      `node -e "import('${join(DIST, 'runtime/bpffs.js')}').then((m) => m.ensureBpffs('/sys/fs/bpf/bpfseal-mount-test'))"`,
       'findmnt -t bpf /sys/fs/bpf >/dev/null && echo mounted',
     ].join('; ');
     const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { cwd: dir, encoding: 'utf8' });

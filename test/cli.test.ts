@@ -1,4 +1,4 @@
-/** The `plan` and `inspect` commands, run as a user would (node dist/cli/main.js) on copies of fixtures. */
+/** The `plan` and `inspect` commands, run as a user would (the built bundle) on copies of fixtures. */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

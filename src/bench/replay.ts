@@ -85,7 +85,7 @@ export async function benchReplay(): Promise<void> {
     bpftoolStart.push(s);
   }
   const node0 = median([0, 1, 2].map(() => run(process.execPath, ['-e', '0'])));
-  const cli = median([0, 1, 2].map(() => run(process.execPath, [join(REPO_ROOT, 'dist/cli/main.js'), '--version'])));
+  const cli = median([0, 1, 2].map(() => run(process.execPath, [join(REPO_ROOT, 'dist/bundle/bpfseal.mjs'), '--version'])));
   const mo = median(ours), mt = median(theirs);
   console.log(table(['workload', 'objects', 'bpfseal ms', 'bpftool ms (kernel+libbpf)', 'ratio', `target <= ${REPLAY_TARGET_RATIO}`], [[
     'fixtures + example', String(set.length), mo.toFixed(1), mt.toFixed(1), (mo / mt).toFixed(2), mo / mt <= REPLAY_TARGET_RATIO ? 'PASS' : 'ABOVE',

@@ -66,10 +66,11 @@ export function witnessCmd(location: string, opts: WitnessOpts): Promise<void> {
   });
 }
 
-export function witnessKeyCmd(file: string, opts: { name: string }): void {
+export function witnessKeyCmd(file: string, opts: { name: string; json?: boolean }): void {
   const k = generateWitnessKey(opts.name);
   if (!createExclusive(file, `${k.signer}\n`, 0o600)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${file} exists; not overwritten`, { file });
-  process.stdout.write(`${k.vkey}\n`);
+  if (opts.json) printJson({ ok: true, key: file, name: opts.name, vkey: k.vkey });
+  else process.stdout.write(`${k.vkey}\n`);
 }
 
 export function addCosignaturesCmd(files: string[], opts: LogOpts): Promise<void> {

@@ -54,7 +54,8 @@ export async function run(opts: LogOpts, fn: (log: LogReader) => void | Promise<
     await fn(log);
   } catch (e) {
     if (opts.json && e instanceof BpfsealError && e.kind === 'verify') {
-      printJson({ ok: false, code: e.code, message: e.message });
+      // `code`/`message` as before; `error` as every --json failure gives it (cli/main.ts).
+      printJson({ ok: false, code: e.code, message: e.message, error: { code: e.code, message: e.message, exit: e.exitCode } });
       process.exitCode = e.exitCode;
       return;
     }

@@ -47,7 +47,8 @@ export function registerLog(program: Command): void {
   log.command('witness-key').description('make an Ed25519 witness key; prints its verifier key (vkey) for policies')
     .argument('<file>', 'where to write the private key (mode 0600, never overwritten)')
     .requiredOption('--name <name>', 'the witness name, a schema-less URL like witness.example.com/w1')
-    .action(async (file: string, opts: { name: string }) => (await admin()).witnessKeyCmd(file, opts));
+    .option('--json', 'print {key, name, vkey}')
+    .action(async (file: string, opts: { name: string; json?: boolean }) => (await admin()).witnessKeyCmd(file, opts));
   log.command('add-cosignatures').description('add cosigned checkpoints from witnesses to the log (checkpoint, checkpoint.cosigned)')
     .argument('<files...>', 'cosigned checkpoint files (bpfseal log witness --out)')
     .option('--log <dir>', 'log directory').option('--json', 'print JSON')

@@ -4,7 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { BpfsealError, EXIT } from '../errors.js';
 import { registerInspect } from './inspect.js';
 import { registerPlan } from './plan.js';
-import { failure, failureLine } from './output.js';
+import { failure, failureLine, printJson } from './output.js';
 import { registerKeygen } from './keygen.js';
 import { registerSign } from './sign.js';
 import { registerVerify } from './verify.js';
@@ -58,22 +58,43 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Has anything been written to stdout? (--json prints exactly one document per outcome.) */
+let wroteStdout = false;
+
+/**
+ * With --json, a failure that reaches here (a usage error, a refusal, a kernel error) is also one
+ * JSON document on stdout, `{"error": {code, message, file?, exit}}`, unless the command already
+ * printed its own (with partial results and per-item errors). The stderr line is printed as always.
+ */
+function jsonFailure(argv: string[], f: { code: string; message: string; exit: number }, file?: string): void {
+  if (!argv.slice(2).includes('--json') || wroteStdout) return;
+  printJson({ error: { code: f.code, message: f.message, ...(file ? { file } : {}), exit: f.exit } });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   if (argv.length <= 2) {
     process.stderr.write(program.helpInformation());
     return EXIT.usage;
   }
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    wroteStdout = true;
+    return write(chunk, ...rest);
+  }) as typeof process.stdout.write;
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      jsonFailure(argv, { code: usageCode(e.code), message: e.message.replace(/^error: /, ''), exit: EXIT.usage });
       return EXIT.usage;
     }
     const f = failure(e);
-    process.stderr.write(failureLine(e instanceof BpfsealError ? e.file : undefined, f, true));
+    const file = e instanceof BpfsealError ? e.file : undefined;
+    process.stderr.write(failureLine(file, f, true));
+    jsonFailure(argv, f, file);
     return f.exit;
   }
 }

@@ -1,9 +1,2 @@
-/** The tool's version, from package.json (recorded in attestations). */
-import { readFileSync } from 'node:fs';
-
-let cached: string | undefined;
-
-export function toolVersion(): string {
-  cached ??= (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  return cached;
-}
+/** The tool's version (src/pkg.ts), for the CLI. */
+export { toolVersion } from '../pkg.js';

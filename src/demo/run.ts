@@ -8,7 +8,6 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { signInstructions } from '../attest/pkcs7.js';
 import { encodeRelease } from '../attest/release.js';
 import { localKeySigner, signPlan } from '../attest/sign.js';
@@ -28,9 +27,9 @@ import { pinName } from '../runtime/replay.js';
 import { loadPolicy } from '../trust/policy.js';
 import { writeKeyFiles } from '../trust/keys.js';
 import { readInput } from '../fsx/read.js';
-import { toolVersion } from '../cli/version.js';
+import { packageRoot, toolVersion } from '../pkg.js';
 
-export const EXAMPLE = fileURLToPath(new URL('../../examples/xdp_counter.o', import.meta.url));
+export const EXAMPLE = join(packageRoot(), 'examples/xdp_counter.o');
 
 /** An Ethernet + IPv4 + UDP frame (64 bytes) for BPF_PROG_TEST_RUN. */
 function udpPacket(): Buffer {

@@ -111,8 +111,8 @@ export function treeEntries(dir: string, guestDir: string, skip: (rel: string) =
 
 /** The project as the guest sees it at /opt/bpfseal: package.json, dist/, keys/, examples/, node_modules. */
 export function projectEntries(root: string): CpioEntry[] {
-  if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
-    throw new VmError('initramfs', 'VM_NOT_BUILT', `${root}/dist/cli/main.js is missing: build the project first (npm run build)`);
+  if (!existsSync(join(root, 'dist', 'bundle', 'bpfseal.mjs'))) {
+    throw new VmError('initramfs', 'VM_NOT_BUILT', `${root}/dist/bundle/bpfseal.mjs is missing: build the project first (npm run build)`);
   }
   const out: CpioEntry[] = [{ kind: 'file', path: `${GUEST_PROJECT}/package.json`, source: join(root, 'package.json') }];
   for (const d of ['dist', 'keys', 'examples']) {

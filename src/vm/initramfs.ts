@@ -5,11 +5,11 @@
  * and the same for every run: built once per content digest and cached. The per-run part (command,
  * environment, timeout, input files) is small and built for each run.
  */
+import { packageRoot } from '../pkg.js';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { binaryEntries, nativeAddons, projectEntries, sharedLibraries } from './bundle.js';
 import { cpioBuffer, writeCpio, type CpioEntry } from './cpio.js';
@@ -49,7 +49,7 @@ export interface BaseInitramfs {
 }
 
 export function defaultProjectRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return packageRoot();
 }
 
 function busyboxApplets(busybox: string): string[] {
@@ -74,7 +74,7 @@ export function baseEntries(opts: BaseOptions = {}): CpioEntry[] {
     { kind: 'file', path: '/init', data: Buffer.from(INIT_SCRIPT), mode: 0o755 },
     { kind: 'file', path: '/bin/busybox', source: busybox, mode: 0o755 },
     ...binaryEntries(opts.node ?? process.execPath, '/usr/bin/node'),
-    { kind: 'file', path: '/usr/local/bin/bpfseal', data: Buffer.from('#!/bin/sh\nexec node /opt/bpfseal/dist/cli/main.js "$@"\n'), mode: 0o755 },
+    { kind: 'file', path: '/usr/local/bin/bpfseal', data: Buffer.from('#!/bin/sh\nexec node /opt/bpfseal/dist/bundle/bpfseal.mjs "$@"\n'), mode: 0o755 },
     ...(opts.extraBinaries ?? []).flatMap((b) => binaryEntries(b, b)),
     ...nativeAddons(project).flatMap((a) => {
       try {

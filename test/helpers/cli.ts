@@ -1,4 +1,4 @@
-/** Run the built CLI (node dist/cli/main.js) in a child process and capture everything. */
+/** Run the built CLI (node dist/bundle/bpfseal.mjs, what package.json "bin" names) in a child process and capture everything. */
 import { spawn, spawnSync } from 'node:child_process';
 import { CLI, requireDist, ROOT } from './paths.js';
 

@@ -9,7 +9,8 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 export const SRC = join(ROOT, 'src');
 export const DIST = join(ROOT, 'dist');
-export const CLI = join(DIST, 'cli', 'main.js');
+/** The CLI as installed: the bundle `npm run build` writes (package.json "bin"). */
+export const CLI = join(DIST, 'bundle', 'bpfseal.mjs');
 
 export function fixturePath(name: string): string {
   return join(FIXTURES, name.endsWith('.o') ? name : `${name}.o`);
@@ -64,8 +65,8 @@ let checked = false;
 export function requireDist(): void {
   if (checked) return;
   checked = true;
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p .\` in ${ROOT} before the tests`);
-  if (newestMtime(SRC, '.ts') > newestMtime(DIST, '.js')) {
-    console.warn('warning: src/ is newer than dist/; CLI and worker tests run the old build (run `npx tsc -p .`)');
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` in ${ROOT} before the tests (npm test does)`);
+  if (newestMtime(SRC, '.ts') > Math.min(newestMtime(DIST, '.js'), statSync(CLI).mtimeMs)) {
+    throw new Error('src/ is newer than the build: CLI tests would run old code (run `npm run build`; npm test does)');
   }
 }

@@ -12,7 +12,7 @@ K="node dist/vm/guest/keyctl.js"
 up >/out/t.start
 step uname uname -r
 up >/out/t.node0; step node-start node -e 0; up >/out/t.node1
-step version node dist/cli/main.js --version; up >/out/t.version
+step version node dist/bundle/bpfseal.mjs --version; up >/out/t.version
 step bpf node /root/bpf-check.mjs
 step cert-cli $K add-cert /root/ec.der
 step describe sh -c "$K describe \$(cat /out/cert-cli.out)"
