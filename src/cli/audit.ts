@@ -26,6 +26,7 @@ interface AuditOpts {
   state?: string;
   kernel?: boolean;
   hostLog?: string;
+  accept?: string[];
   json?: boolean;
 }
 
@@ -41,8 +42,12 @@ export function registerAudit(program: Command): void {
     .option('--state <file>', 'what the last audit saw, per log key and log directory (default: $BPFSEAL_STATE_DIR/audit-state.json, else /var/lib/bpfseal/audit-state.json)')
     .option('--kernel', 'list the BPF programs loaded in the kernel now, each attested or unattested')
     .option('--host-log <dir>', 'host load log consulted by --kernel (default: $BPFSEAL_HOST_LOG, else /var/lib/bpfseal/host-log)')
+    .option('--accept <rule>', 'with --kernel: accept programs other tools load on purpose: <name pattern>, name:<pattern>, type:<pattern>, or both joined with "," (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print JSON')
     .action(async (o: AuditOpts) => {
+      if (o.accept?.length && !o.kernel) throw new BpfsealError('usage', 'USAGE_KERNEL_ONLY', '--accept applies to audit --kernel only');
+      const { parseAcceptFlag } = await import('../audit/kernel/accept.js');
+      const flags = (o.accept ?? []).map(parseAcceptFlag);
       const { openLog, defaultLogDir } = await import('../tlog/store.js');
       const { auditAttestations } = await import('../audit/attestations.js');
       const { defaultAuditStatePath } = await import('../audit/state.js');
@@ -60,8 +65,8 @@ export function registerAudit(program: Command): void {
       const findings = [...report.findings];
       if (o.kernel) {
         const { kernelAudit } = await import('../audit/kernel-report.js');
-        kernel = kernelAudit(report, o.hostLog);
-        for (const p of kernel.programs) if (!p.attested) findings.push({ code: 'PROGRAM_UNATTESTED', message: `kernel program ${p.id} '${p.name}' (${p.type}, tag ${p.tag}) is not attested` });
+        const accept = [...(policy?.kernelAccept ?? []).map((r) => ({ ...r, source: `policy ${policy!.source}` })), ...flags];
+        kernel = kernelAudit(report, o.hostLog, { accept });
         findings.push(...kernel.findings);
       }
       // logVerified/rewritten are already findings; the JSON keeps its documented shape.
@@ -75,12 +80,7 @@ export function registerAudit(program: Command): void {
         for (const e of report.entries) {
           process.stdout.write(`  #${e.index}  ${e.time}  ${e.status.padEnd(13)} ${e.plan ?? '-'}${e.version !== undefined ? ` v${e.version}` : ''}  ${e.digest?.slice(0, 23) ?? ''}  ${e.signer || e.keyId ? `signer ${e.signer ?? e.identity ?? '?'}${e.keyId ? ` (key ${e.keyId.slice(0, 16)})` : ''}` : ''}${e.reason ? `  (${e.reason})` : ''}\n`);
         }
-        if (kernel) {
-          process.stdout.write(`kernel: ${kernel.programs.length} programs loaded, ${kernel.programs.filter((p) => p.attested).length} attested\n`);
-          for (const p of kernel.programs) {
-            process.stdout.write(`  id ${p.id}  ${p.name.padEnd(16)} ${p.type.padEnd(14)} tag ${p.tag}  ${p.attested ? `attested: ${p.matches.map((m) => `${m.plan}/${m.program}`).join(', ')}` : 'UNATTESTED'}\n`);
-          }
-        }
+        if (kernel) (await import('./kernel-output.js')).printKernelReport(kernel);
         for (const n of report.notes) process.stderr.write(`note: ${n}\n`);
         for (const f of findings) process.stderr.write(`finding: ${f.code}: ${f.message}\n`);
       }

@@ -72,6 +72,8 @@ export interface TrustPolicy {
   allowRollback: boolean;
   /** Host anti-rollback state file. */
   statePath?: string;
+  /** kernelAudit.accept: programs other tools load on purpose, accepted by `audit --kernel` (audit/kernel/accept.ts). */
+  kernelAccept: { name?: string; type?: string; reason: string }[];
 }
 
 function invalid(src: string, msg: string, cause?: unknown): InputError {
@@ -102,6 +104,7 @@ interface RawPolicy {
   minVersions?: Record<string, number>;
   allowRollback?: boolean;
   state?: string;
+  kernelAudit?: { accept?: { name?: string; type?: string; reason: string }[] };
 }
 
 /** A keyless subject pattern: exact SAN, or /regex/ compiled once and anchored to the whole SAN. */
@@ -229,6 +232,7 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     minVersions,
     allowRollback: p.allowRollback === true,
     statePath: p.state !== undefined ? at(p.state) : undefined,
+    kernelAccept: (p.kernelAudit?.accept ?? []).map((r) => ({ ...(r.name !== undefined ? { name: r.name } : {}), ...(r.type !== undefined ? { type: r.type } : {}), reason: r.reason })),
   };
 }
 
@@ -251,7 +255,7 @@ export function singleKeyPolicy(path: string): TrustPolicy {
     source: `--key ${path}`,
     signers: [{ name: path, key: k.key, keyId: keyIdOf(k.key), certificate: k.certificate, certificateValidity: k.validity, allowExpired: false, plans: ['*'], programTypes: ['*'] }],
     logs: [], requireLogInclusion: false, requireKernelSignatures: false, revokedKeys: new Set(), revokedDigests: new Set(),
-    minVersions: new Map(), allowRollback: false,
+    minVersions: new Map(), allowRollback: false, kernelAccept: [],
   };
 }
 
