@@ -89,14 +89,14 @@ const STATUS: Record<string, EntryStatus> = {
   PREDICATE_MISMATCH: 'mismatch', SUBJECT_MISMATCH: 'mismatch', PLAN_INVALID: 'mismatch', STATEMENT_INVALID: 'not-attestation',
 };
 
-interface Parsed {
+export interface Parsed {
   env: Envelope;
   verifierPem: string;
   statement?: Statement;
 }
 
 /** The entry as bytes of this log -> the envelope and logged verifier, or a status saying why not. */
-function parseEntry(log: TransparencyLog, index: number): Parsed | { status: EntryStatus; code: string; reason: string } {
+export function parseEntry(log: TransparencyLog, index: number): Parsed | { status: EntryStatus; code: string; reason: string } {
   let body: Body;
   try {
     body = JSON.parse(log.entry(index).toString('utf8')) as Body;
@@ -126,7 +126,7 @@ function parseEntry(log: TransparencyLog, index: number): Parsed | { status: Ent
 }
 
 /** The Sigstore bundle a signer would have got for this entry (with a fresh proof from this log). */
-function rebuildBundle(log: TransparencyLog, index: number, p: Parsed, envHash: string): { bundle: Bundle; key: KeyObject; timeSigned: boolean } {
+export function rebuildBundle(log: TransparencyLog, index: number, p: Parsed, envHash: string): { bundle: Bundle; key: KeyObject; timeSigned: boolean } {
   const cert = p.verifierPem.includes('BEGIN CERTIFICATE');
   const key = createPublicKey(p.verifierPem);
   const entry: TransparencyLogEntry = tlogEntry(log, index, { inclusionPromise: false });
