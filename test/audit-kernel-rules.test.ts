@@ -1,0 +1,191 @@
+/**
+ * The rules of audit --kernel's attribution (src/audit/kernel/), without a kernel: the kernel's view,
+ * the host-log decisions and the map contents are given, so every status and every evidence line can
+ * be produced on purpose. The same rules on the real kernel: test/audit-kernel-truth.test.ts.
+ */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { applyAccept, parseAcceptFlag } from '../src/audit/kernel/accept.js';
+import { attribute, type AttributionContext } from '../src/audit/kernel/attribution.js';
+import { planFrozenSha256 } from '../src/audit/kernel/frozen.js';
+import type { LoadedProgram, MapReader } from '../src/audit/kernel/inventory.js';
+import { indexHostLog, type CodeRef } from '../src/audit/kernel/records.js';
+import type { ReadDecision } from '../src/hostlog/hostlog.js';
+import type { LoadDecision } from '../src/hostlog/records.js';
+import { BpfsealError } from '../src/errors.js';
+import type { Plan } from '../src/plan/types.js';
+import { loadPlan } from './helpers/plans.js';
+
+const BOOT = '11111111-2222-3333-4444-555555555555';
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** globals.o: xdp_globals reads .rodata (frozen); socket_printk too. */
+const globals = loadPlan('globals');
+const rodata = globals.plan.maps.find((m) => m.name === '.rodata')!;
+const RODATA_SHA = planFrozenSha256(globals.plan, rodata, () => Buffer.alloc(0));
+
+function allowed(o: Partial<LoadDecision> & { loadId: string }): LoadDecision {
+  return {
+    type: 'bpfseal.load/v1', decision: 'allowed', time: '2026-01-01T00:00:00Z', host: 'h', bootId: BOOT, plan: 'globals', version: 3,
+    digest: `sha256:${globals.digest}`, signer: { name: 's', keyId: 'ab'.repeat(32) }, pinDir: '/sys/fs/bpf/x', loader: 'user', uid: 0,
+    programs: [{ name: 'xdp_globals', id: 100, tag: 'aaaaaaaaaaaaaaaa', insns: 46, type: 'xdp', mapIds: [10, 11] }],
+    maps: [{ name: '.data', id: 10 }, { name: '.rodata', id: 11, frozenSha256: RODATA_SHA }],
+    ...o,
+  };
+}
+
+const ended = (how: 'aborted' | 'unloaded', loadId: string): LoadDecision => ({ type: 'bpfseal.load/v1', decision: how, time: 't', host: 'h', bootId: BOOT, loadId, plan: 'globals', version: 3 });
+
+const kernelProg = (o: Partial<LoadedProgram> = {}): LoadedProgram => ({ id: 100, name: 'xdp_globals', type: 'xdp', tag: 'aaaaaaaaaaaaaaaa', mapIds: [10, 11], uid: 0, ...o });
+
+function ctx(decisions: LoadDecision[], o: { maps?: Record<number, string>; code?: CodeRef[]; plan?: Plan | null } = {}): AttributionContext {
+  const read: ReadDecision[] = decisions.map((decision, index) => ({ index, decision }));
+  const host = indexHostLog(read, BOOT);
+  const code = new Map<string, CodeRef[]>();
+  for (const c of [...(o.code ?? []), ...host.standing]) code.set(c.tag, [...(code.get(c.tag) ?? []), c]);
+  const contents = o.maps ?? { 11: RODATA_SHA };
+  const readMap: MapReader = (id) => (contents[id] ? { sha256: contents[id], valueSize: rodata.valueSize, name: 'm' } : { missing: `map ${id} no longer exists` });
+  const plan = o.plan === undefined ? globals.plan : o.plan;
+  return { host, code, readMap, plan: () => (plan ? { plan } : { why: 'no plan stored' }), kconfig: () => Buffer.alloc(0) };
+}
+
+const attestedRef: CodeRef = { tag: 'aaaaaaaaaaaaaaaa', type: 'xdp', program: 'xdp_globals', plan: 'globals', digest: `sha256:${globals.digest}`, source: 'attestation-log', index: 0 };
+
+describe('attribution by load', () => {
+  it('a program whose id a standing load of this boot created, all as recorded, is attested with its record', () => {
+    const p = attribute(kernelProg(), ctx([allowed({ loadId: 'L1' })]));
+    expect(p).toMatchObject({ status: 'attested', code: 'PROGRAM_ATTESTED', attested: true, record: { hostLogIndex: 0, loadId: 'L1', plan: 'globals', version: 3, digest: `sha256:${globals.digest}` } });
+    expect(p.evidence.filter((e) => e.result !== 'ok')).toEqual([]);
+    expect(p.evidence.map((e) => e.check)).toEqual(['load', 'tag', 'type', 'name', 'uid', 'maps', 'maps', 'frozen-map', 'frozen-map']);
+  });
+
+  it.each<[string, Partial<LoadedProgram>, string, RegExp]>([
+    ['another type', { type: 'socket_filter' }, 'type', /type is socket_filter, the load recorded xdp/],
+    ['another tag under the recorded id', { tag: 'bbbbbbbbbbbbbbbb' }, 'tag', /tag is bbbbbbbbbbbbbbbb/],
+    ['another name', { name: 'other' }, 'name', /name is other/],
+    ['another loader uid', { uid: 1000 }, 'uid', /loader uid is 1000/],
+    ['a map the load did not create', { mapIds: [10, 11, 99] }, 'maps', /map 99 bound to the program was not created by load L1/],
+    ['fewer maps than recorded', { mapIds: [11] }, 'maps', /bound map ids \[11\], the load recorded \[10, 11\]/],
+  ])('the recorded id with %s is modified, saying what differs', (_what, change, check, message) => {
+    const p = attribute(kernelProg(change), ctx([allowed({ loadId: 'L1' })]));
+    expect(p.status).toBe('modified');
+    expect(p.code).toBe('PROGRAM_MODIFIED');
+    const differs = p.evidence.filter((e) => e.result === 'differs');
+    expect(differs.map((e) => e.check)).toEqual(differs.map(() => check));
+    expect(differs).toEqual(expect.arrayContaining([expect.objectContaining({ message: expect.stringMatching(message) })]));
+  });
+
+  it('a frozen map holding other contents than recorded and than the plan gives is modified (both said)', () => {
+    const p = attribute(kernelProg(), ctx([allowed({ loadId: 'L1' })], { maps: { 11: 'cd'.repeat(32) } }));
+    expect(p.status).toBe('modified');
+    const d = p.evidence.filter((e) => e.result === 'differs');
+    expect(d.map((e) => e.message)).toEqual([
+      expect.stringMatching(/'\.rodata' \(id 11\) holds sha256:cdcd.*, the load recorded sha256:/),
+      expect.stringMatching(/'\.rodata' \(id 11\) holds sha256:cdcd.*, the plan's initial value is sha256:/),
+    ]);
+  });
+
+  it('a load that recorded other frozen contents than its plan gives is modified, though the kernel holds what was recorded', () => {
+    const other = 'ef'.repeat(32);
+    const rec = allowed({ loadId: 'L1', maps: [{ name: '.data', id: 10 }, { name: '.rodata', id: 11, frozenSha256: other }] });
+    const p = attribute(kernelProg(), ctx([rec], { maps: { 11: other } }));
+    expect(p.status).toBe('modified');
+    expect(p.evidence.filter((e) => e.result === 'differs').map((e) => e.message)).toEqual([expect.stringMatching(/the plan's initial value is sha256:/)]);
+  });
+
+  it('without the plan, the recorded contents still decide; a record with neither hashes nor plan leaves frozen maps unchecked, said', () => {
+    expect(attribute(kernelProg(), ctx([allowed({ loadId: 'L1' })], { plan: null })).status).toBe('attested');
+    const old = allowed({ loadId: 'L1', programs: [{ name: 'xdp_globals', id: 100, tag: 'aaaaaaaaaaaaaaaa', insns: 46, type: 'xdp' }], maps: [{ name: '.data', id: 10 }, { name: '.rodata', id: 11 }] });
+    const p = attribute(kernelProg(), ctx([old], { plan: null }));
+    expect(p.status).toBe('attested');
+    expect(p.evidence.filter((e) => e.result === 'unchecked')).toEqual([expect.objectContaining({ check: 'frozen-map', message: expect.stringMatching(/were not checked/) })]);
+  });
+});
+
+describe('records that do not attest', () => {
+  it('a record of another boot, or of no recorded boot, never matches: the program is known-code or unattested, and the evidence names the record', () => {
+    for (const bootId of ['99999999-0000-0000-0000-000000000000', undefined]) {
+      const rec = allowed({ loadId: 'L1', bootId });
+      const p = attribute(kernelProg(), ctx([rec]));
+      expect(p.status).toBe('unattested');
+      expect(p.record).toBeUndefined();
+      expect(p.evidence).toEqual(expect.arrayContaining([expect.objectContaining({ check: 'boot', result: 'differs', message: expect.stringMatching(/host log #0 \(load L1\) names id 100 in boot/) })]));
+      expect(attribute(kernelProg(), ctx([rec], { code: [attestedRef] })).status).toBe('known-code');
+    }
+  });
+
+  it.each(['aborted', 'unloaded'] as const)('an %s load attests nothing any more', (how) => {
+    const p = attribute(kernelProg(), ctx([allowed({ loadId: 'L1' }), ended(how, 'L1')]));
+    expect(p.status).toBe('unattested');
+    expect(p.evidence).toEqual(expect.arrayContaining([expect.objectContaining({ message: expect.stringMatching(new RegExp(`was ${how} \\(host log #1\\)`)) })]));
+  });
+
+  it('when two loads of this boot name one id, the later record is the one judged', () => {
+    const first = allowed({ loadId: 'L1' });
+    const second = allowed({ loadId: 'L2', programs: [{ name: 'xdp_globals', id: 100, tag: 'aaaaaaaaaaaaaaaa', insns: 46, type: 'socket_filter', mapIds: [10, 11] }] });
+    const p = attribute(kernelProg(), ctx([first, second]));
+    expect(p).toMatchObject({ status: 'modified', record: { loadId: 'L2', hostLogIndex: 1 } });
+  });
+});
+
+describe('attribution by code', () => {
+  it('bpfseal code under an id no load of this boot created is known-code, with the code matches', () => {
+    const p = attribute(kernelProg({ id: 555 }), ctx([allowed({ loadId: 'L1' })], { code: [attestedRef] }));
+    expect(p.status).toBe('known-code');
+    expect(p.code).toBe('PROGRAM_KNOWN_CODE');
+    expect(p.matches).toEqual([{ plan: 'globals', digest: `sha256:${globals.digest}`, program: 'xdp_globals', source: 'attestation-log' }, { plan: 'globals', digest: `sha256:${globals.digest}`, program: 'xdp_globals', source: 'host-log' }]);
+  });
+
+  it('the same instructions as another program type (or name) are not known code: unattested, with the near miss as evidence', () => {
+    const p = attribute(kernelProg({ id: 555, type: 'socket_filter' }), ctx([], { code: [attestedRef] }));
+    expect(p.status).toBe('unattested');
+    expect(p.matches).toEqual([]);
+    expect(p.evidence).toEqual(expect.arrayContaining([expect.objectContaining({ check: 'code', result: 'differs', message: expect.stringMatching(/tag aaaaaaaaaaaaaaaa is that of globals\/xdp_globals \(attestation-log\), but as xdp/) })]));
+    expect(attribute(kernelProg({ id: 555, name: 'renamed' }), ctx([], { code: [attestedRef] })).status).toBe('unattested');
+  });
+
+  it('the kernel keeps 15 bytes of a name: a longer plan program name matches its prefix', () => {
+    const ref = { ...attestedRef, program: 'a_program_name_longer_than_15' };
+    expect(attribute(kernelProg({ id: 555, name: 'a_program_name_' }), ctx([], { code: [ref] })).status).toBe('known-code');
+  });
+});
+
+describe('accept rules', () => {
+  it('accept known-code and unattested programs by name or type pattern, keeping the status they had; never a modified one', () => {
+    const c = ctx([allowed({ loadId: 'L1' })], { code: [attestedRef] });
+    const ps = [attribute(kernelProg({ id: 1, name: 'sd_devices', type: 'cgroup_device', tag: '01'.repeat(8) }), c), attribute(kernelProg({ id: 555 }), c), attribute(kernelProg({ type: 'kprobe' }), c)];
+    applyAccept(ps, [{ type: 'cgroup_*', reason: 'systemd device filters', source: 'policy p.json' }, parseAcceptFlag('name:xdp_*')]);
+    expect(ps.map((p) => p.status)).toEqual(['accepted', 'accepted', 'modified']);
+    expect(ps[0]).toMatchObject({ code: 'PROGRAM_ACCEPTED', accepted: { status: 'unattested', reason: 'systemd device filters', rule: 'type cgroup_* (policy p.json)' } });
+    expect(ps[1].accepted).toMatchObject({ status: 'known-code', rule: 'name xdp_* (--accept name:xdp_*)' });
+  });
+
+  it('--accept values: a bare name, name:, type:, both joined; anything else is a usage error', () => {
+    expect(parseAcceptFlag('sd_*')).toMatchObject({ name: 'sd_*' });
+    expect(parseAcceptFlag('type:cgroup_skb,name:sd_fw_*')).toMatchObject({ name: 'sd_fw_*', type: 'cgroup_skb' });
+    for (const bad of ['prog:x', 'type:', 'type:a,type:b', 'name:a/b']) {
+      expect(() => parseAcceptFlag(bad)).toThrow(BpfsealError);
+      try { parseAcceptFlag(bad); } catch (e) { expect((e as BpfsealError).code).toBe('USAGE_ACCEPT'); }
+    }
+  });
+});
+
+describe('the host-log index', () => {
+  it('signed report entries are counted, not reported as malformed; a malformed entry is a finding', () => {
+    const h = indexHostLog([{ index: 0, decision: allowed({ loadId: 'L1' }) }, { index: 1, report: true }, { index: 2 }], BOOT);
+    expect(h.reports).toBe(1);
+    expect(h.findings).toEqual([expect.objectContaining({ code: 'HOST_LOG_RECORD_INVALID', index: 2 })]);
+    expect([...h.byProgId.keys()]).toEqual([100]);
+  });
+
+  it('an unreadable boot id ("") ties no record to this boot', () => {
+    const h = indexHostLog([{ index: 0, decision: allowed({ loadId: 'L1', bootId: '' }) }], '');
+    expect(h.byProgId.size).toBe(0);
+  });
+
+  it('the frozen value of a plan map is its initData zero-padded to the value size', () => {
+    const v = Buffer.alloc(rodata.valueSize);
+    rodata.initData!.copy(v);
+    expect(RODATA_SHA).toBe(sha(v));
+  });
+});
