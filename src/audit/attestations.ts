@@ -13,7 +13,7 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BUNDLE_V03_MEDIA_TYPE, envelopeFromJSON, type Bundle, type Envelope, type SerializedEnvelope, type TransparencyLogEntry } from '@sigstore/bundle';
-import { certificateIdentity } from '../attest/keyless.js';
+import { certificateIdentity } from '../attest/identity.js';
 import { parseStatement, type Statement } from '../attest/statement.js';
 import { verifyAttestation } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
