@@ -1,8 +1,9 @@
 /**
  * The host side of the audit, on the real kernel (skipped when bpf(2) is not permitted): `load --pin`
  * recording allowed and refused decisions in the host load log, undoing a load it cannot record, and
- * `audit --kernel` marking loaded programs attested (by tag, from the attestation log and the host log)
- * or not.
+ * `audit --kernel`'s JSON and text for loaded programs (attested by the host-log load that made them;
+ * known by code only; unattested), with a damaged host log. The attribution rules on the real kernel:
+ * audit-kernel-truth.test.ts.
  *
  * Other processes load BPF programs concurrently, so assertions concern only programs loaded here:
  * every signed object is a minimal.o variant with a unique return value (hence a unique kernel tag and

@@ -8,7 +8,7 @@
  * The kernel copies at most the room we give and reports the real count, so a program bound to more
  * maps than the first guess is asked once more with enough room.
  */
-import { readFileSync } from 'node:fs';
+import { readInput } from '../fsx/read.js';
 import { addressOf, bpf, CMD } from './sys.js';
 import type { Fd } from './fd.js';
 
@@ -65,7 +65,7 @@ export function progDetails(fd: Fd): ProgDetails {
 /** Wall-clock time of boot in ms (now minus /proc/uptime, 10 ms resolution), to place load_time. */
 export function bootTimeMs(): number | undefined {
   try {
-    const up = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]);
+    const up = Number(readInput('/proc/uptime', { kind: 'key' }).toString('latin1').split(' ')[0]);
     return Number.isFinite(up) ? Date.now() - up * 1000 : undefined;
   } catch {
     return undefined;
