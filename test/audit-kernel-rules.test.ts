@@ -4,7 +4,8 @@
  * be produced on purpose. The same rules on the real kernel: test/audit-kernel-truth.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { applyAccept, parseAcceptFlag } from '../src/audit/kernel/accept.js';
 import { attribute, type AttributionContext } from '../src/audit/kernel/attribution.js';
 import { planFrozenSha256 } from '../src/audit/kernel/frozen.js';
@@ -15,6 +16,9 @@ import type { LoadDecision } from '../src/hostlog/records.js';
 import { BpfsealError } from '../src/errors.js';
 import type { Plan } from '../src/plan/types.js';
 import { loadPlan } from './helpers/plans.js';
+import { cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
+import { parsePolicy } from '../src/trust/policy.js';
+import { writeKeyFiles } from '../src/trust/keys.js';
 
 const BOOT = '11111111-2222-3333-4444-555555555555';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -187,5 +191,36 @@ describe('the host-log index', () => {
     const v = Buffer.alloc(rodata.valueSize);
     rodata.initData!.copy(v);
     expect(RODATA_SHA).toBe(sha(v));
+  });
+});
+
+describe('the policy field kernelAudit.accept', () => {
+  afterAll(cleanupTmpDirs);
+  const policyWith = (kernelAudit: unknown) => {
+    const dir = makeTmpDir('bpfseal-ka-policy-');
+    writeKeyFiles(dir, 'a', 'ecdsa-p256');
+    return parsePolicy(JSON.stringify({ version: 1, signers: [{ name: 'a', key: 'a.pub', plans: ['*'], programTypes: ['*'] }], kernelAudit }), join(dir, 'p.json'));
+  };
+
+  it('is parsed into rules (name, type, reason); a policy without it accepts nothing', () => {
+    expect(policyWith({ accept: [{ type: 'cgroup_device', reason: 'systemd' }, { name: 'sd_*', type: 'cgroup_skb', reason: 'r' }] }).kernelAccept)
+      .toEqual([{ type: 'cgroup_device', reason: 'systemd' }, { name: 'sd_*', type: 'cgroup_skb', reason: 'r' }]);
+    expect(policyWith(undefined).kernelAccept).toEqual([]);
+  });
+
+  it.each([
+    ['a rule without name or type', { accept: [{ reason: 'r' }] }],
+    ['a rule without a reason', { accept: [{ name: 'x' }] }],
+    ['an unknown field in a rule', { accept: [{ name: 'x', reason: 'r', prog: 'y' }] }],
+    ['an unknown field beside accept', { accept: [], deny: [] }],
+    ['a pattern with a slash', { accept: [{ name: 'a/b', reason: 'r' }] }],
+  ])('refuses %s (POLICY_INVALID)', (_what, kernelAudit) => {
+    let code = '';
+    try {
+      policyWith(kernelAudit);
+    } catch (e) {
+      code = (e as BpfsealError).code;
+    }
+    expect(code).toBe('POLICY_INVALID');
   });
 });

@@ -73,7 +73,7 @@ export interface TrustPolicy {
   /** Host anti-rollback state file. */
   statePath?: string;
   /** kernelAudit.accept: programs other tools load on purpose, accepted by `audit --kernel` (audit/kernel/accept.ts). */
-  kernelAccept: { name?: string; type?: string; reason: string }[];
+  kernelAccept?: { name?: string; type?: string; reason: string }[];
 }
 
 function invalid(src: string, msg: string, cause?: unknown): InputError {
