@@ -19,6 +19,11 @@ import { loadPlan } from './helpers/plans.js';
 import { cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
 import { parsePolicy } from '../src/trust/policy.js';
 import { writeKeyFiles } from '../src/trust/keys.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { openLog } from '../src/tlog/store.js';
+import { auditKernel } from '../src/audit/kernel/report.js';
+import type { AttestationAudit } from '../src/audit/attestations.js';
+import { rawEntries } from './helpers/tlog-files.js';
 
 const BOOT = '11111111-2222-3333-4444-555555555555';
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -222,5 +227,37 @@ describe('the policy field kernelAudit.accept', () => {
       code = (e as BpfsealError).code;
     }
     expect(code).toBe('POLICY_INVALID');
+  });
+});
+
+describe('the host log as audit --kernel reads it', () => {
+  afterAll(cleanupTmpDirs);
+  const emptyAudit = (dir: string): AttestationAudit => ({ log: { dir, origin: '', logId: '', size: 0, rootHash: '' }, entries: [], judged: [], findings: [], logVerified: true, rewritten: false, logTrust: 'unchecked', notes: [] });
+
+  it('an entry rewritten together with its level-0 leaf hash attests nothing (HOST_LOG_INVALID)', async () => {
+    const dir = join(makeTmpDir('bpfseal-ka-hostlog-'), 'host-log');
+    const log = openLog(dir, { create: true });
+    const recs = Array.from({ length: 300 }, (_, i) => Buffer.from(JSON.stringify(allowed({ loadId: `L${String(i).padStart(3, '0')}`, programs: [{ name: 'xdp_globals', id: 1000 + i, tag: 'aaaaaaaaaaaaaaaa', insns: 46, type: 'xdp', mapIds: [] }], maps: [] }))));
+    await log.appendMany(recs);
+    log.close();
+    const run = () => auditKernel(emptyAudit(dir), dir, { programs: () => [kernelProg({ id: 1005, mapIds: [] })], readMap: () => ({ missing: 'none' }), bootId: BOOT });
+    expect(run().programs[0].status).toBe('attested');
+    // Rewrite entry 5 in the first full bundle, and its leaf hash in the level-0 tile to match: the
+    // level-1 tile (and so the right edge the log checks on open) still holds the old hashes.
+    const bundle = join(dir, 'tile/entries/000');
+    const b = readFileSync(bundle);
+    const at = b.indexOf('"L005"') + 2;
+    b.write('X', at);
+    writeFileSync(bundle, b);
+    const entry = rawEntries(dir)[5];
+    const tile = join(dir, 'tile/0/000');
+    const t = readFileSync(tile);
+    createHash('sha256').update(Buffer.concat([Buffer.from([0]), entry])).digest().copy(t, 5 * 32);
+    writeFileSync(tile, t);
+    const k = run();
+    // Caught by the tile reader (tile 0 no longer hashes to its entry in tile 1) or, failing that, by
+    // the leaves' root against the signed checkpoint: either way the host log attests nothing.
+    expect(k.findings).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'HOST_LOG_INVALID', message: expect.stringMatching(/does not hash to its entry|do not give the root of the signed checkpoint/) })]));
+    expect(k.programs[0].status).toBe('unattested');
   });
 });

@@ -63,11 +63,14 @@ export interface ReadDecision {
 /** Every entry of a host log from `from` up to `to` (default: its size), parsed; entries that are not decisions have no `decision`. */
 export function readDecisions(log: TransparencyLog, from = 0, to = log.size): ReadDecision[] {
   const out: ReadDecision[] = [];
-  for (const { index, entry } of log.entries(from, to)) {
-    const decision = parseDecision(entry);
-    out.push(decision ? { index, decision } : rekorKind(entry)?.kind === 'dsse' ? { index, report: true } : { index });
-  }
+  for (const { index, entry } of log.entries(from, to)) out.push(readDecision(index, entry));
   return out;
+}
+
+/** One host-log entry as a decision, a signed report, or neither. */
+export function readDecision(index: number, entry: Buffer): ReadDecision {
+  const decision = parseDecision(entry);
+  return decision ? { index, decision } : rekorKind(entry)?.kind === 'dsse' ? { index, report: true } : { index };
 }
 
 /** The host lock of a host log directory (created with the log). */

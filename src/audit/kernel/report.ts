@@ -5,7 +5,10 @@
  * (attribution.ts), accept rules applied (accept.ts), and every program that is not attested, every
  * unchecked frozen map and every host-log problem turned into a finding with a stable code.
  */
-import { hostLogDir, listPending, openHostLog, readDecisions } from '../../hostlog/hostlog.js';
+import { hostLogDir, listPending, openHostLog, readDecision, type ReadDecision } from '../../hostlog/hostlog.js';
+import { TLOG_CODES, TlogVerifyError } from '../../tlog/errors.js';
+import { rootFromLeaves } from '../../tlog/merkle.js';
+import type { TransparencyLog } from '../../tlog/store.js';
 import { bootId as currentBootId } from '../../hostlog/records.js';
 import { logExists } from '../../tlog/store.js';
 import type { AttestationAudit, Finding } from '../attestations.js';
@@ -51,14 +54,32 @@ interface HostRead {
   findings: Finding[];
 }
 
+/**
+ * Every entry of the host log, in one pass, verified: each entry hashes to its leaf in the tiles
+ * (storage.entries), and the leaves give the root of the signed checkpoint (RFC 6962 MTH), so the
+ * entries are exactly the ones the checkpoint commits to. (`log verify` also checks every stored
+ * interior tile, which proofs use and this audit does not.)
+ */
+function readVerified(log: TransparencyLog): { size: number; rootHash: Buffer; decisions: ReadDecision[] } {
+  const cp = log.checkpoint();
+  const leaves: Buffer[] = [];
+  const decisions: ReadDecision[] = [];
+  for (const { index, entry, leafHash } of log.entries(0, cp.size)) {
+    leaves.push(leafHash);
+    decisions.push(readDecision(index, entry));
+  }
+  if (!rootFromLeaves(leaves).equals(cp.rootHash)) throw new TlogVerifyError(TLOG_CODES.CORRUPT, `${log.dir}: the entries do not give the root of the signed checkpoint (size ${cp.size})`);
+  return { size: cp.size, rootHash: cp.rootHash, decisions };
+}
+
 /** The host log, verified, then indexed; a log that does not verify attests nothing (a finding). */
 function readHost(dir: string, bootId: string): HostRead {
   if (!logExists(dir)) return { index: emptyHostIndex(bootId), findings: [] };
   let log: ReturnType<typeof openHostLog> | undefined;
   try {
     log = openHostLog(dir, false);
-    const v = log.verifyAll();
-    const decisions = readDecisions(log, 0, v.size);
+    const v = readVerified(log);
+    const decisions = v.decisions;
     const index = indexHostLog(decisions, bootId);
     const findings = [...index.findings];
     for (const p of listPending(dir)) {
