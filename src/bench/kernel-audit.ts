@@ -20,12 +20,11 @@ import { progInfo, progLoad } from '../kernel/bpf.js';
 import type { Fd } from '../kernel/fd.js';
 import { canUseBpf } from '../kernel/probe.js';
 import { decision, bootId, type LoadDecision } from '../hostlog/records.js';
-import { openHostLog, readDecisions } from '../hostlog/hostlog.js';
 import { openLog } from '../tlog/store.js';
 import type { AttestationAudit } from '../audit/attestations.js';
 import { kernelAudit } from '../audit/kernel-report.js';
 import { loadedPrograms } from '../audit/kernel/inventory.js';
-import { indexHostLog } from '../audit/kernel/records.js';
+import { readHostLog } from '../audit/kernel/report.js';
 import { median, REPO_ROOT, table } from './measure.js';
 
 const PROGRAMS = Number(process.env.BENCH_KA_PROGRAMS ?? 1000);
@@ -116,7 +115,7 @@ export async function benchKernelAudit(): Promise<void> {
     const add = (what: string, xs: number[], base?: number) => rows.push([what, median(xs).toFixed(1), base ? (median(xs) / base).toFixed(2) : '']);
     const runs = (fn: () => number) => Array.from({ length: ROUNDS + 1 }, fn).slice(1); // first run: warm-up
     const inv = runs(() => timed(() => loadedPrograms()));
-    const hl = runs(() => timed(() => { const l = openHostLog(hostLog, false); try { l.verifyAll(); indexHostLog(readDecisions(l), bootId()); } finally { l.close(); } }));
+    const hl = runs(() => timed(() => readHostLog(hostLog, bootId())));
     const whole = runs(() => timed(() => kernelAudit(emptyAudit(att), hostLog)));
     const cli = runs(() => spawnMs(process.execPath, [join(REPO_ROOT, 'dist/cli/main.js'), 'audit', '--kernel', '--log', att, '--host-log', hostLog, '--state', join(work, 'audit-state.json'), '--json']));
     const show = hasBpftool ? runs(() => spawnMs('bpftool', ['prog', 'show'])) : [];
@@ -125,7 +124,7 @@ export async function benchKernelAudit(): Promise<void> {
     const base = hasBpftool ? median(show) : undefined;
     add('kernelAudit() in process: inventory + host log + attribution', whole, base);
     add('  inventory alone (one pass over prog ids)', inv, base);
-    add(`  host log alone (verify ${RECORDS} records, index this boot)`, hl, base);
+    add(`  host log alone (read and verify ${RECORDS} records, index this boot)`, hl, base);
     add('bpfseal audit --kernel --json (whole command, node start-up included)', cli, base);
     if (hasBpftool) {
       add('baseline: bpftool prog show', show, base);

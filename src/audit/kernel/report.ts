@@ -48,7 +48,7 @@ export interface KernelAuditOptions {
   bootId?: string;
 }
 
-interface HostRead {
+export interface HostRead {
   index: HostIndex;
   summary?: HostLogSummary;
   findings: Finding[];
@@ -73,7 +73,7 @@ function readVerified(log: TransparencyLog): { size: number; rootHash: Buffer; d
 }
 
 /** The host log, verified, then indexed; a log that does not verify attests nothing (a finding). */
-function readHost(dir: string, bootId: string): HostRead {
+export function readHostLog(dir: string, bootId: string): HostRead {
   if (!logExists(dir)) return { index: emptyHostIndex(bootId), findings: [] };
   let log: ReturnType<typeof openHostLog> | undefined;
   try {
@@ -135,7 +135,7 @@ export function auditKernel(attestations: AttestationAudit, hostLog: string | un
   // record in the log by the time the log is read (records follow loads), so none is missed.
   const kernel = (o.programs ?? loadedPrograms)();
   const dir = hostLogDir(hostLog);
-  const host = readHost(dir, bootId);
+  const host = readHostLog(dir, bootId);
   const findings: Finding[] = [...host.findings];
   if (!bootId) findings.push({ code: 'BOOT_ID_UNREADABLE', message: '/proc/sys/kernel/random/boot_id cannot be read: no host-log record can be tied to this boot, so none attests' });
   const ctx: AttributionContext = {
