@@ -28,6 +28,8 @@ import { replay } from '../src/runtime/replay.js';
 import { pinsInPlace } from '../src/runtime/unload.js';
 import { encodePlan } from '../src/plan/codec.js';
 import { probeBpf } from './helpers/kernel.js';
+import { kernelAudit } from '../src/audit/kernel-report.js';
+import { loadTinyPrograms, writeHostLog } from '../src/bench/kernel-audit.js';
 import { loadPlan, planCopy } from './helpers/plans.js';
 import { cleanupTmpDirs, fixturePath, makeTmpDir, requireDist } from './helpers/paths.js';
 import { AuditPinDirs, cliJson, foreignSocketFilter, hostDecisions, runCli, show, signOk, variantInsns, writeVariant } from './helpers/audit.js';
@@ -345,5 +347,26 @@ describe.skipIf(!probe.ok)('audit --kernel --attest: the signed host report', ()
     const t = runCli(['verify-report', tampered, '--key', host.pub]);
     expect(t.code, show(t)).toBe(1);
     expect(t.stderr).toMatch(/BAD_SIGNATURE/);
+  });
+});
+
+describe.skipIf(!probe.ok)('audit --kernel at scale (no timing: the bench times it)', () => {
+  it('200 programs loaded via bpf(2) and a 2,000-record host log: each program is attested by its own record, and records of another boot naming the same ids change nothing', async () => {
+    const progs = loadTinyPrograms(200, `kt${process.pid % 1000}`);
+    try {
+      const hl = fresh('host-log-scale');
+      await writeHostLog(hl, progs, 2000);
+      const k = kernelAudit({ log: { dir: fresh('no-att'), origin: '', logId: '', size: 0, rootHash: '' }, entries: [], judged: [], findings: [], logVerified: true, rewritten: false, logTrust: 'unchecked', notes: [] }, hl);
+      const byId = new Map(k.programs.map((p) => [p.id, p]));
+      for (const p of progs) {
+        const a = byId.get(p.id);
+        expect(a, `program ${p.id} listed`).toBeDefined();
+        expect(a).toMatchObject({ status: 'attested', name: p.name, tag: p.tag, type: 'socket_filter', mapIds: [] });
+        expect(a!.record!.hostLogIndex).toBe(progs.indexOf(p));
+      }
+      expect(k.hostLog).toMatchObject({ decisions: 2000, size: 2000 });
+    } finally {
+      for (const p of progs) p.fd.close();
+    }
   });
 });
