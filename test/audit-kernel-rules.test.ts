@@ -21,7 +21,8 @@ import { parsePolicy } from '../src/trust/policy.js';
 import { writeKeyFiles } from '../src/trust/keys.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { openLog } from '../src/tlog/store.js';
-import { auditKernel } from '../src/audit/kernel/report.js';
+import { auditKernel, summarize } from '../src/audit/kernel/report.js';
+import { buildReportStatement, parseReportStatement } from '../src/audit/kernel/statement.js';
 import type { AttestationAudit } from '../src/audit/attestations.js';
 import { rawEntries } from './helpers/tlog-files.js';
 
@@ -259,5 +260,47 @@ describe('the host log as audit --kernel reads it', () => {
     // the leaves' root against the signed checkpoint: either way the host log attests nothing.
     expect(k.findings).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'HOST_LOG_INVALID', message: expect.stringMatching(/does not hash to its entry|do not give the root of the signed checkpoint/) })]));
     expect(k.programs[0].status).toBe('unattested');
+  });
+});
+
+describe('the host report statement', () => {
+  const report = () => {
+    const c = ctx([allowed({ loadId: 'L1' }), ended('unloaded', 'L1')], { code: [attestedRef] });
+    const programs = [attribute(kernelProg(), ctx([allowed({ loadId: 'L1' })])), attribute(kernelProg({ id: 555 }), c)];
+    return { programs, bootId: BOOT, findings: [], summary: summarize(programs), hostLog: { dir: '/h', decisions: 2, origin: 'bpfseal.local/log/x', logId: 'ab'.repeat(32), size: 2, rootHash: 'cd'.repeat(32) } };
+  };
+  const st = () => buildReportStatement(report(), { attestationLog: { origin: 'a', logId: 'ef'.repeat(32), size: 0, rootHash: '' }, policy: null, findings: [], toolVersion: '0.1.0' });
+
+  it('names the judged host-log tree as its subject and carries every program with its status, record and what differs; it parses back', () => {
+    const s = st();
+    expect(s.subject).toEqual([{ name: 'host-log:bpfseal.local/log/x', digest: { sha256: 'cd'.repeat(32) } }]);
+    expect(s.predicate).toMatchObject({ host: { bootId: BOOT }, hostLog: { size: 2, rootHash: 'cd'.repeat(32) }, summary: { attested: 1, 'known-code': 1 } });
+    expect(s.predicate.programs[0]).toMatchObject({ id: 100, status: 'attested', record: { hostLogIndex: 0, loadId: 'L1', version: 3, signerKeyId: 'ab'.repeat(32) } });
+    expect(s.predicate.programs[0].findings).toBeUndefined();
+    expect(s.predicate.programs[1]).toMatchObject({ id: 555, status: 'known-code' });
+    expect(parseReportStatement(Buffer.from(JSON.stringify(s)))).toEqual(s);
+  });
+
+  it.each([
+    ['another predicate type', (s: any) => { s.predicateType = 'https://bpfseal.dev/attestation/bpf-loader-plan/v1'; }],
+    ['a subject that is not the judged tree', (s: any) => { s.subject[0].digest.sha256 = 'ee'.repeat(32); }],
+    ['two subjects', (s: any) => { s.subject.push(s.subject[0]); }],
+    ['a program with an unknown status', (s: any) => { s.predicate.programs[0].status = 'fine'; }],
+    ['no boot id', (s: any) => { delete s.predicate.host.bootId; }],
+  ])('refuses %s (REPORT_INVALID)', (_what, edit) => {
+    const s = JSON.parse(JSON.stringify(st()));
+    edit(s);
+    let code = '';
+    try {
+      parseReportStatement(Buffer.from(JSON.stringify(s)));
+    } catch (e) {
+      code = (e as BpfsealError).code;
+    }
+    expect(code).toBe('REPORT_INVALID');
+  });
+
+  it('a duplicate key in the payload is refused (strict JSON)', () => {
+    const text = JSON.stringify(st()).replace('"time":', '"time":"x","time":');
+    expect(() => parseReportStatement(Buffer.from(text))).toThrow(/strict JSON/);
   });
 });

@@ -65,7 +65,8 @@ export interface ReportContext {
 }
 
 function program(p: KernelReport['programs'][number]): ReportProgram {
-  const notes = p.evidence.filter((e) => e.result !== 'ok' && !(e.check === 'load' && p.status !== 'modified')).map((e) => e.message);
+  // For a program no load claims, evidence[0] only restates its status ("no standing load ... created").
+  const notes = p.evidence.filter((e, i) => e.result !== 'ok' && !(i === 0 && !p.record)).map((e) => e.message);
   const r = p.record;
   return {
     id: p.id, name: p.name, type: p.type, tag: p.tag, status: p.status, mapIds: p.mapIds, uid: p.uid, ...(p.loadTime ? { loadTime: p.loadTime } : {}),
