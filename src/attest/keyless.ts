@@ -16,15 +16,15 @@ import {
   CIContextProvider, DEFAULT_FULCIO_URL, DEFAULT_REKOR_URL, FulcioSigner, InternalError, RekorWitness,
   type IdentityProvider, type Signature, type SignatureBundle,
 } from '@sigstore/sign';
-import { X509Certificate } from '@sigstore/core';
+import { certificateIdentity, type SignerIdentity } from './identity.js';
 import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
 import { BpfsealError } from '../errors.js';
+
+export { certificateIdentity, type SignerIdentity } from './identity.js';
 
 
 /** The audience Fulcio expects in CI-issued tokens. */
 const AUDIENCE = 'sigstore';
-const OID_FULCIO_ISSUER_V1 = '1.3.6.1.4.1.57264.1.1';
-const OID_FULCIO_ISSUER_V2 = '1.3.6.1.4.1.57264.1.8';
 /** HTTP retries and per-request timeout, as the `sigstore` package uses for Fulcio and Rekor. */
 const DEFAULT_RETRY = 2;
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -182,13 +182,6 @@ export function rekorWitness(url: string = DEFAULT_REKOR_URL, opts: RekorOptions
   return new BpfsealRekorWitness(url, opts);
 }
 
-export interface SignerIdentity {
-  /** The certificate's subject alternative name (workflow URI, e-mail, ...). */
-  san: string;
-  /** The OIDC issuer from Fulcio's issuer extension. */
-  issuer: string;
-}
-
 /**
  * Who signed a keyless bundle, as its Fulcio certificate says (SAN and OIDC issuer), or undefined
  * for a key-based bundle. This reads the certificate without verifying it: for telling the signer who
@@ -202,18 +195,5 @@ export function bundleSignerIdentity(bundle: Bundle): SignerIdentity | undefined
   return certificateIdentity(Buffer.from(der));
 }
 
-/** SAN and OIDC issuer (Fulcio extension v2, else v1) of a Fulcio certificate (DER or PEM). */
-export function certificateIdentity(cert: Buffer | string): SignerIdentity {
-  const parsed = X509Certificate.parse(typeof cert === 'string' ? cert : Buffer.from(cert));
-  return fulcioIdentity(parsed);
-}
-
-function fulcioIdentity(cert: X509Certificate): SignerIdentity {
-  let issuer = '';
-  const v2 = cert.extension(OID_FULCIO_ISSUER_V2);
-  if (v2) issuer = v2.valueObj.subs?.[0]?.value.toString('utf8') ?? '';
-  else issuer = cert.extension(OID_FULCIO_ISSUER_V1)?.value.toString('utf8') ?? '';
-  return { san: cert.subjectAltName ?? '', issuer };
-}
 
 /** Base URLs must be http(s) URLs; anything else is a usage error naming the flag. */

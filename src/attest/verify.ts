@@ -185,7 +185,21 @@ export function insnDigests(plan: Plan): Map<PlanProgram, Buffer> {
  * Verify a DSSE bundle attesting `plan` (whose canonical bytes hash to `digest`, hex) under `policy`.
  * Throws VerifyError (exit 1) or InputError (exit 2) with a stable code.
  */
-export function verifyAttestation(bundle: Bundle, plan: Plan, digest: string, policy: TrustPolicy, opts: VerifyOptions = {}, insnSha256 = insnDigests(plan)): VerifiedAttestation {
+export interface VerifiedDsseBundle {
+  verified: VerifiedSigner;
+  /** The key hint of a key-based signature (undefined for keyless). */
+  hint?: string;
+  payload: Buffer;
+  trusted: TransparencyLogEntry[];
+  untrusted: TransparencyLogEntry[];
+}
+
+/**
+ * The part of verification that does not depend on what is attested: the bundle's shape, the DSSE
+ * signature by a policy signer, and the entries of trusted logs (with `checkLogEntry`). verifyAttestation
+ * builds on it for plans; host reports (audit/kernel/verify-report.ts) for their own predicate.
+ */
+export function verifyDsseBundle(bundle: Bundle, policy: TrustPolicy, opts: Pick<VerifyOptions, 'checkLogEntry' | 'skipWitnesses'> = {}): VerifiedDsseBundle {
   if (bundle.content.$case !== 'dsseEnvelope') throw new VerifyError('BAD_BUNDLE', 'bundle does not carry a DSSE envelope');
   const env = bundle.content.dsseEnvelope;
   if (env.payloadType !== PAYLOAD_TYPE) throw new VerifyError('BAD_BUNDLE', `DSSE payload type ${env.payloadType} is not ${PAYLOAD_TYPE}`);
@@ -202,8 +216,13 @@ export function verifyAttestation(bundle: Bundle, plan: Plan, digest: string, po
   const verified = sigstoreVerify(bundle, trusted, policy, signers);
   for (const e of trusted) opts.checkLogEntry?.(e, policy);
   if (policy.witnesses.length && !opts.skipWitnesses) checkWitnessed(trusted, policy);
+  return { verified, hint, payload: env.payload, trusted, untrusted };
+}
+
+export function verifyAttestation(bundle: Bundle, plan: Plan, digest: string, policy: TrustPolicy, opts: VerifyOptions = {}, insnSha256 = insnDigests(plan)): VerifiedAttestation {
+  const { verified, hint, payload, trusted, untrusted } = verifyDsseBundle(bundle, policy, opts);
   // DSSE verification never looks at the artifact: compare the subject with the plan bytes ourselves.
-  const statement = parseStatement(env.payload);
+  const statement = parseStatement(payload);
   const subject = statement.subject[0];
   if (subject.digest.sha256 !== digest) throw new VerifyError('SUBJECT_MISMATCH', `signed subject sha256:${subject.digest.sha256} is not the plan's digest sha256:${digest}`);
   if (subject.name !== planSubjectName(plan) || statement.predicate.plan.name !== plan.name) {

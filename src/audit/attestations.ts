@@ -13,7 +13,7 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BUNDLE_V03_MEDIA_TYPE, envelopeFromJSON, type Bundle, type Envelope, type SerializedEnvelope, type TransparencyLogEntry } from '@sigstore/bundle';
-import { certificateIdentity } from '../attest/keyless.js';
+import { certificateIdentity } from '../attest/identity.js';
 import { parseStatement, type Statement } from '../attest/statement.js';
 import { verifyAttestation } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
@@ -96,14 +96,14 @@ const STATUS: Record<string, EntryStatus> = {
   PREDICATE_MISMATCH: 'mismatch', SUBJECT_MISMATCH: 'mismatch', PLAN_INVALID: 'mismatch', STATEMENT_INVALID: 'not-attestation',
 };
 
-interface Parsed {
+export interface Parsed {
   env: Envelope;
   verifierPem: string;
   statement?: Statement;
 }
 
 /** The entry as bytes of this log -> the envelope and logged verifier, or a status saying why not. */
-function parseEntry(log: TransparencyLog, index: number): Parsed | { status: EntryStatus; code: string; reason: string } {
+export function parseEntry(log: TransparencyLog, index: number): Parsed | { status: EntryStatus; code: string; reason: string } {
   let body: Body;
   try {
     body = JSON.parse(log.entry(index).toString('utf8')) as Body;
@@ -133,7 +133,7 @@ function parseEntry(log: TransparencyLog, index: number): Parsed | { status: Ent
 }
 
 /** The Sigstore bundle a signer would have got for this entry (with a fresh proof from this log). */
-function rebuildBundle(log: TransparencyLog, index: number, p: Parsed, envHash: string): { bundle: Bundle; key: KeyObject; timeSigned: boolean } {
+export function rebuildBundle(log: TransparencyLog, index: number, p: Parsed, envHash: string): { bundle: Bundle; key: KeyObject; timeSigned: boolean } {
   const cert = p.verifierPem.includes('BEGIN CERTIFICATE');
   const key = createPublicKey(p.verifierPem);
   const entry: TransparencyLogEntry = tlogEntry(log, index, { inclusionPromise: false });

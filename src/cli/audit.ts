@@ -9,6 +9,8 @@ import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
 import { printJson } from './output.js';
 import { resolvePolicy } from './trust.js';
+import type { AttestationAudit, Finding } from '../audit/attestations.js';
+import type { KernelReport } from '../audit/kernel-report.js';
 
 export function parseSince(s: string, now = Date.now()): Date {
   const rel = /^(\d+)([smhd])$/.exec(s);
@@ -26,6 +28,9 @@ interface AuditOpts {
   state?: string;
   kernel?: boolean;
   hostLog?: string;
+  accept?: string[];
+  attest?: string;
+  output?: string;
   json?: boolean;
   follow?: boolean;
   sinceCheckpoint?: boolean;
@@ -45,8 +50,15 @@ export function registerAudit(program: Command): void {
     .option('--since-checkpoint', 'the same as --follow')
     .option('--kernel', 'list the BPF programs loaded in the kernel now, each attested or unattested')
     .option('--host-log <dir>', 'host load log consulted by --kernel (default: $BPFSEAL_HOST_LOG, else /var/lib/bpfseal/host-log)')
+    .option('--accept <rule>', 'with --kernel: accept programs other tools load on purpose: <name pattern>, name:<pattern>, type:<pattern>, or both joined with "," (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--attest <private key>', 'with --kernel: sign the result as a host report (in-toto, DSSE) and append it to the host log')
+    .option('-o, --output <file>', 'with --attest: also write the report as a Sigstore bundle to this file')
     .option('--json', 'print JSON')
     .action(async (o: AuditOpts) => {
+      if ((o.attest || o.accept?.length) && !o.kernel) throw new BpfsealError('usage', 'USAGE_KERNEL_ONLY', `${o.attest ? '--attest' : '--accept'} applies to audit --kernel only`);
+      if (o.output && !o.attest) throw new BpfsealError('usage', 'USAGE_OUTPUT', '-o names the file for the signed report of --attest');
+      const { parseAcceptFlag } = await import('../audit/kernel/accept.js');
+      const flags = (o.accept ?? []).map(parseAcceptFlag);
       const { openLog, defaultLogDir } = await import('../tlog/store.js');
       const { auditAttestations } = await import('../audit/attestations.js');
       const { defaultAuditStatePath } = await import('../audit/state.js');
@@ -63,16 +75,19 @@ export function registerAudit(program: Command): void {
         log.close();
       }
       let kernel;
+      let attested;
       const findings = [...report.findings];
       if (o.kernel) {
         const { kernelAudit } = await import('../audit/kernel-report.js');
-        kernel = kernelAudit(report, o.hostLog);
-        for (const p of kernel.programs) if (!p.attested) findings.push({ code: 'PROGRAM_UNATTESTED', message: `kernel program ${p.id} '${p.name}' (${p.type}, tag ${p.tag}) is not attested` });
+        if (o.attest) await ensureHostLog(o.hostLog);
+        const accept = [...(policy?.kernelAccept ?? []).map((r) => ({ ...r, source: `policy ${policy!.source}` })), ...flags];
+        kernel = kernelAudit(report, o.hostLog, { accept });
         findings.push(...kernel.findings);
+        if (o.attest) attested = await attestKernelReport(kernel, report, findings, policy?.source ?? null, o);
       }
       // logVerified/rewritten are already findings; the JSON keeps its documented shape.
       const { logVerified: _v, rewritten: _r, judged: _j, from: _f, ...shown } = report;
-      if (o.json) printJson({ ...shown, ...(follow ? { from: report.from } : {}), ...(kernel ? { kernel } : {}), findings, policy: policy?.source ?? null });
+      if (o.json) printJson({ ...shown, ...(follow ? { from: report.from } : {}), ...(kernel ? { kernel } : {}), ...(attested ? { report: attested } : {}), findings, policy: policy?.source ?? null });
       else {
         process.stdout.write(`log ${report.log.dir} (${report.log.origin}): ${report.log.size} entries, root ${report.log.rootHash}` +
           `${report.previous && !report.rewritten ? `; consistent with the last audit (size ${report.previous.size})` : ''}${report.from ? `; judged entries ${report.from}..${report.log.size - 1} (appended since)` : ''}\n`);
@@ -81,15 +96,28 @@ export function registerAudit(program: Command): void {
         for (const e of report.entries) {
           process.stdout.write(`  #${e.index}  ${e.time}  ${e.status.padEnd(13)} ${e.plan ?? '-'}${e.version !== undefined ? ` v${e.version}` : ''}  ${e.digest?.slice(0, 23) ?? ''}  ${e.signer || e.keyId ? `signer ${e.signer ?? e.identity ?? '?'}${e.keyId ? ` (key ${e.keyId.slice(0, 16)})` : ''}` : ''}${e.reason ? `  (${e.reason})` : ''}\n`);
         }
-        if (kernel) {
-          process.stdout.write(`kernel: ${kernel.programs.length} programs loaded, ${kernel.programs.filter((p) => p.attested).length} attested\n`);
-          for (const p of kernel.programs) {
-            process.stdout.write(`  id ${p.id}  ${p.name.padEnd(16)} ${p.type.padEnd(14)} tag ${p.tag}  ${p.attested ? `attested: ${p.matches.map((m) => `${m.plan}/${m.program}`).join(', ')}` : 'UNATTESTED'}\n`);
-          }
-        }
+        if (kernel) (await import('./kernel-output.js')).printKernelReport(kernel);
+        if (attested) process.stdout.write(`report: signed and appended to the host log as entry ${attested.hostLogIndex}${attested.output ? `; bundle ${attested.output}` : ''} (bpfseal verify-report)\n`);
         for (const n of report.notes) process.stderr.write(`note: ${n}\n`);
         for (const f of findings) process.stderr.write(`finding: ${f.code}: ${f.message}\n`);
       }
       process.exitCode = findings.length ? 1 : 0;
     });
+}
+
+/** --attest appends to the host log: make it first, so the report is judged against a log that exists. */
+async function ensureHostLog(dir: string | undefined): Promise<void> {
+  const { hostLogDir, openHostLogForWriting } = await import('../hostlog/hostlog.js');
+  (await openHostLogForWriting(hostLogDir(dir))).close();
+}
+
+async function attestKernelReport(kernel: KernelReport, audit: AttestationAudit, findings: Finding[], policy: string | null, o: AuditOpts): Promise<{ hostLogIndex: number; predicateType: string; output?: string }> {
+  const { buildReportStatement, REPORT_PREDICATE_TYPE } = await import('../audit/kernel/statement.js');
+  const { attestReport } = await import('../audit/kernel/attest.js');
+  const { hostLogDir } = await import('../hostlog/hostlog.js');
+  const { toolVersion } = await import('./version.js');
+  const { origin, logId, size, rootHash } = audit.log;
+  const statement = buildReportStatement(kernel, { attestationLog: { origin, logId, size, rootHash }, policy, findings: findings.map(({ code, message }) => ({ code, message })), toolVersion: toolVersion() });
+  const r = await attestReport(statement, { key: o.attest!, hostLog: hostLogDir(o.hostLog), output: o.output });
+  return { hostLogIndex: r.index, predicateType: REPORT_PREDICATE_TYPE, ...(r.output ? { output: r.output } : {}) };
 }

@@ -15,6 +15,7 @@ import { FileLock } from '../fsx/lock.js';
 import { readInput } from '../fsx/read.js';
 import { openLog, type TransparencyLog } from '../tlog/store.js';
 import { openLogForWriting } from '../tlog/migrate.js';
+import { rekorKind } from '../tlog/rekor-body.js';
 import { emptyState, readState, writeState, type HostState } from '../trust/state.js';
 import { parseDecision, type LoadDecision } from './records.js';
 
@@ -52,13 +53,24 @@ export interface ReadDecision {
   index: number;
   /** undefined: the entry is not a well-formed decision (reported by audit, never trusted). */
   decision?: LoadDecision;
+  /**
+   * The entry is a Rekor "dsse" body: a signed host report that `audit --kernel --attest` appended
+   * (src/audit/kernel/attest.ts), not a load decision. It decides nothing about loads.
+   */
+  report?: true;
 }
 
-/** Every entry of a host log from `from` on, parsed; entries that are not decisions have no `decision`. */
-export function readDecisions(log: TransparencyLog, from = 0): ReadDecision[] {
+/** Every entry of a host log from `from` up to `to` (default: its size), parsed; entries that are not decisions have no `decision`. */
+export function readDecisions(log: TransparencyLog, from = 0, to = log.size): ReadDecision[] {
   const out: ReadDecision[] = [];
-  for (const { index, entry } of log.entries(from, log.size)) out.push({ index, decision: parseDecision(entry) });
+  for (const { index, entry } of log.entries(from, to)) out.push(readDecision(index, entry));
   return out;
+}
+
+/** One host-log entry as a decision, a signed report, or neither. */
+export function readDecision(index: number, entry: Buffer): ReadDecision {
+  const decision = parseDecision(entry);
+  return decision ? { index, decision } : rekorKind(entry)?.kind === 'dsse' ? { index, report: true } : { index };
 }
 
 /** The host lock of a host log directory (created with the log). */

@@ -31,6 +31,8 @@ export interface ProgramRecord {
 export interface MapRecord {
   name: string;
   id: number;
+  /** Frozen maps (.rodata, .kconfig): SHA-256 (hex) of the value at key 0 as the kernel held it at load. */
+  frozenSha256?: string;
 }
 
 export interface FixupRecord {
@@ -61,6 +63,8 @@ export interface LoadDecision {
   kernelVerified?: 'loader' | 'programs' | 'none';
   programs?: ProgramRecord[];
   maps?: MapRecord[];
+  /** The uid that loaded the objects (the kernel's created_by_uid of each program). */
+  uid?: number;
   fixups?: FixupRecord[];
   /** Final pin directory (real path) and every pin in it. */
   pinDir?: string;
@@ -93,6 +97,12 @@ export function decision(d: Omit<LoadDecision, 'type' | 'time' | 'host' | 'bootI
 const str = (v: unknown): v is string => typeof v === 'string';
 const int = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const opt = (v: unknown, f: (x: unknown) => boolean) => v === undefined || f(v);
+const hex64 = (v: unknown): boolean => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+
+function mapOk(m: unknown): boolean {
+  const o = m as Record<string, unknown>;
+  return !!o && typeof o === 'object' && str(o.name) && int(o.id) && opt(o.frozenSha256, hex64);
+}
 
 function programOk(p: unknown): boolean {
   const o = p as Record<string, unknown>;
@@ -116,7 +126,7 @@ export function parseDecision(entry: Buffer): LoadDecision | undefined {
     && opt(d.pins, (x) => Array.isArray(x) && x.every(str))
     && opt(d.pinned, (x) => Array.isArray(x) && x.every((q) => !!q && typeof q === 'object' && str((q as { path: unknown }).path) && ((q as { kind: unknown }).kind === 'prog' || (q as { kind: unknown }).kind === 'map') && int((q as { id: unknown }).id)))
     && opt(d.programs, (x) => Array.isArray(x) && x.every(programOk))
-    && opt(d.maps, (x) => Array.isArray(x) && x.every((m) => !!m && typeof m === 'object' && str((m as MapRecord).name) && int((m as MapRecord).id)))
+    && opt(d.maps, (x) => Array.isArray(x) && x.every(mapOk)) && opt(d.uid, int)
     && opt(d.fixups, (x) => Array.isArray(x) && x.every((f) => !!f && typeof f === 'object' && str((f as FixupRecord).kind) && str((f as FixupRecord).name) && str((f as FixupRecord).value)))
     && opt(d.signer, (x) => !!x && typeof x === 'object' && !Array.isArray(x));
   if (!ok) return undefined;

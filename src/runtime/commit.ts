@@ -27,6 +27,8 @@ import { makeStaging, pinTarget, STAGING_PREFIX, stagingPath } from './pindir.js
 import type { LoadedCollection } from './replay.js';
 import { pinName } from '../plan/codec.js';
 import { pinFileName } from '../plan/names.js';
+import { savePlan } from '../audit/envelopes.js';
+import { loadEvidence } from './evidence.js';
 
 export interface CommitInput {
   plan: Plan;
@@ -40,6 +42,12 @@ export interface CommitInput {
   facts: Omit<LoadDecision, 'type' | 'time' | 'host' | 'bootId' | 'decision' | 'loadId' | 'pinDir' | 'pins' | 'pinned' | 'programs' | 'maps'>;
   /** Called before each step ('record', 'pin', 'rename', 'done'); tests inject failures or kills here. */
   onStep?: (step: string) => void | Promise<void>;
+  /**
+   * The verified plan's canonical bytes: kept beside the host log (plans/<sha256>.plan) before the
+   * record, so `audit --kernel` can compare frozen maps with the plan's initial values from the host
+   * log alone.
+   */
+  planBytes?: Buffer;
 }
 
 export interface Committed {
@@ -181,6 +189,16 @@ export async function withHostLock<T>(dir: string, pinsInPlace: PinCheck, fn: (l
   }
 }
 
+/** The plan beside the host log, before the record that names its digest. */
+function keepPlan(c: CommitInput): void {
+  if (!c.planBytes) return;
+  try {
+    savePlan(c.hostLog, c.planBytes);
+  } catch (e) {
+    throw new BpfsealError('input', 'HOST_LOG_FAILED', `could not keep the plan beside the host log ${c.hostLog} (${(e as Error).message}); nothing was pinned`, { cause: e });
+  }
+}
+
 export async function commitLoad(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed> {
   try {
     return await commit(c, pinsInPlace);
@@ -212,12 +230,14 @@ async function commit(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed>
     ];
     const staging = stagingPath(target, loadId);
     const pending: PendingLoad = { loadId, plan: c.plan.name, version, pinDir: target.dir, staging, time: new Date().toISOString() };
+    // Read back before the record: the map ids bound to each program and each frozen map's contents.
+    const ev = loadEvidence(c.plan, c.collection);
+    keepPlan(c);
     writePending(c.hostLog, pending);
-    const rec = c.collection.record;
     let index: number;
     try {
       await step('record');
-      index = await appendDecision(log, decision({ ...c.facts, decision: 'allowed', loadId, pinDir: target.dir, pins, pinned, programs: rec.programs, maps: rec.maps }));
+      index = await appendDecision(log, decision({ ...c.facts, decision: 'allowed', loadId, pinDir: target.dir, pins, pinned, programs: ev.programs, maps: ev.maps, ...(ev.uid !== undefined ? { uid: ev.uid } : {}) }));
     } catch (e) {
       removePending(c.hostLog, loadId);
       if (e instanceof BpfsealError && e.code !== 'LOCK_TIMEOUT' && !e.code.startsWith('TLOG_')) throw e;

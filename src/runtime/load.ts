@@ -144,7 +144,7 @@ async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<Lo
   try {
     committed = await commitLoad({
       plan: verified.plan, collection: loaded, backend, pinDir: opts.pinDir!, hostLog: opts.hostLog!, statePath: opts.statePath,
-      allowRollback: opts.policy.allowRollback, onStep: opts.onCommitStep,
+      allowRollback: opts.policy.allowRollback, onStep: opts.onCommitStep, planBytes: verified.planBytes,
       facts: {
         release: opts.release, plan: verified.plan.name, digest: `sha256:${verified.digest}`, version: verified.version, signer: verified.signer,
         loader: how.loader, kernelVerified: how.kernelVerified, fixups: loaded.record.fixups,

@@ -77,6 +77,8 @@ export interface TrustPolicy {
   witnesses: WitnessKey[];
   /** How many of `witnesses` must have cosigned (1..witnesses.length). */
   witnessThreshold: number;
+  /** kernelAudit.accept: programs other tools load on purpose, accepted by `audit --kernel` (audit/kernel/accept.ts). */
+  kernelAccept?: { name?: string; type?: string; reason: string }[];
 }
 
 function invalid(src: string, msg: string, cause?: unknown): InputError {
@@ -109,6 +111,7 @@ interface RawPolicy {
   state?: string;
   witnesses?: ({ vkey: string } | { name: string; key: string })[];
   witnessThreshold?: number;
+  kernelAudit?: { accept?: { name?: string; type?: string; reason: string }[] };
 }
 
 /** A keyless subject pattern: exact SAN, or /regex/ compiled once and anchored to the whole SAN. */
@@ -246,6 +249,7 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     minVersions,
     allowRollback: p.allowRollback === true,
     statePath: p.state !== undefined ? at(p.state) : undefined,
+    kernelAccept: (p.kernelAudit?.accept ?? []).map((r) => ({ ...(r.name !== undefined ? { name: r.name } : {}), ...(r.type !== undefined ? { type: r.type } : {}), reason: r.reason })),
   };
 }
 
@@ -268,7 +272,7 @@ export function singleKeyPolicy(path: string): TrustPolicy {
     source: `--key ${path}`,
     signers: [{ name: path, key: k.key, keyId: keyIdOf(k.key), certificate: k.certificate, certificateValidity: k.validity, allowExpired: false, plans: ['*'], programTypes: ['*'] }],
     logs: [], requireLogInclusion: false, requireKernelSignatures: false, revokedKeys: new Set(), revokedDigests: new Set(),
-    minVersions: new Map(), allowRollback: false, witnesses: [], witnessThreshold: 0,
+    minVersions: new Map(), allowRollback: false, witnesses: [], witnessThreshold: 0, kernelAccept: [],
   };
 }
 

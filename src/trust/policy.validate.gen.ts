@@ -3,7 +3,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://bpfseal.dev/schema/trust-policy/v1.json","title":"bpfseal trust policy, version 1","description":"Who may sign which BPF loader plans, revocations, minimum versions and what a host requires before it loads a release. Paths are relative to the policy file. Every field is checked: an unknown field, a wrong type or a null is an error, never ignored.","type":"object","additionalProperties":false,"required":["version","signers"],"properties":{"version":{"const":1,"description":"Policy format version: 1."},"comment":{"type":"string","description":"Free text, ignored."},"signers":{"type":"array","minItems":1,"maxItems":1024,"description":"Who may sign what. A release is trusted only if one signer entry matches its signer, its plan name and every program type.","items":{"$ref":"#/definitions/signer"}},"logs":{"type":"array","maxItems":256,"description":"Trusted attestation logs. Log entries from other logs are carried but neither checked nor counted.","items":{"$ref":"#/definitions/log"}},"trustedRoot":{"$ref":"#/definitions/path","description":"A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for keyless signers."},"requireLogInclusion":{"type":"boolean","description":"Refuse a release without a verified entry in a trusted log."},"requireKernelSignatures":{"type":"boolean","description":"Refuse a release unless the kernel can verify everything it loads, and refuse to load on a kernel that cannot enforce it."},"keyring":{"type":"integer","minimum":-2147483648,"maximum":2147483647,"description":"Keyring serial the kernel checks signatures against (default -3, the session keyring; 0/1/2 system keyrings)."},"revoked":{"type":"object","additionalProperties":false,"properties":{"keys":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Key ids (SHA-256 of the DER SubjectPublicKeyInfo, 64 hex digits, optional 'sha256:') that are never accepted."},"digests":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Plan digests (64 hex digits, optional 'sha256:') that are never accepted."}}},"minVersions":{"type":"object","maxProperties":65536,"propertyNames":{"$ref":"#/definitions/planName"},"additionalProperties":{"type":"integer","minimum":0,"maximum":9007199254740991},"description":"Lowest release version accepted per plan name."},"allowRollback":{"type":"boolean","description":"Accept versions lower than the host already loaded (default false)."},"witnesses":{"type":"array","minItems":1,"maxItems":64,"description":"Witnesses (c2sp.org/tlog-cosignature, Ed25519 cosignature/v1) whose cosignatures a trusted log's checkpoint must carry, in releases (verify, load) and in audits: split-view protection. Setting witnesses also requires log inclusion.","items":{"$ref":"#/definitions/witness"}},"witnessThreshold":{"type":"integer","minimum":1,"maximum":64,"description":"How many of the witnesses must have cosigned (default: all of them)."},"state":{"$ref":"#/definitions/path","description":"Host anti-rollback state file (default /var/lib/bpfseal/state.json)."}},"definitions":{"path":{"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"pattern":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"planName":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"sha256":{"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"},"signer":{"type":"object","additionalProperties":false,"required":["name","plans","programTypes"],"oneOf":[{"required":["key"]},{"required":["keyless"]}],"properties":{"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"How verify, load and audit name this signer."},"key":{"$ref":"#/definitions/path","description":"SPKI PEM public key or X.509 certificate (bpfseal keygen writes both)."},"certificate":{"$ref":"#/definitions/path","description":"X.509 certificate of the key, for kernel keyrings (when `key` is a bare public key)."},"keyless":{"type":"object","additionalProperties":false,"required":["issuer","subject"],"properties":{"issuer":{"type":"string","minLength":1,"maxLength":1024,"description":"OIDC issuer, matched exactly."},"subject":{"type":"string","minLength":1,"maxLength":4096,"description":"Certificate SAN, exactly, or a regular expression between slashes that must match the whole SAN."}}},"plans":{"type":"array","minItems":1,"maxItems":4096,"items":{"$ref":"#/definitions/pattern"},"description":"Shell-style patterns (*, ?) over plan names."},"programTypes":{"type":"array","minItems":1,"maxItems":256,"items":{"$ref":"#/definitions/pattern"},"description":"Patterns over program type names as bpftool prints them (xdp, sched_cls, kprobe, ...)."},"allowExpired":{"type":"boolean","description":"Accept this signer's X.509 certificate outside its validity period (offline key material); verify says so when it happens."}}},"witness":{"type":"object","additionalProperties":false,"oneOf":[{"required":["vkey"]},{"required":["name","key"]}],"properties":{"vkey":{"type":"string","minLength":8,"maxLength":1024,"pattern":"^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$","description":"The witness's verifier key: <name>+<key id>+<base64 of 0x04 || Ed25519 key>, as `bpfseal log witness-key` prints it."},"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u0020+]+$","description":"The witness's name (its note key name)."},"key":{"$ref":"#/definitions/path","description":"A file with the witness's Ed25519 public key (SPKI PEM) or its vkey."}}},"log":{"type":"object","additionalProperties":false,"required":["key","origin"],"properties":{"key":{"$ref":"#/definitions/path","description":"The log's ECDSA P-256 public key (log.pub)."},"origin":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$","description":"The log's checkpoint origin."},"baseUrl":{"type":"string","pattern":"^https?://[^\\u0000-\\u0020]+$","maxLength":2048,"description":"Base URL the note key name must occur in (default https://<origin>)."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://bpfseal.dev/schema/trust-policy/v1.json","title":"bpfseal trust policy, version 1","description":"Who may sign which BPF loader plans, revocations, minimum versions and what a host requires before it loads a release. Paths are relative to the policy file. Every field is checked: an unknown field, a wrong type or a null is an error, never ignored.","type":"object","additionalProperties":false,"required":["version","signers"],"properties":{"version":{"const":1,"description":"Policy format version: 1."},"comment":{"type":"string","description":"Free text, ignored."},"signers":{"type":"array","minItems":1,"maxItems":1024,"description":"Who may sign what. A release is trusted only if one signer entry matches its signer, its plan name and every program type.","items":{"$ref":"#/definitions/signer"}},"logs":{"type":"array","maxItems":256,"description":"Trusted attestation logs. Log entries from other logs are carried but neither checked nor counted.","items":{"$ref":"#/definitions/log"}},"trustedRoot":{"$ref":"#/definitions/path","description":"A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for keyless signers."},"requireLogInclusion":{"type":"boolean","description":"Refuse a release without a verified entry in a trusted log."},"requireKernelSignatures":{"type":"boolean","description":"Refuse a release unless the kernel can verify everything it loads, and refuse to load on a kernel that cannot enforce it."},"keyring":{"type":"integer","minimum":-2147483648,"maximum":2147483647,"description":"Keyring serial the kernel checks signatures against (default -3, the session keyring; 0/1/2 system keyrings)."},"revoked":{"type":"object","additionalProperties":false,"properties":{"keys":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Key ids (SHA-256 of the DER SubjectPublicKeyInfo, 64 hex digits, optional 'sha256:') that are never accepted."},"digests":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Plan digests (64 hex digits, optional 'sha256:') that are never accepted."}}},"minVersions":{"type":"object","maxProperties":65536,"propertyNames":{"$ref":"#/definitions/planName"},"additionalProperties":{"type":"integer","minimum":0,"maximum":9007199254740991},"description":"Lowest release version accepted per plan name."},"allowRollback":{"type":"boolean","description":"Accept versions lower than the host already loaded (default false)."},"witnesses":{"type":"array","minItems":1,"maxItems":64,"description":"Witnesses (c2sp.org/tlog-cosignature, Ed25519 cosignature/v1) whose cosignatures a trusted log's checkpoint must carry, in releases (verify, load) and in audits: split-view protection. Setting witnesses also requires log inclusion.","items":{"$ref":"#/definitions/witness"}},"witnessThreshold":{"type":"integer","minimum":1,"maximum":64,"description":"How many of the witnesses must have cosigned (default: all of them)."},"state":{"$ref":"#/definitions/path","description":"Host anti-rollback state file (default /var/lib/bpfseal/state.json)."},"kernelAudit":{"type":"object","additionalProperties":false,"description":"How `audit --kernel` judges programs that no bpfseal load put there.","properties":{"accept":{"type":"array","maxItems":1024,"description":"Programs other tools load on purpose (systemd, for example): a known-code or unattested program whose name and type match a rule is reported as accepted, with the reason, and is not a finding. A modified bpfseal load is never accepted.","items":{"$ref":"#/definitions/acceptRule"}}}}},"definitions":{"path":{"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"pattern":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"planName":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"sha256":{"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"},"signer":{"type":"object","additionalProperties":false,"required":["name","plans","programTypes"],"oneOf":[{"required":["key"]},{"required":["keyless"]}],"properties":{"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"How verify, load and audit name this signer."},"key":{"$ref":"#/definitions/path","description":"SPKI PEM public key or X.509 certificate (bpfseal keygen writes both)."},"certificate":{"$ref":"#/definitions/path","description":"X.509 certificate of the key, for kernel keyrings (when `key` is a bare public key)."},"keyless":{"type":"object","additionalProperties":false,"required":["issuer","subject"],"properties":{"issuer":{"type":"string","minLength":1,"maxLength":1024,"description":"OIDC issuer, matched exactly."},"subject":{"type":"string","minLength":1,"maxLength":4096,"description":"Certificate SAN, exactly, or a regular expression between slashes that must match the whole SAN."}}},"plans":{"type":"array","minItems":1,"maxItems":4096,"items":{"$ref":"#/definitions/pattern"},"description":"Shell-style patterns (*, ?) over plan names."},"programTypes":{"type":"array","minItems":1,"maxItems":256,"items":{"$ref":"#/definitions/pattern"},"description":"Patterns over program type names as bpftool prints them (xdp, sched_cls, kprobe, ...)."},"allowExpired":{"type":"boolean","description":"Accept this signer's X.509 certificate outside its validity period (offline key material); verify says so when it happens."}}},"witness":{"type":"object","additionalProperties":false,"oneOf":[{"required":["vkey"]},{"required":["name","key"]}],"properties":{"vkey":{"type":"string","minLength":8,"maxLength":1024,"pattern":"^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$","description":"The witness's verifier key: <name>+<key id>+<base64 of 0x04 || Ed25519 key>, as `bpfseal log witness-key` prints it."},"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u0020+]+$","description":"The witness's name (its note key name)."},"key":{"$ref":"#/definitions/path","description":"A file with the witness's Ed25519 public key (SPKI PEM) or its vkey."}}},"acceptRule":{"type":"object","additionalProperties":false,"required":["reason"],"anyOf":[{"required":["name"]},{"required":["type"]}],"properties":{"name":{"$ref":"#/definitions/pattern","description":"Shell-style pattern (*, ?) over the program name as the kernel holds it (at most 15 characters)."},"type":{"$ref":"#/definitions/pattern","description":"Shell-style pattern over the program type name as bpftool prints it (cgroup_skb, cgroup_device, ...)."},"reason":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"Why these programs are expected; shown with every program the rule accepts."}}},"log":{"type":"object","additionalProperties":false,"required":["key","origin"],"properties":{"key":{"$ref":"#/definitions/path","description":"The log's ECDSA P-256 public key (log.pub)."},"origin":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$","description":"The log's checkpoint origin."},"baseUrl":{"type":"string","pattern":"^https?://[^\\u0000-\\u0020]+$","maxLength":2048,"description":"Base URL the note key name must occur in (default https://<origin>)."}}}}};
 const schema13 = {"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"};
 const schema20 = {"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"};
 const schema22 = {"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"};
@@ -972,6 +972,239 @@ validate15.errors = vErrors;
 return errors === 0;
 }
 
+const schema26 = {"type":"object","additionalProperties":false,"required":["reason"],"anyOf":[{"required":["name"]},{"required":["type"]}],"properties":{"name":{"$ref":"#/definitions/pattern","description":"Shell-style pattern (*, ?) over the program name as the kernel holds it (at most 15 characters)."},"type":{"$ref":"#/definitions/pattern","description":"Shell-style pattern over the program type name as bpftool prints it (cgroup_skb, cgroup_device, ...)."},"reason":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"Why these programs are expected; shown with every program the rule accepts."}}};
+
+function validate17(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
+let vErrors = null;
+let errors = 0;
+const _errs1 = errors;
+let valid0 = false;
+const _errs2 = errors;
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.name === undefined){
+const err0 = {instancePath,schemaPath:"#/anyOf/0/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+}
+var _valid0 = _errs2 === errors;
+valid0 = valid0 || _valid0;
+if(!valid0){
+const _errs3 = errors;
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.type === undefined){
+const err1 = {instancePath,schemaPath:"#/anyOf/1/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+}
+var _valid0 = _errs3 === errors;
+valid0 = valid0 || _valid0;
+}
+if(!valid0){
+const err2 = {instancePath,schemaPath:"#/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+else {
+errors = _errs1;
+if(vErrors !== null){
+if(_errs1){
+vErrors.length = _errs1;
+}
+else {
+vErrors = null;
+}
+}
+}
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.reason === undefined){
+const err3 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "reason"},message:"must have required property '"+"reason"+"'"};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+for(const key0 in data){
+if(!(((key0 === "name") || (key0 === "type")) || (key0 === "reason"))){
+const err4 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+if(data.name !== undefined){
+let data0 = data.name;
+if(typeof data0 === "string"){
+if(data0.length > 255){
+const err5 = {instancePath:instancePath+"/name",schemaPath:"#/definitions/pattern/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+if(data0.length < 1){
+const err6 = {instancePath:instancePath+"/name",schemaPath:"#/definitions/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+if(!pattern3.test(data0)){
+const err7 = {instancePath:instancePath+"/name",schemaPath:"#/definitions/pattern/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f/]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f/]+$"+"\""};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+}
+else {
+const err8 = {instancePath:instancePath+"/name",schemaPath:"#/definitions/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+}
+if(data.type !== undefined){
+let data1 = data.type;
+if(typeof data1 === "string"){
+if(data1.length > 255){
+const err9 = {instancePath:instancePath+"/type",schemaPath:"#/definitions/pattern/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
+if(vErrors === null){
+vErrors = [err9];
+}
+else {
+vErrors.push(err9);
+}
+errors++;
+}
+if(data1.length < 1){
+const err10 = {instancePath:instancePath+"/type",schemaPath:"#/definitions/pattern/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err10];
+}
+else {
+vErrors.push(err10);
+}
+errors++;
+}
+if(!pattern3.test(data1)){
+const err11 = {instancePath:instancePath+"/type",schemaPath:"#/definitions/pattern/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f/]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f/]+$"+"\""};
+if(vErrors === null){
+vErrors = [err11];
+}
+else {
+vErrors.push(err11);
+}
+errors++;
+}
+}
+else {
+const err12 = {instancePath:instancePath+"/type",schemaPath:"#/definitions/pattern/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err12];
+}
+else {
+vErrors.push(err12);
+}
+errors++;
+}
+}
+if(data.reason !== undefined){
+let data2 = data.reason;
+if(typeof data2 === "string"){
+if(data2.length > 1024){
+const err13 = {instancePath:instancePath+"/reason",schemaPath:"#/properties/reason/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"};
+if(vErrors === null){
+vErrors = [err13];
+}
+else {
+vErrors.push(err13);
+}
+errors++;
+}
+if(data2.length < 1){
+const err14 = {instancePath:instancePath+"/reason",schemaPath:"#/properties/reason/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err14];
+}
+else {
+vErrors.push(err14);
+}
+errors++;
+}
+if(!pattern0.test(data2)){
+const err15 = {instancePath:instancePath+"/reason",schemaPath:"#/properties/reason/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
+if(vErrors === null){
+vErrors = [err15];
+}
+else {
+vErrors.push(err15);
+}
+errors++;
+}
+}
+else {
+const err16 = {instancePath:instancePath+"/reason",schemaPath:"#/properties/reason/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err16];
+}
+else {
+vErrors.push(err16);
+}
+errors++;
+}
+}
+}
+else {
+const err17 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err17];
+}
+else {
+vErrors.push(err17);
+}
+errors++;
+}
+validate17.errors = vErrors;
+return errors === 0;
+}
+
 const pattern9 = new RegExp("^(sha256:)?[0-9a-fA-F]{64}$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -1592,14 +1825,73 @@ vErrors.push(err49);
 errors++;
 }
 }
-}
-else {
-const err50 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data.kernelAudit !== undefined){
+let data22 = data.kernelAudit;
+if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
+for(const key4 in data22){
+if(!(key4 === "accept")){
+const err50 = {instancePath:instancePath+"/kernelAudit",schemaPath:"#/properties/kernelAudit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err50];
 }
 else {
 vErrors.push(err50);
+}
+errors++;
+}
+}
+if(data22.accept !== undefined){
+let data23 = data22.accept;
+if(Array.isArray(data23)){
+if(data23.length > 1024){
+const err51 = {instancePath:instancePath+"/kernelAudit/accept",schemaPath:"#/properties/kernelAudit/properties/accept/maxItems",keyword:"maxItems",params:{limit: 1024},message:"must NOT have more than 1024 items"};
+if(vErrors === null){
+vErrors = [err51];
+}
+else {
+vErrors.push(err51);
+}
+errors++;
+}
+const len5 = data23.length;
+for(let i5=0; i5<len5; i5++){
+if(!(validate17(data23[i5], {instancePath:instancePath+"/kernelAudit/accept/" + i5,parentData:data23,parentDataProperty:i5,rootData}))){
+vErrors = vErrors === null ? validate17.errors : vErrors.concat(validate17.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err52 = {instancePath:instancePath+"/kernelAudit/accept",schemaPath:"#/properties/kernelAudit/properties/accept/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err52];
+}
+else {
+vErrors.push(err52);
+}
+errors++;
+}
+}
+}
+else {
+const err53 = {instancePath:instancePath+"/kernelAudit",schemaPath:"#/properties/kernelAudit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err53];
+}
+else {
+vErrors.push(err53);
+}
+errors++;
+}
+}
+}
+else {
+const err54 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err54];
+}
+else {
+vErrors.push(err54);
 }
 errors++;
 }
