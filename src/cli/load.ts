@@ -46,10 +46,12 @@ export function registerLoad(program: Command): void {
       const r = await loadRelease(bytes, {
         policy, statePath: statePath(opts, policy), pinDir: opts.dryRun ? undefined : opts.pin, dryRun: opts.dryRun, maxEntries,
         hostLog: opts.dryRun ? undefined : hostLogDir(opts.hostLog), release, loader: opts.loader as LoaderChoice,
+        preflight: { logs: opts.log },
       });
       const rec = r.loaded.record;
       const out = {
         ...rec, version: r.verified.version, signer: r.verified.signer, loader: r.loader, kernelVerified: r.kernelVerified, notes: r.notes,
+        ...(r.verified.preflight ? { preflight: r.verified.preflight } : {}),
         pins: r.committed?.pins ?? [], ...(r.committed ? { loadId: r.committed.loadId, pinDir: r.committed.pinDir, hostLogIndex: r.committed.hostLogIndex } : {}),
       };
       if (opts.json) {

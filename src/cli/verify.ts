@@ -16,6 +16,8 @@ export interface VerifyResult {
   logEntries?: { verified: number; untrusted: number };
   /** What the operator should know: a check skipped (unreadable anti-rollback state), an expired certificate accepted by policy. */
   notes?: string[];
+  /** requirePreflight: the preflight attestation that passes this plan on this host's kernel. */
+  preflight?: { where: string; kernelRelease: string; signer: string; configMatched: boolean };
   error?: Failure;
 }
 
@@ -34,11 +36,11 @@ export function registerVerify(program: Command): void {
       const state = statePath(opts, policy);
       const results: VerifyResult[] = releases.map((r) => {
         try {
-          const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state, { stateOptional: true });
+          const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state, { stateOptional: true, preflight: { logs: opts.log } });
           return {
             release: r, ok: true, plan: v.plan.name, digest: `sha256:${v.digest}`, version: v.version, signer: v.signer,
             programs: v.plan.programs.map((p) => p.name), kernelSignatures: v.kernelSignatures.size,
-            logEntries: { verified: v.log.verified, untrusted: v.log.untrusted }, notes: v.notes,
+            logEntries: { verified: v.log.verified, untrusted: v.log.untrusted }, notes: v.notes, ...(v.preflight ? { preflight: v.preflight } : {}),
           };
         } catch (e) {
           return { release: r, ok: false, error: failure(e) };

@@ -62,6 +62,8 @@ export interface TrustPolicy {
   trustedRoot?: unknown;
   requireLogInclusion: boolean;
   requireKernelSignatures: boolean;
+  /** Load only plans a trusted signer preflighted, passing, on this host's kernel (preflight/require.ts). */
+  requirePreflight: boolean;
   /** Keyring serial for kernel signature checks (-3 session keyring, 0/1/2 system keyrings). */
   keyring?: number;
   /** Canonical key ids (64 lowercase hex). */
@@ -97,6 +99,7 @@ interface RawPolicy {
   trustedRoot?: string;
   requireLogInclusion?: boolean;
   requireKernelSignatures?: boolean;
+  requirePreflight?: boolean;
   keyring?: number;
   revoked?: { keys?: string[]; digests?: string[] };
   minVersions?: Record<string, number>;
@@ -223,6 +226,7 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     source: src, signers, logs, trustedRoot,
     requireLogInclusion: p.requireLogInclusion === true,
     requireKernelSignatures: p.requireKernelSignatures === true,
+    requirePreflight: p.requirePreflight === true,
     keyring: p.keyring,
     revokedKeys: new Set((p.revoked?.keys ?? []).map(canonicalKeyId)),
     revokedDigests: new Set((p.revoked?.digests ?? []).map(canonicalDigest)),
@@ -250,7 +254,7 @@ export function singleKeyPolicy(path: string): TrustPolicy {
   return {
     source: `--key ${path}`,
     signers: [{ name: path, key: k.key, keyId: keyIdOf(k.key), certificate: k.certificate, certificateValidity: k.validity, allowExpired: false, plans: ['*'], programTypes: ['*'] }],
-    logs: [], requireLogInclusion: false, requireKernelSignatures: false, revokedKeys: new Set(), revokedDigests: new Set(),
+    logs: [], requireLogInclusion: false, requireKernelSignatures: false, requirePreflight: false, revokedKeys: new Set(), revokedDigests: new Set(),
     minVersions: new Map(), allowRollback: false,
   };
 }
