@@ -71,6 +71,9 @@ export function registerPreflight(program: Command): void {
     const timeoutMs = positive(o.timeout, '--timeout', 86_400) * 1000;
     const overrides = await sectionTypes(o.sectionType);
     const entries = maxEntries(o.maxEntries);
+    // A spec that names no kernel is the user's mistake (exit 2), found before anything is read or booted.
+    const { parseKernelSpec } = await import('../vm/kernels.js');
+    for (const k of o.kernel) parseKernelSpec(k);
     const { loadPolicy } = await import('../trust/policy.js');
     const { prepareInputs } = await import('../preflight/inputs.js');
     const { runKernels } = await import('../preflight/run.js');
