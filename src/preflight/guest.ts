@@ -42,13 +42,19 @@ export function refusalOf(e: unknown): Refusal {
     const first = e.message.split('\n--- kernel log ---')[0];
     return { code: e.code, message: first, ...(e.step ? { step: e.step } : {}), errno: e.errno, ...(e.log ? { log: trimLog(e.log) } : {}) };
   }
-  if (e instanceof BpfsealError) return { code: e.code, message: e.message.split('\n')[0] };
+  if (e instanceof BpfsealError) {
+    // A host fix-up that this kernel cannot satisfy (an attach target or kfunc missing from its BTF) is
+    // reported by replay as "<step>: <reason>": keep the step, so the program it is about is known.
+    const message = e.message.split('\n')[0];
+    const step = /^((?:kernel loader: )?(?:load program|resolve [^:]*program) '[^']*'):/.exec(message)?.[1];
+    return { code: e.code, message, ...(step ? { step } : {}) };
+  }
   return { code: 'INTERNAL', message: `internal error: ${e instanceof Error ? e.message : String(e)}` };
 }
 
 /** The program a refusal is about, from its step ("load program 'x'"), if any. */
 function refusedProgram(r: Refusal, plan: Plan): string | undefined {
-  const m = /load program '(.*)'$/.exec(r.step ?? '');
+  const m = /(?:load program|of program|for program) '(.*)'$/.exec(r.step ?? '');
   return m && plan.programs.some((p) => p.name === m[1]) ? m[1] : undefined;
 }
 

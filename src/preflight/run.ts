@@ -4,6 +4,7 @@
  * the guest (src/vm), and collect the guest's verdicts with the timings. Kernels boot `jobs` at a time.
  * A kernel that cannot be had or does not boot is that kernel's error (exit 3), the others still run.
  */
+import { readFileSync } from 'node:fs';
 import { BpfsealError } from '../errors.js';
 import { failure, type Failure } from '../cli/output.js';
 import { VmError } from '../vm/errors.js';
@@ -71,7 +72,10 @@ export async function runKernel(spec: string, inputs: PreparedInput[], o: RunOpt
   const id = identity(spec, k);
   try {
     const r = await runInVm(k, {
-      command: ['node', '/opt/bpfseal/dist/preflight/guest.js', JOB, RESULT], files: { [JOB]: JSON.stringify(job) },
+      // The kernel's build config where Debian installs it: kconfig externs resolve as on a real host
+      // (these kernels have no /proc/config.gz), and requirePreflight in the guest can match it.
+      command: ['node', '/opt/bpfseal/dist/preflight/guest.js', JOB, RESULT],
+      files: { [JOB]: JSON.stringify(job), ...(k.config ? { [`/boot/config-${k.release}`]: readFileSync(k.config) } : {}) },
       timeoutMs: o.timeoutMs ?? 300_000, kernel: { cacheDir: o.cacheDir, offline: o.offline }, base: { cacheDir: o.cacheDir },
     });
     const timings = { resolveMs, bootMs: r.bootMs, commandMs: r.commandMs, totalMs: Date.now() - t0, boots: r.boots };
