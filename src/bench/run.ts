@@ -11,6 +11,7 @@ const SECTIONS: Record<string, { about: string; run: () => Promise<void> }> = {
   plan: { about: 'object -> plan -> digest throughput vs sha256', run: async () => (await import('./plan.js')).benchPlan() },
   replay: { about: 'kernel work of loading objects vs bpftool prog loadall', run: async () => (await import('./replay.js')).benchReplay() },
   tlog: { about: 'durable appends (1/8 writers), proof and verifyAll at 1M entries', run: async () => (await import('./tlog.js')).benchTlog() },
+  preflight: { about: 'preflight cost per kernel (boot, loads) vs a bare boot; opt-in: BPFSEAL_BENCH_VM=1', run: async () => (await import('./preflight.js')).benchPreflight() },
   verify: { about: 'verification time per release vs kernel load time of the same plan', run: async () => (await import('./verify.js')).benchVerify() },
 };
 
