@@ -90,21 +90,27 @@ function perProgram(plan: Plan, a: Attempt): Map<string, ProgramOutcome['replay'
 }
 
 /**
- * After a replay refused at one program, each program alone (same maps, same BTF), so every program
- * gets the kernel's own verdict rather than "not reached". Prog-array slots are left out: they name
- * programs of the whole plan.
+ * After a load refused at one program, each program alone (same maps, same BTF), so every program gets
+ * the kernel's own verdict rather than "not reached". Prog-array slots are left out: they name programs
+ * of the whole plan. For the kernel loader these are loaders of the one-program plans, unsigned (a
+ * signature covers the whole plan's loader): diagnostics, while the whole plan's verdict stands.
  */
-function isolate(plan: Plan, digest: string, sigs: Map<string, Buffer> | undefined, job: GuestJob): Map<string, ProgramOutcome['replay']> {
+function isolate(plan: Plan, signed: boolean, load: (one: Plan) => LoadedCollection): Map<string, ProgramOutcome['replay']> {
   const out = new Map<string, ProgramOutcome['replay']>();
-  const maxEntries = new Map(Object.entries(job.maxEntries));
   for (const p of plan.programs) {
     const one: Plan = { ...plan, programs: [p], slots: plan.slots.filter((s) => s.kind === 'map') };
-    const a = attempt(!!sigs, () => replay(one, digest, realKernel(), { maxEntries, signatures: sigs, keyringId: SESSION_KEYRING }));
+    const a = attempt(signed, () => load(one));
     out.set(p.name, a.outcome.verdict === 'loaded'
       ? { verdict: 'loaded', ...(a.tags?.get(p.name) ? { tag: a.tags.get(p.name) } : {}) }
       : { verdict: a.outcome.refusal && refusedProgram(a.outcome.refusal, one) ? 'refused' : 'not-loaded', refusal: a.outcome.refusal });
   }
   return out;
+}
+
+/** Per-program verdicts: isolated loads when the whole plan was refused at one program, else from the whole plan. */
+function programVerdicts(plan: Plan, a: Attempt, signed: boolean, load: (one: Plan) => LoadedCollection): Map<string, ProgramOutcome['replay']> {
+  const atProgram = a.outcome.verdict === 'refused' && a.outcome.refusal && refusedProgram(a.outcome.refusal, plan);
+  return atProgram ? isolate(plan, signed, load) : perProgram(plan, a);
 }
 
 /** The kernel loader, or 'unsupported' when no loader can be generated for this plan (its limits, an unnamed attach target). */
@@ -133,9 +139,8 @@ export function runInput(input: GuestInput, support: SignatureSupport, job: Gues
     ? new Map(Object.entries(input.kernelSignatures).map(([k, v]) => [k, b64(v)])) : undefined;
   const kl = kernelLoaderAttempt(plan, digest, loaderSig, maxEntries);
   const rp = attempt(!!progSigs, () => replay(plan, digest, realKernel(), { maxEntries, signatures: progSigs, keyringId: SESSION_KEYRING }));
-  const klPrograms = perProgram(plan, kl);
-  const rpPrograms = rp.outcome.verdict === 'refused' && rp.outcome.refusal && refusedProgram(rp.outcome.refusal, plan)
-    ? isolate(plan, digest, progSigs, job) : perProgram(plan, rp);
+  const klPrograms = programVerdicts(plan, kl, false, (one) => runKernelLoader(one, digest, loaderOf(one), { maxEntries }));
+  const rpPrograms = programVerdicts(plan, rp, !!progSigs, (one) => replay(one, digest, realKernel(), { maxEntries, signatures: progSigs, keyringId: SESSION_KEYRING }));
   const programs: ProgramOutcome[] = plan.programs.map((p) => ({
     name: p.name, section: p.section, type: progTypeName(p.progType), kernelLoader: klPrograms.get(p.name)!, replay: rpPrograms.get(p.name)!,
   }));
