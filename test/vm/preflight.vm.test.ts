@@ -75,6 +75,8 @@ beforeAll(async () => {
   cliMs = Date.now() - t0;
   cliErr = r.stderr;
   doc = JSON.parse(r.stdout) as Doc;
+  // To look at (or render) the measured matrix afterwards: BPFSEAL_PREFLIGHT_DOC=<file>.
+  if (process.env.BPFSEAL_PREFLIGHT_DOC) writeFileSync(process.env.BPFSEAL_PREFLIGHT_DOC, r.stdout);
   // requirePreflight, honoured inside a guest whose kernel was preflighted above.
   const target = kernels.find((k) => atLeast(k.release, 7, 3)) ?? kernels[0];
   writeFileSync(join(dir, 'policy.json'), JSON.stringify({ version: 1, signers: [{ name: 'rel', key: 'keys/rel.pub', plans: ['*'], programTypes: ['*'] }], requirePreflight: true }));
