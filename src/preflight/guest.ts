@@ -9,18 +9,20 @@
  * Usage (in the guest): node dist/preflight/guest.js <job.json> <result.json>
  * It also runs on any host with bpf(2) (the host tests use it): it only loads and closes.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { progTypeName } from '../bpf/constants.js';
 import { BpfsealError } from '../errors.js';
+import { writeFileDurable } from '../fsx/durable.js';
+import { readInput } from '../fsx/read.js';
 import { KernelError } from '../kernel/errors.js';
 import { signatureSupport, type SignatureSupport } from '../kernel/probe.js';
 import { loaderOf } from '../loader/claim.js';
 import { decodePlan, planDigest } from '../plan/codec.js';
 import type { Plan } from '../plan/types.js';
 import { realKernel } from '../runtime/backend.js';
+import { systemHost, type HostFacts } from '../runtime/host.js';
 import { runKernelLoader } from '../runtime/kernel-loader.js';
 import { replay, type LoadedCollection } from '../runtime/replay.js';
 import type { GuestInput, GuestJob, GuestResult, InputOutcome, LoaderOutcome, ProgramOutcome, ProgramVerdict, Refusal } from './types.js';
@@ -114,7 +116,7 @@ function programVerdicts(plan: Plan, a: Attempt, signed: boolean, load: (one: Pl
 }
 
 /** The kernel loader, or 'unsupported' when no loader can be generated for this plan (its limits, an unnamed attach target). */
-function kernelLoaderAttempt(plan: Plan, digest: string, signature: Buffer | undefined, maxEntries: ReadonlyMap<string, number>): Attempt {
+function kernelLoaderAttempt(plan: Plan, digest: string, signature: Buffer | undefined, maxEntries: ReadonlyMap<string, number>, host: HostFacts): Attempt {
   let loader;
   try {
     loader = loaderOf(plan);
@@ -122,13 +124,13 @@ function kernelLoaderAttempt(plan: Plan, digest: string, signature: Buffer | und
     return { outcome: { verdict: 'unsupported', signed: false, ms: 0, refusal: refusalOf(e) } };
   }
   return attempt(!!signature, () => runKernelLoader(plan, digest, loader, {
-    maxEntries, ...(signature ? { signature, keyringId: SESSION_KEYRING, exclusive: true } : {}),
+    host, maxEntries, ...(signature ? { signature, keyringId: SESSION_KEYRING, exclusive: true } : {}),
   }));
 }
 
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
 
-export function runInput(input: GuestInput, support: SignatureSupport, job: GuestJob): InputOutcome {
+export function runInput(input: GuestInput, support: SignatureSupport, job: GuestJob, host: HostFacts = systemHost()): InputOutcome {
   const bytes = b64(input.plan);
   const plan = decodePlan(bytes);
   const digest = planDigest(bytes);
@@ -137,10 +139,10 @@ export function runInput(input: GuestInput, support: SignatureSupport, job: Gues
   const loaderSig = support === 'loader' && input.loaderSignature ? b64(input.loaderSignature) : undefined;
   const progSigs = support === 'program' && input.kernelSignatures && Object.keys(input.kernelSignatures).length
     ? new Map(Object.entries(input.kernelSignatures).map(([k, v]) => [k, b64(v)])) : undefined;
-  const kl = kernelLoaderAttempt(plan, digest, loaderSig, maxEntries);
-  const rp = attempt(!!progSigs, () => replay(plan, digest, realKernel(), { maxEntries, signatures: progSigs, keyringId: SESSION_KEYRING }));
-  const klPrograms = programVerdicts(plan, kl, false, (one) => runKernelLoader(one, digest, loaderOf(one), { maxEntries }));
-  const rpPrograms = programVerdicts(plan, rp, !!progSigs, (one) => replay(one, digest, realKernel(), { maxEntries, signatures: progSigs, keyringId: SESSION_KEYRING }));
+  const kl = kernelLoaderAttempt(plan, digest, loaderSig, maxEntries, host);
+  const rp = attempt(!!progSigs, () => replay(plan, digest, realKernel(), { host, maxEntries, signatures: progSigs, keyringId: SESSION_KEYRING }));
+  const klPrograms = programVerdicts(plan, kl, false, (one) => runKernelLoader(one, digest, loaderOf(one), { host, maxEntries }));
+  const rpPrograms = programVerdicts(plan, rp, !!progSigs, (one) => replay(one, digest, realKernel(), { host, maxEntries, signatures: progSigs, keyringId: SESSION_KEYRING }));
   const programs: ProgramOutcome[] = plan.programs.map((p) => ({
     name: p.name, section: p.section, type: progTypeName(p.progType), kernelLoader: klPrograms.get(p.name)!, replay: rpPrograms.get(p.name)!,
   }));
@@ -162,12 +164,14 @@ export async function runJob(job: GuestJob, opts: { keyring?: boolean } = {}): P
   const t0 = performance.now();
   const enforcement = signatureSupport();
   if (opts.keyring !== false && enforcement !== 'none') await addCertificates(job);
-  const inputs = job.inputs.map((i) => runInput(i, enforcement, job));
+  // One view of the kernel for the whole job: its BTF and kallsyms are parsed once (seconds under TCG), not per load.
+  const host = systemHost();
+  const inputs = job.inputs.map((i) => runInput(i, enforcement, job, host));
   return { release: release(), enforcement, ms: Math.round(performance.now() - t0), inputs };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [jobPath, outPath] = process.argv.slice(2);
-  const job = JSON.parse(readFileSync(jobPath, 'utf8')) as GuestJob;
-  writeFileSync(outPath, JSON.stringify(await runJob(job)));
+  const job = JSON.parse(readInput(jobPath, { kind: 'release' }).toString('utf8')) as GuestJob;
+  writeFileDurable(outPath, JSON.stringify(await runJob(job)));
 }

@@ -4,9 +4,9 @@
  * the guest (src/vm), and collect the guest's verdicts with the timings. Kernels boot `jobs` at a time.
  * A kernel that cannot be had or does not boot is that kernel's error (exit 3), the others still run.
  */
-import { readFileSync } from 'node:fs';
 import { BpfsealError } from '../errors.js';
 import { failure, type Failure } from '../cli/output.js';
+import { readInput } from '../fsx/read.js';
 import { VmError } from '../vm/errors.js';
 import { resolveKernel, type Kernel } from '../vm/kernels.js';
 import { runInVm } from '../vm/run.js';
@@ -75,7 +75,7 @@ export async function runKernel(spec: string, inputs: PreparedInput[], o: RunOpt
       // The kernel's build config where Debian installs it: kconfig externs resolve as on a real host
       // (these kernels have no /proc/config.gz), and requirePreflight in the guest can match it.
       command: ['node', '/opt/bpfseal/dist/preflight/guest.js', JOB, RESULT],
-      files: { [JOB]: JSON.stringify(job), ...(k.config ? { [`/boot/config-${k.release}`]: readFileSync(k.config) } : {}) },
+      files: { [JOB]: JSON.stringify(job), ...(k.config ? { [`/boot/config-${k.release}`]: readInput(k.config, { kind: 'object' }) } : {}) },
       timeoutMs: o.timeoutMs ?? 300_000, kernel: { cacheDir: o.cacheDir, offline: o.offline }, base: { cacheDir: o.cacheDir },
     });
     const timings = { resolveMs, bootMs: r.bootMs, commandMs: r.commandMs, totalMs: Date.now() - t0, boots: r.boots };
