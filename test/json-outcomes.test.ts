@@ -69,6 +69,8 @@ const cases: Case[] = [
   ['log consistency with a bad checkpoint', () => ['log', 'consistency', join(d, 'cp.txt'), '--log', join(d, 'att'), '--json'], 2, hasError(/./)],
   ['log witness-key', () => ['log', 'witness-key', join(d, 'w.key'), '--name', 'w.example/x', '--json'], 0, (j) => expect(j.vkey).toMatch(/^w\.example\/x\+/)],
   ['log witness-key over an existing file', () => ['log', 'witness-key', join(d, 'w.key'), '--name', 'w.example/x', '--json'], 2, hasError(/./)],
+  ['preflight with a bad --kernel spec', () => ['preflight', join(d, 'm.bpfseal'), '--kernel', 'not a kernel', '--offline', '--json'], 2, hasError(/./)],
+  ['verify-report of a file that is not a report', () => ['verify-report', join(d, 'junk.bpfseal'), '--key', join(d, 'keys/k.pub'), '--json'], 2, hasError(/./)],
   ['audit', () => ['audit', '--log', join(d, 'att'), '--key', join(d, 'keys/k.pub'), '--state', join(d, 'as.json'), '--json'], 0, (j) => expect(j.findings).toEqual([])],
   ['audit with a bad --since', () => ['audit', '--log', join(d, 'att'), '--key', join(d, 'keys/k.pub'), '--since', 'soon', '--json'], 2, hasError('USAGE_SINCE')],
   ['audit with an untrusting key (findings)', () => ['audit', '--log', join(d, 'att'), '--key', join(d, 'k2/x.pub'), '--state', join(d, 'as2.json'), '--json'], 1, (j) => expect(j.findings.length).toBeGreaterThan(0)],

@@ -58,6 +58,8 @@ export interface VerifiedRelease extends VerifiedAttestation {
   loader?: { program: LoaderProgram; signature: Buffer };
   certificate?: string;
   release: Release;
+  /** requirePreflight: the passing preflight attestation that allowed this host (preflight/require.ts). */
+  preflight?: { where: string; kernelRelease: string; signer: string; configMatched: boolean };
 }
 
 export interface VerifyOptions {

@@ -31,8 +31,10 @@ import { trustedLog, type TrustPolicy } from '../trust/policy.js';
 import { verifyCosignatures } from '../tlog/witness/cosign.js';
 import { loadEnvelope, loadPlan, loadTimestamp } from './envelopes.js';
 import { readAuditState, updateAuditState } from './state.js';
+import { isPreflightPayload } from '../preflight/statement.js';
+import { auditPreflightEntry } from '../preflight/audit-entry.js';
 
-export type EntryStatus = 'verified' | 'signature-ok' | 'untrusted' | 'revoked' | 'superseded' | 'bad-signature' | 'mismatch' | 'no-plan' | 'no-envelope' | 'not-attestation';
+export type EntryStatus = 'verified' | 'signature-ok' | 'preflight' | 'untrusted' | 'revoked' | 'superseded' | 'bad-signature' | 'mismatch' | 'no-plan' | 'no-envelope' | 'not-attestation';
 
 export interface AuditedEntry {
   index: number;
@@ -174,6 +176,8 @@ export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPo
   } catch {
     return { ...base, status: 'bad-signature', code: 'VERIFIER_INVALID', reason: 'the logged verifier is not a public key or certificate' };
   }
+  // A preflight attestation (its own predicate type) is judged as one, never as an invalid release attestation.
+  if (!st && isPreflightPayload(p.env.payload)) return { ...base, ...who, status: 'not-attestation', ...auditPreflightEntry(p.env, p.verifierPem, policy) };
   if (!st) return { ...base, ...who, status: 'not-attestation', code: 'STATEMENT_INVALID', reason: 'the signed payload is not a bpfseal attestation' };
   if (!policy) {
     // No policy: the signature is checked against the logged key; trust is not judged.
@@ -396,7 +400,7 @@ export function auditAttestations(log: TransparencyLog, opts: AuditOptions = {})
   const judged: AuditedEntry[] = [];
   for (let i = from; i < size; i++) {
     const e = auditEntrySafe(log, i, opts.policy);
-    if (e.status !== 'verified' && e.status !== 'signature-ok') findings.push({ code: e.code ?? 'ENTRY_INVALID', index: i, message: `entry ${i}${e.plan ? ` (${e.plan})` : ''}: ${e.status}: ${e.reason ?? ''}` });
+    if (e.status !== 'verified' && e.status !== 'signature-ok' && e.status !== 'preflight') findings.push({ code: e.code ?? 'ENTRY_INVALID', index: i, message: `entry ${i}${e.plan ? ` (${e.plan})` : ''}: ${e.status}: ${e.reason ?? ''}` });
     judged.push(e);
     // Listing only. An entry is hidden by --since only when the last audit already checked it and its
     // time is signed by the log: a log's owner holds its key, so a signed time on a new entry can lie.

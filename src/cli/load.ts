@@ -7,7 +7,7 @@ import { failure, failureLine, printJson, type Failure } from './output.js';
 import { join } from 'node:path';
 import type { LoadRecord } from '../runtime/replay.js';
 import type { VerifiedRelease } from '../attest/verify.js';
-import { addTrustOptions, resolvePolicy, statePath, type TrustOpts } from './trust.js';
+import { addTrustOptions, localLogs, resolvePolicy, statePath, type TrustOpts } from './trust.js';
 
 function parseMaxEntries(list: string[] | undefined): Map<string, number> {
   const out = new Map<string, number>();
@@ -82,10 +82,12 @@ export function registerLoad(program: Command): void {
         const r = await loadRelease(bytes, {
           policy, statePath: statePath(opts, policy), pinDir, dryRun: opts.dryRun, maxEntries,
           hostLog: opts.dryRun ? undefined : hostLogDir(opts.hostLog), release, loader: opts.loader as LoaderChoice,
+          preflight: { logs: localLogs(opts) },
         });
         const rec = r.loaded.record;
         return {
           ...rec, version: r.verified.version, signer: r.verified.signer, loader: r.loader, kernelVerified: r.kernelVerified, notes: r.notes,
+          ...(r.verified.preflight ? { preflight: r.verified.preflight } : {}),
           pins: r.committed?.pins ?? [], ...(r.committed ? { loadId: r.committed.loadId, pinDir: r.committed.pinDir, hostLogIndex: r.committed.hostLogIndex } : {}),
         };
       };

@@ -14,6 +14,7 @@ import { registerDemo } from './demo.js';
 import { registerLog } from './log.js';
 import { registerAudit } from './audit.js';
 import { registerVerifyReport } from './verify-report.js';
+import { registerPreflight } from './preflight.js';
 
 /** The commander error being reported (outputError gets only its text). */
 let pendingUsageCode = '';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerLog(program);
   registerAudit(program);
   registerVerifyReport(program);
+  registerPreflight(program);
   registerDemo(program);
   // Usage errors carry a code like every other failure: remember commander's before it prints.
   const patch = (c: Command) => {

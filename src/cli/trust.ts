@@ -49,6 +49,9 @@ export async function resolvePolicy(o: TrustOpts, mode?: { optional: true }): Pr
 
 export const isLogUrl = (l: string): boolean => /^(https?|file):\/\//i.test(l);
 
+/** The --log values that are local log directories (URLs are checked online, not searched). */
+export const localLogs = (o: TrustOpts): string[] | undefined => o.log?.filter((l) => !isLogUrl(l));
+
 /**
  * Readers for the --log URLs, checked with the keys of the policy's trusted logs (a URL is never a
  * source of trust itself): the served log's origin must be one the policy trusts.

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { readInput } from './io.js';
 import { failure, failureLine, printJson, type Failure } from './output.js';
-import { addTrustOptions, onlineLogs, resolvePolicy, statePath, type TrustOpts } from './trust.js';
+import { addTrustOptions, localLogs, onlineLogs, resolvePolicy, statePath, type TrustOpts } from './trust.js';
 
 export interface VerifyResult {
   release: string;
@@ -18,6 +18,8 @@ export interface VerifyResult {
   notes?: string[];
   /** verify --log <url>: the release checked against each log as served now. */
   online?: { location: string; origin: string; size: number; checked: number }[];
+  /** requirePreflight: the preflight attestation that passes this plan on this host's kernel. */
+  preflight?: { where: string; kernelRelease: string; signer: string; configMatched: boolean };
   error?: Failure;
 }
 
@@ -40,13 +42,13 @@ export function registerVerify(program: Command): void {
       try {
         for (const r of releases) {
           try {
-            const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state, { stateOptional: true });
+            const v = verifyWithPolicy(readInput(r, { kind: 'release' }), policy, state, { stateOptional: true, preflight: { logs: localLogs(opts) } });
             const checks = [];
             for (const reader of online) checks.push(await checkOnline!(reader, v.log.entries));
             results.push({
               release: r, ok: true, plan: v.plan.name, digest: `sha256:${v.digest}`, version: v.version, signer: v.signer,
               programs: v.plan.programs.map((p) => p.name), kernelSignatures: v.kernelSignatures.size,
-              logEntries: { verified: v.log.verified, untrusted: v.log.untrusted }, notes: v.notes,
+              logEntries: { verified: v.log.verified, untrusted: v.log.untrusted }, notes: v.notes, ...(v.preflight ? { preflight: v.preflight } : {}),
               ...(checks.length ? { online: checks } : {}),
             });
           } catch (e) {

@@ -15,6 +15,7 @@ import { decision } from '../hostlog/records.js';
 import { signatureSupport, type SignatureSupport } from '../kernel/probe.js';
 import { loaderOf } from '../loader/claim.js';
 import { runKernelLoader } from './kernel-loader.js';
+import { requirePreflight, type HostKernel } from '../preflight/require.js';
 import type { TrustPolicy } from '../trust/policy.js';
 import { readState } from '../trust/state.js';
 import { realKernel, type KernelBackend } from './backend.js';
@@ -48,6 +49,8 @@ export interface LoadOptions {
    * and the release carries one, else user space.
    */
   loader?: LoaderChoice;
+  /** requirePreflight: attestation logs to search (default $BPFSEAL_LOG or ./attestations) and the host kernel (default this one). */
+  preflight?: VerifyWithPolicyOptions['preflight'];
 }
 
 export type LoaderChoice = 'kernel' | 'user' | 'auto';
@@ -78,6 +81,8 @@ export interface VerifyWithPolicyOptions {
   checkLogEntry?: VerifyOptions['checkLogEntry'];
   /** Verify without the anti-rollback state when it cannot be read (verify as an unprivileged user); a note says so. */
   stateOptional?: boolean;
+  /** Where requirePreflight looks (preflight/require.ts). */
+  preflight?: { logs?: string[]; host?: HostKernel };
 }
 
 export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: string, o: VerifyWithPolicyOptions = {}): VerifiedRelease {
@@ -91,6 +96,11 @@ export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: 
   }
   const v = verifyRelease(bytes, policy, { state, checkLogEntry: o.checkLogEntry ?? checkLocalLogEntry, verifyKernelSignature: checkKernelSignature });
   if (note) v.notes.push(note);
+  if (policy.requirePreflight) {
+    const p = requirePreflight(v.plan.name, v.digest, policy, o.preflight);
+    v.preflight = p.accepted;
+    v.notes.push(`preflight: passed on ${p.accepted.kernelRelease} (${p.accepted.where}, signer ${p.accepted.signer})`, ...p.notes);
+  }
   return v;
 }
 
@@ -118,7 +128,7 @@ export async function loadRelease(bytes: Buffer, opts: LoadOptions): Promise<Loa
 }
 
 async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<LoadResult> {
-  const verified = verifyWithPolicy(bytes, opts.policy, opts.statePath, { checkLogEntry: opts.checkLogEntry });
+  const verified = verifyWithPolicy(bytes, opts.policy, opts.statePath, { checkLogEntry: opts.checkLogEntry, preflight: opts.preflight });
   checkMaxEntries(verified, opts.maxEntries ?? new Map());
   const notes = [...verified.notes];
   const backend = opts.backend ?? (opts.dryRun ? modelKernel() : realKernel());

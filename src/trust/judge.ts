@@ -92,3 +92,48 @@ export function judge(policy: TrustPolicy, f: VerdictFacts): Verdict {
   }
   return { signer, notes };
 }
+
+/** A preflight attestation found in a trusted log, its signature and inclusion already checked (preflight/require.ts). */
+export interface PreflightFacts {
+  /** Where it is, for messages: "<log dir> entry <index>". */
+  where: string;
+  signer: SignerFacts;
+  digest: string;
+  kernelRelease: string;
+  /** "sha256:<hex>" of the judged kernel's build config, when it had one. */
+  configSha256?: string;
+  result: 'pass' | 'fail';
+}
+
+/** The host a preflight must match: `uname -r` and the digest of /boot/config-$(uname -r) when present. */
+export interface PreflightWant {
+  plan: string;
+  digest: string;
+  kernelRelease: string;
+  configSha256?: string;
+}
+
+/**
+ * requirePreflight: one attestation must say this plan passed on this host's kernel, signed by a
+ * signer the policy trusts for this plan (keys only: a preflight is signed where the kernels boot, with
+ * a local key). The host's config digest must match when the host has a config; without one, the
+ * release string alone decides and a note says so. Throws PREFLIGHT_REQUIRED naming why each
+ * candidate was not enough.
+ */
+export function judgePreflight(policy: TrustPolicy, want: PreflightWant, found: PreflightFacts[]): { accepted: PreflightFacts; signer: TrustedSigner; notes: string[] } {
+  const why: string[] = [];
+  for (const f of found.filter((x) => x.digest === want.digest)) {
+    const signer = policy.revokedKeys.has(f.signer.keyId) ? undefined
+      : candidates(policy, f.signer).find((s) => s.plans.some((p) => globMatch(p, want.plan)));
+    if (!signer) why.push(`${f.where}: signed by ${who(f.signer)}, not trusted for plan '${want.plan}'`);
+    else if (f.kernelRelease !== want.kernelRelease) why.push(`${f.where}: for kernel ${f.kernelRelease}`);
+    else if (want.configSha256 && f.configSha256 !== want.configSha256) why.push(`${f.where}: kernel ${f.kernelRelease} built with another config (${f.configSha256 ?? 'none recorded'}, this host ${want.configSha256})`);
+    else if (f.result !== 'pass') why.push(`${f.where}: the plan failed on ${f.kernelRelease}`);
+    else {
+      const notes = want.configSha256 ? [] : [`preflight matched by kernel release only: this host has no /boot/config-${want.kernelRelease} to compare`];
+      return { accepted: f, signer, notes };
+    }
+  }
+  const shown = why.slice(0, 6).join('; ') + (why.length > 6 ? `; and ${why.length - 6} more` : '');
+  throw new VerifyError('PREFLIGHT_REQUIRED', `policy ${policy.source} requires a passing preflight of plan '${want.plan}' (${want.digest}) on this host's kernel ${want.kernelRelease}; ${why.length ? `none qualifies: ${shown}` : 'the attestation logs hold none for this plan'} (run bpfseal preflight <release> --kernel <this kernel's package> --attest --key <key>)`);
+}

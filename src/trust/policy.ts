@@ -63,6 +63,8 @@ export interface TrustPolicy {
   trustedRoot?: unknown;
   requireLogInclusion: boolean;
   requireKernelSignatures: boolean;
+  /** Load only plans a trusted signer preflighted, passing, on this host's kernel (preflight/require.ts). */
+  requirePreflight: boolean;
   /** Keyring serial for kernel signature checks (-3 session keyring, 0/1/2 system keyrings). */
   keyring?: number;
   /** Canonical key ids (64 lowercase hex). */
@@ -104,6 +106,7 @@ interface RawPolicy {
   trustedRoot?: string;
   requireLogInclusion?: boolean;
   requireKernelSignatures?: boolean;
+  requirePreflight?: boolean;
   keyring?: number;
   revoked?: { keys?: string[]; digests?: string[] };
   minVersions?: Record<string, number>;
@@ -243,6 +246,7 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     source: src, signers, logs, trustedRoot,
     requireLogInclusion: p.requireLogInclusion === true,
     requireKernelSignatures: p.requireKernelSignatures === true,
+    requirePreflight: p.requirePreflight === true,
     keyring: p.keyring,
     revokedKeys: new Set((p.revoked?.keys ?? []).map(canonicalKeyId)),
     revokedDigests: new Set((p.revoked?.digests ?? []).map(canonicalDigest)),
@@ -271,7 +275,7 @@ export function singleKeyPolicy(path: string): TrustPolicy {
   return {
     source: `--key ${path}`,
     signers: [{ name: path, key: k.key, keyId: keyIdOf(k.key), certificate: k.certificate, certificateValidity: k.validity, allowExpired: false, plans: ['*'], programTypes: ['*'] }],
-    logs: [], requireLogInclusion: false, requireKernelSignatures: false, revokedKeys: new Set(), revokedDigests: new Set(),
+    logs: [], requireLogInclusion: false, requireKernelSignatures: false, requirePreflight: false, revokedKeys: new Set(), revokedDigests: new Set(),
     minVersions: new Map(), allowRollback: false, witnesses: [], witnessThreshold: 0, kernelAccept: [],
   };
 }

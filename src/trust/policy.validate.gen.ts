@@ -3,7 +3,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://bpfseal.dev/schema/trust-policy/v1.json","title":"bpfseal trust policy, version 1","description":"Who may sign which BPF loader plans, revocations, minimum versions and what a host requires before it loads a release. Paths are relative to the policy file. Every field is checked: an unknown field, a wrong type or a null is an error, never ignored.","type":"object","additionalProperties":false,"required":["version","signers"],"properties":{"version":{"const":1,"description":"Policy format version: 1."},"comment":{"type":"string","description":"Free text, ignored."},"signers":{"type":"array","minItems":1,"maxItems":1024,"description":"Who may sign what. A release is trusted only if one signer entry matches its signer, its plan name and every program type.","items":{"$ref":"#/definitions/signer"}},"logs":{"type":"array","maxItems":256,"description":"Trusted attestation logs. Log entries from other logs are carried but neither checked nor counted.","items":{"$ref":"#/definitions/log"}},"trustedRoot":{"$ref":"#/definitions/path","description":"A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for keyless signers."},"requireLogInclusion":{"type":"boolean","description":"Refuse a release without a verified entry in a trusted log."},"requireKernelSignatures":{"type":"boolean","description":"Refuse a release unless the kernel can verify everything it loads, and refuse to load on a kernel that cannot enforce it."},"keyring":{"type":"integer","minimum":-2147483648,"maximum":2147483647,"description":"Keyring serial the kernel checks signatures against (default -3, the session keyring; 0/1/2 system keyrings)."},"revoked":{"type":"object","additionalProperties":false,"properties":{"keys":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Key ids (SHA-256 of the DER SubjectPublicKeyInfo, 64 hex digits, optional 'sha256:') that are never accepted."},"digests":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Plan digests (64 hex digits, optional 'sha256:') that are never accepted."}}},"minVersions":{"type":"object","maxProperties":65536,"propertyNames":{"$ref":"#/definitions/planName"},"additionalProperties":{"type":"integer","minimum":0,"maximum":9007199254740991},"description":"Lowest release version accepted per plan name."},"allowRollback":{"type":"boolean","description":"Accept versions lower than the host already loaded (default false)."},"witnesses":{"type":"array","minItems":1,"maxItems":64,"description":"Witnesses (c2sp.org/tlog-cosignature, Ed25519 cosignature/v1) whose cosignatures a trusted log's checkpoint must carry, in releases (verify, load) and in audits: split-view protection. Setting witnesses also requires log inclusion.","items":{"$ref":"#/definitions/witness"}},"witnessThreshold":{"type":"integer","minimum":1,"maximum":64,"description":"How many of the witnesses must have cosigned (default: all of them)."},"state":{"$ref":"#/definitions/path","description":"Host anti-rollback state file (default /var/lib/bpfseal/state.json)."},"kernelAudit":{"type":"object","additionalProperties":false,"description":"How `audit --kernel` judges programs that no bpfseal load put there.","properties":{"accept":{"type":"array","maxItems":1024,"description":"Programs other tools load on purpose (systemd, for example): a known-code or unattested program whose name and type match a rule is reported as accepted, with the reason, and is not a finding. A modified bpfseal load is never accepted.","items":{"$ref":"#/definitions/acceptRule"}}}}},"definitions":{"path":{"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"pattern":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"planName":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"sha256":{"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"},"signer":{"type":"object","additionalProperties":false,"required":["name","plans","programTypes"],"oneOf":[{"required":["key"]},{"required":["keyless"]}],"properties":{"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"How verify, load and audit name this signer."},"key":{"$ref":"#/definitions/path","description":"SPKI PEM public key or X.509 certificate (bpfseal keygen writes both)."},"certificate":{"$ref":"#/definitions/path","description":"X.509 certificate of the key, for kernel keyrings (when `key` is a bare public key)."},"keyless":{"type":"object","additionalProperties":false,"required":["issuer","subject"],"properties":{"issuer":{"type":"string","minLength":1,"maxLength":1024,"description":"OIDC issuer, matched exactly."},"subject":{"type":"string","minLength":1,"maxLength":4096,"description":"Certificate SAN, exactly, or a regular expression between slashes that must match the whole SAN."}}},"plans":{"type":"array","minItems":1,"maxItems":4096,"items":{"$ref":"#/definitions/pattern"},"description":"Shell-style patterns (*, ?) over plan names."},"programTypes":{"type":"array","minItems":1,"maxItems":256,"items":{"$ref":"#/definitions/pattern"},"description":"Patterns over program type names as bpftool prints them (xdp, sched_cls, kprobe, ...)."},"allowExpired":{"type":"boolean","description":"Accept this signer's X.509 certificate outside its validity period (offline key material); verify says so when it happens."}}},"witness":{"type":"object","additionalProperties":false,"oneOf":[{"required":["vkey"]},{"required":["name","key"]}],"properties":{"vkey":{"type":"string","minLength":8,"maxLength":1024,"pattern":"^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$","description":"The witness's verifier key: <name>+<key id>+<base64 of 0x04 || Ed25519 key>, as `bpfseal log witness-key` prints it."},"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u0020+]+$","description":"The witness's name (its note key name)."},"key":{"$ref":"#/definitions/path","description":"A file with the witness's Ed25519 public key (SPKI PEM) or its vkey."}}},"acceptRule":{"type":"object","additionalProperties":false,"required":["reason"],"anyOf":[{"required":["name"]},{"required":["type"]}],"properties":{"name":{"$ref":"#/definitions/pattern","description":"Shell-style pattern (*, ?) over the program name as the kernel holds it (at most 15 characters)."},"type":{"$ref":"#/definitions/pattern","description":"Shell-style pattern over the program type name as bpftool prints it (cgroup_skb, cgroup_device, ...)."},"reason":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"Why these programs are expected; shown with every program the rule accepts."}}},"log":{"type":"object","additionalProperties":false,"required":["key","origin"],"properties":{"key":{"$ref":"#/definitions/path","description":"The log's ECDSA P-256 public key (log.pub)."},"origin":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$","description":"The log's checkpoint origin."},"baseUrl":{"type":"string","pattern":"^https?://[^\\u0000-\\u0020]+$","maxLength":2048,"description":"Base URL the note key name must occur in (default https://<origin>)."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://bpfseal.dev/schema/trust-policy/v1.json","title":"bpfseal trust policy, version 1","description":"Who may sign which BPF loader plans, revocations, minimum versions and what a host requires before it loads a release. Paths are relative to the policy file. Every field is checked: an unknown field, a wrong type or a null is an error, never ignored.","type":"object","additionalProperties":false,"required":["version","signers"],"properties":{"version":{"const":1,"description":"Policy format version: 1."},"comment":{"type":"string","description":"Free text, ignored."},"signers":{"type":"array","minItems":1,"maxItems":1024,"description":"Who may sign what. A release is trusted only if one signer entry matches its signer, its plan name and every program type.","items":{"$ref":"#/definitions/signer"}},"logs":{"type":"array","maxItems":256,"description":"Trusted attestation logs. Log entries from other logs are carried but neither checked nor counted.","items":{"$ref":"#/definitions/log"}},"trustedRoot":{"$ref":"#/definitions/path","description":"A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for keyless signers."},"requireLogInclusion":{"type":"boolean","description":"Refuse a release without a verified entry in a trusted log."},"requireKernelSignatures":{"type":"boolean","description":"Refuse a release unless the kernel can verify everything it loads, and refuse to load on a kernel that cannot enforce it."},"requirePreflight":{"type":"boolean","description":"Refuse to load (and verify) a release unless an attestation log names a passing `bpfseal preflight --attest` of its plan on this host's kernel release (and build config, when /boot/config-<release> exists), signed by a key-based signer trusted for the plan. Logs searched: those given with --log, else $BPFSEAL_LOG or ./attestations; each must be a trusted log."},"keyring":{"type":"integer","minimum":-2147483648,"maximum":2147483647,"description":"Keyring serial the kernel checks signatures against (default -3, the session keyring; 0/1/2 system keyrings)."},"revoked":{"type":"object","additionalProperties":false,"properties":{"keys":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Key ids (SHA-256 of the DER SubjectPublicKeyInfo, 64 hex digits, optional 'sha256:') that are never accepted."},"digests":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Plan digests (64 hex digits, optional 'sha256:') that are never accepted."}}},"minVersions":{"type":"object","maxProperties":65536,"propertyNames":{"$ref":"#/definitions/planName"},"additionalProperties":{"type":"integer","minimum":0,"maximum":9007199254740991},"description":"Lowest release version accepted per plan name."},"allowRollback":{"type":"boolean","description":"Accept versions lower than the host already loaded (default false)."},"witnesses":{"type":"array","minItems":1,"maxItems":64,"description":"Witnesses (c2sp.org/tlog-cosignature, Ed25519 cosignature/v1) whose cosignatures a trusted log's checkpoint must carry, in releases (verify, load) and in audits: split-view protection. Setting witnesses also requires log inclusion.","items":{"$ref":"#/definitions/witness"}},"witnessThreshold":{"type":"integer","minimum":1,"maximum":64,"description":"How many of the witnesses must have cosigned (default: all of them)."},"state":{"$ref":"#/definitions/path","description":"Host anti-rollback state file (default /var/lib/bpfseal/state.json)."},"kernelAudit":{"type":"object","additionalProperties":false,"description":"How `audit --kernel` judges programs that no bpfseal load put there.","properties":{"accept":{"type":"array","maxItems":1024,"description":"Programs other tools load on purpose (systemd, for example): a known-code or unattested program whose name and type match a rule is reported as accepted, with the reason, and is not a finding. A modified bpfseal load is never accepted.","items":{"$ref":"#/definitions/acceptRule"}}}}},"definitions":{"path":{"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"pattern":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"planName":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"sha256":{"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"},"signer":{"type":"object","additionalProperties":false,"required":["name","plans","programTypes"],"oneOf":[{"required":["key"]},{"required":["keyless"]}],"properties":{"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"How verify, load and audit name this signer."},"key":{"$ref":"#/definitions/path","description":"SPKI PEM public key or X.509 certificate (bpfseal keygen writes both)."},"certificate":{"$ref":"#/definitions/path","description":"X.509 certificate of the key, for kernel keyrings (when `key` is a bare public key)."},"keyless":{"type":"object","additionalProperties":false,"required":["issuer","subject"],"properties":{"issuer":{"type":"string","minLength":1,"maxLength":1024,"description":"OIDC issuer, matched exactly."},"subject":{"type":"string","minLength":1,"maxLength":4096,"description":"Certificate SAN, exactly, or a regular expression between slashes that must match the whole SAN."}}},"plans":{"type":"array","minItems":1,"maxItems":4096,"items":{"$ref":"#/definitions/pattern"},"description":"Shell-style patterns (*, ?) over plan names."},"programTypes":{"type":"array","minItems":1,"maxItems":256,"items":{"$ref":"#/definitions/pattern"},"description":"Patterns over program type names as bpftool prints them (xdp, sched_cls, kprobe, ...)."},"allowExpired":{"type":"boolean","description":"Accept this signer's X.509 certificate outside its validity period (offline key material); verify says so when it happens."}}},"witness":{"type":"object","additionalProperties":false,"oneOf":[{"required":["vkey"]},{"required":["name","key"]}],"properties":{"vkey":{"type":"string","minLength":8,"maxLength":1024,"pattern":"^[^\\u0000-\\u0020+]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/=]+$","description":"The witness's verifier key: <name>+<key id>+<base64 of 0x04 || Ed25519 key>, as `bpfseal log witness-key` prints it."},"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u0020+]+$","description":"The witness's name (its note key name)."},"key":{"$ref":"#/definitions/path","description":"A file with the witness's Ed25519 public key (SPKI PEM) or its vkey."}}},"acceptRule":{"type":"object","additionalProperties":false,"required":["reason"],"anyOf":[{"required":["name"]},{"required":["type"]}],"properties":{"name":{"$ref":"#/definitions/pattern","description":"Shell-style pattern (*, ?) over the program name as the kernel holds it (at most 15 characters)."},"type":{"$ref":"#/definitions/pattern","description":"Shell-style pattern over the program type name as bpftool prints it (cgroup_skb, cgroup_device, ...)."},"reason":{"type":"string","minLength":1,"maxLength":1024,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"Why these programs are expected; shown with every program the rule accepts."}}},"log":{"type":"object","additionalProperties":false,"required":["key","origin"],"properties":{"key":{"$ref":"#/definitions/path","description":"The log's ECDSA P-256 public key (log.pub)."},"origin":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$","description":"The log's checkpoint origin."},"baseUrl":{"type":"string","pattern":"^https?://[^\\u0000-\\u0020]+$","maxLength":2048,"description":"Base URL the note key name must occur in (default https://<origin>)."}}}}};
 const schema13 = {"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"};
 const schema20 = {"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"};
 const schema22 = {"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"};
@@ -1411,10 +1411,9 @@ vErrors.push(err15);
 errors++;
 }
 }
-if(data.keyring !== undefined){
-let data9 = data.keyring;
-if(!(((typeof data9 == "number") && (!(data9 % 1) && !isNaN(data9))) && (isFinite(data9)))){
-const err16 = {instancePath:instancePath+"/keyring",schemaPath:"#/properties/keyring/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data.requirePreflight !== undefined){
+if(typeof data.requirePreflight !== "boolean"){
+const err16 = {instancePath:instancePath+"/requirePreflight",schemaPath:"#/properties/requirePreflight/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -1423,9 +1422,11 @@ vErrors.push(err16);
 }
 errors++;
 }
-if((typeof data9 == "number") && (isFinite(data9))){
-if(data9 > 2147483647 || isNaN(data9)){
-const err17 = {instancePath:instancePath+"/keyring",schemaPath:"#/properties/keyring/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+}
+if(data.keyring !== undefined){
+let data10 = data.keyring;
+if(!(((typeof data10 == "number") && (!(data10 % 1) && !isNaN(data10))) && (isFinite(data10)))){
+const err17 = {instancePath:instancePath+"/keyring",schemaPath:"#/properties/keyring/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -1434,8 +1435,9 @@ vErrors.push(err17);
 }
 errors++;
 }
-if(data9 < -2147483648 || isNaN(data9)){
-const err18 = {instancePath:instancePath+"/keyring",schemaPath:"#/properties/keyring/minimum",keyword:"minimum",params:{comparison: ">=", limit: -2147483648},message:"must be >= -2147483648"};
+if((typeof data10 == "number") && (isFinite(data10))){
+if(data10 > 2147483647 || isNaN(data10)){
+const err18 = {instancePath:instancePath+"/keyring",schemaPath:"#/properties/keyring/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -1444,14 +1446,8 @@ vErrors.push(err18);
 }
 errors++;
 }
-}
-}
-if(data.revoked !== undefined){
-let data10 = data.revoked;
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-for(const key1 in data10){
-if(!((key1 === "keys") || (key1 === "digests"))){
-const err19 = {instancePath:instancePath+"/revoked",schemaPath:"#/properties/revoked/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+if(data10 < -2147483648 || isNaN(data10)){
+const err19 = {instancePath:instancePath+"/keyring",schemaPath:"#/properties/keyring/minimum",keyword:"minimum",params:{comparison: ">=", limit: -2147483648},message:"must be >= -2147483648"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -1461,11 +1457,13 @@ vErrors.push(err19);
 errors++;
 }
 }
-if(data10.keys !== undefined){
-let data11 = data10.keys;
-if(Array.isArray(data11)){
-if(data11.length > 65536){
-const err20 = {instancePath:instancePath+"/revoked/keys",schemaPath:"#/properties/revoked/properties/keys/maxItems",keyword:"maxItems",params:{limit: 65536},message:"must NOT have more than 65536 items"};
+}
+if(data.revoked !== undefined){
+let data11 = data.revoked;
+if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
+for(const key1 in data11){
+if(!((key1 === "keys") || (key1 === "digests"))){
+const err20 = {instancePath:instancePath+"/revoked",schemaPath:"#/properties/revoked/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -1474,12 +1472,12 @@ vErrors.push(err20);
 }
 errors++;
 }
-const len2 = data11.length;
-for(let i2=0; i2<len2; i2++){
-let data12 = data11[i2];
-if(typeof data12 === "string"){
-if(!pattern9.test(data12)){
-const err21 = {instancePath:instancePath+"/revoked/keys/" + i2,schemaPath:"#/definitions/sha256/pattern",keyword:"pattern",params:{pattern: "^(sha256:)?[0-9a-fA-F]{64}$"},message:"must match pattern \""+"^(sha256:)?[0-9a-fA-F]{64}$"+"\""};
+}
+if(data11.keys !== undefined){
+let data12 = data11.keys;
+if(Array.isArray(data12)){
+if(data12.length > 65536){
+const err21 = {instancePath:instancePath+"/revoked/keys",schemaPath:"#/properties/revoked/properties/keys/maxItems",keyword:"maxItems",params:{limit: 65536},message:"must NOT have more than 65536 items"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1488,9 +1486,12 @@ vErrors.push(err21);
 }
 errors++;
 }
-}
-else {
-const err22 = {instancePath:instancePath+"/revoked/keys/" + i2,schemaPath:"#/definitions/sha256/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len2 = data12.length;
+for(let i2=0; i2<len2; i2++){
+let data13 = data12[i2];
+if(typeof data13 === "string"){
+if(!pattern9.test(data13)){
+const err22 = {instancePath:instancePath+"/revoked/keys/" + i2,schemaPath:"#/definitions/sha256/pattern",keyword:"pattern",params:{pattern: "^(sha256:)?[0-9a-fA-F]{64}$"},message:"must match pattern \""+"^(sha256:)?[0-9a-fA-F]{64}$"+"\""};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1500,9 +1501,8 @@ vErrors.push(err22);
 errors++;
 }
 }
-}
 else {
-const err23 = {instancePath:instancePath+"/revoked/keys",schemaPath:"#/properties/revoked/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err23 = {instancePath:instancePath+"/revoked/keys/" + i2,schemaPath:"#/definitions/sha256/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1512,11 +1512,9 @@ vErrors.push(err23);
 errors++;
 }
 }
-if(data10.digests !== undefined){
-let data13 = data10.digests;
-if(Array.isArray(data13)){
-if(data13.length > 65536){
-const err24 = {instancePath:instancePath+"/revoked/digests",schemaPath:"#/properties/revoked/properties/digests/maxItems",keyword:"maxItems",params:{limit: 65536},message:"must NOT have more than 65536 items"};
+}
+else {
+const err24 = {instancePath:instancePath+"/revoked/keys",schemaPath:"#/properties/revoked/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1525,12 +1523,12 @@ vErrors.push(err24);
 }
 errors++;
 }
-const len3 = data13.length;
-for(let i3=0; i3<len3; i3++){
-let data14 = data13[i3];
-if(typeof data14 === "string"){
-if(!pattern9.test(data14)){
-const err25 = {instancePath:instancePath+"/revoked/digests/" + i3,schemaPath:"#/definitions/sha256/pattern",keyword:"pattern",params:{pattern: "^(sha256:)?[0-9a-fA-F]{64}$"},message:"must match pattern \""+"^(sha256:)?[0-9a-fA-F]{64}$"+"\""};
+}
+if(data11.digests !== undefined){
+let data14 = data11.digests;
+if(Array.isArray(data14)){
+if(data14.length > 65536){
+const err25 = {instancePath:instancePath+"/revoked/digests",schemaPath:"#/properties/revoked/properties/digests/maxItems",keyword:"maxItems",params:{limit: 65536},message:"must NOT have more than 65536 items"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1539,9 +1537,12 @@ vErrors.push(err25);
 }
 errors++;
 }
-}
-else {
-const err26 = {instancePath:instancePath+"/revoked/digests/" + i3,schemaPath:"#/definitions/sha256/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const len3 = data14.length;
+for(let i3=0; i3<len3; i3++){
+let data15 = data14[i3];
+if(typeof data15 === "string"){
+if(!pattern9.test(data15)){
+const err26 = {instancePath:instancePath+"/revoked/digests/" + i3,schemaPath:"#/definitions/sha256/pattern",keyword:"pattern",params:{pattern: "^(sha256:)?[0-9a-fA-F]{64}$"},message:"must match pattern \""+"^(sha256:)?[0-9a-fA-F]{64}$"+"\""};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1551,9 +1552,8 @@ vErrors.push(err26);
 errors++;
 }
 }
-}
 else {
-const err27 = {instancePath:instancePath+"/revoked/digests",schemaPath:"#/properties/revoked/properties/digests/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err27 = {instancePath:instancePath+"/revoked/digests/" + i3,schemaPath:"#/definitions/sha256/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1565,7 +1565,7 @@ errors++;
 }
 }
 else {
-const err28 = {instancePath:instancePath+"/revoked",schemaPath:"#/properties/revoked/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err28 = {instancePath:instancePath+"/revoked/digests",schemaPath:"#/properties/revoked/properties/digests/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1575,11 +1575,9 @@ vErrors.push(err28);
 errors++;
 }
 }
-if(data.minVersions !== undefined){
-let data15 = data.minVersions;
-if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
-if(Object.keys(data15).length > 65536){
-const err29 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/maxProperties",keyword:"maxProperties",params:{limit: 65536},message:"must NOT have more than 65536 properties"};
+}
+else {
+const err29 = {instancePath:instancePath+"/revoked",schemaPath:"#/properties/revoked/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1588,11 +1586,12 @@ vErrors.push(err29);
 }
 errors++;
 }
-for(const key2 in data15){
-const _errs35 = errors;
-if(typeof key2 === "string"){
-if(key2.length > 255){
-const err30 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters",propertyName:key2};
+}
+if(data.minVersions !== undefined){
+let data16 = data.minVersions;
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+if(Object.keys(data16).length > 65536){
+const err30 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/maxProperties",keyword:"maxProperties",params:{limit: 65536},message:"must NOT have more than 65536 properties"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1601,8 +1600,11 @@ vErrors.push(err30);
 }
 errors++;
 }
-if(key2.length < 1){
-const err31 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",propertyName:key2};
+for(const key2 in data16){
+const _errs37 = errors;
+if(typeof key2 === "string"){
+if(key2.length > 255){
+const err31 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters",propertyName:key2};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1611,8 +1613,8 @@ vErrors.push(err31);
 }
 errors++;
 }
-if(!pattern3.test(key2)){
-const err32 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f/]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f/]+$"+"\"",propertyName:key2};
+if(key2.length < 1){
+const err32 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",propertyName:key2};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1621,9 +1623,8 @@ vErrors.push(err32);
 }
 errors++;
 }
-}
-else {
-const err33 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/type",keyword:"type",params:{type: "string"},message:"must be string",propertyName:key2};
+if(!pattern3.test(key2)){
+const err33 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f/]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f/]+$"+"\"",propertyName:key2};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1632,9 +1633,9 @@ vErrors.push(err33);
 }
 errors++;
 }
-var valid13 = _errs35 === errors;
-if(!valid13){
-const err34 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid"};
+}
+else {
+const err34 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/type",keyword:"type",params:{type: "string"},message:"must be string",propertyName:key2};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1643,11 +1644,9 @@ vErrors.push(err34);
 }
 errors++;
 }
-}
-for(const key3 in data15){
-let data16 = data15[key3];
-if(!(((typeof data16 == "number") && (!(data16 % 1) && !isNaN(data16))) && (isFinite(data16)))){
-const err35 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+var valid13 = _errs37 === errors;
+if(!valid13){
+const err35 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1656,9 +1655,11 @@ vErrors.push(err35);
 }
 errors++;
 }
-if((typeof data16 == "number") && (isFinite(data16))){
-if(data16 > 9007199254740991 || isNaN(data16)){
-const err36 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+}
+for(const key3 in data16){
+let data17 = data16[key3];
+if(!(((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17))) && (isFinite(data17)))){
+const err36 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1667,8 +1668,9 @@ vErrors.push(err36);
 }
 errors++;
 }
-if(data16 < 0 || isNaN(data16)){
-const err37 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if((typeof data17 == "number") && (isFinite(data17))){
+if(data17 > 9007199254740991 || isNaN(data17)){
+const err37 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1677,11 +1679,8 @@ vErrors.push(err37);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err38 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data17 < 0 || isNaN(data17)){
+const err38 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1691,9 +1690,10 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data.allowRollback !== undefined){
-if(typeof data.allowRollback !== "boolean"){
-const err39 = {instancePath:instancePath+"/allowRollback",schemaPath:"#/properties/allowRollback/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+}
+else {
+const err39 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1703,11 +1703,9 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data.witnesses !== undefined){
-let data18 = data.witnesses;
-if(Array.isArray(data18)){
-if(data18.length > 64){
-const err40 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
+if(data.allowRollback !== undefined){
+if(typeof data.allowRollback !== "boolean"){
+const err40 = {instancePath:instancePath+"/allowRollback",schemaPath:"#/properties/allowRollback/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1716,8 +1714,12 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(data18.length < 1){
-const err41 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
+}
+if(data.witnesses !== undefined){
+let data19 = data.witnesses;
+if(Array.isArray(data19)){
+if(data19.length > 64){
+const err41 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1726,16 +1728,8 @@ vErrors.push(err41);
 }
 errors++;
 }
-const len4 = data18.length;
-for(let i4=0; i4<len4; i4++){
-if(!(validate15(data18[i4], {instancePath:instancePath+"/witnesses/" + i4,parentData:data18,parentDataProperty:i4,rootData}))){
-vErrors = vErrors === null ? validate15.errors : vErrors.concat(validate15.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err42 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data19.length < 1){
+const err42 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1744,11 +1738,16 @@ vErrors.push(err42);
 }
 errors++;
 }
+const len4 = data19.length;
+for(let i4=0; i4<len4; i4++){
+if(!(validate15(data19[i4], {instancePath:instancePath+"/witnesses/" + i4,parentData:data19,parentDataProperty:i4,rootData}))){
+vErrors = vErrors === null ? validate15.errors : vErrors.concat(validate15.errors);
+errors = vErrors.length;
 }
-if(data.witnessThreshold !== undefined){
-let data20 = data.witnessThreshold;
-if(!(((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20))) && (isFinite(data20)))){
-const err43 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+else {
+const err43 = {instancePath:instancePath+"/witnesses",schemaPath:"#/properties/witnesses/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1757,9 +1756,11 @@ vErrors.push(err43);
 }
 errors++;
 }
-if((typeof data20 == "number") && (isFinite(data20))){
-if(data20 > 64 || isNaN(data20)){
-const err44 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 64},message:"must be <= 64"};
+}
+if(data.witnessThreshold !== undefined){
+let data21 = data.witnessThreshold;
+if(!(((typeof data21 == "number") && (!(data21 % 1) && !isNaN(data21))) && (isFinite(data21)))){
+const err44 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1768,8 +1769,9 @@ vErrors.push(err44);
 }
 errors++;
 }
-if(data20 < 1 || isNaN(data20)){
-const err45 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if((typeof data21 == "number") && (isFinite(data21))){
+if(data21 > 64 || isNaN(data21)){
+const err45 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/maximum",keyword:"maximum",params:{comparison: "<=", limit: 64},message:"must be <= 64"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1778,13 +1780,8 @@ vErrors.push(err45);
 }
 errors++;
 }
-}
-}
-if(data.state !== undefined){
-let data21 = data.state;
-if(typeof data21 === "string"){
-if(data21.length > 4096){
-const err46 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(data21 < 1 || isNaN(data21)){
+const err46 = {instancePath:instancePath+"/witnessThreshold",schemaPath:"#/properties/witnessThreshold/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1793,8 +1790,13 @@ vErrors.push(err46);
 }
 errors++;
 }
-if(data21.length < 1){
-const err47 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+}
+if(data.state !== undefined){
+let data22 = data.state;
+if(typeof data22 === "string"){
+if(data22.length > 4096){
+const err47 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1803,8 +1805,8 @@ vErrors.push(err47);
 }
 errors++;
 }
-if(!pattern0.test(data21)){
-const err48 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
+if(data22.length < 1){
+const err48 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1813,9 +1815,8 @@ vErrors.push(err48);
 }
 errors++;
 }
-}
-else {
-const err49 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern0.test(data22)){
+const err49 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1825,12 +1826,8 @@ vErrors.push(err49);
 errors++;
 }
 }
-if(data.kernelAudit !== undefined){
-let data22 = data.kernelAudit;
-if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
-for(const key4 in data22){
-if(!(key4 === "accept")){
-const err50 = {instancePath:instancePath+"/kernelAudit",schemaPath:"#/properties/kernelAudit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+else {
+const err50 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1840,11 +1837,12 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data22.accept !== undefined){
-let data23 = data22.accept;
-if(Array.isArray(data23)){
-if(data23.length > 1024){
-const err51 = {instancePath:instancePath+"/kernelAudit/accept",schemaPath:"#/properties/kernelAudit/properties/accept/maxItems",keyword:"maxItems",params:{limit: 1024},message:"must NOT have more than 1024 items"};
+if(data.kernelAudit !== undefined){
+let data23 = data.kernelAudit;
+if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
+for(const key4 in data23){
+if(!(key4 === "accept")){
+const err51 = {instancePath:instancePath+"/kernelAudit",schemaPath:"#/properties/kernelAudit/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1853,16 +1851,12 @@ vErrors.push(err51);
 }
 errors++;
 }
-const len5 = data23.length;
-for(let i5=0; i5<len5; i5++){
-if(!(validate17(data23[i5], {instancePath:instancePath+"/kernelAudit/accept/" + i5,parentData:data23,parentDataProperty:i5,rootData}))){
-vErrors = vErrors === null ? validate17.errors : vErrors.concat(validate17.errors);
-errors = vErrors.length;
 }
-}
-}
-else {
-const err52 = {instancePath:instancePath+"/kernelAudit/accept",schemaPath:"#/properties/kernelAudit/properties/accept/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data23.accept !== undefined){
+let data24 = data23.accept;
+if(Array.isArray(data24)){
+if(data24.length > 1024){
+const err52 = {instancePath:instancePath+"/kernelAudit/accept",schemaPath:"#/properties/kernelAudit/properties/accept/maxItems",keyword:"maxItems",params:{limit: 1024},message:"must NOT have more than 1024 items"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1871,10 +1865,16 @@ vErrors.push(err52);
 }
 errors++;
 }
+const len5 = data24.length;
+for(let i5=0; i5<len5; i5++){
+if(!(validate17(data24[i5], {instancePath:instancePath+"/kernelAudit/accept/" + i5,parentData:data24,parentDataProperty:i5,rootData}))){
+vErrors = vErrors === null ? validate17.errors : vErrors.concat(validate17.errors);
+errors = vErrors.length;
+}
 }
 }
 else {
-const err53 = {instancePath:instancePath+"/kernelAudit",schemaPath:"#/properties/kernelAudit/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err53 = {instancePath:instancePath+"/kernelAudit/accept",schemaPath:"#/properties/kernelAudit/properties/accept/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1886,12 +1886,24 @@ errors++;
 }
 }
 else {
-const err54 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err54 = {instancePath:instancePath+"/kernelAudit",schemaPath:"#/properties/kernelAudit/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err54];
 }
 else {
 vErrors.push(err54);
+}
+errors++;
+}
+}
+}
+else {
+const err55 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err55];
+}
+else {
+vErrors.push(err55);
 }
 errors++;
 }
