@@ -16,7 +16,7 @@ import { readInput } from '../fsx/read.js';
 import { openLog, type TransparencyLog } from '../tlog/store.js';
 import { openLogForWriting } from '../tlog/migrate.js';
 import { emptyState, readState, writeState, type HostState } from '../trust/state.js';
-import { parseDecision, type LoadDecision } from './records.js';
+import { parseHostRecord, type EnforcementRecord, type LoadDecision } from './records.js';
 
 export const DEFAULT_HOST_LOG = '/var/lib/bpfseal/host-log';
 
@@ -50,14 +50,16 @@ export async function recordDecision(dir: string, d: LoadDecision): Promise<numb
 
 export interface ReadDecision {
   index: number;
-  /** undefined: the entry is not a well-formed decision (reported by audit, never trusted). */
+  /** undefined: the entry is not a well-formed load decision (an enforcement record, or malformed). */
   decision?: LoadDecision;
+  /** An enforcement record (bpfseal enforce); an entry with neither is malformed (audit reports it). */
+  enforcement?: EnforcementRecord;
 }
 
 /** Every entry of a host log from `from` on, parsed; entries that are not decisions have no `decision`. */
 export function readDecisions(log: TransparencyLog, from = 0): ReadDecision[] {
   const out: ReadDecision[] = [];
-  for (const { index, entry } of log.entries(from, log.size)) out.push({ index, decision: parseDecision(entry) });
+  for (const { index, entry } of log.entries(from, log.size)) out.push({ index, ...parseHostRecord(entry) });
   return out;
 }
 
