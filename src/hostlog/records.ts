@@ -66,7 +66,7 @@ export interface LoadDecision {
   pinDir?: string;
   pins?: string[];
   /** Every pin with the kernel object it holds: what recovery and unload check before touching it. */
-  pinned?: { path: string; kind: 'prog' | 'map'; id: number }[];
+  pinned?: { path: string; kind: 'prog' | 'map' | 'link'; id: number }[];
   /** refused: the stable error code and message; aborted: why. */
   code?: string;
   reason?: string;
@@ -114,7 +114,7 @@ export function parseDecision(entry: Buffer): LoadDecision | undefined {
   const ok = opt(d.bootId, str) && opt(d.loadId, str) && opt(d.release, str) && opt(d.plan, str) && opt(d.digest, str) && opt(d.version, int)
     && opt(d.loader, (x) => x === 'kernel' || x === 'user') && opt(d.kernelVerified, (x) => x === 'loader' || x === 'programs' || x === 'none') && opt(d.pinDir, str) && opt(d.code, str) && opt(d.reason, str)
     && opt(d.pins, (x) => Array.isArray(x) && x.every(str))
-    && opt(d.pinned, (x) => Array.isArray(x) && x.every((q) => !!q && typeof q === 'object' && str((q as { path: unknown }).path) && ((q as { kind: unknown }).kind === 'prog' || (q as { kind: unknown }).kind === 'map') && int((q as { id: unknown }).id)))
+    && opt(d.pinned, (x) => Array.isArray(x) && x.every((q) => !!q && typeof q === 'object' && str((q as { path: unknown }).path) && ['prog', 'map', 'link'].includes((q as { kind: string }).kind) && int((q as { id: unknown }).id)))
     && opt(d.programs, (x) => Array.isArray(x) && x.every(programOk))
     && opt(d.maps, (x) => Array.isArray(x) && x.every((m) => !!m && typeof m === 'object' && str((m as MapRecord).name) && int((m as MapRecord).id)))
     && opt(d.fixups, (x) => Array.isArray(x) && x.every((f) => !!f && typeof f === 'object' && str((f as FixupRecord).kind) && str((f as FixupRecord).name) && str((f as FixupRecord).value)))
