@@ -13,6 +13,7 @@ import { toolVersion } from './version.js';
 import { registerDemo } from './demo.js';
 import { registerLog } from './log.js';
 import { registerAudit } from './audit.js';
+import { registerEnforce } from './enforce.js';
 
 /** The commander error being reported (outputError gets only its text). */
 let pendingUsageCode = '';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerLoad(program);
   registerLog(program);
   registerAudit(program);
+  registerEnforce(program);
   registerDemo(program);
   // Usage errors carry a code like every other failure: remember commander's before it prints.
   const patch = (c: Command) => {
