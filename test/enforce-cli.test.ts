@@ -2,7 +2,8 @@
  * `bpfseal enforce` on this host, whose kernel cannot enforce (no signature verdicts; the BPF LSM may
  * not even be visible): enabling is refused with exit 3 before anything is read or loaded; --status,
  * --drain and --off without an enforcer; usage errors; and an enforcer recorded as on whose pins were
- * removed by hand: status says so and --off records it off.
+ * removed by hand: status says so, audit --kernel reports it (ENFORCEMENT_REMOVED), --off records it
+ * off, and enforcement records are never taken for malformed load records.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
@@ -116,6 +117,22 @@ describe.skipIf(!probe.ok)('an enforcer recorded as on whose pins were removed b
     const s = json(r.stdout);
     expect(s).toMatchObject({ ok: false, code: 'ENFORCE_INACTIVE', active: false, loadId, plan: 'bpfseal_enforcer' });
     expect((s.problems as string[]).join('\n')).toMatch(/bpfseal_admit is missing[\s\S]*loaded but not attached/);
+  });
+
+  it('audit --kernel reports it and lists the recorded denial; the enforcement records are not malformed load records', () => {
+    const att = join(work, 'att');
+    const kd = join(work, 'keys');
+    expect(runCli(['keygen', '--out', kd, '--name', 'k']).code).toBe(0);
+    expect(runCli(['sign', join(ROOT, 'test/fixtures/minimal.o'), '--key', join(kd, 'k.key'), '--log', att, '-o', join(work, 'm.bpfseal')]).code).toBe(0);
+    const r = runCli(['audit', '--kernel', '--log', att, '--key', join(kd, 'k.pub'), '--host-log', hostLog, '--state', join(work, 'as.json'), '--json']);
+    expect(r.code).toBe(1);
+    const a = json(r.stdout) as { findings: { code: string; message: string }[]; kernel: { enforcement: { decisions: number; denials: { comm: string; progName: string; verdict: string }[] } } };
+    expect(a.findings.filter((f) => f.code === 'ENFORCEMENT_REMOVED').map((f) => f.message)).toEqual([expect.stringContaining(`recorded as on at /sys/fs/bpf/${pin.split('/').pop()}`)]);
+    expect(a.findings.filter((f) => f.code === 'HOST_LOG_RECORD_INVALID')).toEqual([]);
+    expect(a.kernel.enforcement.decisions).toBe(1);
+    expect(a.kernel.enforcement.denials).toMatchObject([{ comm: 'bpftool', progName: 'probe', verdict: 'unsigned' }]);
+    const t = runCli(['audit', '--kernel', '--log', att, '--key', join(kd, 'k.pub'), '--host-log', hostLog, '--state', join(work, 'as.json')]);
+    expect(t.stdout).toMatch(/^enforcement: 1 decisions in the host log, 1 denied\n {2}DENIED #2 .* pid 100 uid 0 'bpftool' {2}socket_filter 'probe' {2}unsigned$/m);
   });
 
   it('--off records it off (its pins were gone already); then status and audit no longer count it', () => {

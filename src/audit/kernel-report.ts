@@ -3,11 +3,14 @@ import { logExists } from '../tlog/store.js';
 import type { AttestationAudit, Finding } from './attestations.js';
 import { hostLogDir, listPending, openHostLog, readDecisions } from '../hostlog/hostlog.js';
 import { kernelPrograms, markAttested, type AttestedTag, type KernelProgram } from './kernel.js';
+import { enforcementSummary, type EnforcementSummary } from '../enforce/decisions.js';
 
 export interface KernelReport {
   programs: KernelProgram[];
   hostLog?: { dir: string; decisions: number };
   findings: Finding[];
+  /** bpfseal enforce: its decisions in the host log, denials listed (enforce/decisions.ts). */
+  enforcement?: EnforcementSummary;
 }
 
 export function kernelAudit(attestations: AttestationAudit, hostLog?: string): KernelReport {
@@ -20,6 +23,7 @@ export function kernelAudit(attestations: AttestationAudit, hostLog?: string): K
   const findings: Finding[] = [];
   const dir = hostLogDir(hostLog);
   let host: KernelReport['hostLog'];
+  let enforcement: EnforcementSummary | undefined;
   if (logExists(dir)) {
     let log: ReturnType<typeof openHostLog> | undefined;
     try {
@@ -28,7 +32,9 @@ export function kernelAudit(attestations: AttestationAudit, hostLog?: string): K
       const decisions = readDecisions(log);
       host = { dir, decisions: decisions.length };
       const aborted = new Set(decisions.filter((d) => d.decision?.decision === 'aborted').map((d) => d.decision!.loadId));
-      for (const { index, decision } of decisions) {
+      enforcement = enforcementSummary(decisions);
+      for (const { index, decision, enforcement: enf } of decisions) {
+        if (!decision && enf) continue;
         if (!decision) {
           findings.push({ code: 'HOST_LOG_RECORD_INVALID', index, message: `host log entry ${index} is not a well-formed load record` });
           continue;
@@ -47,5 +53,5 @@ export function kernelAudit(attestations: AttestationAudit, hostLog?: string): K
       log?.close();
     }
   }
-  return { programs: markAttested(kernelPrograms(), tags), ...(host ? { hostLog: host } : {}), findings };
+  return { programs: markAttested(kernelPrograms(), tags), ...(host ? { hostLog: host } : {}), findings, ...(enforcement?.decisions ? { enforcement } : {}) };
 }

@@ -60,7 +60,13 @@ export function registerAudit(program: Command): void {
       const findings = [...report.findings];
       if (o.kernel) {
         const { kernelAudit } = await import('../audit/kernel-report.js');
+        const { drainForAudit } = await import('../enforce/audit.js'); // decisions into the host log first
+        const { hostLogDir } = await import('../hostlog/hostlog.js');
+        const enforcement = await drainForAudit(hostLogDir(o.hostLog));
+        report.notes.push(...enforcement.notes);
+        findings.push(...enforcement.findings);
         kernel = kernelAudit(report, o.hostLog);
+        if (kernel.enforcement && since) kernel.enforcement.denials = kernel.enforcement.denials.filter((d) => Date.parse(d.at) >= since.getTime());
         for (const p of kernel.programs) if (!p.attested) findings.push({ code: 'PROGRAM_UNATTESTED', message: `kernel program ${p.id} '${p.name}' (${p.type}, tag ${p.tag}) is not attested` });
         findings.push(...kernel.findings);
       }
@@ -80,6 +86,9 @@ export function registerAudit(program: Command): void {
           for (const p of kernel.programs) {
             process.stdout.write(`  id ${p.id}  ${p.name.padEnd(16)} ${p.type.padEnd(14)} tag ${p.tag}  ${p.attested ? `attested: ${p.matches.map((m) => `${m.plan}/${m.program}`).join(', ')}` : 'UNATTESTED'}\n`);
           }
+          const { denialLine } = await import('../enforce/decisions.js');
+          const enf = kernel.enforcement;
+          if (enf) process.stdout.write(`enforcement: ${enf.decisions} decisions in the host log, ${enf.denials.length} denied${since ? ` since ${o.since}` : ''}\n${enf.denials.map((d) => `  DENIED ${denialLine(d)}\n`).join('')}`);
         }
         for (const n of report.notes) process.stderr.write(`note: ${n}\n`);
         for (const f of findings) process.stderr.write(`finding: ${f.code}: ${f.message}\n`);
