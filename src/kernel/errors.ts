@@ -47,8 +47,9 @@ function hint(e: KernelError): string {
   const { op, errno } = e;
   if (e.signed) {
     switch (errno) {
-      // An LSM's bpf_prog_load hook runs after the signature check (signing.rst, "Admission").
-      case 1: return /signature verification passed/.test(e.log)
+      // An LSM's bpf_prog_load hook runs after the signature check (signing.rst, "Admission"); 7.3
+      // logs the check passing, 7.2 logs nothing; 7.3's own refusals of a signed load name the map.
+      case 1: return /signature verification passed/.test(e.log) || !e.log.trim()
         ? ' (the kernel verified the signature, then refused the load: an LSM policy such as bpfseal enforce does not admit this keyring; see bpfseal enforce --status)'
         : ' (the kernel refused the signed load: a signed program may bind only frozen, exclusive array maps; its log says which)';
       case 13: return " (a map's exclusive hash does not match the program, or a signed program binds a map its signature does not cover)";
