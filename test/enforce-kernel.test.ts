@@ -190,12 +190,14 @@ describe('keyrings for the allowlist', () => {
     expect(() => resolveKeyring(String(key))).toThrow(expect.objectContaining({ code: 'ENFORCE_KEYRING', message: expect.stringContaining("a key of type 'user', not a keyring") }));
     expect(() => resolveKeyring(`${name}-nope`)).toThrow(expect.objectContaining({ code: 'ENFORCE_KEYRING' }));
     expect(() => resolveKeyring('2147483648')).toThrow(expect.objectContaining({ code: 'ENFORCE_KEYRING' }));
-    // The policy's keyring first, then --keyring specs, without repeats.
-    expect(resolveAllowlist(undefined, ['session', name, 'builtin', '0'])).toEqual([
+    // The policy's keyring first, then the policy's enforceKeyrings and --keyring specs, without repeats.
+    expect(resolveAllowlist(undefined, ['session', { spec: name, from: 'policy' }, 'builtin', '0', { spec: 'platform', from: 'policy' }])).toEqual([
       { spec: 'policy keyring -3', serial, description: expect.any(String) },
-      { spec: name, serial: ring, description: name },
+      { spec: `policy enforceKeyrings ${name}`, serial: ring, description: name },
       { spec: 'builtin', keyringType: 'builtin' },
+      { spec: 'policy enforceKeyrings platform', keyringType: 'platform' },
     ]);
+    expect(resolveAllowlist(0, [])).toEqual([{ spec: 'policy keyring 0', keyringType: 'builtin' }]);
   });
 });
 

@@ -4,7 +4,7 @@
  * records), what audit shows of them, and the BTF probe for verdict fields read the fast way and
  * checked against the full BTF parser.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decisionRecord, decodeDecision, denialLine, enforcementSummary, lastRingPos, wallTime } from '../src/enforce/decisions.js';
@@ -14,7 +14,11 @@ import { verdictBtf } from '../src/kernel/probe.js';
 import { KIND, parseBtf, skipMods } from '../src/bpf/btf.js';
 import { sectionByName, parseElf } from '../src/elf/reader.js';
 import { decisionBytes } from './helpers/enforce.js';
-import { readFixture, ROOT } from './helpers/paths.js';
+import { parsePolicy } from '../src/trust/policy.js';
+import { writeKeyFiles } from '../src/trust/keys.js';
+import { cleanupTmpDirs, makeTmpDir, readFixture, ROOT } from './helpers/paths.js';
+
+afterAll(cleanupTmpDirs);
 
 const NOW = { bootNs: 10_000_000_000n, wallMs: Date.parse('2026-12-01T12:00:10.000Z') };
 
@@ -136,5 +140,27 @@ describe('verdict fields in BTF', () => {
 
   it('refuses a blob that is not BTF', () => {
     expect(() => verdictBtf(Buffer.alloc(64))).toThrow(/bad header/);
+  });
+});
+
+describe('the policy names more keyrings for enforce (enforceKeyrings)', () => {
+  const dir = makeTmpDir('bpfseal-enforce-policy-');
+  writeKeyFiles(dir, 'k', 'ecdsa-p256');
+  const parse = (extra: Record<string, unknown>) => parsePolicy(JSON.stringify({ version: 1, signers: [{ name: 'k', key: 'k.pub', plans: ['*'], programTypes: ['*'] }], ...extra }), join(dir, 'p.json'));
+
+  it('keeps the specs as given; absent means none', () => {
+    expect(parse({ enforceKeyrings: ['builtin', 'bpfseal', '-3', '123456'] }).enforceKeyrings).toEqual(['builtin', 'bpfseal', '-3', '123456']);
+    expect(parse({}).enforceKeyrings).toBeUndefined();
+  });
+
+  it.each([
+    ['a number', { enforceKeyrings: [5] }],
+    ['an empty name', { enforceKeyrings: [''] }],
+    ['a control character', { enforceKeyrings: ['a\nb'] }],
+    ['a repeated entry', { enforceKeyrings: ['builtin', 'builtin'] }],
+    ['not an array', { enforceKeyrings: 'builtin' }],
+    ['null', { enforceKeyrings: null }],
+  ])('%s is refused (POLICY_INVALID, naming the field)', (_w, extra) => {
+    expect(() => parse(extra)).toThrow(expect.objectContaining({ code: 'POLICY_INVALID', message: expect.stringContaining('enforceKeyrings') }));
   });
 });

@@ -68,17 +68,22 @@ export function resolveKeyring(spec: string): AllowEntry {
 }
 
 /**
- * The allowlist for a policy and the --keyring specs: the policy's keyring (what `bpfseal load` passes
- * to the kernel; default -3) and each spec, without duplicates.
+ * The allowlist: the policy's keyring first (what `bpfseal load` passes to the kernel; default -3),
+ * then each spec (the policy's enforceKeyrings, then --keyring), without duplicates. An entry's `spec`
+ * says where it came from.
  */
-export function resolveAllowlist(policyKeyring: number | undefined, specs: readonly string[]): AllowEntry[] {
+export function resolveAllowlist(policyKeyring: number | undefined, specs: readonly (string | { spec: string; from: 'policy' | '--keyring' })[]): AllowEntry[] {
   const out: AllowEntry[] = [];
   const add = (e: AllowEntry) => {
     if (!out.some((x) => (e.serial !== undefined && x.serial === e.serial) || (e.keyringType && x.keyringType === e.keyringType))) out.push(e);
   };
   const pk = resolveKeyring(String(policyKeyring ?? KEY_SPEC.session));
   add({ ...pk, spec: `policy keyring ${policyKeyring ?? KEY_SPEC.session}` });
-  for (const s of specs) add(resolveKeyring(s));
+  for (const s of specs) {
+    const { spec, from } = typeof s === 'string' ? { spec: s, from: '--keyring' } : s;
+    const e = resolveKeyring(spec);
+    add(from === 'policy' ? { ...e, spec: `policy enforceKeyrings ${spec}` } : e);
+  }
   return out;
 }
 

@@ -4,7 +4,8 @@
  *  1. The kernel must be able to enforce (kernel/probe.ts enforcementSupport: BPF LSM active, the
  *     verdict fields and the 4-argument bpf_prog_load hook in its BTF, signature verification): else
  *     ENFORCE_UNSUPPORTED, exit 3, before anything is loaded.
- *  2. The allowlist is resolved (an unknown keyring is a usage error before anything is loaded).
+ *  2. The allowlist is resolved: the policy's keyring, its enforceKeyrings, each --keyring (an unknown
+ *     keyring is a usage error before anything is loaded).
  *  3. runtime/load.ts loads the release as every load: verified under the policy from the bytes read
  *     once, with kernel verification required (7.3+: the signed kernel loader, signing.rst "The
  *     trusted loader"; 7.2: per-program signatures); shape/checkEnforcerPlan refuses another release.
@@ -36,7 +37,7 @@ export interface EnableOptions {
   pinDir: string;
   /** The release file's path (for the host log). */
   release: string;
-  /** --keyring specs, beside the policy's keyring. */
+  /** --keyring specs, beside the policy's keyring and enforceKeyrings. */
   keyrings: readonly string[];
   checkLogEntry?: LoadOptions['checkLogEntry'];
 }
@@ -82,7 +83,7 @@ export async function enableEnforcement(bytes: Buffer, o: EnableOptions): Promis
   const t0 = performance.now();
   const probeMs = requireEnforcementSupport().ms;
   refuseActive(o.hostLog, o.pinDir);
-  const allow = resolveAllowlist(o.policy.keyring, o.keyrings);
+  const allow = resolveAllowlist(o.policy.keyring, [...(o.policy.enforceKeyrings ?? []).map((spec) => ({ spec, from: 'policy' as const })), ...o.keyrings.map((spec) => ({ spec, from: '--keyring' as const }))]);
   let attached: { programId: number; linkId: number } | undefined;
   const r = await loadRelease(bytes, {
     policy: { ...o.policy, requireKernelSignatures: true }, statePath: o.statePath, hostLog: o.hostLog, pinDir: o.pinDir, release: o.release,

@@ -64,6 +64,8 @@ export interface TrustPolicy {
   requireKernelSignatures: boolean;
   /** Keyring serial for kernel signature checks (-3 session keyring, 0/1/2 system keyrings). */
   keyring?: number;
+  /** bpfseal enforce: more keyrings to admit besides `keyring` (specs as `enforce --keyring` takes them). */
+  enforceKeyrings?: string[];
   /** Canonical key ids (64 lowercase hex). */
   revokedKeys: Set<string>;
   /** Canonical plan digests ("sha256:" + 64 lowercase hex). */
@@ -98,6 +100,7 @@ interface RawPolicy {
   requireLogInclusion?: boolean;
   requireKernelSignatures?: boolean;
   keyring?: number;
+  enforceKeyrings?: string[];
   revoked?: { keys?: string[]; digests?: string[] };
   minVersions?: Record<string, number>;
   allowRollback?: boolean;
@@ -224,6 +227,7 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     requireLogInclusion: p.requireLogInclusion === true,
     requireKernelSignatures: p.requireKernelSignatures === true,
     keyring: p.keyring,
+    ...(p.enforceKeyrings ? { enforceKeyrings: [...p.enforceKeyrings] } : {}),
     revokedKeys: new Set((p.revoked?.keys ?? []).map(canonicalKeyId)),
     revokedDigests: new Set((p.revoked?.digests ?? []).map(canonicalDigest)),
     minVersions,

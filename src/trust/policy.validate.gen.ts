@@ -3,7 +3,7 @@
 "use strict";
 export const validate = validate10;
 export default validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://bpfseal.dev/schema/trust-policy/v1.json","title":"bpfseal trust policy, version 1","description":"Who may sign which BPF loader plans, revocations, minimum versions and what a host requires before it loads a release. Paths are relative to the policy file. Every field is checked: an unknown field, a wrong type or a null is an error, never ignored.","type":"object","additionalProperties":false,"required":["version","signers"],"properties":{"version":{"const":1,"description":"Policy format version: 1."},"comment":{"type":"string","description":"Free text, ignored."},"signers":{"type":"array","minItems":1,"maxItems":1024,"description":"Who may sign what. A release is trusted only if one signer entry matches its signer, its plan name and every program type.","items":{"$ref":"#/definitions/signer"}},"logs":{"type":"array","maxItems":256,"description":"Trusted attestation logs. Log entries from other logs are carried but neither checked nor counted.","items":{"$ref":"#/definitions/log"}},"trustedRoot":{"$ref":"#/definitions/path","description":"A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for keyless signers."},"requireLogInclusion":{"type":"boolean","description":"Refuse a release without a verified entry in a trusted log."},"requireKernelSignatures":{"type":"boolean","description":"Refuse a release unless the kernel can verify everything it loads, and refuse to load on a kernel that cannot enforce it."},"keyring":{"type":"integer","minimum":-2147483648,"maximum":2147483647,"description":"Keyring serial the kernel checks signatures against (default -3, the session keyring; 0/1/2 system keyrings)."},"revoked":{"type":"object","additionalProperties":false,"properties":{"keys":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Key ids (SHA-256 of the DER SubjectPublicKeyInfo, 64 hex digits, optional 'sha256:') that are never accepted."},"digests":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Plan digests (64 hex digits, optional 'sha256:') that are never accepted."}}},"minVersions":{"type":"object","maxProperties":65536,"propertyNames":{"$ref":"#/definitions/planName"},"additionalProperties":{"type":"integer","minimum":0,"maximum":9007199254740991},"description":"Lowest release version accepted per plan name."},"allowRollback":{"type":"boolean","description":"Accept versions lower than the host already loaded (default false)."},"state":{"$ref":"#/definitions/path","description":"Host anti-rollback state file (default /var/lib/bpfseal/state.json)."}},"definitions":{"path":{"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"pattern":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"planName":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"sha256":{"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"},"signer":{"type":"object","additionalProperties":false,"required":["name","plans","programTypes"],"oneOf":[{"required":["key"]},{"required":["keyless"]}],"properties":{"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"How verify, load and audit name this signer."},"key":{"$ref":"#/definitions/path","description":"SPKI PEM public key or X.509 certificate (bpfseal keygen writes both)."},"certificate":{"$ref":"#/definitions/path","description":"X.509 certificate of the key, for kernel keyrings (when `key` is a bare public key)."},"keyless":{"type":"object","additionalProperties":false,"required":["issuer","subject"],"properties":{"issuer":{"type":"string","minLength":1,"maxLength":1024,"description":"OIDC issuer, matched exactly."},"subject":{"type":"string","minLength":1,"maxLength":4096,"description":"Certificate SAN, exactly, or a regular expression between slashes that must match the whole SAN."}}},"plans":{"type":"array","minItems":1,"maxItems":4096,"items":{"$ref":"#/definitions/pattern"},"description":"Shell-style patterns (*, ?) over plan names."},"programTypes":{"type":"array","minItems":1,"maxItems":256,"items":{"$ref":"#/definitions/pattern"},"description":"Patterns over program type names as bpftool prints them (xdp, sched_cls, kprobe, ...)."},"allowExpired":{"type":"boolean","description":"Accept this signer's X.509 certificate outside its validity period (offline key material); verify says so when it happens."}}},"log":{"type":"object","additionalProperties":false,"required":["key","origin"],"properties":{"key":{"$ref":"#/definitions/path","description":"The log's ECDSA P-256 public key (log.pub)."},"origin":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$","description":"The log's checkpoint origin."},"baseUrl":{"type":"string","pattern":"^https?://[^\\u0000-\\u0020]+$","maxLength":2048,"description":"Base URL the note key name must occur in (default https://<origin>)."}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","$id":"https://bpfseal.dev/schema/trust-policy/v1.json","title":"bpfseal trust policy, version 1","description":"Who may sign which BPF loader plans, revocations, minimum versions and what a host requires before it loads a release. Paths are relative to the policy file. Every field is checked: an unknown field, a wrong type or a null is an error, never ignored.","type":"object","additionalProperties":false,"required":["version","signers"],"properties":{"version":{"const":1,"description":"Policy format version: 1."},"comment":{"type":"string","description":"Free text, ignored."},"signers":{"type":"array","minItems":1,"maxItems":1024,"description":"Who may sign what. A release is trusted only if one signer entry matches its signer, its plan name and every program type.","items":{"$ref":"#/definitions/signer"}},"logs":{"type":"array","maxItems":256,"description":"Trusted attestation logs. Log entries from other logs are carried but neither checked nor counted.","items":{"$ref":"#/definitions/log"}},"trustedRoot":{"$ref":"#/definitions/path","description":"A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys) for keyless signers."},"requireLogInclusion":{"type":"boolean","description":"Refuse a release without a verified entry in a trusted log."},"requireKernelSignatures":{"type":"boolean","description":"Refuse a release unless the kernel can verify everything it loads, and refuse to load on a kernel that cannot enforce it."},"keyring":{"type":"integer","minimum":-2147483648,"maximum":2147483647,"description":"Keyring serial the kernel checks signatures against (default -3, the session keyring; 0/1/2 system keyrings)."},"enforceKeyrings":{"type":"array","maxItems":64,"uniqueItems":true,"items":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"description":"bpfseal enforce: keyrings whose verified signatures are admitted besides `keyring`, as `enforce --keyring` takes them: a keyring id or serial (\"-3\", \"123456\"), builtin, secondary, platform, session, user, or a keyring's name."},"revoked":{"type":"object","additionalProperties":false,"properties":{"keys":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Key ids (SHA-256 of the DER SubjectPublicKeyInfo, 64 hex digits, optional 'sha256:') that are never accepted."},"digests":{"type":"array","maxItems":65536,"items":{"$ref":"#/definitions/sha256"},"description":"Plan digests (64 hex digits, optional 'sha256:') that are never accepted."}}},"minVersions":{"type":"object","maxProperties":65536,"propertyNames":{"$ref":"#/definitions/planName"},"additionalProperties":{"type":"integer","minimum":0,"maximum":9007199254740991},"description":"Lowest release version accepted per plan name."},"allowRollback":{"type":"boolean","description":"Accept versions lower than the host already loaded (default false)."},"state":{"$ref":"#/definitions/path","description":"Host anti-rollback state file (default /var/lib/bpfseal/state.json)."}},"definitions":{"path":{"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"},"pattern":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"planName":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"},"sha256":{"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"},"signer":{"type":"object","additionalProperties":false,"required":["name","plans","programTypes"],"oneOf":[{"required":["key"]},{"required":["keyless"]}],"properties":{"name":{"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f]+$","description":"How verify, load and audit name this signer."},"key":{"$ref":"#/definitions/path","description":"SPKI PEM public key or X.509 certificate (bpfseal keygen writes both)."},"certificate":{"$ref":"#/definitions/path","description":"X.509 certificate of the key, for kernel keyrings (when `key` is a bare public key)."},"keyless":{"type":"object","additionalProperties":false,"required":["issuer","subject"],"properties":{"issuer":{"type":"string","minLength":1,"maxLength":1024,"description":"OIDC issuer, matched exactly."},"subject":{"type":"string","minLength":1,"maxLength":4096,"description":"Certificate SAN, exactly, or a regular expression between slashes that must match the whole SAN."}}},"plans":{"type":"array","minItems":1,"maxItems":4096,"items":{"$ref":"#/definitions/pattern"},"description":"Shell-style patterns (*, ?) over plan names."},"programTypes":{"type":"array","minItems":1,"maxItems":256,"items":{"$ref":"#/definitions/pattern"},"description":"Patterns over program type names as bpftool prints them (xdp, sched_cls, kprobe, ...)."},"allowExpired":{"type":"boolean","description":"Accept this signer's X.509 certificate outside its validity period (offline key material); verify says so when it happens."}}},"log":{"type":"object","additionalProperties":false,"required":["key","origin"],"properties":{"key":{"$ref":"#/definitions/path","description":"The log's ECDSA P-256 public key (log.pub)."},"origin":{"type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9._~:/-]{0,254}$","description":"The log's checkpoint origin."},"baseUrl":{"type":"string","pattern":"^https?://[^\\u0000-\\u0020]+$","maxLength":2048,"description":"Base URL the note key name must occur in (default https://<origin>)."}}}}};
 const schema13 = {"type":"string","minLength":1,"maxLength":4096,"pattern":"^[^\\u0000-\\u001f\\u007f]+$"};
 const schema20 = {"type":"string","pattern":"^(sha256:)?[0-9a-fA-F]{64}$"};
 const schema22 = {"type":"string","minLength":1,"maxLength":255,"pattern":"^[^\\u0000-\\u001f\\u007f/]+$"};
@@ -726,7 +726,7 @@ validate13.errors = vErrors;
 return errors === 0;
 }
 
-const pattern9 = new RegExp("^(sha256:)?[0-9a-fA-F]{64}$", "u");
+const pattern10 = new RegExp("^(sha256:)?[0-9a-fA-F]{64}$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 /*# sourceURL="https://bpfseal.dev/schema/trust-policy/v1.json" */;
@@ -967,12 +967,11 @@ errors++;
 }
 }
 }
-if(data.revoked !== undefined){
-let data10 = data.revoked;
-if(data10 && typeof data10 == "object" && !Array.isArray(data10)){
-for(const key1 in data10){
-if(!((key1 === "keys") || (key1 === "digests"))){
-const err19 = {instancePath:instancePath+"/revoked",schemaPath:"#/properties/revoked/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+if(data.enforceKeyrings !== undefined){
+let data10 = data.enforceKeyrings;
+if(Array.isArray(data10)){
+if(data10.length > 64){
+const err19 = {instancePath:instancePath+"/enforceKeyrings",schemaPath:"#/properties/enforceKeyrings/maxItems",keyword:"maxItems",params:{limit: 64},message:"must NOT have more than 64 items"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -981,12 +980,12 @@ vErrors.push(err19);
 }
 errors++;
 }
-}
-if(data10.keys !== undefined){
-let data11 = data10.keys;
-if(Array.isArray(data11)){
-if(data11.length > 65536){
-const err20 = {instancePath:instancePath+"/revoked/keys",schemaPath:"#/properties/revoked/properties/keys/maxItems",keyword:"maxItems",params:{limit: 65536},message:"must NOT have more than 65536 items"};
+const len2 = data10.length;
+for(let i2=0; i2<len2; i2++){
+let data11 = data10[i2];
+if(typeof data11 === "string"){
+if(data11.length > 255){
+const err20 = {instancePath:instancePath+"/enforceKeyrings/" + i2,schemaPath:"#/properties/enforceKeyrings/items/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -995,12 +994,8 @@ vErrors.push(err20);
 }
 errors++;
 }
-const len2 = data11.length;
-for(let i2=0; i2<len2; i2++){
-let data12 = data11[i2];
-if(typeof data12 === "string"){
-if(!pattern9.test(data12)){
-const err21 = {instancePath:instancePath+"/revoked/keys/" + i2,schemaPath:"#/definitions/sha256/pattern",keyword:"pattern",params:{pattern: "^(sha256:)?[0-9a-fA-F]{64}$"},message:"must match pattern \""+"^(sha256:)?[0-9a-fA-F]{64}$"+"\""};
+if(data11.length < 1){
+const err21 = {instancePath:instancePath+"/enforceKeyrings/" + i2,schemaPath:"#/properties/enforceKeyrings/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -1009,9 +1004,8 @@ vErrors.push(err21);
 }
 errors++;
 }
-}
-else {
-const err22 = {instancePath:instancePath+"/revoked/keys/" + i2,schemaPath:"#/definitions/sha256/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern0.test(data11)){
+const err22 = {instancePath:instancePath+"/enforceKeyrings/" + i2,schemaPath:"#/properties/enforceKeyrings/items/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1021,9 +1015,8 @@ vErrors.push(err22);
 errors++;
 }
 }
-}
 else {
-const err23 = {instancePath:instancePath+"/revoked/keys",schemaPath:"#/properties/revoked/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err23 = {instancePath:instancePath+"/enforceKeyrings/" + i2,schemaPath:"#/properties/enforceKeyrings/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1033,11 +1026,18 @@ vErrors.push(err23);
 errors++;
 }
 }
-if(data10.digests !== undefined){
-let data13 = data10.digests;
-if(Array.isArray(data13)){
-if(data13.length > 65536){
-const err24 = {instancePath:instancePath+"/revoked/digests",schemaPath:"#/properties/revoked/properties/digests/maxItems",keyword:"maxItems",params:{limit: 65536},message:"must NOT have more than 65536 items"};
+let i3 = data10.length;
+let j0;
+if(i3 > 1){
+const indices0 = {};
+for(;i3--;){
+let item0 = data10[i3];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err24 = {instancePath:instancePath+"/enforceKeyrings",schemaPath:"#/properties/enforceKeyrings/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1045,13 +1045,14 @@ else {
 vErrors.push(err24);
 }
 errors++;
+break;
 }
-const len3 = data13.length;
-for(let i3=0; i3<len3; i3++){
-let data14 = data13[i3];
-if(typeof data14 === "string"){
-if(!pattern9.test(data14)){
-const err25 = {instancePath:instancePath+"/revoked/digests/" + i3,schemaPath:"#/definitions/sha256/pattern",keyword:"pattern",params:{pattern: "^(sha256:)?[0-9a-fA-F]{64}$"},message:"must match pattern \""+"^(sha256:)?[0-9a-fA-F]{64}$"+"\""};
+indices0[item0] = i3;
+}
+}
+}
+else {
+const err25 = {instancePath:instancePath+"/enforceKeyrings",schemaPath:"#/properties/enforceKeyrings/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1061,8 +1062,12 @@ vErrors.push(err25);
 errors++;
 }
 }
-else {
-const err26 = {instancePath:instancePath+"/revoked/digests/" + i3,schemaPath:"#/definitions/sha256/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.revoked !== undefined){
+let data12 = data.revoked;
+if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
+for(const key1 in data12){
+if(!((key1 === "keys") || (key1 === "digests"))){
+const err26 = {instancePath:instancePath+"/revoked",schemaPath:"#/properties/revoked/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1072,9 +1077,11 @@ vErrors.push(err26);
 errors++;
 }
 }
-}
-else {
-const err27 = {instancePath:instancePath+"/revoked/digests",schemaPath:"#/properties/revoked/properties/digests/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data12.keys !== undefined){
+let data13 = data12.keys;
+if(Array.isArray(data13)){
+if(data13.length > 65536){
+const err27 = {instancePath:instancePath+"/revoked/keys",schemaPath:"#/properties/revoked/properties/keys/maxItems",keyword:"maxItems",params:{limit: 65536},message:"must NOT have more than 65536 items"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1083,10 +1090,12 @@ vErrors.push(err27);
 }
 errors++;
 }
-}
-}
-else {
-const err28 = {instancePath:instancePath+"/revoked",schemaPath:"#/properties/revoked/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const len3 = data13.length;
+for(let i4=0; i4<len3; i4++){
+let data14 = data13[i4];
+if(typeof data14 === "string"){
+if(!pattern10.test(data14)){
+const err28 = {instancePath:instancePath+"/revoked/keys/" + i4,schemaPath:"#/definitions/sha256/pattern",keyword:"pattern",params:{pattern: "^(sha256:)?[0-9a-fA-F]{64}$"},message:"must match pattern \""+"^(sha256:)?[0-9a-fA-F]{64}$"+"\""};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1096,11 +1105,8 @@ vErrors.push(err28);
 errors++;
 }
 }
-if(data.minVersions !== undefined){
-let data15 = data.minVersions;
-if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
-if(Object.keys(data15).length > 65536){
-const err29 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/maxProperties",keyword:"maxProperties",params:{limit: 65536},message:"must NOT have more than 65536 properties"};
+else {
+const err29 = {instancePath:instancePath+"/revoked/keys/" + i4,schemaPath:"#/definitions/sha256/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1109,11 +1115,10 @@ vErrors.push(err29);
 }
 errors++;
 }
-for(const key2 in data15){
-const _errs35 = errors;
-if(typeof key2 === "string"){
-if(key2.length > 255){
-const err30 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters",propertyName:key2};
+}
+}
+else {
+const err30 = {instancePath:instancePath+"/revoked/keys",schemaPath:"#/properties/revoked/properties/keys/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1122,8 +1127,12 @@ vErrors.push(err30);
 }
 errors++;
 }
-if(key2.length < 1){
-const err31 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",propertyName:key2};
+}
+if(data12.digests !== undefined){
+let data15 = data12.digests;
+if(Array.isArray(data15)){
+if(data15.length > 65536){
+const err31 = {instancePath:instancePath+"/revoked/digests",schemaPath:"#/properties/revoked/properties/digests/maxItems",keyword:"maxItems",params:{limit: 65536},message:"must NOT have more than 65536 items"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1132,8 +1141,12 @@ vErrors.push(err31);
 }
 errors++;
 }
-if(!pattern3.test(key2)){
-const err32 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f/]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f/]+$"+"\"",propertyName:key2};
+const len4 = data15.length;
+for(let i5=0; i5<len4; i5++){
+let data16 = data15[i5];
+if(typeof data16 === "string"){
+if(!pattern10.test(data16)){
+const err32 = {instancePath:instancePath+"/revoked/digests/" + i5,schemaPath:"#/definitions/sha256/pattern",keyword:"pattern",params:{pattern: "^(sha256:)?[0-9a-fA-F]{64}$"},message:"must match pattern \""+"^(sha256:)?[0-9a-fA-F]{64}$"+"\""};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1144,7 +1157,7 @@ errors++;
 }
 }
 else {
-const err33 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/type",keyword:"type",params:{type: "string"},message:"must be string",propertyName:key2};
+const err33 = {instancePath:instancePath+"/revoked/digests/" + i5,schemaPath:"#/definitions/sha256/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1153,9 +1166,10 @@ vErrors.push(err33);
 }
 errors++;
 }
-var valid13 = _errs35 === errors;
-if(!valid13){
-const err34 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid"};
+}
+}
+else {
+const err34 = {instancePath:instancePath+"/revoked/digests",schemaPath:"#/properties/revoked/properties/digests/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1165,10 +1179,9 @@ vErrors.push(err34);
 errors++;
 }
 }
-for(const key3 in data15){
-let data16 = data15[key3];
-if(!(((typeof data16 == "number") && (!(data16 % 1) && !isNaN(data16))) && (isFinite(data16)))){
-const err35 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err35 = {instancePath:instancePath+"/revoked",schemaPath:"#/properties/revoked/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1177,9 +1190,12 @@ vErrors.push(err35);
 }
 errors++;
 }
-if((typeof data16 == "number") && (isFinite(data16))){
-if(data16 > 9007199254740991 || isNaN(data16)){
-const err36 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+}
+if(data.minVersions !== undefined){
+let data17 = data.minVersions;
+if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
+if(Object.keys(data17).length > 65536){
+const err36 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/maxProperties",keyword:"maxProperties",params:{limit: 65536},message:"must NOT have more than 65536 properties"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1188,8 +1204,11 @@ vErrors.push(err36);
 }
 errors++;
 }
-if(data16 < 0 || isNaN(data16)){
-const err37 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+for(const key2 in data17){
+const _errs39 = errors;
+if(typeof key2 === "string"){
+if(key2.length > 255){
+const err37 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters",propertyName:key2};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1198,11 +1217,8 @@ vErrors.push(err37);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err38 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(key2.length < 1){
+const err38 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",propertyName:key2};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1211,10 +1227,8 @@ vErrors.push(err38);
 }
 errors++;
 }
-}
-if(data.allowRollback !== undefined){
-if(typeof data.allowRollback !== "boolean"){
-const err39 = {instancePath:instancePath+"/allowRollback",schemaPath:"#/properties/allowRollback/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(!pattern3.test(key2)){
+const err39 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f/]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f/]+$"+"\"",propertyName:key2};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1224,11 +1238,8 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data.state !== undefined){
-let data18 = data.state;
-if(typeof data18 === "string"){
-if(data18.length > 4096){
-const err40 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+else {
+const err40 = {instancePath:instancePath+"/minVersions",schemaPath:"#/definitions/planName/type",keyword:"type",params:{type: "string"},message:"must be string",propertyName:key2};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1237,8 +1248,9 @@ vErrors.push(err40);
 }
 errors++;
 }
-if(data18.length < 1){
-const err41 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+var valid16 = _errs39 === errors;
+if(!valid16){
+const err41 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1247,8 +1259,11 @@ vErrors.push(err41);
 }
 errors++;
 }
-if(!pattern0.test(data18)){
-const err42 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
+}
+for(const key3 in data17){
+let data18 = data17[key3];
+if(!(((typeof data18 == "number") && (!(data18 % 1) && !isNaN(data18))) && (isFinite(data18)))){
+const err42 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1257,9 +1272,9 @@ vErrors.push(err42);
 }
 errors++;
 }
-}
-else {
-const err43 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data18 == "number") && (isFinite(data18))){
+if(data18 > 9007199254740991 || isNaN(data18)){
+const err43 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1268,15 +1283,95 @@ vErrors.push(err43);
 }
 errors++;
 }
-}
-}
-else {
-const err44 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data18 < 0 || isNaN(data18)){
+const err44 = {instancePath:instancePath+"/minVersions/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/minVersions/additionalProperties/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err44];
 }
 else {
 vErrors.push(err44);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err45 = {instancePath:instancePath+"/minVersions",schemaPath:"#/properties/minVersions/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err45];
+}
+else {
+vErrors.push(err45);
+}
+errors++;
+}
+}
+if(data.allowRollback !== undefined){
+if(typeof data.allowRollback !== "boolean"){
+const err46 = {instancePath:instancePath+"/allowRollback",schemaPath:"#/properties/allowRollback/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err46];
+}
+else {
+vErrors.push(err46);
+}
+errors++;
+}
+}
+if(data.state !== undefined){
+let data20 = data.state;
+if(typeof data20 === "string"){
+if(data20.length > 4096){
+const err47 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters"};
+if(vErrors === null){
+vErrors = [err47];
+}
+else {
+vErrors.push(err47);
+}
+errors++;
+}
+if(data20.length < 1){
+const err48 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err48];
+}
+else {
+vErrors.push(err48);
+}
+errors++;
+}
+if(!pattern0.test(data20)){
+const err49 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000-\\u001f\\u007f]+$"},message:"must match pattern \""+"^[^\\u0000-\\u001f\\u007f]+$"+"\""};
+if(vErrors === null){
+vErrors = [err49];
+}
+else {
+vErrors.push(err49);
+}
+errors++;
+}
+}
+else {
+const err50 = {instancePath:instancePath+"/state",schemaPath:"#/definitions/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err50];
+}
+else {
+vErrors.push(err50);
+}
+errors++;
+}
+}
+}
+else {
+const err51 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err51];
+}
+else {
+vErrors.push(err51);
 }
 errors++;
 }
