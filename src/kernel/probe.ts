@@ -10,7 +10,7 @@
  *    Nothing is loaded either way.
  *  - enforcementSupport: can `bpfseal enforce` refuse loads by their signature verdict here (below)?
  */
-import { readFileSync } from 'node:fs';
+import { readInput } from '../fsx/read.js';
 import { BTF_MAGIC, BtfError, KIND, recordExtra } from '../bpf/btf.js';
 import { mapCreate, progLoad } from './bpf.js';
 import { KernelError } from './errors.js';
@@ -140,15 +140,16 @@ export function enforcementSupport(files: { lsm?: string; btf?: string } = {}): 
   const reasons: string[] = [];
   let lsms: string[] | undefined;
   try {
-    lsms = readFileSync(files.lsm ?? LSM_FILE, 'utf8').trim().split(',').filter(Boolean);
+    // Bounded reads (a sysfs attribute is at most a page; the kernel's BTF a few MB).
+    lsms = readInput(files.lsm ?? LSM_FILE, { kind: 'policy' }).toString('utf8').trim().split(',').filter(Boolean);
   } catch (e) {
-    reasons.push(`cannot read ${files.lsm ?? LSM_FILE} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): securityfs is not mounted or the kernel has no LSM framework (mount -t securityfs securityfs /sys/kernel/security)`);
+    reasons.push(`cannot read ${files.lsm ?? LSM_FILE} (${(e as Error).message.replace(/^.*?: /, '')}): securityfs is not mounted or the kernel has no LSM framework (mount -t securityfs securityfs /sys/kernel/security)`);
   }
   const bpfLsm = lsms ? lsms.includes('bpf') : undefined;
   if (lsms && !bpfLsm) reasons.push(`the BPF LSM is not active (${LSM_FILE}: ${lsms.join(',') || 'empty'}): it needs CONFIG_BPF_LSM and "bpf" in CONFIG_LSM or the lsm= boot parameter`);
   let btf = { verdicts: false, kernelFlag: false };
   try {
-    btf = verdictBtf(readFileSync(files.btf ?? VMLINUX_BTF));
+    btf = verdictBtf(readInput(files.btf ?? VMLINUX_BTF, { kind: 'object' }));
     if (!btf.verdicts) reasons.push('the kernel records no signature verdicts (struct bpf_prog_aux has no sig.verdict in its BTF; signing.rst "The verdict", Linux 7.2+)');
     if (!btf.kernelFlag) reasons.push('the bpf_prog_load LSM hook does not take (prog, attr, token, kernel) in this kernel\'s BTF');
   } catch (e) {

@@ -141,6 +141,10 @@ describe.runIf(!!k73)(`enforce on ${k73?.package ?? '7.3'}`, () => {
     const s = json<{ active: boolean; linkId: number; allow: { serials: { serial: number }[]; types: string[] } }>(step(r(), 'status'));
     expect(s).toMatchObject({ ok: true, active: true, linkId: j.linkId, programId: j.programId, problems: [] });
     expect(s.allow).toEqual({ serials: [{ serial: j.allow[0].serial, description: expect.any(String) }], types: [] });
+    // Enabling again while on is refused before anything is loaded; the first enforcer stays (the later steps use it).
+    const again = step(r(), 'again');
+    expect(again.rc).toBe(2);
+    expect(json(again)).toMatchObject({ ok: false, code: 'ENFORCE_ACTIVE' });
   });
 
   it('an unsigned load works before, is refused with EPERM while enforcing, and works again after --off', () => {

@@ -32,6 +32,7 @@ sed "s/\"version\": 1,/\"version\": 1, \"keyring\": $(cat /out/ring.out),/" $R/p
 step before node /root/unsigned-load.mjs
 step enforce bpfseal enforce --release $R/enforcer.bpfseal --policy $R/policy.json $HL --json
 step status bpfseal enforce --status $HL --json
+step again bpfseal enforce --release $R/enforcer.bpfseal --policy $R/policy.json $HL --json
 step unsigned node /root/unsigned-load.mjs
 [ -f /usr/sbin/bpftool ] && step bpftool bpftool prog load $R/minimal.o /sys/fs/bpf/by_bpftool
 step trusted bpfseal load $R/minimal.bpfseal --pin /sys/fs/bpf/trusted --policy $R/policy.json $HL --json
