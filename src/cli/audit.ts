@@ -80,8 +80,14 @@ export function registerAudit(program: Command): void {
       if (o.kernel) {
         const { kernelAudit } = await import('../audit/kernel-report.js');
         if (o.attest) await ensureHostLog(o.hostLog);
+        const { drainForAudit } = await import('../enforce/audit.js'); // the enforcers' decisions into the host log first
+        const { hostLogDir } = await import('../hostlog/hostlog.js');
+        const enforcement = await drainForAudit(hostLogDir(o.hostLog));
+        report.notes.push(...enforcement.notes);
+        findings.push(...enforcement.findings);
         const accept = [...(policy?.kernelAccept ?? []).map((r) => ({ ...r, source: `policy ${policy!.source}` })), ...flags];
         kernel = kernelAudit(report, o.hostLog, { accept });
+        if (kernel.enforcement && since) kernel.enforcement.denials = kernel.enforcement.denials.filter((d) => Date.parse(d.at) >= since.getTime());
         findings.push(...kernel.findings);
         if (o.attest) attested = await attestKernelReport(kernel, report, findings, policy?.source ?? null, o);
       }
@@ -96,7 +102,12 @@ export function registerAudit(program: Command): void {
         for (const e of report.entries) {
           process.stdout.write(`  #${e.index}  ${e.time}  ${e.status.padEnd(13)} ${e.plan ?? '-'}${e.version !== undefined ? ` v${e.version}` : ''}  ${e.digest?.slice(0, 23) ?? ''}  ${e.signer || e.keyId ? `signer ${e.signer ?? e.identity ?? '?'}${e.keyId ? ` (key ${e.keyId.slice(0, 16)})` : ''}` : ''}${e.reason ? `  (${e.reason})` : ''}\n`);
         }
-        if (kernel) (await import('./kernel-output.js')).printKernelReport(kernel);
+        if (kernel) {
+          (await import('./kernel-output.js')).printKernelReport(kernel);
+          const { denialLine } = await import('../enforce/decisions.js');
+          const enf = kernel.enforcement;
+          if (enf) process.stdout.write(`enforcement: ${enf.decisions} decisions in the host log, ${enf.denials.length} denied${since ? ` since ${o.since}` : ''}\n${enf.denials.map((d) => `  DENIED ${denialLine(d)}\n`).join('')}`);
+        }
         if (attested) process.stdout.write(`report: signed and appended to the host log as entry ${attested.hostLogIndex}${attested.output ? `; bundle ${attested.output}` : ''} (bpfseal verify-report)\n`);
         for (const n of report.notes) process.stderr.write(`note: ${n}\n`);
         for (const f of findings) process.stderr.write(`finding: ${f.code}: ${f.message}\n`);

@@ -15,6 +15,7 @@ import { registerLog } from './log.js';
 import { registerAudit } from './audit.js';
 import { registerVerifyReport } from './verify-report.js';
 import { registerPreflight } from './preflight.js';
+import { registerEnforce } from './enforce.js';
 
 /** The commander error being reported (outputError gets only its text). */
 let pendingUsageCode = '';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerAudit(program);
   registerVerifyReport(program);
   registerPreflight(program);
+  registerEnforce(program);
   registerDemo(program);
   // Usage errors carry a code like every other failure: remember commander's before it prints.
   const patch = (c: Command) => {

@@ -17,7 +17,7 @@ import { openLog, type TransparencyLog } from '../tlog/store.js';
 import { openLogForWriting } from '../tlog/migrate.js';
 import { rekorKind } from '../tlog/rekor-body.js';
 import { emptyState, readState, writeState, type HostState } from '../trust/state.js';
-import { parseDecision, type LoadDecision } from './records.js';
+import { parseHostRecord, type EnforcementRecord, type LoadDecision } from './records.js';
 
 export const DEFAULT_HOST_LOG = '/var/lib/bpfseal/host-log';
 
@@ -51,13 +51,15 @@ export async function recordDecision(dir: string, d: LoadDecision): Promise<numb
 
 export interface ReadDecision {
   index: number;
-  /** undefined: the entry is not a well-formed decision (reported by audit, never trusted). */
+  /** undefined: the entry is not a well-formed load decision (an enforcement record, or malformed). */
   decision?: LoadDecision;
   /**
    * The entry is a Rekor "dsse" body: a signed host report that `audit --kernel --attest` appended
    * (src/audit/kernel/attest.ts), not a load decision. It decides nothing about loads.
    */
   report?: true;
+  /** An enforcement record (bpfseal enforce); an entry with neither is malformed (audit reports it). */
+  enforcement?: EnforcementRecord;
 }
 
 /** Every entry of a host log from `from` up to `to` (default: its size), parsed; entries that are not decisions have no `decision`. */
@@ -67,10 +69,12 @@ export function readDecisions(log: TransparencyLog, from = 0, to = log.size): Re
   return out;
 }
 
-/** One host-log entry as a decision, a signed report, or neither. */
+/** One host-log entry as a decision, an enforcement record, a signed report, or neither. */
 export function readDecision(index: number, entry: Buffer): ReadDecision {
-  const decision = parseDecision(entry);
-  return decision ? { index, decision } : rekorKind(entry)?.kind === 'dsse' ? { index, report: true } : { index };
+  const { decision, enforcement } = parseHostRecord(entry);
+  if (decision) return { index, decision };
+  if (enforcement) return { index, enforcement };
+  return rekorKind(entry)?.kind === 'dsse' ? { index, report: true } : { index };
 }
 
 /** The host lock of a host log directory (created with the log). */

@@ -107,6 +107,22 @@ export function mapLookup(map: Fd, key: Buffer, valueSize: number): Buffer {
   return value;
 }
 
+/** BPF_MAP_GET_NEXT_KEY (0 map_fd, 8 key, 16 next_key): the key after `key` (the first without one), or undefined at the end. */
+export function mapNextKey(map: Fd, key: Buffer | undefined, keySize: number): Buffer | undefined {
+  const a = attr();
+  const next = Buffer.alloc(keySize);
+  a.writeUInt32LE(map.value, 0);
+  a.writeBigUInt64LE(addressOf(key), 8);
+  a.writeBigUInt64LE(addressOf(next), 16);
+  try {
+    bpf(CMD.MAP_GET_NEXT_KEY, a, [key, next]);
+  } catch (e) {
+    if (e instanceof KernelError && e.errno === 2) return undefined;
+    throw e;
+  }
+  return next;
+}
+
 export function mapFreeze(map: Fd): void {
   const a = attr();
   a.writeUInt32LE(map.value, 0);
@@ -216,7 +232,7 @@ export function objGet(path: string, what = path): Fd {
 }
 
 /** BPF_OBJ_GET_INFO_BY_FD (0 bpf_fd, 4 info_len, 8 info): the kernel fills up to `size` bytes of the info struct. */
-function objInfo(fd: Fd, size: number): Buffer {
+export function objInfo(fd: Fd, size: number): Buffer {
   const a = attr();
   const info = Buffer.alloc(size);
   a.writeUInt32LE(fd.value, 0);
@@ -233,7 +249,7 @@ function nameAt(info: Buffer, off: number, len: number): string {
 }
 
 /** *_GET_NEXT_ID (0 start_id, 4 next_id): the next id after `start`, or 0 when there is none. */
-function nextId(cmd: number, start: number): number {
+export function nextId(cmd: number, start: number): number {
   const a = attr();
   a.writeUInt32LE(start, 0);
   try {

@@ -47,7 +47,11 @@ function hint(e: KernelError): string {
   const { op, errno } = e;
   if (e.signed) {
     switch (errno) {
-      case 1: return ' (the kernel refused the signed load: a signed program may bind only frozen, exclusive array maps; its log says which)';
+      // An LSM's bpf_prog_load hook runs after the signature check (signing.rst, "Admission"); 7.3
+      // logs the check passing, 7.2 logs nothing; 7.3's own refusals of a signed load name the map.
+      case 1: return /signature verification passed/.test(e.log) || !e.log.trim()
+        ? ' (the kernel verified the signature, then refused the load: an LSM policy such as bpfseal enforce does not admit this keyring; see bpfseal enforce --status)'
+        : ' (the kernel refused the signed load: a signed program may bind only frozen, exclusive array maps; its log says which)';
       case 13: return " (a map's exclusive hash does not match the program, or a signed program binds a map its signature does not cover)";
       case 74: return ' (the signature is not a detached DER PKCS#7)';
       case 126: return ` (the signing certificate is not in keyring ${e.keyringId ?? '?'}: add it, e.g. keyctl padd asymmetric bpfseal %:_ses < cert.der, or set the policy's "keyring")`;
@@ -56,7 +60,7 @@ function hint(e: KernelError): string {
       default: return '';
     }
   }
-  if (errno === 1) return ' (needs CAP_BPF/CAP_SYS_ADMIN, or this kernel refuses the program type)';
+  if (errno === 1) return ` (needs CAP_BPF/CAP_SYS_ADMIN, or this kernel refuses the program type${op === 'BPF_PROG_LOAD' ? ', or an LSM refused the load: unsigned programs are refused under bpfseal enforce' : ''})`;
   if (errno === 95 && op === 'BPF_PROG_LOAD') return ' (kernel cannot verify program signatures)';
   return '';
 }

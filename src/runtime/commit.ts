@@ -22,7 +22,7 @@ import { appendDecision, hostLock, listPending, openHostLogForWriting, readDecis
 import { decision, type LoadDecision } from '../hostlog/records.js';
 import type { TransparencyLog } from '../tlog/store.js';
 import type { Plan } from '../plan/types.js';
-import type { KernelBackend } from './backend.js';
+import type { Handle, KernelBackend } from './backend.js';
 import { makeStaging, pinTarget, STAGING_PREFIX, stagingPath } from './pindir.js';
 import type { LoadedCollection } from './replay.js';
 import { pinName } from '../plan/codec.js';
@@ -48,7 +48,18 @@ export interface CommitInput {
    * log alone.
    */
   planBytes?: Buffer;
+  /** BPF links made for this load (enforce attaches its program), pinned at <dir>/links/<name> with the rest. */
+  links?: LinkPin[];
 }
+
+/** A link to pin with a load: its kernel id goes into the record, like every pin's. */
+export interface LinkPin {
+  name: string;
+  link: Handle;
+  id: number;
+}
+
+export const LINKS_DIR = 'links';
 
 export interface Committed {
   loadId: string;
@@ -77,10 +88,10 @@ export function pinPaths(plan: Plan, dir: string): { programs: string[]; maps: (
   };
 }
 
-/** Remove a staging directory made by makeStaging: only its pins and its maps/ directory. */
+/** Remove a staging directory made by makeStaging: only its pins and its maps/ and links/ directories. */
 function removeStaging(staging: string): string[] {
   const problems: string[] = [];
-  for (const d of [join(staging, 'maps'), staging]) {
+  for (const d of [join(staging, 'maps'), join(staging, LINKS_DIR), staging]) {
     let names: string[] = [];
     try {
       names = readdirSync(d);
@@ -222,12 +233,18 @@ async function commit(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed>
     pinTarget(c.pinDir); // again, under the lock: another load may have taken the directory meanwhile
     const loadId = randomBytes(16).toString('hex');
     const paths = pinPaths(c.plan, target.dir);
-    const pins = [...paths.programs, ...paths.maps.filter((p): p is string => p !== undefined)];
+    const links = c.links ?? [];
+    const linkPath = (dir: string, l: LinkPin) => join(dir, LINKS_DIR, pinFileName(l.name));
+    const pins = [...paths.programs, ...paths.maps.filter((p): p is string => p !== undefined), ...links.map((l) => linkPath(target.dir, l))];
     const rec0 = c.collection.record;
     const pinned = [
       ...c.plan.programs.map((p, i) => ({ path: paths.programs[i], kind: 'prog' as const, id: rec0.programs.find((x) => x.name === p.name)!.id })),
       ...c.plan.maps.flatMap((m, i) => (paths.maps[i] ? [{ path: paths.maps[i]!, kind: 'map' as const, id: rec0.maps[i].id }] : [])),
+      ...links.map((l) => ({ path: linkPath(target.dir, l), kind: 'link' as const, id: l.id })),
     ];
+    if (links.length && c.plan.programs.some((p) => pinFileName(p.name) === LINKS_DIR)) {
+      throw new BpfsealError('input', 'PIN_NAME_CONFLICT', `plan '${c.plan.name}' has a program pinned as '${LINKS_DIR}', where this load pins its links`);
+    }
     const staging = stagingPath(target, loadId);
     const pending: PendingLoad = { loadId, plan: c.plan.name, version, pinDir: target.dir, staging, time: new Date().toISOString() };
     // Read back before the record: the map ids bound to each program and each frozen map's contents.
@@ -245,10 +262,11 @@ async function commit(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed>
     }
     try {
       await step('pin');
-      makeStaging(target, loadId);
+      makeStaging(target, loadId, links.length ? [LINKS_DIR] : []);
       const staged = pinPaths(c.plan, staging);
       c.plan.programs.forEach((p, i) => c.backend.pin(c.collection.programs.get(p.name)!, staged.programs[i]));
       c.plan.maps.forEach((m, i) => { if (staged.maps[i]) c.backend.pin(c.collection.maps.get(m.name)!, staged.maps[i]!); });
+      for (const l of links) c.backend.pin(l.link, linkPath(staging, l));
       await step('rename');
       try {
         renameSync(staging, target.dir);

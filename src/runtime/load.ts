@@ -20,7 +20,7 @@ import type { TrustPolicy } from '../trust/policy.js';
 import { readState } from '../trust/state.js';
 import { realKernel, type KernelBackend } from './backend.js';
 import { ensureBpffs } from './bpffs.js';
-import { commitLoad, type Committed, type CommitInput } from './commit.js';
+import { commitLoad, type Committed, type CommitInput, type LinkPin } from './commit.js';
 import type { HostFacts } from './host.js';
 import { MODEL_DISCLAIMER, modelKernel } from './model.js';
 import { pinTarget } from './pindir.js';
@@ -51,6 +51,13 @@ export interface LoadOptions {
   loader?: LoaderChoice;
   /** requirePreflight: attestation logs to search (default $BPFSEAL_LOG or ./attestations) and the host kernel (default this one). */
   preflight?: VerifyWithPolicyOptions['preflight'];
+  /** After verification, before the kernel is touched: refuse a release the caller cannot use (enforce: not an enforcer). */
+  accept?: (v: VerifiedRelease) => void;
+  /**
+   * After the load, before the commit (real loads only): e.g. attach. The links returned are pinned by
+   * the commit with the rest, and closed afterwards whatever happens (a link not pinned detaches).
+   */
+  beforeCommit?: (loaded: LoadedCollection, v: VerifiedRelease) => LinkPin[] | Promise<LinkPin[]>;
 }
 
 export type LoaderChoice = 'kernel' | 'user' | 'auto';
@@ -130,6 +137,7 @@ export async function loadRelease(bytes: Buffer, opts: LoadOptions): Promise<Loa
 async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<LoadResult> {
   const verified = verifyWithPolicy(bytes, opts.policy, opts.statePath, { checkLogEntry: opts.checkLogEntry, preflight: opts.preflight });
   checkMaxEntries(verified, opts.maxEntries ?? new Map());
+  opts.accept?.(verified);
   const notes = [...verified.notes];
   const backend = opts.backend ?? (opts.dryRun ? modelKernel() : realKernel());
   if (backend.kind === 'model') notes.push(MODEL_DISCLAIMER);
@@ -151,16 +159,19 @@ async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<Lo
   const kind = backend.kind === 'model' ? 'model' as const : how.loader;
   if (!real) return { verified, loaded, notes, loader: kind, kernelVerified: how.kernelVerified };
   let committed: Committed;
+  let links: LinkPin[] = [];
   try {
+    links = (await opts.beforeCommit?.(loaded, verified)) ?? [];
     committed = await commitLoad({
       plan: verified.plan, collection: loaded, backend, pinDir: opts.pinDir!, hostLog: opts.hostLog!, statePath: opts.statePath,
-      allowRollback: opts.policy.allowRollback, onStep: opts.onCommitStep, planBytes: verified.planBytes,
+      allowRollback: opts.policy.allowRollback, onStep: opts.onCommitStep, planBytes: verified.planBytes, links,
       facts: {
         release: opts.release, plan: verified.plan.name, digest: `sha256:${verified.digest}`, version: verified.version, signer: verified.signer,
         loader: how.loader, kernelVerified: how.kernelVerified, fixups: loaded.record.fixups,
       },
     }, pinsInPlace);
   } finally {
+    for (const l of links) l.link.close();
     loaded.close();
   }
   notes.push(...committed.notes);

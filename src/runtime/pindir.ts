@@ -88,12 +88,13 @@ export function pinTarget(dir: string): PinTarget {
   return { dir: final, parent };
 }
 
-/** Create a fresh staging directory (0700, random name, EEXIST is an error) beside the target. */
-export function makeStaging(t: PinTarget, loadId = randomBytes(16).toString('hex')): string {
+/** Create a fresh staging directory (0700, random name, EEXIST is an error) beside the target, with maps/ and `extra` subdirectories. */
+export function makeStaging(t: PinTarget, loadId = randomBytes(16).toString('hex'), extra: readonly string[] = []): string {
   const staging = stagingPath(t, loadId);
   try {
     mkdirSync(staging, { mode: 0o700 });
     mkdirSync(join(staging, 'maps'), { mode: 0o700 });
+    for (const d of extra) mkdirSync(join(staging, d), { mode: 0o700 });
   } catch (e) {
     throw pinError('PIN_FAILED', `${staging}: cannot create the staging directory (${(e as NodeJS.ErrnoException).code})`, staging);
   }

@@ -9,18 +9,19 @@ import { lstatSync, readdirSync, realpathSync, rmdirSync, unlinkSync } from 'nod
 import { join, relative } from 'node:path';
 import { BpfsealError } from '../errors.js';
 import { mapInfo, objGet, progInfo } from '../kernel/bpf.js';
+import { linkInfo } from '../kernel/link.js';
 import { appendDecision, readDecisions } from '../hostlog/hostlog.js';
 import { decision, type LoadDecision } from '../hostlog/records.js';
 import { onBpffs } from './bpffs.js';
 import { pinFileName } from '../plan/names.js';
-import { withHostLock, type RecoveredLoad } from './commit.js';
+import { LINKS_DIR, withHostLock, type RecoveredLoad } from './commit.js';
 
 /** Is the pin at `path` the kernel object (`kind`, `id`)? False when absent, or another object. */
-export function pinHolds(path: string, kind: 'prog' | 'map', id: number): boolean {
+export function pinHolds(path: string, kind: 'prog' | 'map' | 'link', id: number): boolean {
   let fd;
   try {
     fd = objGet(path);
-    return (kind === 'prog' ? progInfo(fd).id : mapInfo(fd).id) === id;
+    return (kind === 'prog' ? progInfo(fd).id : kind === 'link' ? linkInfo(fd).id : mapInfo(fd).id) === id;
   } catch {
     return false;
   } finally {
@@ -29,7 +30,7 @@ export function pinHolds(path: string, kind: 'prog' | 'map', id: number): boolea
 }
 
 /** What an allowed record pinned (records older than `pinned` listed only program ids). */
-function pinnedOf(rec: LoadDecision): { path: string; kind: 'prog' | 'map'; id: number }[] {
+function pinnedOf(rec: LoadDecision): { path: string; kind: 'prog' | 'map' | 'link'; id: number }[] {
   return rec.pinned ?? (rec.programs ?? []).map((p) => ({ path: join(rec.pinDir!, pinFileName(p.name)), kind: 'prog' as const, id: p.id }));
 }
 
@@ -61,11 +62,11 @@ function tree(dir: string): string[] {
     const st = lstatSync(p);
     if (st.isSymbolicLink()) throw foreign(`${p} is a symbolic link`, dir);
     if (st.isDirectory()) {
-      if (name !== 'maps') throw foreign(`${p} is a directory bpfseal did not make`, dir);
+      if (name !== 'maps' && name !== LINKS_DIR) throw foreign(`${p} is a directory bpfseal did not make`, dir);
       for (const m of readdirSync(p)) {
         const q = join(p, m);
         if (!lstatSync(q).isFile()) throw foreign(`${q} is not a pin`, dir);
-        out.push(`maps/${m}`);
+        out.push(`${name}/${m}`);
       }
     } else out.push(name);
   }
@@ -112,7 +113,9 @@ export async function unloadDir(dirIn: string, hostLog: string): Promise<UnloadR
       unlinkSync(join(dir, f));
       removed.push(join(dir, f));
     }
-    try { rmdirSync(join(dir, 'maps')); } catch { /* the load had no maps */ }
+    for (const sub of ['maps', LINKS_DIR]) {
+      try { rmdirSync(join(dir, sub)); } catch { /* the load had none */ }
+    }
     rmdirSync(dir);
     await appendDecision(log, decision({ decision: 'unloaded', loadId: rec.loadId, plan: rec.plan, version: rec.version, pinDir: dir }));
     return { dir, removed, loadId: rec.loadId!, plan: rec.plan!, recovered };

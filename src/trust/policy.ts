@@ -67,6 +67,8 @@ export interface TrustPolicy {
   requirePreflight: boolean;
   /** Keyring serial for kernel signature checks (-3 session keyring, 0/1/2 system keyrings). */
   keyring?: number;
+  /** bpfseal enforce: more keyrings to admit besides `keyring` (specs as `enforce --keyring` takes them). */
+  enforceKeyrings?: string[];
   /** Canonical key ids (64 lowercase hex). */
   revokedKeys: Set<string>;
   /** Canonical plan digests ("sha256:" + 64 lowercase hex). */
@@ -108,6 +110,7 @@ interface RawPolicy {
   requireKernelSignatures?: boolean;
   requirePreflight?: boolean;
   keyring?: number;
+  enforceKeyrings?: string[];
   revoked?: { keys?: string[]; digests?: string[] };
   minVersions?: Record<string, number>;
   allowRollback?: boolean;
@@ -248,6 +251,7 @@ export function parsePolicy(text: string, src: string): TrustPolicy {
     requireKernelSignatures: p.requireKernelSignatures === true,
     requirePreflight: p.requirePreflight === true,
     keyring: p.keyring,
+    ...(p.enforceKeyrings ? { enforceKeyrings: [...p.enforceKeyrings] } : {}),
     revokedKeys: new Set((p.revoked?.keys ?? []).map(canonicalKeyId)),
     revokedDigests: new Set((p.revoked?.digests ?? []).map(canonicalDigest)),
     minVersions,

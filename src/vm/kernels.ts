@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../pkg.js';
 import { AptState, type AptOptions } from './apt.js';
 import { compareDebianVersions } from './debver.js';
 import { VmError } from './errors.js';
@@ -113,7 +113,7 @@ function fromCache(entry: string): Kernel | undefined {
 /** The command that fills this cache, for "not cached" errors. */
 function fetchHint(spec: string, cacheDir: string): string {
   // From src/ (tests), point at the built file people can run.
-  const cli = join(dirname(fileURLToPath(import.meta.url)), 'cli.js').replace(/\/src\/vm\/cli\.js$/, '/dist/vm/cli.js');
+  const cli = join(packageRoot(), 'dist/vm/cli.js'); // from the bundle too (dist/bundle/ has no vm/cli.js)
   const env = resolve(cacheDir) === resolve(defaultCacheDir()) ? '' : `BPFSEAL_VM_CACHE=${cacheDir} `;
   return `fetch it with network access: ${env}node ${cli} fetch ${spec}`;
 }

@@ -70,11 +70,12 @@ export function indexHostLog(decisions: readonly ReadDecision[], bootId: string)
   const h = emptyHostIndex(bootId);
   h.decisions = decisions.length;
   const ended = endedLoads(decisions);
-  for (const { index, decision: d, report } of decisions) {
+  for (const { index, decision: d, report, enforcement } of decisions) {
     if (report) {
       h.reports++;
       continue;
     }
+    if (enforcement) continue; // bpfseal enforce's own records: summarized by the report (enforce/decisions.ts)
     if (!d) {
       h.findings.push({ code: 'HOST_LOG_RECORD_INVALID', index, message: `host log entry ${index} is not a well-formed load record` });
       continue;

@@ -17,6 +17,7 @@ import { attribute, STATUS_CODE, type AttributedProgram, type AttributionContext
 import { kernelMapReader, loadedPrograms, type LoadedProgram, type MapReader } from './inventory.js';
 import { planSource, hostKconfig } from './plans.js';
 import { emptyHostIndex, indexHostLog, type CodeRef, type HostIndex } from './records.js';
+import { enforcementSummary, type EnforcementSummary } from '../../enforce/decisions.js';
 
 export interface HostLogSummary {
   dir: string;
@@ -38,6 +39,8 @@ export interface KernelReport {
   /** This boot (/proc/sys/kernel/random/boot_id): only its records attest. */
   bootId: string;
   summary: Record<ProgramStatus, number>;
+  /** bpfseal enforce: its decisions in the host log, denials listed (enforce/decisions.ts); present when there are any. */
+  enforcement?: EnforcementSummary;
 }
 
 export interface KernelAuditOptions {
@@ -52,6 +55,7 @@ export interface HostRead {
   index: HostIndex;
   summary?: HostLogSummary;
   findings: Finding[];
+  enforcement?: EnforcementSummary;
 }
 
 /**
@@ -88,7 +92,8 @@ export function readHostLog(dir: string, bootId: string): HostRead {
     const summary: HostLogSummary = {
       dir, decisions: decisions.length, reports: index.reports, origin: log.origin, logId: log.publicKey.logId.toString('hex'), size: v.size, rootHash: v.rootHash.toString('hex'),
     };
-    return { index, summary, findings };
+    const enforcement = enforcementSummary(decisions);
+    return { index, summary, findings, ...(enforcement.decisions ? { enforcement } : {}) };
   } catch (e) {
     return { index: emptyHostIndex(bootId), findings: [{ code: 'HOST_LOG_INVALID', message: `host log ${dir} does not verify: ${(e as Error).message}` }] };
   } finally {
@@ -148,5 +153,5 @@ export function auditKernel(attestations: AttestationAudit, hostLog: string | un
     const f = programFinding(p);
     if (f) findings.push(f);
   }
-  return { programs, ...(host.summary ? { hostLog: host.summary } : {}), findings, bootId, summary: summarize(programs) };
+  return { programs, ...(host.summary ? { hostLog: host.summary } : {}), findings, bootId, summary: summarize(programs), ...(host.enforcement ? { enforcement: host.enforcement } : {}) };
 }
