@@ -207,8 +207,8 @@ describe.runIf(!!k618)(`enforce on ${k618?.package ?? '6.18'} (signatures verifi
     expect(r.exitCode, r.stderr).toBe(0);
     const e = step(r, 'enforce');
     expect(e.rc).toBe(3);
-    const j = json<{ message: string }>(e);
-    expect(j).toMatchObject({ ok: false, code: 'ENFORCE_UNSUPPORTED', exit: 3 });
+    const j = json<{ error: { message: string } }>(e).error;
+    expect(j).toMatchObject({ code: 'ENFORCE_UNSUPPORTED', exit: 3 });
     expect(j.message).toMatch(/records no signature verdicts/);
     expect(j.message).not.toMatch(/BPF LSM is not active|cannot verify BPF program signatures|bpf_prog_load LSM hook/);
     expect(e.err).toMatch(/^bpfseal: ENFORCE_UNSUPPORTED: /);
