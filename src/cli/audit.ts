@@ -8,7 +8,9 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
 import { printJson } from './output.js';
-import { resolvePolicy } from './trust.js';
+import { isLogUrl, resolvePolicy } from './trust.js';
+import type { TrustPolicy } from '../trust/policy.js';
+import type { MirrorResult } from '../tlog/remote/mirror.js';
 import type { AttestationAudit, Finding } from '../audit/attestations.js';
 import type { KernelReport } from '../audit/kernel-report.js';
 
@@ -41,7 +43,7 @@ export function registerAudit(program: Command): void {
   program
     .command('audit')
     .description('re-verify every attestation in the log, detect a rewritten log, and (--kernel) mark loaded programs attested or not')
-    .option('--log <dir>', 'attestation log (default: $BPFSEAL_LOG, else ./attestations)')
+    .option('--log <dir|url>', 'attestation log: a directory (default: $BPFSEAL_LOG, else ./attestations) or the https:// or file:// URL of a tiled log, which the policy must list in "logs" (mirrored under the tile cache, then audited)')
     .option('--policy <file>', 'judge each attestation under this trust policy (default: $BPFSEAL_POLICY, else ./keys/policy.json if present)')
     .option('--key <pub>', 'judge under a one-key policy instead')
     .option('--since <time>', 'list only entries logged since this time (ISO 8601, or 24h, 7d) among those the last audit already checked; every entry is still judged')
@@ -66,13 +68,18 @@ export function registerAudit(program: Command): void {
       const follow = o.follow === true || o.sinceCheckpoint === true;
       if (follow && o.kernel) throw new BpfsealError('usage', 'USAGE_FOLLOW', '--follow judges only new entries, and --kernel needs every attested program: run them separately');
       const policy = await resolvePolicy({ key: o.key, policy: o.policy }, { optional: true });
-      const dir = resolve(o.log ?? defaultLogDir());
+      const remote = o.log !== undefined && isLogUrl(o.log) ? await mirrorRemote(o.log, policy) : undefined;
+      const dir = remote?.dir ?? resolve(o.log ?? defaultLogDir());
       const log = openLog(dir, { create: false });
       let report;
       try {
-        report = auditAttestations(log, { policy, since, follow, statePath: o.state ?? defaultAuditStatePath(), logFromCommandLine: o.key !== undefined && o.log !== undefined });
+        report = auditAttestations(log, { policy, since, follow, statePath: o.state ?? defaultAuditStatePath(), logFromCommandLine: !remote && o.key !== undefined && o.log !== undefined });
       } finally {
         log.close();
+      }
+      if (remote) {
+        report.notes.push(`remote log ${remote.url}: mirrored at ${remote.dir} (size ${remote.size}; every entry authenticated against the checkpoint signed by the policy's key for ${remote.origin}); commit times are not published by tiled logs, so entry times are unknown`);
+        if (remote.missing) report.notes.push(`remote log ${remote.url}: ${remote.missing} envelope(s) or plan(s) the entries name are not published there (those entries are findings)`);
       }
       let kernel;
       let attested;
@@ -93,7 +100,7 @@ export function registerAudit(program: Command): void {
       }
       // logVerified/rewritten are already findings; the JSON keeps its documented shape.
       const { logVerified: _v, rewritten: _r, judged: _j, from: _f, ...shown } = report;
-      if (o.json) printJson({ ...shown, ...(follow ? { from: report.from } : {}), ...(kernel ? { kernel } : {}), ...(attested ? { report: attested } : {}), findings, policy: policy?.source ?? null });
+      if (o.json) printJson({ ...shown, ...(remote ? { remote: { url: remote.url, mirror: remote.dir, size: remote.size, envelopes: remote.envelopes, plans: remote.plans, missing: remote.missing } } : {}), ...(follow ? { from: report.from } : {}), ...(kernel ? { kernel } : {}), ...(attested ? { report: attested } : {}), findings, policy: policy?.source ?? null });
       else {
         process.stdout.write(`log ${report.log.dir} (${report.log.origin}): ${report.log.size} entries, root ${report.log.rootHash}` +
           `${report.previous && !report.rewritten ? `; consistent with the last audit (size ${report.previous.size})` : ''}${report.from ? `; judged entries ${report.from}..${report.log.size - 1} (appended since)` : ''}\n`);
@@ -114,6 +121,26 @@ export function registerAudit(program: Command): void {
       }
       process.exitCode = findings.length ? 1 : 0;
     });
+}
+
+/**
+ * audit --log <url>: the remote log must be one the policy trusts (its key pins whose log it is: a
+ * --key audit names no logs), opened with those keys, then mirrored locally and audited as a directory.
+ */
+async function mirrorRemote(url: string, policy: TrustPolicy | undefined): Promise<MirrorResult> {
+  if (!policy?.logs.length) {
+    throw new BpfsealError('usage', 'USAGE_LOG_URL', `--log ${url}: auditing a remote log needs a trust policy that lists it in "logs" (its key and origin say whose log it is); --key names no log`);
+  }
+  const { openLogReader } = await import('../tlog/open-reader.js');
+  const { mirrorDir, mirrorLog } = await import('../tlog/remote/mirror.js');
+  const reader = await openLogReader(url, { keys: policy.logs.map((l) => l.key.export({ type: 'spki', format: 'pem' }).toString()) });
+  try {
+    const trusted = policy.logs.find((l) => l.origin === reader.origin);
+    if (!trusted) throw new BpfsealError('usage', 'USAGE_LOG_URL', `--log ${url}: serves the log ${reader.origin}, which the trust policy does not list`);
+    return await mirrorLog(reader, trusted.key, mirrorDir(url));
+  } finally {
+    reader.close();
+  }
 }
 
 /** --attest appends to the host log: make it first, so the report is judged against a log that exists. */

@@ -44,7 +44,7 @@ export interface LogReader {
    * Another published file of the log, unverified (the caller checks it): `envelopes/<sha256>.json`,
    * the DSSE envelopes that audit checks against the hash in each entry. Undefined when absent.
    */
-  readPublished?(path: string): Awaitable<Buffer | undefined>;
+  readPublished?(path: string, maxBytes?: number): Awaitable<Buffer | undefined>;
   /** Unix seconds an entry was committed: local logs only, display only (not authenticated). */
   integratedTime?(index: number): number;
   close(): void;
@@ -72,5 +72,10 @@ export function logVerifiers(keys: readonly LogKey[], origin: string): NoteVerif
   });
 }
 
-/** Published files besides tiles and checkpoints (log-reader.ts readPublished). */
-export const PUBLISHED_PATH = /^envelopes\/[0-9a-f]{64}\.json$/;
+/**
+ * Published files besides tiles and checkpoints (log-reader.ts readPublished), all content-addressed
+ * or signed, so a reader checks each itself: the DSSE envelopes an entry commits to
+ * (`envelopes/<sha256>.json`), their signed entry timestamps (`envelopes/<sha256>.<index>.set`, signed
+ * by the log key), and the attested plans (`plans/<sha256>.plan`) whose claims audit checks.
+ */
+export const PUBLISHED_PATH = /^(envelopes\/[0-9a-f]{64}\.(json|(0|[1-9][0-9]{0,15})\.set)|plans\/[0-9a-f]{64}\.plan)$/;

@@ -62,6 +62,16 @@ class TileWriter {
 
 /** Re-encode entries [0, size) as tiles; returns the root they give and the per-commit time slots. */
 async function buildTiles(dir: string, size: number): Promise<{ root: Hash; times: Buffer }> {
+  return writeTilesOf(dir, legacyEntries(dir, size), size);
+}
+
+/**
+ * Write the tiles and entry bundles of the tree of `size` entries given in order from index 0 (full
+ * tiles as they fill, partial edge tiles for the final size only: no checkpoint exists for the sizes
+ * in between). Returns the root they give and the per-commit time slots of the entries that carry one.
+ * Also used to mirror a remote log (remote/mirror.ts).
+ */
+export async function writeTilesOf(dir: string, entries: Iterable<{ index: number; entry: Buffer; time?: number }> | AsyncIterable<{ index: number; entry: Buffer; time?: number }>, size: number): Promise<{ root: Hash; times: Buffer }> {
   const files = new TileFiles(dir);
   const writer = new TileWriter(files);
   let edge = new Map<number, Buffer>();
@@ -82,13 +92,16 @@ async function buildTiles(dir: string, size: number): Promise<{ root: Hash; time
     if (final) await writer.write(edgeTiles(built).map((ref) => ({ ref, data: edge.get(ref.level)! })));
     chunk = [];
   };
-  for (const e of legacyEntries(dir, size)) {
+  let next = 0;
+  for await (const e of entries) {
+    if (e.index !== next++ || e.index >= size) throw new TlogVerifyError(TLOG_CODES.CORRUPT, `${dir}: entry ${e.index} out of order while writing tiles for size ${size}`, { file: dir });
     chunk.push(e.entry);
-    times.push({ index: e.index, time: e.time });
+    if (e.time !== undefined) times.push({ index: e.index, time: e.time });
     if (chunk.length === TILE_WIDTH && e.index + 1 < size) await step(false);
   }
   if (chunk.length) await step(true);
   await writer.drain();
+  if (next !== size) throw new TlogVerifyError(TLOG_CODES.CORRUPT, `${dir}: ${next} entries given for a tree of size ${size}`, { file: dir });
   return { root: size === 0 ? EMPTY_ROOT : rootFromEdge(size, (level) => edge.get(level)!), times: encodeTimeRuns(times) };
 }
 

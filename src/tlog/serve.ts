@@ -1,8 +1,11 @@
 /**
  * A minimal static server for a log directory, serving only what c2sp.org/tlog-tiles publishes —
  * `checkpoint`, `tile/...` — plus the public keys (`log.pub`, `log.vkey`), `checkpoint.cosigned`, and
- * the signed DSSE envelopes `envelopes/<sha256>.json` (content-addressed; the log commits to the hash).
- * Nothing else in the directory (log.key, log.ed25519, pending, locks, envelopes) is ever served.
+ * the published files of log-reader.ts PUBLISHED_PATH: the signed DSSE envelopes
+ * `envelopes/<sha256>.json` (content-addressed; the log commits to the hash), their signed entry
+ * timestamps `envelopes/<sha256>.<index>.set`, and the attested plans `plans/<sha256>.plan`
+ * (content-addressed), which a remote `audit` needs to check each attestation's claims.
+ * Nothing else in the directory (log.key, log.ed25519, pending, locks, state) is ever served.
  * Headers follow the spec: text/plain for the checkpoint with a short cache lifetime, immutable
  * application/octet-stream for tiles, gzip for entry bundles when the client accepts it.
  * For tests, the bench and small deployments (`bpfseal log serve`); any static server can do the same
@@ -16,6 +19,7 @@ import { FILES, readBounded } from './files.js';
 import { LIMITS } from '../fsx/read.js';
 import { MAX_BUNDLE_BYTES } from './tiles/bundle.js';
 import { ENTRIES, parseTilePath } from './tiles/path.js';
+import { PUBLISHED_PATH } from './log-reader.js';
 
 export interface LogServer {
   url: string;
@@ -35,15 +39,15 @@ function handle(dir: string, req: IncomingMessage, res: ServerResponse, log: str
   const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '');
   log.push(path);
   const tile = path.startsWith('tile/') ? parseTilePath(path) : undefined;
-  const envelope = /^envelopes\/[0-9a-f]{64}\.json$/.test(path);
-  const type = tile ? 'application/octet-stream' : envelope ? 'application/json' : PUBLIC[path];
+  const envelope = PUBLISHED_PATH.test(path);
+  const type = tile ? 'application/octet-stream' : envelope ? (path.endsWith('.plan') ? 'application/octet-stream' : 'application/json') : PUBLIC[path];
   if ((req.method !== 'GET' && req.method !== 'HEAD') || !type) {
     res.writeHead(req.method === 'GET' || req.method === 'HEAD' ? 404 : 405).end();
     return;
   }
   let body: Buffer | undefined;
   try {
-    body = readBounded(join(dir, path), tile ? MAX_BUNDLE_BYTES : envelope ? LIMITS.state : 1 << 20);
+    body = readBounded(join(dir, path), tile ? MAX_BUNDLE_BYTES : envelope ? (path.endsWith('.plan') ? LIMITS.plan : LIMITS.state) : 1 << 20);
   } catch {
     body = undefined;
   }

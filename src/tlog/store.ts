@@ -173,9 +173,9 @@ export class TransparencyLog implements LogReader {
   }
 
   /** A published file of the log directory (log-reader.ts readPublished), e.g. envelopes/<sha256>.json. */
-  readPublished(path: string): Buffer | undefined {
+  readPublished(path: string, maxBytes: number = LIMITS.state): Buffer | undefined {
     if (!PUBLISHED_PATH.test(path)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not a published log file`);
-    return readBounded(join(this.dir, path), LIMITS.state);
+    return readBounded(join(this.dir, path), maxBytes);
   }
 
   /** Commit every complete pending record (appends of writers that died before committing). */

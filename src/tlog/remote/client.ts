@@ -171,9 +171,9 @@ export class TiledLogClient implements LogReader {
   }
 
   /** A published file (log-reader.ts readPublished): envelopes/<sha256>.json. Unverified. */
-  async readPublished(path: string): Promise<Buffer | undefined> {
+  async readPublished(path: string, maxBytes: number = LIMITS.state): Promise<Buffer | undefined> {
     if (!PUBLISHED_PATH.test(path)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${path}: not a published log file`);
-    return this.fetcher.get(path, LIMITS.state);
+    return this.fetcher.get(path, maxBytes);
   }
 
   private checkIndex(index: number, size = this.size): void {
