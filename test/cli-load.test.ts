@@ -1,7 +1,7 @@
 /** `load` usage contract and the CLI plumbing README promises: refusal without --pin/--dry-run, bpffs mounting, TTY progress. */
 import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
 import { DIST, fixturePath, makeTmpDir } from './helpers/paths.js';
@@ -86,6 +86,19 @@ describe.skipIf(!probeBpf().ok)('load and unload of several releases in one call
     expect(u.code, u.stderr).toBe(0);
     expect((JSON.parse(u.stdout) as { ok: boolean }[]).map((x) => x.ok)).toEqual([true, true]);
     expect(readdirSync(base)).toEqual([]);
+  });
+
+  it("a plan named like foo.bpf (objects are usually foo.bpf.o) is pinned at <pin>/foo_bpf: bpffs refuses dots", () => {
+    const { d, rel, base, common } = setup();
+    const obj = join(d, 'minimal.bpf.o');
+    copyFileSync(fixturePath('minimal'), obj);
+    const dotted = join(d, 'minimal.bpf.bpfseal');
+    expect(runCli(['sign', obj, '--key', join(d, 'k.key'), '--no-log', '-o', dotted]).code).toBe(0);
+    const r = runCli(['load', dotted, rel('globals'), '--pin', base, ...common, '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { plan: string; pinDir: string }[];
+    expect(out.map((x) => [x.plan, x.pinDir])).toEqual([['minimal.bpf', join(base, 'minimal_bpf')], ['globals', join(base, 'globals')]]);
+    expect(runCli(['unload', join(base, 'minimal_bpf'), join(base, 'globals'), '--host-log', common[3]]).code).toBe(0);
   });
 
   it('without --atomic a failure stops only its own release (exit = the worst); with --atomic the set is undone', () => {

@@ -153,10 +153,13 @@ function ours(since: ReturnType<typeof idSnapshot>, tag: string, btfSize: number
 
 /** The kernel frees objects after an RCU grace period: poll (bounded) until ours are gone. */
 async function gone(since: ReturnType<typeof idSnapshot>, tag: string, btfSize: number): Promise<string[]> {
-  // Maps reached by a sleepable (syscall) program are freed after an RCU tasks-trace grace period and
-  // then from a workqueue: on a loaded machine that took more than 5 s once, so allow 40 s in all (inside the 60 s test timeout).
+  // A prog_array's last user reference queues its clearing on the system workqueue, which holds a map
+  // reference until it runs (prog_array_map_clear); objects reached by a sleepable (syscall) program
+  // wait for an RCU tasks-trace grace period. On a machine loaded by qemu guests and other suites the
+  // map_in_map prog_array outlived 5 s and, once, 40 s, so wait up to 150 s (the test allows 180 s): a
+  // real leak never goes away.
   let left = ours(since, tag, btfSize);
-  const deadline = Date.now() + 40_000;
+  const deadline = Date.now() + 150_000;
   for (let wait = 10; left.length && Date.now() < deadline; wait = Math.min(wait * 2, 500)) {
     await sleep(wait);
     left = ours(since, tag, btfSize);
@@ -196,7 +199,7 @@ describe.skipIf(!probe.ok)('a failure at any loader step leaves nothing behind',
     expect(openFds().map((x) => x.what)).toEqual([]);
     expect(procFds()).toBe(fds0);
     expect(await gone(since, tag, btfSize)).toEqual([]);
-  });
+  }, 180_000);
 
   it('control: the same unique plan without the injected flag loads, and its objects are found by the same scan', async () => {
     const { plan, tag, btfSize } = uniquePlan('globals.o');

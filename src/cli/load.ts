@@ -77,8 +77,9 @@ export function registerLoad(program: Command): void {
       const many = releases.length > 1;
       const loadOne = async (release: string): Promise<LoadOutput> => {
         const bytes = readInput(release, { kind: 'release' }); // read once: verification and replay use these bytes
-        // Several releases: each under <pin>/<plan name> (the name is checked again by verification).
-        const pinDir = opts.dryRun ? undefined : many ? join(opts.pin!, planNameOf(bytes, release, decodeRelease, decodePlan)) : opts.pin;
+        // Several releases: each under <pin>/<plan name> (the name is checked again by verification),
+        // with '.' as '_': bpffs refuses dots in names, and objects are usually named foo.bpf.o.
+        const pinDir = opts.dryRun ? undefined : many ? join(opts.pin!, planNameOf(bytes, release, decodeRelease, decodePlan).replace(/\./g, '_')) : opts.pin;
         const r = await loadRelease(bytes, {
           policy, statePath: statePath(opts, policy), pinDir, dryRun: opts.dryRun, maxEntries,
           hostLog: opts.dryRun ? undefined : hostLogDir(opts.hostLog), release, loader: opts.loader as LoaderChoice,

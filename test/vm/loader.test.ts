@@ -132,6 +132,11 @@ for (const k of kernels) {
       const loaded = user.filter((x) => x.ok);
       // What this kernel refuses with the user-space loader as well is not the loader's to load.
       expect(loaded.length, user.map((x) => `${x.name}: ${explain(x)}`).join('\n')).toBeGreaterThanOrEqual(12);
+      // The real objects (global data, CO-RE, a map sized at load, fentry) among them: objects are
+      // named foo.bpf.o, so their plans (foo.bpf) are pinned at <pin>/foo_bpf.
+      const real = ['opensnoop_bpf', 'tcpsynbl_bpf', 'xdp_dispatcher_bpf'].filter((n) => names.includes(n));
+      expect(real.length).toBe(3);
+      for (const n of real) expect(explain(outcome(r, 'kernel', n)), n).toBe('ok');
       for (const u of loaded) {
         const j = outcome(r, 'kernel', u.name);
         expect(j.ok, `${u.name}: ${explain(j)}`).toBe(true);
