@@ -237,6 +237,15 @@ describe('features / version', () => {
     if (!f.enforce.possible) expect(f.enforce.reasons.length).toBeGreaterThan(0);
   });
 
+  it.skipIf(!canBpf)('what features says load --loader auto does is what a real load of a --cert release does here', () => {
+    const f = json(['features', '--json']);
+    const pin = newPinDir();
+    const hl = join(d, 'hl-features');
+    const l = json(['load', join(d, 'globals.bpfseal'), '--key', join(d, 'keys/rel.pub'), '--pin', pin, '--host-log', hl, '--state', join(d, 'st-features.json'), '--json']);
+    expect(runCli(['unload', pin, '--host-log', hl]).code).toBe(0);
+    expect({ loader: l.loader, kernelVerifies: l.kernelVerified }).toEqual(f.load);
+  });
+
   it.skipIf(!canBpf || !osRelease().startsWith('6.18'))('on this 6.18 host the kernel verifies no signature (EOPNOTSUPP)', () => {
     const f = json(['features', '--json']);
     expect(f.signatures).toEqual({ verification: 'none', answer: 'EOPNOTSUPP' });

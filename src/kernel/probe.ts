@@ -7,8 +7,11 @@
  *      EOPNOTSUPP, or E2BIG (the fields are unknown)        -> 'none'    (no signature verification)
  *      EPERM (a signed program's map must be exclusive)     -> 'loader'  (7.3+: insns || exclusive maps)
  *      EBADMSG / EKEYREJECTED / ENOKEY (the PKCS#7 parsed)  -> 'program' (6.18-7.2: instructions only)
- *    Nothing is loaded either way.
+ *    Nothing is loaded either way. signatureProbe() also gives the kernel's answer (`features` shows it).
+ *  - lsmProbe: the active LSMs (/sys/kernel/security/lsm), and whether the BPF LSM is one.
  *  - enforcementSupport: can `bpfseal enforce` refuse loads by their signature verdict here (below)?
+ * `load`, preflight's guest, `enforce` and `features` (runtime/features.ts) all ask these, so every
+ * command sees the same answer.
  */
 import { readInput } from '../fsx/read.js';
 import { BTF_MAGIC, BtfError, KIND, recordExtra } from '../bpf/btf.js';
