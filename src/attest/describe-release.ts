@@ -158,7 +158,7 @@ export function describeRelease(bytes: Buffer, file: string): DescribedRelease {
   } catch (e) {
     if (e instanceof BpfsealError) {
       // The plan and statement inside a release are parts of it: a bad one is a bad release.
-      if (e.code !== 'RELEASE_INVALID') e.message = `release: ${e.message} (${e.code})`;
+      if (e.code !== 'RELEASE_INVALID' && !e.message.startsWith('release')) e.message = `release: ${e.message}`;
       e.file ??= file;
     }
     throw e;

@@ -55,9 +55,10 @@ export function registerInspect(program: Command): void {
   addSectionTypeOption(cmd)
     .action(async (input: string, opts: InspectOpts) => {
       const bytes = readInput(input, { kind: 'release' });
-      if (looksLikeRelease(bytes) || input.endsWith('.bpfseal')) return inspectRelease(input, bytes, opts);
+      const { isElfBytes, isPlanBytes, planFromBytes } = await import('../plan/file.js');
+      // A .bpfseal that is neither JSON nor an object or plan is a bad release, and says so.
+      if (looksLikeRelease(bytes) || (input.endsWith('.bpfseal') && !isElfBytes(bytes) && !isPlanBytes(bytes))) return inspectRelease(input, bytes, opts);
       if (bytes.length > LIMITS.object) readInput(input, { kind: 'object' }); // the object limit's own error
-      const { planFromBytes } = await import('../plan/file.js');
       const { plan, digest } = planFromBytes(bytes, input, { sectionTypes: await sectionTypes(opts.sectionType) });
       const { describeLoader } = await import('../loader/describe.js');
       await printPlan(plan, digest, describeLoader(plan), opts);
