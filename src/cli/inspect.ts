@@ -48,7 +48,7 @@ type InspectOpts = { json?: boolean; disasm?: boolean; sectionType?: string[] };
 export function registerInspect(program: Command): void {
   const cmd = program
     .command('inspect')
-    .description('describe an object, plan or release: programs, maps, fix-ups, predicted tags, digest; for a release also its signer, log entries and kernel signatures (without verifying them)')
+    .description('describe an object, plan or release: programs, maps, fix-ups, predicted tags, digest; a release\'s signer, log entries and kernel signatures, unverified')
     .argument('<input>', 'BPF ELF object, .plan file or .bpfseal release')
     .option('--json', 'print JSON')
     .option('--disasm', 'print each program\'s instructions (maps by name)');
