@@ -17,6 +17,7 @@ import { TiledLogClient } from '../tlog/remote/client.js';
 import { readInput } from './io.js';
 import { attestedSubjects } from '../audit/envelopes.js';
 import { printJson } from './output.js';
+import { signerText, summarizeEntry, type EntrySummary } from '../audit/entry-summary.js';
 
 export interface LogOpts {
   log?: string;
@@ -168,16 +169,40 @@ function summary(entry: Buffer): { json: unknown; text: string } {
   return { json, text: `${head}${head ? '  ' : ''}${compact.length > 100 ? `${compact.slice(0, 97)}...` : compact}` };
 }
 
+const iso = (unixSeconds: number) => new Date(unixSeconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+
+/** Terminal line of a summarised entry: what it records, plan and version, signer, short digest. */
+function entryLine(s: EntrySummary, fallback: string): string {
+  if (s.kind === 'bytes' || s.kind === 'json' || s.kind === 'rekor' || (s.kind === 'dsse' && !s.plan)) {
+    return s.kind === 'dsse' ? `dsse  signer ${signerText(s.signer)}  ${s.envelope === 'missing' ? '(envelope not beside the log)' : s.predicateType ?? ''}` : fallback;
+  }
+  const what = s.kind === 'load' ? `load ${s.decision ?? '?'}` : s.kind;
+  const plan = s.plan ? `${s.plan}${s.version !== undefined ? ` v${s.version}` : ''}` : '-';
+  const digest = s.digest ? s.digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]*$/, '$1') : '-';
+  return `${what.padEnd(12)}  ${plan.padEnd(20)}  ${signerText(s.signer).padEnd(24)}  ${digest}`;
+}
+
+/**
+ * `log show`: one line per entry (index, time, what it records, plan and version, signer, short
+ * digest); --json one array, each entry with index, leafHash, bytes, entry (as before) and the summary
+ * fields (time, kind, plan, version, digest, signer, decision, predicateType, envelope). Display only:
+ * `log verify` checks the tree, `audit` the attestations.
+ */
 export function showCmd(opts: LogOpts): Promise<void> {
   return run(opts, async (log) => {
     if (opts.json) process.stdout.write('[');
     let first = true;
+    const published = log.readPublished?.bind(log);
     for await (const { index, entry, leafHash } of log.entries()) {
       const s = summary(entry);
+      const e = await summarizeEntry(entry, published);
+      const logged = log.integratedTime?.(index);
+      const time = logged ? iso(logged) : e.recordTime ?? null;
       if (opts.json) {
-        process.stdout.write(`${first ? '\n' : ',\n'}${JSON.stringify({ index, leafHash: hex(leafHash), bytes: entry.length, entry: s.json })}`);
+        const { recordTime: _recordTime, ...fields } = e;
+        process.stdout.write(`${first ? '\n' : ',\n'}${JSON.stringify({ index, leafHash: hex(leafHash), bytes: entry.length, entry: s.json, time, ...fields })}`);
       } else {
-        process.stdout.write(`${String(index).padStart(6)}  ${hex(leafHash).slice(0, 16)}  ${s.text}\n`);
+        process.stdout.write(`${String(index).padStart(6)}  ${(time ?? '-').padEnd(20)}  ${entryLine(e, s.text)}\n`);
       }
       first = false;
     }

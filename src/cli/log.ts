@@ -28,7 +28,7 @@ export function registerLog(program: Command): void {
   withOpts(log.command('consistency').description('prove that the log only grew since an older checkpoint'))
     .argument('<checkpoint>', 'a checkpoint file saved earlier (a copy of <log>/checkpoint)')
     .action(async (file: string, opts: LogOpts) => (await read()).consistencyCmd(file, opts));
-  withOpts(log.command('show').description('list entries: index, leaf hash, summary'))
+  withOpts(log.command('show').description('list entries: index, time, what each records (plan, version, signer, digest); --json adds the leaf hash and the entry'))
     .action(async (opts: LogOpts) => (await read()).showCmd(opts));
   withOpts(log.command('refresh').description('prove each release\'s entry against the newest checkpoint the policy\'s witnesses cosigned, and rewrite the release with that proof'))
     .argument('<release...>', '.bpfseal release files')

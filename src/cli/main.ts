@@ -16,6 +16,7 @@ import { registerAudit } from './audit.js';
 import { registerVerifyReport } from './verify-report.js';
 import { registerPreflight } from './preflight.js';
 import { registerEnforce } from './enforce.js';
+import { registerFeatures } from './features.js';
 
 /** The commander error being reported (outputError gets only its text). */
 let pendingUsageCode = '';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerVerifyReport(program);
   registerPreflight(program);
   registerEnforce(program);
+  registerFeatures(program);
   registerDemo(program);
   // Usage errors carry a code like every other failure: remember commander's before it prints.
   const patch = (c: Command) => {

@@ -7,36 +7,52 @@
  *      EOPNOTSUPP, or E2BIG (the fields are unknown)        -> 'none'    (no signature verification)
  *      EPERM (a signed program's map must be exclusive)     -> 'loader'  (7.3+: insns || exclusive maps)
  *      EBADMSG / EKEYREJECTED / ENOKEY (the PKCS#7 parsed)  -> 'program' (6.18-7.2: instructions only)
- *    Nothing is loaded either way.
+ *    Nothing is loaded either way. signatureProbe() also gives the kernel's answer (`features` shows it).
+ *  - lsmProbe: the active LSMs (/sys/kernel/security/lsm), and whether the BPF LSM is one.
  *  - enforcementSupport: can `bpfseal enforce` refuse loads by their signature verdict here (below)?
+ * `load`, preflight's guest, `enforce` and `features` (runtime/features.ts) all ask these, so every
+ * command sees the same answer.
  */
 import { readInput } from '../fsx/read.js';
 import { BTF_MAGIC, BtfError, KIND, recordExtra } from '../bpf/btf.js';
 import { mapCreate, progLoad } from './bpf.js';
-import { KernelError } from './errors.js';
+import { errnoName, KernelError } from './errors.js';
 
 export type SignatureSupport = 'none' | 'program' | 'loader';
 
-let support: SignatureSupport | undefined;
+/** The signature probe's outcome: what the kernel verifies, and the kernel's answer that says so. */
+export interface SignatureProbe {
+  support: SignatureSupport;
+  /** The errno name BPF_PROG_LOAD answered with (EOPNOTSUPP, EPERM, EBADMSG, ...), or "accepted". */
+  answer: string;
+}
+
+let probed: SignatureProbe | undefined;
 
 const PROBE_INSNS = Buffer.from([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]); // r0 = 0; exit
 
-export function signatureSupport(): SignatureSupport {
-  if (support !== undefined) return support;
+/** The one signature probe (load, preflight's guest, enforce and `features` all ask it); throws a KernelError when bpf(2) is refused. */
+export function signatureProbe(): SignatureProbe {
+  if (probed !== undefined) return probed;
   const map = mapCreate({ type: 2, keySize: 4, valueSize: 8, maxEntries: 1, flags: 0, numaNode: 0, name: 'bpfseal_probe', btfKeyTypeId: 0, btfValueTypeId: 0, mapExtra: 0n });
   try {
     progLoad({ type: 1, insns: PROBE_INSNS, license: 'GPL', kernVersion: 0, flags: 0, name: 'bpfseal_probe', expectedAttachType: 0, fdArray: [map], fdArrayCnt: true, signature: Buffer.from('not a signature'), keyringId: 0 }).close();
-    support = 'none'; // accepted garbage: the fields exist but nothing is enforced
+    probed = { support: 'none', answer: 'accepted' }; // accepted garbage: the fields exist but nothing is enforced
   } catch (e) {
     if (!(e instanceof KernelError)) throw e;
-    if (e.errno === 95 || e.errno === 7) support = 'none';
-    else if (e.errno === 1) support = 'loader';
-    else if (e.errno === 74 || e.errno === 129 || e.errno === 126) support = 'program';
+    const answer = errnoName(e.errno);
+    if (e.errno === 95 || e.errno === 7) probed = { support: 'none', answer };
+    else if (e.errno === 1) probed = { support: 'loader', answer };
+    else if (e.errno === 74 || e.errno === 129 || e.errno === 126) probed = { support: 'program', answer };
     else throw e;
   } finally {
     map.close();
   }
-  return support;
+  return probed;
+}
+
+export function signatureSupport(): SignatureSupport {
+  return signatureProbe().support;
 }
 
 /** Does this kernel verify program signatures in any form? */
@@ -127,6 +143,19 @@ export function verdictBtf(raw: Buffer): { verdicts: boolean; kernelFlag: boolea
   return { verdicts, kernelFlag: params.length === 4 && params[0] === 'prog' && params[3] === 'kernel' };
 }
 
+/** The active LSMs (/sys/kernel/security/lsm) and whether the BPF LSM is one; `reason` says why it is not usable. */
+export function lsmProbe(file = LSM_FILE): { lsms?: string[]; bpfLsm?: boolean; reason?: string } {
+  let lsms: string[];
+  try {
+    // Bounded read (a sysfs attribute is at most a page).
+    lsms = readInput(file, { kind: 'policy' }).toString('utf8').trim().split(',').filter(Boolean);
+  } catch (e) {
+    return { reason: `cannot read ${file} (${(e as Error).message.replace(/^.*?: /, '')}): securityfs is not mounted or the kernel has no LSM framework (mount -t securityfs securityfs /sys/kernel/security)` };
+  }
+  const bpfLsm = lsms.includes('bpf');
+  return { lsms, bpfLsm, ...(bpfLsm ? {} : { reason: `the BPF LSM is not active (${LSM_FILE}: ${lsms.join(',') || 'empty'}): it needs CONFIG_BPF_LSM and "bpf" in CONFIG_LSM or the lsm= boot parameter` }) };
+}
+
 let enforcement: EnforcementSupport | undefined;
 
 /**
@@ -138,15 +167,8 @@ export function enforcementSupport(files: { lsm?: string; btf?: string } = {}): 
   if (enforcement && !files.lsm && !files.btf) return enforcement;
   const t0 = performance.now();
   const reasons: string[] = [];
-  let lsms: string[] | undefined;
-  try {
-    // Bounded reads (a sysfs attribute is at most a page; the kernel's BTF a few MB).
-    lsms = readInput(files.lsm ?? LSM_FILE, { kind: 'policy' }).toString('utf8').trim().split(',').filter(Boolean);
-  } catch (e) {
-    reasons.push(`cannot read ${files.lsm ?? LSM_FILE} (${(e as Error).message.replace(/^.*?: /, '')}): securityfs is not mounted or the kernel has no LSM framework (mount -t securityfs securityfs /sys/kernel/security)`);
-  }
-  const bpfLsm = lsms ? lsms.includes('bpf') : undefined;
-  if (lsms && !bpfLsm) reasons.push(`the BPF LSM is not active (${LSM_FILE}: ${lsms.join(',') || 'empty'}): it needs CONFIG_BPF_LSM and "bpf" in CONFIG_LSM or the lsm= boot parameter`);
+  const { lsms, bpfLsm, reason } = lsmProbe(files.lsm);
+  if (reason) reasons.push(reason);
   let btf = { verdicts: false, kernelFlag: false };
   try {
     btf = verdictBtf(readInput(files.btf ?? VMLINUX_BTF, { kind: 'object' }));

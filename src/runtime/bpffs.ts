@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { BpfsealError } from '../errors.js';
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
-const DEFAULT_MOUNT = '/sys/fs/bpf';
+export const DEFAULT_MOUNT = '/sys/fs/bpf';
 
 /** The nearest existing ancestor of `p`, never through a symlink (lstat: a link counts as existing). */
 function nearestExisting(p: string): string {
@@ -34,6 +34,11 @@ function isBpffs(p: string): boolean {
   }
 }
 
+/** Is a bpf filesystem mounted at /sys/fs/bpf (where `load` pins, and mounts one when it is not)? */
+export function bpffsMounted(): boolean {
+  return isBpffs(DEFAULT_MOUNT);
+}
+
 /**
  * Is `p` (or where it would be created) on a bpffs? The nearest existing ancestor is judged where it
  * is a real directory; a symlink is judged by the directory holding it (pindir.ts refuses links).
@@ -55,11 +60,11 @@ export function onBpffs(p: string): boolean {
 export function ensureBpffs(dir: string): void {
   const abs = resolve(dir);
   const underDefault = abs === DEFAULT_MOUNT || abs.startsWith(DEFAULT_MOUNT + '/');
-  if (underDefault && isBpffs(DEFAULT_MOUNT)) return;
+  if (underDefault && bpffsMounted()) return;
   if (!underDefault && onBpffs(dir)) return;
   if (underDefault) {
     const r = spawnSync('mount', ['-t', 'bpf', 'bpf', DEFAULT_MOUNT], { encoding: 'utf8' });
-    if (r.status === 0 && isBpffs(DEFAULT_MOUNT)) return;
+    if (r.status === 0 && bpffsMounted()) return;
     throw new BpfsealError('kernel', 'BPFFS_NOT_MOUNTED', `${DEFAULT_MOUNT} is not a bpf filesystem and mounting it failed (${(r.stderr || r.error?.message || '').trim()}); run: mount -t bpf bpf ${DEFAULT_MOUNT}`);
   }
   throw new BpfsealError('usage', 'BPFFS_NOT_MOUNTED', `${dir} is not on a bpf filesystem; pin under ${DEFAULT_MOUNT}, or mount one: mount -t bpf bpf ${nearestExisting(dir)}`);
