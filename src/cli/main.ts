@@ -16,6 +16,7 @@ import { registerAudit } from './audit.js';
 import { registerVerifyReport } from './verify-report.js';
 import { registerPreflight } from './preflight.js';
 import { registerEnforce } from './enforce.js';
+import { registerCompletion } from './completion.js';
 
 /** The commander error being reported (outputError gets only its text). */
 let pendingUsageCode = '';
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   registerPreflight(program);
   registerEnforce(program);
   registerDemo(program);
+  registerCompletion(program);
   // Usage errors carry a code like every other failure: remember commander's before it prints.
   const patch = (c: Command) => {
     const error = c.error.bind(c);
