@@ -8,6 +8,8 @@
  * time (user + sys) is reported too: less sensitive to a busy machine than wall time.
  * The 100 releases (the minimal fixture under 100 plan names, one key) are signed once and kept in
  * $TMPDIR/bpfseal-bench-startup-<hash>/, reused while the fixture, key and tool version are the same.
+ * BENCH_STARTUP_COMPARE=<path to another build's bpfseal.mjs> adds its rows (`other:`), interleaved in the
+ * same rounds, to compare two builds under the same load.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -72,27 +74,24 @@ export async function benchStartup(): Promise<void> {
   const state = join(work, 'state.json');
   const trust = ['--key', r.pub, '--state', state];
   const node = process.execPath;
-  const cases: Case[] = [
-    { name: 'node -e 0 (baseline)', cmd: node, args: ['-e', '0'] },
-    { name: 'bpfseal --version', cmd: node, args: [CLI, '--version'] },
-    { name: 'bpfseal --help', cmd: node, args: [CLI, '--help'] },
-    { name: 'bpfseal verify (1 release)', cmd: node, args: [CLI, 'verify', r.files[0], ...trust] },
-    { name: 'bpfseal load --dry-run (1 release)', cmd: node, args: [CLI, 'load', r.files[0], '--dry-run', ...trust] },
-  ];
-  const pinBase = `/sys/fs/bpf/bpfseal-bench-${process.pid}`;
   const real = canUseBpf();
-  if (real) {
-    const hostLog = join(work, 'host-log');
-    cases.push({
-      name: 'bpfseal load --pin (1 release, real kernel)', cmd: node, args: [CLI, 'load', r.files[0], '--pin', pinBase, ...trust, '--host-log', hostLog],
+  const pinBase = `/sys/fs/bpf/bpfseal-bench-${process.pid}`;
+  const hostLog = join(work, 'host-log');
+  const forCli = (cli: string, label: string): Case[] => [
+    { name: `${label}--version`, cmd: node, args: [cli, '--version'] },
+    { name: `${label}--help`, cmd: node, args: [cli, '--help'] },
+    { name: `${label}verify (1 release)`, cmd: node, args: [cli, 'verify', r.files[0], ...trust] },
+    { name: `${label}load --dry-run (1 release)`, cmd: node, args: [cli, 'load', r.files[0], '--dry-run', ...trust] },
+    ...(real ? [{
+      name: `${label}load --pin (1 release, real kernel)`, cmd: node, args: [cli, 'load', r.files[0], '--pin', pinBase, ...trust, '--host-log', hostLog],
       // Unloaded between runs (not timed), so each load starts from the same empty pin directory.
       after: () => bpfseal(['unload', pinBase, '--host-log', hostLog]),
-    });
-  }
-  cases.push(
-    { name: `bpfseal verify (${RELEASES} releases, one call)`, cmd: node, args: [CLI, 'verify', ...r.files, ...trust] },
-    { name: `bpfseal load --dry-run (${RELEASES} releases, one call)`, cmd: node, args: [CLI, 'load', ...r.files, '--dry-run', ...trust] },
-  );
+    }] : []),
+    { name: `${label}verify (${RELEASES} releases, one call)`, cmd: node, args: [cli, 'verify', ...r.files, ...trust] },
+    { name: `${label}load --dry-run (${RELEASES} releases, one call)`, cmd: node, args: [cli, 'load', ...r.files, '--dry-run', ...trust] },
+  ];
+  const other = process.env.BENCH_STARTUP_COMPARE;
+  const cases: Case[] = [{ name: 'node -e 0 (baseline)', cmd: node, args: ['-e', '0'] }, ...forCli(CLI, 'bpfseal '), ...(other ? forCli(other, 'other: ') : [])];
   const la0 = loadavg()[0];
   const samples = cases.map(() => [] as Sample[]);
   try {
@@ -104,7 +103,7 @@ export async function benchStartup(): Promise<void> {
       }
     }
   } finally {
-    if (real && existsSync(pinBase)) spawnSync(node, [CLI, 'unload', pinBase, '--host-log', join(work, 'host-log')], { stdio: 'ignore' });
+    if (real && existsSync(pinBase)) spawnSync(node, [CLI, 'unload', pinBase, '--host-log', hostLog], { stdio: 'ignore' });
     rmSync(work, { recursive: true, force: true });
   }
   const wall = samples.map((s) => median(s.map((x) => x.wall)));
