@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundle the CLI (dist/cli/main.js, as tsc wrote it) into dist/bundle/: one entry module plus chunks
+// Bundle the CLI (dist/cli/bin.js and what it imports, as tsc wrote them) into dist/bundle/: one entry module plus chunks
 // for what commands import on use, so a command loads a few files instead of hundreds, and nothing
 // it does not use. koffi (a native addon) stays a normal dependency. Run by `npm run build`.
 import { build } from 'esbuild';
@@ -11,7 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'dist/bundle');
 rmSync(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: { bpfseal: join(root, 'dist/cli/main.js') },
+  entryPoints: { bpfseal: join(root, 'dist/cli/bin.js') },
   outdir,
   bundle: true,
   splitting: true,

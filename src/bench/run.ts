@@ -14,6 +14,7 @@ const SECTIONS: Record<string, { about: string; run: () => Promise<void> }> = {
   loader: { about: 'kernel loader vs user replay vs bpftool; verify cost of the loader signature vs per-program', run: async () => (await import('./loader.js')).benchLoader() },
   preflight: { about: 'preflight cost per kernel (boot, loads) vs a bare boot; opt-in: BPFSEAL_BENCH_VM=1', run: async () => (await import('./preflight.js')).benchPreflight() },
   verify: { about: 'verification time per release vs kernel load time of the same plan', run: async () => (await import('./verify.js')).benchVerify() },
+  startup: { about: 'whole-process start-up (--version, --help, verify, load) vs node -e 0; 100 releases in one call', run: async () => (await import('./startup.js')).benchStartup() },
   'kernel-audit': { about: 'audit --kernel with 1,000 programs and a 10,000-record host log vs bpftool prog show', run: async () => (await import('./kernel-audit.js')).benchKernelAudit() },
 };
 

@@ -17,6 +17,7 @@ import { registerVerifyReport } from './verify-report.js';
 import { registerPreflight } from './preflight.js';
 import { registerEnforce } from './enforce.js';
 import { registerFeatures } from './features.js';
+import { registerCompletion } from './completion.js';
 
 /** The commander error being reported (outputError gets only its text). */
 let pendingUsageCode = '';
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
   registerEnforce(program);
   registerFeatures(program);
   registerDemo(program);
+  registerCompletion(program);
   // Usage errors carry a code like every other failure: remember commander's before it prints.
   const patch = (c: Command) => {
     const error = c.error.bind(c);

@@ -1,11 +1,16 @@
-/** Trust options shared by verify and load: --key | --policy, --state. */
+/** Trust options shared by verify and load: --key | --policy | the keyless flags, --state. */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
 import type { TrustPolicy } from '../trust/policy.js';
 import { DEFAULT_STATE } from '../trust/state.js';
+import type { KeylessFlags } from '../trust/keyless-flags.js';
 
-export interface TrustOpts {
+/** Were any of the keyless flags given? (Then they are the whole policy; trust/keyless-flags.ts is loaded on use.) */
+const hasKeylessFlags = (o: KeylessFlags): boolean =>
+  [o.certificateIdentity, o.certificateIdentityRegexp, o.certificateOidcIssuer, o.trustedRoot].some((v) => v !== undefined);
+
+export interface TrustOpts extends KeylessFlags {
   key?: string;
   policy?: string;
   state?: string;
@@ -17,6 +22,11 @@ export function addTrustOptions(c: Command): Command {
   return c
     .option('--key <pub>', 'trust exactly this public key or certificate (any plan, any program type)')
     .option('--policy <file>', 'trust policy file (default: $BPFSEAL_POLICY, else ./keys/policy.json)')
+    // cosign's flags: one keyless signer, trusted (as cosign does) for any plan and any program type.
+    .option('--certificate-identity <san>', 'trust the keyless (Fulcio) certificate with exactly this SAN, for any plan and any program type (needs --certificate-oidc-issuer and --trusted-root)')
+    .option('--certificate-identity-regexp <re>', 'as --certificate-identity, with a regular expression that must match the whole SAN')
+    .option('--certificate-oidc-issuer <url>', 'the OIDC issuer the keyless certificate must name, exactly')
+    .option('--trusted-root <file>', 'Sigstore trusted_root.json for --certificate-identity[-regexp]: the Fulcio CAs, CT logs and Rekor keys to trust')
     .option('--state <file>', `anti-rollback state file (default: policy "state", $BPFSEAL_STATE, else ${DEFAULT_STATE})`)
     .option('--log <dir|url>', 'a log directory: trust it (its key and origin) for log entries; an https:// or file:// URL of a tiled log the policy trusts: also check the release against the log as served now (repeatable)', (v: string, prev: string[] = []) => [...prev, v]);
 }
@@ -25,10 +35,14 @@ export function addTrustOptions(c: Command): Command {
 export async function resolvePolicy(o: TrustOpts): Promise<TrustPolicy>;
 export async function resolvePolicy(o: TrustOpts, mode: { optional: true }): Promise<TrustPolicy | undefined>;
 export async function resolvePolicy(o: TrustOpts, mode?: { optional: true }): Promise<TrustPolicy | undefined> {
-  if (o.key && o.policy) throw new BpfsealError('usage', 'USAGE_TRUST', 'give --key or --policy, not both');
+  const keyless = hasKeylessFlags(o);
+  if ([o.key !== undefined, o.policy !== undefined, keyless].filter(Boolean).length > 1) {
+    throw new BpfsealError('usage', 'USAGE_TRUST', `give one of --key, --policy or the --certificate-* flags, not ${[o.key !== undefined && '--key', o.policy !== undefined && '--policy', keyless && '--certificate-*/--trusted-root'].filter(Boolean).join(' and ')}`);
+  }
   const { loadPolicy, singleKeyPolicy, trustedLog } = await import('../trust/policy.js');
   let policy: TrustPolicy;
-  if (o.key) policy = singleKeyPolicy(o.key);
+  if (keyless) policy = (await import('../trust/keyless-flags.js')).keylessFlagsPolicy(o);
+  else if (o.key) policy = singleKeyPolicy(o.key);
   else {
     const path = o.policy ?? defaultPolicyPath();
     if (!path) {

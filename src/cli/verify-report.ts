@@ -6,7 +6,7 @@
  * 2: unreadable or malformed input.
  */
 import type { Command } from 'commander';
-import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
+import type { Bundle } from '@sigstore/bundle';
 import { InputError } from '../errors.js';
 import { readInput } from './io.js';
 import { failure, failureLine, printJson } from './output.js';
@@ -27,6 +27,8 @@ async function readBundle(file: string): Promise<Bundle> {
     throw new InputError('REPORT_INVALID', `${file}: not JSON (${(e as Error).message})`, { file });
   }
   try {
+    // Loaded on use: @sigstore/bundle (with the protobuf specs) would otherwise load for every command.
+    const { bundleFromJSON } = await import('@sigstore/bundle');
     return bundleFromJSON(json);
   } catch (e) {
     throw new InputError('REPORT_INVALID', `${file}: not a Sigstore bundle (${(e as Error).message})`, { file });

@@ -33,7 +33,7 @@ export function registerVerify(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (releases: string[], opts: TrustOpts & { json?: boolean }) => {
       // Loaded on use: the Sigstore verifier is most of bpfseal's start-up time.
-      const { verifyWithPolicy } = await import('../runtime/load.js');
+      const { verifyWithPolicy } = await import('../runtime/verify-policy.js');
       const policy = await resolvePolicy(opts);
       const state = statePath(opts, policy);
       const online = await onlineLogs(opts, policy);

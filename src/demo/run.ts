@@ -49,6 +49,8 @@ export interface DemoOptions {
 
 export async function runDemo(opts: DemoOptions): Promise<void> {
       const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'bpfseal-demo-'));
+      // `--dir` may name a directory that does not exist yet (it used to crash with ENOENT).
+      if (opts.dir) mkdirSync(dir, { recursive: true, mode: 0o700 });
       const say = (step: string, text: string) => process.stdout.write(`[${step}] ${text}\n`);
       say('setup', `work directory ${dir}`);
 

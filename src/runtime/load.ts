@@ -5,19 +5,14 @@
  * or refused, goes into the host log, and an allowed load is committed by commit.ts (record or undo,
  * crash-safe); dry runs decide nothing and record nothing.
  */
-import type { TransparencyLogEntry } from '@sigstore/bundle';
-import { checkKernelSignature } from '../attest/pkcs7.js';
-import { checkEntryAgainstLog } from '../tlog/rekor.js';
-import { verifyRelease, type VerifiedRelease, type VerifyOptions } from '../attest/verify.js';
+import type { VerifiedRelease, VerifyOptions } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
 import { recordDecision } from '../hostlog/hostlog.js';
 import { decision } from '../hostlog/records.js';
 import { signatureSupport, type SignatureSupport } from '../kernel/probe.js';
 import { loaderOf } from '../loader/claim.js';
 import { runKernelLoader } from './kernel-loader.js';
-import { requirePreflight, type HostKernel } from '../preflight/require.js';
 import type { TrustPolicy } from '../trust/policy.js';
-import { readState } from '../trust/state.js';
 import { realKernel, type KernelBackend } from './backend.js';
 import { ensureBpffs } from './bpffs.js';
 import { commitLoad, type Committed, type CommitInput, type LinkPin } from './commit.js';
@@ -74,42 +69,9 @@ export interface LoadResult {
   notes: string[];
 }
 
-/**
- * What @sigstore/verify leaves out for our own logs: the checkpoint's origin and signature under the
- * trusted log key, and the proof's index, size and root against that checkpoint.
- */
-export function checkLocalLogEntry(entry: TransparencyLogEntry, policy: TrustPolicy): void {
-  const id = entry.logId?.keyId.toString('hex');
-  const log = policy.logs.find((l) => l.keyId === id);
-  if (log) checkEntryAgainstLog(entry, log.key, log.origin);
-}
-
-export interface VerifyWithPolicyOptions {
-  checkLogEntry?: VerifyOptions['checkLogEntry'];
-  /** Verify without the anti-rollback state when it cannot be read (verify as an unprivileged user); a note says so. */
-  stateOptional?: boolean;
-  /** Where requirePreflight looks (preflight/require.ts). */
-  preflight?: { logs?: string[]; host?: HostKernel };
-}
-
-export function verifyWithPolicy(bytes: Buffer, policy: TrustPolicy, statePath: string, o: VerifyWithPolicyOptions = {}): VerifiedRelease {
-  let state: ReadonlyMap<string, number> | undefined;
-  let note: string | undefined;
-  try {
-    state = readState(statePath).versions;
-  } catch (e) {
-    if (!o.stateOptional || !(e instanceof BpfsealError) || (e.code !== 'STATE_UNREADABLE' && e.code !== 'TRUST_FILE_UNSAFE')) throw e;
-    note = `anti-rollback not checked: ${e.message} (load checks it, under the host lock)`;
-  }
-  const v = verifyRelease(bytes, policy, { state, checkLogEntry: o.checkLogEntry ?? checkLocalLogEntry, verifyKernelSignature: checkKernelSignature });
-  if (note) v.notes.push(note);
-  if (policy.requirePreflight) {
-    const p = requirePreflight(v.plan.name, v.digest, policy, o.preflight);
-    v.preflight = p.accepted;
-    v.notes.push(`preflight: passed on ${p.accepted.kernelRelease} (${p.accepted.where}, signer ${p.accepted.signer})`, ...p.notes);
-  }
-  return v;
-}
+// Verification alone lives in verify-policy.ts, so `verify` loads none of the kernel, commit or host-log code.
+import { verifyWithPolicy, type VerifyWithPolicyOptions } from './verify-policy.js';
+export { checkLocalLogEntry, verifyWithPolicy, type VerifyWithPolicyOptions } from './verify-policy.js';
 
 function checkMaxEntries(v: VerifiedRelease, overrides: ReadonlyMap<string, number>): void {
   for (const name of overrides.keys()) {

@@ -164,7 +164,7 @@ function readKeyFile(path: string, where: string, src: string): KeyFile {
   }
 }
 
-function checkTrustedRoot(text: string, where: string, src: string): unknown {
+export function checkTrustedRoot(text: string, where: string, src: string): unknown {
   let v: JsonValue;
   try {
     v = parseStrictJson(text);
