@@ -84,7 +84,7 @@ describe('bash completion', () => {
     writeFileSync(join(dir, 'release.pub'), '');
     const top = tree.commands.map((c) => c.name);
     expect(bashComplete(['bpfseal', ''])).toEqual(top);
-    expect(bashComplete(['bpfseal', 've'])).toEqual(['verify', 'verify-report']);
+    expect(bashComplete(['bpfseal', 've'])).toEqual(['verify', 'verify-report', 'version']);
     expect(bashComplete(['bpfseal', 'log', 've'])).toEqual(['verify']);
     expect(bashComplete(['bpfseal', 'log', ''])).toEqual(expect.arrayContaining(['verify', 'show', 'prove', 'consistency']));
     expect(bashComplete(['bpfseal', 'verify', '--certificate-i'])).toEqual(['--certificate-identity', '--certificate-identity-regexp']);

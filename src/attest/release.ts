@@ -54,6 +54,14 @@ export function encodeRelease(r: Release, planBase64 = r.plan.toString('base64')
   return JSON.stringify(doc, null, 2) + '\n';
 }
 
+/**
+ * A Sigstore bundle from its JSON form (for callers that load this module on use: a dynamic import of
+ * @sigstore/bundle itself loses its named exports through the CLI bundle's CommonJS interop).
+ */
+export function parseBundleJson(json: unknown): Bundle {
+  return bundleFromJSON(json as SerializedBundle);
+}
+
 export function decodeRelease(bytes: Buffer): Release {
   let doc: Record<string, unknown>;
   const text = bytes.toString('utf8');

@@ -28,8 +28,9 @@ async function readBundle(file: string): Promise<Bundle> {
   }
   try {
     // Loaded on use: @sigstore/bundle (with the protobuf specs) would otherwise load for every command.
-    const { bundleFromJSON } = await import('@sigstore/bundle');
-    return bundleFromJSON(json);
+    // Through our own module: a dynamic import of the CommonJS package loses its named exports in the bundle.
+    const { parseBundleJson } = await import('../attest/release.js');
+    return parseBundleJson(json);
   } catch (e) {
     throw new InputError('REPORT_INVALID', `${file}: not a Sigstore bundle (${(e as Error).message})`, { file });
   }
