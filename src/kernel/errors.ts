@@ -52,7 +52,9 @@ function hint(e: KernelError): string {
       case 1: return /signature verification passed/.test(e.log) || !e.log.trim()
         ? ' (the kernel verified the signature, then refused the load: an LSM policy such as bpfseal enforce does not admit this keyring; see bpfseal enforce --status)'
         : ' (the kernel refused the signed load: a signed program may bind only frozen, exclusive array maps; its log says which)';
-      case 13: return " (a map's exclusive hash does not match the program, or a signed program binds a map its signature does not cover)";
+      // The verifier's own EACCES (its log ends with the instruction count) is not about the signature.
+      case 13: return /processed \d+ insns/.test(e.log) ? ' (the verifier refused the program: its log says why)'
+        : " (a map's exclusive hash does not match the program, or a signed program binds a map its signature does not cover)";
       case 74: return ' (the signature is not a detached DER PKCS#7)';
       case 126: return ` (the signing certificate is not in keyring ${e.keyringId ?? '?'}: add it, e.g. keyctl padd asymmetric bpfseal %:_ses < cert.der, or set the policy's "keyring")`;
       case 129: return ' (the signature does not verify over the bytes loaded: changed after signing, or made with another key)';
