@@ -5,7 +5,7 @@
  * A kernel that cannot be had or does not boot is that kernel's error (exit 3), the others still run.
  */
 import { BpfsealError } from '../errors.js';
-import { failure, type Failure } from '../cli/output.js';
+import { failure, type Failure } from '../errors.js';
 import { readInput } from '../fsx/read.js';
 import { VmError } from '../vm/errors.js';
 import { resolveKernel, type Kernel } from '../vm/kernels.js';
