@@ -9,13 +9,13 @@ import { BpfsealError, InputError } from '../errors.js';
 import { TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
 import { verifyConsistency, verifyInclusion } from '../tlog/merkle.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
-import { rekorKind } from '../tlog/rekor-body.js';
+import { rekorKind } from '../attest/rekor-body.js';
 import { defaultLogDir } from '../tlog/store.js';
 import { isRemoteLocation, openLogReader } from '../tlog/open-reader.js';
 import type { LogReader } from '../tlog/log-reader.js';
 import { TiledLogClient } from '../tlog/remote/client.js';
 import { readInput } from './io.js';
-import { attestedSubjects } from '../audit/envelopes.js';
+import { attestedSubjects } from '../attest/envelopes.js';
 import { printJson } from './output.js';
 
 export interface LogOpts {

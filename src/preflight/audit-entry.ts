@@ -6,7 +6,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import type { Envelope } from '@sigstore/bundle';
-import { preAuthEncoding } from '../tlog/rekor-body.js';
+import { preAuthEncoding } from '../attest/rekor-body.js';
 import { globMatch, type TrustPolicy } from '../trust/policy.js';
 import { keyId, verifyData } from '../trust/keys.js';
 import type { AuditedEntry } from '../audit/attestations.js';

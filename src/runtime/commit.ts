@@ -27,7 +27,7 @@ import { makeStaging, pinTarget, STAGING_PREFIX, stagingPath } from './pindir.js
 import type { LoadedCollection } from './replay.js';
 import { pinName } from '../plan/codec.js';
 import { pinFileName } from '../plan/names.js';
-import { savePlan } from '../audit/envelopes.js';
+import { savePlan } from '../attest/envelopes.js';
 import { loadEvidence } from './evidence.js';
 
 export interface CommitInput {

@@ -7,7 +7,7 @@
  */
 import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { checkKernelSignature } from '../attest/pkcs7.js';
-import { checkEntryAgainstLog } from '../tlog/rekor.js';
+import { checkEntryAgainstLog } from '../attest/rekor.js';
 import { verifyRelease, type VerifiedRelease, type VerifyOptions } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
 import { recordDecision } from '../hostlog/hostlog.js';

@@ -8,13 +8,13 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { envelopeToJSON, type TransparencyLogEntry } from '@sigstore/bundle';
 import type { SignatureBundle, VerificationMaterial, Witness } from '@sigstore/sign';
-import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
-import { leafHash } from './hash.js';
-import { publicKeyInfo } from './keys.js';
-import { verifyInclusion } from './merkle.js';
-import { ecdsaNoteVerifier, openSignedCheckpoint, type SignedCheckpoint } from './note.js';
+import { InputError, TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
+import { leafHash } from '../tlog/hash.js';
+import { publicKeyInfo } from '../tlog/keys.js';
+import { verifyInclusion } from '../tlog/merkle.js';
+import { ecdsaNoteVerifier, openSignedCheckpoint, type SignedCheckpoint } from '../tlog/note.js';
 import { canonicalJson, dsseEntryBody, rekorKind } from './rekor-body.js';
-import type { TransparencyLog } from './store.js';
+import type { TransparencyLog } from '../tlog/store.js';
 
 export { canonicalJson } from './rekor-body.js';
 
