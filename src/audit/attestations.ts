@@ -32,7 +32,7 @@ import { verifyCosignatures } from '../tlog/witness/cosign.js';
 import { loadEnvelope, loadPlan, loadTimestamp } from '../attest/envelopes.js';
 import { readAuditState, updateAuditState } from './state.js';
 import { isPreflightPayload } from '../preflight/statement.js';
-import { auditPreflightEntry } from '../preflight/audit-entry.js';
+import { auditPreflightEntry } from './preflight-entry.js';
 
 export type EntryStatus = 'verified' | 'signature-ok' | 'preflight' | 'untrusted' | 'revoked' | 'superseded' | 'bad-signature' | 'mismatch' | 'no-plan' | 'no-envelope' | 'not-attestation';
 

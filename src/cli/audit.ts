@@ -80,7 +80,7 @@ export function registerAudit(program: Command): void {
       if (o.kernel) {
         const { kernelAudit } = await import('../audit/kernel-report.js');
         if (o.attest) await ensureHostLog(o.hostLog);
-        const { drainForAudit } = await import('../enforce/audit.js'); // the enforcers' decisions into the host log first
+        const { drainForAudit } = await import('../audit/enforce.js'); // the enforcers' decisions into the host log first
         const { hostLogDir } = await import('../hostlog/hostlog.js');
         const enforcement = await drainForAudit(hostLogDir(o.hostLog));
         report.notes.push(...enforcement.notes);

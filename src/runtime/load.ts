@@ -5,9 +5,8 @@
  * or refused, goes into the host log, and an allowed load is committed by commit.ts (record or undo,
  * crash-safe); dry runs decide nothing and record nothing.
  */
-import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { checkKernelSignature } from '../attest/pkcs7.js';
-import { checkEntryAgainstLog } from '../attest/rekor.js';
+import { checkLocalLogEntry } from '../attest/rekor.js';
 import { verifyRelease, type VerifiedRelease, type VerifyOptions } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
 import { recordDecision } from '../hostlog/hostlog.js';
@@ -74,15 +73,8 @@ export interface LoadResult {
   notes: string[];
 }
 
-/**
- * What @sigstore/verify leaves out for our own logs: the checkpoint's origin and signature under the
- * trusted log key, and the proof's index, size and root against that checkpoint.
- */
-export function checkLocalLogEntry(entry: TransparencyLogEntry, policy: TrustPolicy): void {
-  const id = entry.logId?.keyId.toString('hex');
-  const log = policy.logs.find((l) => l.keyId === id);
-  if (log) checkEntryAgainstLog(entry, log.key, log.origin);
-}
+// checkLocalLogEntry lives in attest/rekor.ts (preflight/ verifies releases with it too); kept importable here.
+export { checkLocalLogEntry };
 
 export interface VerifyWithPolicyOptions {
   checkLogEntry?: VerifyOptions['checkLogEntry'];
