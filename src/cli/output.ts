@@ -1,5 +1,5 @@
 /** Output helpers: JSON printing and error records with stable codes and exit codes. */
-import { type Failure } from '../errors.js';
+import type { Failure } from '../errors.js';
 
 // failure() lives in errors.ts, below every folder that reports one (preflight/ does, per kernel run).
 export { failure, type Failure } from '../errors.js';

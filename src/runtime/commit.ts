@@ -14,7 +14,7 @@
  * still pending (audit --kernel reports it), and the floor equals the highest load that stands.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { onBpffs } from './bpffs.js';
 import { dirname, join } from 'node:path';
 import { BpfsealError, VerifyError } from '../errors.js';

@@ -21,7 +21,7 @@ import { keyId, loadPublicKey } from '../../src/trust/keys.js';
 const keyIdOf = (p: string) => keyId(loadPublicKey(p));
 import { auditAttestations } from '../../src/audit/attestations.js';
 import { AttestationLogWitness, savePlan } from '../../src/attest/witness.js';
-import { BpfsealError } from '../../src/errors.js';
+import type { BpfsealError } from '../../src/errors.js';
 import { encodePlan } from '../../src/plan/codec.js';
 import { planFromBytes } from '../../src/plan/file.js';
 import { openLog } from '../../src/tlog/store.js';

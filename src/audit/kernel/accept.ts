@@ -19,6 +19,7 @@ export interface AcceptRule {
   source: string;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a pattern with control characters is refused
 const PATTERN = /^[^\u0000-\u001f\u007f/]{1,255}$/;
 
 /** One `--accept` value. */
