@@ -13,7 +13,7 @@
 import { readInput } from '../fsx/read.js';
 import { BTF_MAGIC, BtfError, KIND, recordExtra } from '../bpf/btf.js';
 import { mapCreate, progLoad } from './bpf.js';
-import { KernelError } from './errors.js';
+import { ERRNO, KernelError } from './errors.js';
 
 export type SignatureSupport = 'none' | 'program' | 'loader';
 
@@ -29,9 +29,9 @@ export function signatureSupport(): SignatureSupport {
     support = 'none'; // accepted garbage: the fields exist but nothing is enforced
   } catch (e) {
     if (!(e instanceof KernelError)) throw e;
-    if (e.errno === 95 || e.errno === 7) support = 'none';
-    else if (e.errno === 1) support = 'loader';
-    else if (e.errno === 74 || e.errno === 129 || e.errno === 126) support = 'program';
+    if (e.errno === ERRNO.EOPNOTSUPP || e.errno === ERRNO.E2BIG) support = 'none';
+    else if (e.errno === ERRNO.EPERM) support = 'loader';
+    else if (e.errno === ERRNO.EBADMSG || e.errno === ERRNO.EKEYREJECTED || e.errno === ERRNO.ENOKEY) support = 'program';
     else throw e;
   } finally {
     map.close();
