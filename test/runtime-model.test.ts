@@ -228,7 +228,8 @@ describe('crafted plan mutations are refused, naming the problem', () => {
 
   it('an override for a map that has a size is a usage error', () => {
     const e = rejection(loadPlan('testrun.o').plan, digestOf('testrun.o'), { maxEntries: new Map([['counters', 8]]) });
-    expect(e).toBeInstanceOf(InputError);
+    expect(e).toBeInstanceOf(BpfsealError);
+    expect(e.kind).toBe('usage'); // as every USAGE_* code (test/error-codes.test.ts); exit 2
     expect(e.code).toBe('USAGE_MAX_ENTRIES');
     expect(e.message).toContain("map 'counters' has max_entries 4 in the plan");
   });
