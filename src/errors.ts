@@ -43,3 +43,19 @@ export class VerifyError extends BpfsealError {
     this.name = 'VerifyError';
   }
 }
+
+/** An error as the CLI reports it (stderr line, --json `error`), with the exit status it ends with. */
+export interface Failure {
+  code: string;
+  message: string;
+  exit: number;
+}
+
+/** Any thrown value as a Failure: a BpfsealError keeps its code; anything else is INTERNAL (exit 70). */
+export function failure(e: unknown): Failure {
+  if (e instanceof BpfsealError) return { code: e.code, message: e.message, exit: e.exitCode };
+  // Anything else is a bug in bpfseal, not a property of the input: say so, with the stack on request.
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (process.env.BPFSEAL_DEBUG) process.stderr.write(`${err.stack}\n`);
+  return { code: 'INTERNAL', message: `internal error: ${err.message} (please report; set BPFSEAL_DEBUG=1 for a trace)`, exit: EXIT.internal };
+}

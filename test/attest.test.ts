@@ -9,7 +9,7 @@
  * /sys/fs/bpf/bpfseal-attest-<pid>-<n> directories removed after each test.
  */
 import { openLog } from '../src/tlog/store.js';
-import { trustedRootTlog } from '../src/tlog/rekor.js';
+import { trustedRootTlog } from '../src/attest/rekor.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';

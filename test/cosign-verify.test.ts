@@ -82,7 +82,7 @@ describe('verify with --certificate-identity / --certificate-oidc-issuer / --tru
   });
 
   it('a regexp that matches only part of the SAN is refused (anchored, unlike a bare RegExp.test)', () => {
-    expect(new RegExp('acme/bpf-progs').test(SUBJECT)).toBe(true); // what an unanchored match would accept
+    expect(/acme\/bpf-progs/.test(SUBJECT)).toBe(true); // what an unanchored match would accept
     for (const re of ['acme/bpf-progs', 'https://github\\.com/acme', 'refs/heads/main', '.*@refs/heads/ma', 'evil|https://github\\.com/acme']) {
       const r = verify(reFlags(re));
       expect(r.code, re).toBe(1);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keylessSigner, rekorWitness } from '../src/attest/keyless.js';
 import { encodeRelease } from '../src/attest/release.js';
 import { signPlan } from '../src/attest/sign.js';
-import { AttestationLogWitness, savePlan } from '../src/audit/witness.js';
+import { AttestationLogWitness, savePlan } from '../src/attest/witness.js';
 import { planFromBytes } from '../src/plan/file.js';
 import { openLogForWriting } from '../src/tlog/migrate.js';
 import { runCli } from './helpers/cli.js';

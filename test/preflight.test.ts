@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { runJob } from '../src/preflight/guest.js';
+import { runJob } from '../src/runtime/preflight-guest.js';
 import { buildPreflightStatement, parsePreflightStatement, PREFLIGHT_PREDICATE_TYPE, type PreflightStatement } from '../src/preflight/statement.js';
 import { attestPreflight } from '../src/preflight/attest.js';
 import { requirePreflight } from '../src/preflight/require.js';

@@ -11,12 +11,10 @@ import { loadPlan, planCopy } from './helpers/plans.js';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { planFromBytes, type LoadedPlan } from '../src/plan/file.js';
 import { describePlan } from '../src/plan/describe.js';
-import { decodePlan, encodePlan } from '../src/plan/codec.js';
 import type { Plan } from '../src/plan/types.js';
 import { replay, pinName, type LoadedCollection } from '../src/runtime/replay.js';
 import { runKernelLoader } from '../src/runtime/kernel-loader.js';
@@ -34,7 +32,7 @@ import { KernelError } from '../src/kernel/errors.js';
 import { openFds } from '../src/kernel/fd.js';
 import { mapFdById, mapInfo, mapLookup, mapUpdate, objGet, progFdById, progInfo, progTestRun } from '../src/kernel/bpf.js';
 import { BpfsealError, InputError } from '../src/errors.js';
-import { allFixtures, DIST, FIXTURES, makeTmpDir, readFixture, requireDist, ROOT } from './helpers/paths.js';
+import { allFixtures, DIST, FIXTURES, makeTmpDir, requireDist, ROOT } from './helpers/paths.js';
 import {
   asFd, closeLeftoverFds, datasecLayout, kallsyms, linuxKernelVersion, newPinDir, objectExists, probeBpf, recording,
   removePinDirs, thrown, u32key, waitGone, type CreatedObject,
@@ -438,7 +436,7 @@ describe.skipIf(!canBpf)('(e) fault injection: a failure at any step leaves noth
     const commitSteps: string[] = [];
     const rec = recording(realKernel());
     const files = hostFiles();
-    const r = await replayAndCommit(f, rec.backend, dir, { files, onStep: (s) => steps.push(s), onCommitStep: (s) => commitSteps.push(s) });
+    await replayAndCommit(f, rec.backend, dir, { files, onStep: (s) => steps.push(s), onCommitStep: (s) => commitSteps.push(s) });
     expect(steps).toEqual(TEMPLATES.get(f)!);
     expect(commitSteps).toEqual(COMMIT_STEPS);
     expect(readdirSync(dir).length).toBeGreaterThan(0);

@@ -5,20 +5,18 @@
  */
 import { loadPlan, planCopy } from './helpers/plans.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { planFromBytes, type LoadedPlan } from '../src/plan/file.js';
-import { decodePlan, encodePlan } from '../src/plan/codec.js';
 import { describePlan } from '../src/plan/describe.js';
 import type { Plan, PlanMap, PlanProgram } from '../src/plan/types.js';
 import type { KconfigVar } from '../src/bpf/spec.js';
-import { replay, pinName, type LoadedCollection } from '../src/runtime/replay.js';
+import { replay, type LoadedCollection } from '../src/runtime/replay.js';
 import { modelKernel, ModelRejection } from '../src/runtime/model.js';
 import { FixupError, kconfigValue, resolveMaxEntries } from '../src/runtime/fixups.js';
 import { kernelVersionCode, parseCpuList, systemHost, type HostFacts } from '../src/runtime/host.js';
 import { openFds } from '../src/kernel/fd.js';
 import { BpfsealError, InputError } from '../src/errors.js';
-import { allFixtures, cleanupTmpDirs, makeTmpDir, readFixture } from './helpers/paths.js';
+import { allFixtures, cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
 import { thrown } from './helpers/kernel.js';
 
 afterAll(cleanupTmpDirs);
@@ -230,7 +228,8 @@ describe('crafted plan mutations are refused, naming the problem', () => {
 
   it('an override for a map that has a size is a usage error', () => {
     const e = rejection(loadPlan('testrun.o').plan, digestOf('testrun.o'), { maxEntries: new Map([['counters', 8]]) });
-    expect(e).toBeInstanceOf(InputError);
+    expect(e).toBeInstanceOf(BpfsealError);
+    expect(e.kind).toBe('usage'); // as every USAGE_* code (test/error-codes.test.ts); exit 2
     expect(e.code).toBe('USAGE_MAX_ENTRIES');
     expect(e.message).toContain("map 'counters' has max_entries 4 in the plan");
   });

@@ -1,11 +1,12 @@
 /**
  * RFC 6962 / 9162 Merkle math (src/tlog/merkle.ts): checked against a production log (Google Argon
- * 2020, shared/testdata/ct-argon2020) and against a direct transcription of the RFC 6962 §2.1
+ * 2020, test/tlog/fixtures/ct-argon2020) and against a direct transcription of the RFC 6962 §2.1
  * definitions (MTH, PATH, PROOF) for every small tree.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   EMPTY_ROOT, leafHash, nodeHash, proveConsistency, proveInclusion, rootFromInclusion, rootFromLeaves, splitStoredHashIndex,
@@ -13,7 +14,7 @@ import {
 } from '../src/tlog/merkle.js';
 import { TlogVerifyError } from '../src/tlog/errors.js';
 
-const CT = '/work/shared/testdata/ct-argon2020';
+const CT = fileURLToPath(new URL('tlog/fixtures/ct-argon2020/', import.meta.url)); // vendored: public data, see its README.md
 const b64 = (s: string) => Buffer.from(s, 'base64');
 const ct = (f: string) => JSON.parse(readFileSync(join(CT, f), 'utf8')) as Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 /**
- * The local log as a Sigstore transparency log (src/tlog/rekor.ts): a DSSE bundle built by
+ * The local log as a Sigstore transparency log (src/attest/rekor.ts): a DSSE bundle built by
  * @sigstore/sign with LocalLogWitness verifies offline with @sigstore/verify when the log key is in the
  * TrustedRoot; altered proofs, checkpoints, bodies and SETs are rejected — by @sigstore/verify where it
  * checks, and by checkEntryAgainstLog where it does not (proof rootHash/treeSize, checkpoint origin).
@@ -12,7 +12,7 @@ import { DSSEBundleBuilder, type Signer } from '@sigstore/sign';
 import { Verifier, toSignedEntity, toTrustMaterial } from '@sigstore/verify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfsealError } from '../src/errors.js';
-import { canonicalJson, checkEntryAgainstLog, LocalLogWitness, tlogEntry, trustedRootTlog, type SerializedTlogEntry } from '../src/tlog/rekor.js';
+import { canonicalJson, checkEntryAgainstLog, LocalLogWitness, tlogEntry, trustedRootTlog, type SerializedTlogEntry } from '../src/attest/rekor.js';
 import { openLog, type TransparencyLog } from '../src/tlog/store.js';
 import { openSignedCheckpoint } from '../src/tlog/note.js';
 import { cosign, generateWitnessKey, parseWitnessSigner, verifyCosignatures } from '../src/tlog/witness/cosign.js';

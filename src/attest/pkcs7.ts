@@ -12,7 +12,7 @@ import { certificateDer, OID as X509_OID, parseCertificate, subjectKeyIdentifier
 import {
   Asn1Error, children, contextConstructed, type Der, expectTag, nullValue, octetString, oid, parseDer,
   readOid, readSmallInteger, sequence, setOf, smallInteger, TAG,
-} from './asn1.js';
+} from '../der/asn1.js';
 
 /** bpf_attr.signature_size above this is EINVAL (see facts/kernel.md). */
 export const KERNEL_MAX_SIGNATURE_SIZE = 8192;

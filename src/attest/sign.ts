@@ -6,7 +6,6 @@
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { DSSEBundleBuilder, type Signer, type Witness } from '@sigstore/sign';
 import type { Bundle } from '@sigstore/bundle';
-import { InputError } from '../errors.js';
 import { keyAlgorithm, keyId, loadPrivateKey, signData } from '../trust/keys.js';
 import { readInput } from '../fsx/read.js';
 import { BpfsealError } from '../errors.js';
@@ -58,7 +57,7 @@ export interface SignedRelease {
 }
 
 export async function signPlan(plan: Plan, planBytes: Buffer, opts: SignOptions): Promise<SignedRelease> {
-  if (!Number.isSafeInteger(opts.version) || opts.version < 0) throw new InputError('USAGE_VERSION', `--version must be a non-negative integer, got ${opts.version}`);
+  if (!Number.isSafeInteger(opts.version) || opts.version < 0) throw new BpfsealError('usage', 'USAGE_VERSION', `--version must be a non-negative integer, got ${opts.version}`);
   const digest = opts.digest ?? planDigest(planBytes);
   // Which programs will carry a kernel signature is part of the signed claims, so none can be stripped unseen.
   const kernelSigned = opts.kernelSigner ? plan.programs.filter((p) => !p.fixups.length).map((p) => p.name) : undefined;

@@ -19,8 +19,8 @@ import { verifyAttestation } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
 import { decodePlan } from '../plan/codec.js';
 import { certificateDer } from '../trust/x509.js';
-import { preAuthEncoding } from '../tlog/rekor-body.js';
-import { checkEntryAgainstLog, tlogEntry } from '../tlog/rekor.js';
+import { preAuthEncoding } from '../attest/rekor-body.js';
+import { checkEntryAgainstLog, tlogEntry } from '../attest/rekor.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
 import { verifyConsistency } from '../tlog/merkle.js';
 import { verifyInclusion } from '../tlog/verify-proof.js';
@@ -29,10 +29,10 @@ import type { TransparencyLog } from '../tlog/store.js';
 import { keyId, verifyData } from '../trust/keys.js';
 import { trustedLog, type TrustPolicy } from '../trust/policy.js';
 import { verifyCosignatures } from '../tlog/witness/cosign.js';
-import { loadEnvelope, loadPlan, loadTimestamp } from './envelopes.js';
+import { loadEnvelope, loadPlan, loadTimestamp } from '../attest/envelopes.js';
 import { readAuditState, updateAuditState } from './state.js';
 import { isPreflightPayload } from '../preflight/statement.js';
-import { auditPreflightEntry } from '../preflight/audit-entry.js';
+import { auditPreflightEntry } from './preflight-entry.js';
 
 export type EntryStatus = 'verified' | 'signature-ok' | 'preflight' | 'untrusted' | 'revoked' | 'superseded' | 'bad-signature' | 'mismatch' | 'no-plan' | 'no-envelope' | 'not-attestation';
 

@@ -12,12 +12,6 @@ import { knownSections, overrideInfo, sectionInfo, type SectionOverride } from '
 import type { CollectionSpec, ExternSpec, FuncSpec, KconfigVar, MapSpec, ProgramSpec } from './spec.js';
 import { INSN_SIZE } from './insn.js';
 
-/** Sections that carry debug info or metadata, never programs or maps. */
-function isIgnorable(name: string): boolean {
-  return name.startsWith('.debug') || name.startsWith('.rel') || name === '.BTF' || name === '.BTF.ext' || name === '.llvm_addrsig'
-    || name === '.symtab' || name === '.strtab' || name === '.shstrtab' || name === '.eh_frame' || name.startsWith('.note');
-}
-
 export function objectNames(fileName: string): { name: string; objName: string } {
   const base = fileName.replace(/^.*\//, '');
   const name = base.endsWith('.o') ? base.slice(0, -2) : base;

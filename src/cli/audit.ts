@@ -10,7 +10,7 @@ import { BpfsealError } from '../errors.js';
 import { printJson } from './output.js';
 import { isLogUrl, resolvePolicy } from './trust.js';
 import type { TrustPolicy } from '../trust/policy.js';
-import type { MirrorResult } from '../tlog/remote/mirror.js';
+import type { MirrorResult } from '../audit/mirror.js';
 import type { AttestationAudit, Finding } from '../audit/attestations.js';
 import type { KernelReport } from '../audit/kernel-report.js';
 
@@ -87,7 +87,7 @@ export function registerAudit(program: Command): void {
       if (o.kernel) {
         const { kernelAudit } = await import('../audit/kernel-report.js');
         if (o.attest) await ensureHostLog(o.hostLog);
-        const { drainForAudit } = await import('../enforce/audit.js'); // the enforcers' decisions into the host log first
+        const { drainForAudit } = await import('../audit/enforce.js'); // the enforcers' decisions into the host log first
         const { hostLogDir } = await import('../hostlog/hostlog.js');
         const enforcement = await drainForAudit(hostLogDir(o.hostLog));
         report.notes.push(...enforcement.notes);
@@ -132,7 +132,7 @@ async function mirrorRemote(url: string, policy: TrustPolicy | undefined): Promi
     throw new BpfsealError('usage', 'USAGE_LOG_URL', `--log ${url}: auditing a remote log needs a trust policy that lists it in "logs" (its key and origin say whose log it is); --key names no log`);
   }
   const { openLogReader } = await import('../tlog/open-reader.js');
-  const { mirrorDir, mirrorLog } = await import('../tlog/remote/mirror.js');
+  const { mirrorDir, mirrorLog } = await import('../audit/mirror.js');
   const reader = await openLogReader(url, { keys: policy.logs.map((l) => l.key.export({ type: 'spki', format: 'pem' }).toString()) });
   try {
     const trusted = policy.logs.find((l) => l.origin === reader.origin);

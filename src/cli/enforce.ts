@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { BpfsealError } from '../errors.js';
 import { readInput } from './io.js';
-import { failure, failureLine, printJson } from './output.js';
+import { printJson } from './output.js';
 import { addTrustOptions, resolvePolicy, statePath, type TrustOpts } from './trust.js';
 
 interface EnforceOpts extends TrustOpts {

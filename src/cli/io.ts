@@ -3,7 +3,7 @@
  * writes live in ../fsx/ and are re-exported here for the commands).
  */
 import { basename, dirname, join } from 'node:path';
-import { InputError } from '../errors.js';
+import { BpfsealError } from '../errors.js';
 import { isDirectory } from '../fsx/dirs.js';
 
 export { isDirectory } from '../fsx/dirs.js';
@@ -18,7 +18,7 @@ export function outputPath(input: string, ext: string, out: string | undefined, 
   const base = basename(input).replace(/\.(o|plan|bpfseal)$/, '') + ext;
   if (!out) return join(dirname(input), base);
   if (out.endsWith('/') || isDirectory(out)) return join(out, base);
-  if (inputs > 1) throw new InputError('USAGE_OUTPUT', `-o ${out}: with ${inputs} inputs, -o must name an existing directory`);
+  if (inputs > 1) throw new BpfsealError('usage', 'USAGE_OUTPUT', `-o ${out}: with ${inputs} inputs, -o must name an existing directory`);
   return out;
 }
 

@@ -9,13 +9,13 @@ import { BpfsealError, InputError } from '../errors.js';
 import { TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
 import { verifyConsistency, verifyInclusion } from '../tlog/merkle.js';
 import { openSignedCheckpoint } from '../tlog/note.js';
-import { rekorKind } from '../tlog/rekor-body.js';
+import { rekorKind } from '../attest/rekor-body.js';
 import { defaultLogDir } from '../tlog/store.js';
-import { isRemoteLocation, openLogReader } from '../tlog/open-reader.js';
+import { openLogReader } from '../tlog/open-reader.js';
 import type { LogReader } from '../tlog/log-reader.js';
 import { TiledLogClient } from '../tlog/remote/client.js';
 import { readInput } from './io.js';
-import { attestedSubjects } from '../audit/envelopes.js';
+import { entriesWithSubject, subjectDigests } from '../attest/subjects.js';
 import { printJson } from './output.js';
 import { signerText, summarizeEntry, type EntrySummary } from '../audit/entry-summary.js';
 
@@ -81,33 +81,15 @@ export function verifyCmd(opts: LogOpts): Promise<void> {
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /**
- * The indexes to prove: one index, or every entry that records that subject digest: a bpfseal
- * attestation (through its stored envelope, local logs only), or any JSON entry with a top-level
- * subjectDigest.
+ * The indexes to prove: one index, or every entry that records that subject digest
+ * (attest/subjects.ts).
  */
 async function targets(log: LogReader, what: string): Promise<number[]> {
   if (/^(0|[1-9][0-9]*)$/.test(what)) return [Number(what)];
   if (!DIGEST.test(what)) throw new InputError(TLOG_CODES.BAD_ARGUMENT, `${what}: expected an entry index or sha256:<64 hex digits>`);
-  const found: number[] = [];
-  const local = !isRemoteLocation(log.location);
-  for await (const { index, entry } of log.entries()) {
-    if (subjectDigests(entry).includes(what) || (local && attestedSubjects(log.location, entry).includes(what))) found.push(index);
-  }
+  const found = await entriesWithSubject(log, what);
   if (!found.length) throw new TlogVerifyError(TLOG_CODES.DIGEST_NOT_FOUND, `no entry of ${log.location} records subject ${what}`);
   return found;
-}
-
-/** Top-level "subjectDigest" of an entry: a "sha256:<hex>" string or a list of them. */
-function subjectDigests(entry: Buffer): string[] {
-  if (entry[0] !== 0x7b) return []; // '{'
-  try {
-    const v = (JSON.parse(entry.toString('utf8')) as { subjectDigest?: unknown }).subjectDigest;
-    if (typeof v === 'string') return [v.toLowerCase()];
-    if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string').map((x) => x.toLowerCase());
-  } catch {
-    /* not JSON: no subject */
-  }
-  return [];
 }
 
 export function proveCmd(what: string, opts: LogOpts): Promise<void> {

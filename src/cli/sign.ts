@@ -108,11 +108,11 @@ export function registerSign(program: Command): void {
       const witnesses: Witness[] = rekorUrl ? [rekorWitness(rekorUrl)] : [];
       // The local log (default on): the attestation is appended and its inclusion proof goes into the bundle.
       let log: { close(): void; dir: string } | undefined;
-      const { savePlan } = await import('../audit/envelopes.js');
+      const { savePlan } = await import('../attest/envelopes.js');
       if (opts.log !== false) {
         const { defaultLogDir } = await import('../tlog/store.js');
         const { openLogForWriting } = await import('../tlog/migrate.js');
-        const { AttestationLogWitness } = await import('../audit/witness.js');
+        const { AttestationLogWitness } = await import('../attest/witness.js');
         const l = await openLogForWriting(typeof opts.log === 'string' ? opts.log : defaultLogDir());
         log = l;
         witnesses.push(new AttestationLogWitness(l));

@@ -20,7 +20,7 @@ import { ensureBpffs } from '../runtime/bpffs.js';
 import { unloadDir } from '../runtime/unload.js';
 import { loadRelease } from '../runtime/load.js';
 import { openLog } from '../tlog/store.js';
-import { AttestationLogWitness, savePlan } from '../audit/witness.js';
+import { AttestationLogWitness, savePlan } from '../attest/witness.js';
 import { auditAttestations } from '../audit/attestations.js';
 import { kernelAudit } from '../audit/kernel-report.js';
 import { pinName } from '../runtime/replay.js';

@@ -15,7 +15,7 @@ import { FileLock } from '../fsx/lock.js';
 import { readInput } from '../fsx/read.js';
 import { openLog, type TransparencyLog } from '../tlog/store.js';
 import { openLogForWriting } from '../tlog/migrate.js';
-import { rekorKind } from '../tlog/rekor-body.js';
+import { rekorKind } from '../attest/rekor-body.js';
 import { emptyState, readState, writeState, type HostState } from '../trust/state.js';
 import { parseHostRecord, type EnforcementRecord, type LoadDecision } from './records.js';
 

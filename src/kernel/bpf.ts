@@ -4,7 +4,7 @@
  */
 import { ATTR_SIZE, addressOf, bpf, CMD } from './sys.js';
 import { Fd } from './fd.js';
-import { KernelError } from './errors.js';
+import { ERRNO, KernelError } from './errors.js';
 
 function attr(): Buffer {
   return Buffer.alloc(ATTR_SIZE);
@@ -35,13 +35,24 @@ export function btfLoad(btf: Buffer): Fd {
     a.writeBigUInt64LE(addressOf(log), 8);
     a.writeUInt32LE(log.length, 20);
     a.writeUInt32LE(1, 24);
-    try {
-      bpf(CMD.BTF_LOAD, a, [btf, log]);
-    } catch (e2) {
-      if (e2 instanceof KernelError) e2.log = logText(log);
-      throw e2;
-    }
-    throw e;
+    return retryWithLog(e, log, () => new Fd(bpf(CMD.BTF_LOAD, a, [btf, log]), 'btf'));
+  }
+}
+
+/**
+ * The second call of a load that failed without a log. Loaded this time (a transient failure such as
+ * EAGAIN): the new Fd is the result. Refused again: the first call's error is the one to report (the
+ * retry may fail only for its own reasons, e.g. ENOSPC when the log does not fit), with the log the
+ * retry wrote and, if its errno differs, that errno beside it.
+ */
+function retryWithLog(first: KernelError, log: Buffer, retry: () => Fd): Fd {
+  try {
+    return retry();
+  } catch (e2) {
+    if (!(e2 instanceof KernelError)) throw e2;
+    first.log = logText(log);
+    if (e2.errno !== first.errno) first.retryErrno = e2.errno;
+    throw first;
   }
 }
 
@@ -117,7 +128,7 @@ export function mapNextKey(map: Fd, key: Buffer | undefined, keySize: number): B
   try {
     bpf(CMD.MAP_GET_NEXT_KEY, a, [key, next]);
   } catch (e) {
-    if (e instanceof KernelError && e.errno === 2) return undefined;
+    if (e instanceof KernelError && e.errno === ERRNO.ENOENT) return undefined;
     throw e;
   }
   return next;
@@ -199,21 +210,17 @@ export function progLoad(p: ProgLoadAttr): Fd {
     return new Fd(bpf(CMD.PROG_LOAD, sized, keep), `prog ${p.name}`);
   } catch (e) {
     mark(e);
-    if (!(e instanceof KernelError) || e.errno === 95 || e.errno === 129 || e.errno === 126 || e.errno === 74) throw e;
+    // Refusals of the signature itself come before the verifier runs: a log would stay empty.
+    if (!(e instanceof KernelError) || NO_RETRY.has(e.errno)) throw e;
     const log = Buffer.alloc(LOG_SIZE);
     a.writeUInt32LE(p.logLevel ?? 1, 24);
     a.writeUInt32LE(log.length, 28);
     a.writeBigUInt64LE(addressOf(log), 32);
-    try {
-      const fd = bpf(CMD.PROG_LOAD, sized, [...keep, log]);
-      // Loaded on the retry (a transient failure such as EAGAIN): keep it.
-      return new Fd(fd, `prog ${p.name}`);
-    } catch (e2) {
-      if (e2 instanceof KernelError) e2.log = logText(log);
-      throw mark(e2);
-    }
+    return retryWithLog(e, log, () => new Fd(bpf(CMD.PROG_LOAD, sized, [...keep, log]), `prog ${p.name}`));
   }
 }
+
+const NO_RETRY: ReadonlySet<number> = new Set([ERRNO.EOPNOTSUPP, ERRNO.EKEYREJECTED, ERRNO.ENOKEY, ERRNO.EBADMSG]);
 
 /** BPF_OBJ_PIN / BPF_OBJ_GET: 0 pathname, 8 bpf_fd, 12 file_flags. */
 export function objPin(fd: Fd, path: string): void {
@@ -255,7 +262,7 @@ export function nextId(cmd: number, start: number): number {
   try {
     bpf(cmd, a);
   } catch (e) {
-    if (e instanceof KernelError && e.errno === 2) return 0;
+    if (e instanceof KernelError && e.errno === ERRNO.ENOENT) return 0;
     throw e;
   }
   return a.readUInt32LE(4);

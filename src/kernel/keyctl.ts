@@ -4,7 +4,7 @@
  * (KEYCTL_DESCRIBE), and a keyring found by name (KEYCTL_SEARCH). keyctl(2) through libc's syscall(3);
  * x86-64 number 250, operations from include/uapi/linux/keyctl.h.
  */
-import { KernelError, errnoName } from './errors.js';
+import { ERRNO, KernelError, errnoName } from './errors.js';
 import { libc } from '../sys/libc.js';
 import { addressOf } from './sys.js';
 
@@ -52,7 +52,7 @@ export function searchKeyring(name: string, from: number = KEY_SPEC.session): nu
   try {
     return keyctl(`SEARCH, ${from}, keyring, ${name}`, KEYCTL_SEARCH, from, addressOf(type), addressOf(desc), 0, [type, desc]);
   } catch (e) {
-    if (e instanceof KernelError && (e.errno === 126 || e.errno === 2)) return undefined; // ENOKEY: not found
+    if (e instanceof KernelError && (e.errno === ERRNO.ENOKEY || e.errno === ERRNO.ENOENT)) return undefined; // ENOKEY: not found
     throw e;
   }
 }

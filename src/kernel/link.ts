@@ -7,7 +7,7 @@
  */
 import { ATTR_SIZE, bpf, CMD } from './sys.js';
 import { Fd } from './fd.js';
-import { KernelError } from './errors.js';
+import { ERRNO, KernelError } from './errors.js';
 import { nextId, objInfo } from './bpf.js';
 
 /** enum bpf_attach_type BPF_LSM_MAC; enum bpf_link_type BPF_LINK_TYPE_TRACING (LSM links are tracing links). */
@@ -46,7 +46,7 @@ export function linkDetach(link: Fd): boolean {
     bpf(CMD.LINK_DETACH, a.subarray(0, 4));
     return true;
   } catch (e) {
-    if (e instanceof KernelError && (e.errno === 95 || e.errno === 524 || e.errno === 22)) return false;
+    if (e instanceof KernelError && (e.errno === ERRNO.EOPNOTSUPP || e.errno === ERRNO.ENOTSUPP || e.errno === ERRNO.EINVAL)) return false;
     throw e;
   }
 }

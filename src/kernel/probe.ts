@@ -16,7 +16,7 @@
 import { readInput } from '../fsx/read.js';
 import { BTF_MAGIC, BtfError, KIND, recordExtra } from '../bpf/btf.js';
 import { mapCreate, progLoad } from './bpf.js';
-import { errnoName, KernelError } from './errors.js';
+import { ERRNO, errnoName, KernelError } from './errors.js';
 
 export type SignatureSupport = 'none' | 'program' | 'loader';
 
@@ -41,9 +41,9 @@ export function signatureProbe(): SignatureProbe {
   } catch (e) {
     if (!(e instanceof KernelError)) throw e;
     const answer = errnoName(e.errno);
-    if (e.errno === 95 || e.errno === 7) probed = { support: 'none', answer };
-    else if (e.errno === 1) probed = { support: 'loader', answer };
-    else if (e.errno === 74 || e.errno === 129 || e.errno === 126) probed = { support: 'program', answer };
+    if (e.errno === ERRNO.EOPNOTSUPP || e.errno === ERRNO.E2BIG) probed = { support: 'none', answer };
+    else if (e.errno === ERRNO.EPERM) probed = { support: 'loader', answer };
+    else if (e.errno === ERRNO.EBADMSG || e.errno === ERRNO.EKEYREJECTED || e.errno === ERRNO.ENOKEY) probed = { support: 'program', answer };
     else throw e;
   } finally {
     map.close();

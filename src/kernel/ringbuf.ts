@@ -12,7 +12,7 @@
  * position (the consumer position at its header): positions only grow over the buffer's lifetime, so
  * they tell a sample already seen from a new one.
  */
-import { KernelError } from './errors.js';
+import { ERRNO, KernelError } from './errors.js';
 import type { Fd } from './fd.js';
 import { libc, PROT, type Mapping } from '../sys/libc.js';
 
@@ -34,7 +34,7 @@ export class RingBufferReader {
   static open(map: Fd, size: number): RingBufferReader {
     const c = libc();
     const page = c.pageSize();
-    if (size <= 0 || (size & (size - 1)) !== 0) throw new KernelError('mmap', 22, `ring buffer size ${size} is not a power of two`);
+    if (size <= 0 || (size & (size - 1)) !== 0) throw new KernelError('mmap', ERRNO.EINVAL, `ring buffer size ${size} is not a power of two`);
     const consumer = c.mmap(page, PROT.read | PROT.write, map.value, 0);
     if (!consumer) throw new KernelError('mmap', c.errno(), `cannot map the ring buffer's consumer page (errno ${c.errno()})`);
     const producer = c.mmap(page + 2 * size, PROT.read, map.value, page);
@@ -62,7 +62,7 @@ export class RingBufferReader {
       const hdr = new DataView(data.buffer, data.byteOffset + at, HDR).getUint32(0, true);
       if (hdr & BUSY) break;
       const len = hdr & 0x3fff_ffff; // without BUSY and DISCARD
-      if (len > this.size) throw new KernelError('ringbuf', 5, `ring buffer record of ${len} bytes in a ${this.size}-byte buffer`);
+      if (len > this.size) throw new KernelError('ringbuf', ERRNO.EIO, `ring buffer record of ${len} bytes in a ${this.size}-byte buffer`);
       if (!(hdr & DISCARD)) out.push({ pos: cons, data: Buffer.from(data.subarray(at + HDR, at + HDR + len)) });
       cons += BigInt((len + HDR + 7) & ~7);
     }

@@ -21,8 +21,8 @@ function bound(): ReturnType<typeof libc> {
   }
 }
 
-/** Buffers referenced by address from an attr; kept reachable across the call. */
-let held: Buffer[] = [];
+/** Buffers referenced by address from an attr; kept reachable across the call (emptied after it). */
+const held: Buffer[] = [];
 
 export function addressOf(b: Buffer | null | undefined): bigint {
   if (!b || b.length === 0) return 0n;
@@ -44,10 +44,15 @@ const CMD_NAMES = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, `BP
  */
 export function bpf(cmd: number, attr: Buffer, keep: (Buffer | null | undefined)[] = []): number {
   const c = bound();
-  held = keep.filter((b): b is Buffer => !!b);
-  const r = c.syscall3(SYS_bpf, cmd, attr, attr.length);
-  const errno = r < 0 ? c.errno() : 0;
-  held = [];
+  for (const b of keep) if (b) held.push(b);
+  let r: number;
+  let errno = 0;
+  try {
+    r = c.syscall3(SYS_bpf, cmd, attr, attr.length);
+    if (r < 0) errno = c.errno();
+  } finally {
+    held.length = 0;
+  }
   if (r < 0) throw new KernelError(CMD_NAMES[cmd] ?? `bpf cmd ${cmd}`, errno);
   return r;
 }

@@ -9,7 +9,7 @@ export const MAX_NAME_BYTES = 255;
 
 // C0 and C1 controls, DEL, and the bidirectional overrides/isolates and marks that make a name read
 // differently from what it is in a terminal or log viewer (CVE-2021-42574, "Trojan Source").
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it rejects
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /** Characters the kernel keeps in an object name (kernel/bpf/syscall.c bpf_obj_name_cpy), at most 15. */

@@ -8,7 +8,7 @@ import { bundleToJSON, type Bundle } from '@sigstore/bundle';
 import { DSSEBundleBuilder, type Witness } from '@sigstore/sign';
 import { PAYLOAD_TYPE } from '../attest/statement.js';
 import { keyFileSigner } from '../attest/sign.js';
-import { AttestationLogWitness } from '../audit/witness.js';
+import { AttestationLogWitness } from '../attest/witness.js';
 import { writeFileDurable } from '../fsx/durable.js';
 import { openLogForWriting } from '../tlog/migrate.js';
 import type { PreflightStatement } from './statement.js';

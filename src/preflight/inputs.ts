@@ -13,7 +13,7 @@ import { readInput } from '../fsx/read.js';
 import { decodePlan, planDigest } from '../plan/codec.js';
 import { planFromBytes } from '../plan/file.js';
 import type { Plan } from '../plan/types.js';
-import { checkLocalLogEntry } from '../runtime/load.js';
+import { checkLocalLogEntry } from '../attest/rekor.js';
 import type { TrustPolicy } from '../trust/policy.js';
 import type { GuestInput } from './types.js';
 

@@ -5,7 +5,7 @@
  * A kernel that cannot be had or does not boot is that kernel's error (exit 3), the others still run.
  */
 import { BpfsealError } from '../errors.js';
-import { failure, type Failure } from '../cli/output.js';
+import { failure, type Failure } from '../errors.js';
 import { readInput } from '../fsx/read.js';
 import { VmError } from '../vm/errors.js';
 import { resolveKernel, type Kernel } from '../vm/kernels.js';
@@ -74,7 +74,7 @@ export async function runKernel(spec: string, inputs: PreparedInput[], o: RunOpt
     const r = await runInVm(k, {
       // The kernel's build config where Debian installs it: kconfig externs resolve as on a real host
       // (these kernels have no /proc/config.gz), and requirePreflight in the guest can match it.
-      command: ['node', '/opt/bpfseal/dist/preflight/guest.js', JOB, RESULT],
+      command: ['node', '/opt/bpfseal/dist/runtime/preflight-guest.js', JOB, RESULT],
       files: { [JOB]: JSON.stringify(job), ...(k.config ? { [`/boot/config-${k.release}`]: readInput(k.config, { kind: 'object' }) } : {}) },
       timeoutMs: o.timeoutMs ?? 300_000, kernel: { cacheDir: o.cacheDir, offline: o.offline }, base: { cacheDir: o.cacheDir },
     });

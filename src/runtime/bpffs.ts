@@ -65,7 +65,7 @@ export function ensureBpffs(dir: string): void {
   if (underDefault) {
     const r = spawnSync('mount', ['-t', 'bpf', 'bpf', DEFAULT_MOUNT], { encoding: 'utf8' });
     if (r.status === 0 && bpffsMounted()) return;
-    throw new BpfsealError('kernel', 'BPFFS_NOT_MOUNTED', `${DEFAULT_MOUNT} is not a bpf filesystem and mounting it failed (${(r.stderr || r.error?.message || '').trim()}); run: mount -t bpf bpf ${DEFAULT_MOUNT}`);
+    throw new BpfsealError('kernel', 'BPFFS_MOUNT_FAILED', `${DEFAULT_MOUNT} is not a bpf filesystem and mounting it failed (${(r.stderr || r.error?.message || '').trim()}); run: mount -t bpf bpf ${DEFAULT_MOUNT}`);
   }
   throw new BpfsealError('usage', 'BPFFS_NOT_MOUNTED', `${dir} is not on a bpf filesystem; pin under ${DEFAULT_MOUNT}, or mount one: mount -t bpf bpf ${nearestExisting(dir)}`);
 }

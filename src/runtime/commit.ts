@@ -14,7 +14,7 @@
  * still pending (audit --kernel reports it), and the floor equals the highest load that stands.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { onBpffs } from './bpffs.js';
 import { dirname, join } from 'node:path';
 import { BpfsealError, VerifyError } from '../errors.js';
@@ -27,7 +27,7 @@ import { makeStaging, pinTarget, STAGING_PREFIX, stagingPath } from './pindir.js
 import type { LoadedCollection } from './replay.js';
 import { pinName } from '../plan/codec.js';
 import { pinFileName } from '../plan/names.js';
-import { savePlan } from '../audit/envelopes.js';
+import { savePlan } from '../attest/envelopes.js';
 import { loadEvidence } from './evidence.js';
 
 export interface CommitInput {

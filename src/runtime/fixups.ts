@@ -2,7 +2,7 @@
  * Applying the plan's declared fix-ups against host facts. Nothing here is guessed: every value that
  * changes comes from a fix-up the signed plan declares, and every applied value goes into the load record.
  */
-import { InputError } from '../errors.js';
+import { BpfsealError, InputError } from '../errors.js';
 import { INSN_SIZE, PSEUDO } from '../bpf/insn.js';
 import type { PlanMap, PlanProgram } from '../plan/types.js';
 import type { HostFacts } from './host.js';
@@ -150,7 +150,7 @@ export function kconfigValue(m: PlanMap, host: HostFacts): { value: Buffer; appl
 export function resolveMaxEntries(m: PlanMap, host: HostFacts, overrides: ReadonlyMap<string, number>): { maxEntries: number; applied?: AppliedFixup } {
   const o = overrides.get(m.name);
   if (m.maxEntriesFixup === 'none') {
-    if (o !== undefined) throw new InputError('USAGE_MAX_ENTRIES', `map '${m.name}' has max_entries ${m.maxEntries} in the plan; only maps declared with 0 can be sized at load`);
+    if (o !== undefined) throw new BpfsealError('usage', 'USAGE_MAX_ENTRIES', `map '${m.name}' has max_entries ${m.maxEntries} in the plan; only maps declared with 0 can be sized at load`);
     return { maxEntries: m.maxEntries };
   }
   if (o !== undefined) return { maxEntries: o, applied: { map: m.name, kind: 'max_entries', name: m.name, value: String(o) } };

@@ -15,7 +15,7 @@ import { progTypeName } from '../bpf/constants.js';
 import { INSN_SIZE } from '../bpf/insn.js';
 import { addressOf } from '../kernel/sys.js';
 import { mapCreate, mapFreeze, mapInfo, mapUpdate, progInfo, progLoad, progTestRun } from '../kernel/bpf.js';
-import { KernelError } from '../kernel/errors.js';
+import { ERRNO, KernelError } from '../kernel/errors.js';
 import { Fd } from '../kernel/fd.js';
 import { CTX, DONE_MARKER } from '../loader/layout.js';
 import type { LoaderProgram } from '../loader/generate.js';
@@ -134,7 +134,7 @@ export function runKernelLoader(plan: Plan, digest: string, loader: LoaderProgra
     if (o.exclusive === undefined) exclusiveSupported = exclusive;
   } catch (e) {
     // A kernel without exclusive maps refuses excl_prog_hash (E2BIG or EINVAL): unsigned loads go on without.
-    if (!(e instanceof KernelError) || o.exclusive !== undefined || o.signature || !(e.errno === 7 || e.errno === 22) || e.op !== 'BPF_MAP_CREATE') throw e;
+    if (!(e instanceof KernelError) || o.exclusive !== undefined || o.signature || !(e.errno === ERRNO.E2BIG || e.errno === ERRNO.EINVAL) || e.op !== 'BPF_MAP_CREATE') throw e;
     exclusive = exclusiveSupported = false;
     run = attempt();
   }

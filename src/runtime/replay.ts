@@ -8,7 +8,7 @@
 import { BpfsealError } from '../errors.js';
 import { progTypeName } from '../bpf/constants.js';
 import { KernelError } from '../kernel/errors.js';
-import type { Plan, PlanMap } from '../plan/types.js';
+import type { Plan } from '../plan/types.js';
 import type { Handle, KernelBackend } from './backend.js';
 import { kconfigValue, resolveMaxEntries, resolveProgram, type AppliedFixup } from './fixups.js';
 import { systemHost, type HostFacts } from './host.js';

@@ -3,24 +3,16 @@
  * with this host's anti-rollback state, our own logs' checkpoints and the kernel signatures, and
  * requirePreflight. Apart from runtime/load.ts so that `verify` loads no kernel, commit or host-log code.
  */
-import type { TransparencyLogEntry } from '@sigstore/bundle';
 import { checkKernelSignature } from '../attest/pkcs7.js';
-import { checkEntryAgainstLog } from '../tlog/rekor.js';
+import { checkLocalLogEntry } from '../attest/rekor.js';
 import { verifyRelease, type VerifiedRelease, type VerifyOptions } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
 import { requirePreflight, type HostKernel } from '../preflight/require.js';
 import type { TrustPolicy } from '../trust/policy.js';
 import { readState } from '../trust/state.js';
 
-/**
- * What @sigstore/verify leaves out for our own logs: the checkpoint's origin and signature under the
- * trusted log key, and the proof's index, size and root against that checkpoint.
- */
-export function checkLocalLogEntry(entry: TransparencyLogEntry, policy: TrustPolicy): void {
-  const id = entry.logId?.keyId.toString('hex');
-  const log = policy.logs.find((l) => l.keyId === id);
-  if (log) checkEntryAgainstLog(entry, log.key, log.origin);
-}
+// checkLocalLogEntry (attest/rekor.ts): our own logs' checkpoints, which @sigstore/verify leaves out.
+export { checkLocalLogEntry };
 
 export interface VerifyWithPolicyOptions {
   checkLogEntry?: VerifyOptions['checkLogEntry'];

@@ -61,7 +61,7 @@ export function ecdsaKeyId(publicKey: KeyObject): Buffer {
 
 /** Parse a signed note. Checks the structure only; verifyNote checks signatures. */
 export function parseSignedNote(s: string): SignedNote {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: C2SP signed-note forbids them
   if (/[\u0000-\u0009\u000b-\u001f]/.test(s)) throw badNote('contains control characters other than newline');
   if (!s.endsWith('\n')) throw badNote('does not end with a newline');
   const split = s.lastIndexOf('\n\n');

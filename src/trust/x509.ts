@@ -8,7 +8,7 @@ import { InputError } from '../errors.js';
 import {
   Asn1Error, bitString, boolean, children, contextConstructed, contextPrimitive, type Der, expectTag, nullValue,
   octetString, oid, parseDer, readOid, readTime, sequence, setOf, smallInteger, TAG, time, unsignedInteger, utf8String,
-} from '../attest/asn1.js';
+} from '../der/asn1.js';
 
 export const OID = {
   // RFC 4055 §5 / RFC 8017 App. C

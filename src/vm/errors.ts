@@ -27,6 +27,7 @@ export class VmError extends BpfsealError {
 
 /** The last `lines` lines of a console log, without the terminal escapes SeaBIOS prints. */
 export function consoleTail(text: string, lines = 40): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the terminal escapes it removes
   const clean = text.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1bc/g, '').replace(/\r/g, '');
   return clean.split('\n').filter((l) => l.trim() !== '').slice(-lines).join('\n');
 }

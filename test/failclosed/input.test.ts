@@ -71,6 +71,7 @@ function mutateJson(doc: J, rnd: () => number): J {
   const choices: (() => void)[] = [
     () => { at.parent[at.key] = null; },
     () => { at.parent[at.key] = typeof v === 'string' ? v.slice(0, Math.floor(rnd() * v.length)) : 'x'; },
+    // biome-ignore lint/correctness/noPrecisionLoss: any number past 2^53 will do
     () => { at.parent[at.key] = typeof v === 'string' ? `${v}=` : 12345678901234567890; },
     () => { at.parent[at.key] = Array.isArray(v) ? [] : [v]; },
     () => { at.parent[at.key] = {}; },

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfsealError } from '../../src/errors.js';
+import type { BpfsealError } from '../../src/errors.js';
 import { encodePlan, decodePlan } from '../../src/plan/codec.js';
 import { planFromObject } from '../../src/plan/build.js';
 import { mapCreate, objPin } from '../../src/kernel/bpf.js';

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfsealError } from '../../src/errors.js';
+import type { BpfsealError } from '../../src/errors.js';
 import { openHostLog, readDecisions, refreshState } from '../../src/hostlog/hostlog.js';
 import { loadRelease } from '../../src/runtime/load.js';
 import { unloadDir } from '../../src/runtime/unload.js';

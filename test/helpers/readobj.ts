@@ -40,7 +40,7 @@ function run(bin: string, args: string[]): string {
   return execFileSync(bin, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// llvm-readobj --elf-output-style=JSON, read loosely: the tests compare its fields one by one
 type J = any;
 
 function parseTextRelocs(text: string): Map<number, RoReloc[]> {

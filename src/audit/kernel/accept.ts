@@ -7,7 +7,7 @@
  * have had; it is never hidden. Only `known-code` and `unattested` programs can be accepted: a
  * `modified` bpfseal load is tampering with something bpfseal vouched for, and no rule excuses it.
  */
-import { InputError } from '../../errors.js';
+import { BpfsealError } from '../../errors.js';
 import { globMatch } from '../../glob.js';
 import { STATUS_CODE, type AttributedProgram } from './attribution.js';
 
@@ -19,6 +19,7 @@ export interface AcceptRule {
   source: string;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a pattern with control characters is refused
 const PATTERN = /^[^\u0000-\u001f\u007f/]{1,255}$/;
 
 /** One `--accept` value. */
@@ -28,7 +29,7 @@ export function parseAcceptFlag(v: string): AcceptRule {
   for (const part of parts) {
     const m = /^(name|type):(.*)$/.exec(part);
     if (!m || !PATTERN.test(m[2]) || rule[m[1] as 'name' | 'type'] !== undefined) {
-      throw new InputError('USAGE_ACCEPT', `--accept ${v}: expected a program name pattern, name:<pattern>, type:<pattern>, or both joined with ',' (type:cgroup_skb,name:sd_*)`);
+      throw new BpfsealError('usage', 'USAGE_ACCEPT', `--accept ${v}: expected a program name pattern, name:<pattern>, type:<pattern>, or both joined with ',' (type:cgroup_skb,name:sd_*)`);
     }
     rule[m[1] as 'name' | 'type'] = m[2];
   }

@@ -1,7 +1,7 @@
 /**
  * `audit --kernel --attest <key>`: the kernel report as a signed in-toto statement (statement.ts), as a
  * DSSE envelope in a Sigstore bundle v0.3, appended to the host log it was judged against the way
- * `sign` appends to the attestation log (audit/witness.ts: the envelope is kept beside the log under
+ * `sign` appends to the attestation log (attest/witness.ts: the envelope is kept beside the log under
  * envelopes/<sha256>.json, the log entry is the Rekor "dsse" body committing to it, with its signed
  * entry timestamp), so `bpfseal verify-report` and `bpfseal log prove` check it offline; and with `-o`
  * the bundle written to a file for a fleet to collect.
@@ -12,7 +12,7 @@ import { PAYLOAD_TYPE } from '../../attest/statement.js';
 import { keyFileSigner } from '../../attest/sign.js';
 import { writeFileDurable } from '../../fsx/durable.js';
 import { openHostLogForWriting } from '../../hostlog/hostlog.js';
-import { AttestationLogWitness } from '../witness.js';
+import { AttestationLogWitness } from '../../attest/witness.js';
 import type { ReportStatement } from './statement.js';
 
 export interface AttestedReport {

@@ -8,7 +8,7 @@ import { decodePlan } from '../../plan/codec.js';
 import type { Plan } from '../../plan/types.js';
 import { kconfigValue } from '../../runtime/fixups.js';
 import { systemHost, type HostFacts } from '../../runtime/host.js';
-import { loadPlan } from '../envelopes.js';
+import { loadPlan } from '../../attest/envelopes.js';
 
 export function planSource(dirs: readonly string[]): (digest: string | undefined) => { plan?: Plan; why?: string } {
   const cache = new Map<string, { plan?: Plan; why?: string }>();

@@ -11,7 +11,7 @@ import type { Bundle } from '@sigstore/bundle';
 import { verifyDsseBundle } from '../../attest/verify.js';
 import { InputError, VerifyError } from '../../errors.js';
 import { verifyConsistency } from '../../tlog/merkle.js';
-import { checkEntryAgainstLog } from '../../tlog/rekor.js';
+import { checkEntryAgainstLog } from '../../attest/rekor.js';
 import { openLog } from '../../tlog/store.js';
 import { singleKeyPolicy, trustedLog, type TrustedLog } from '../../trust/policy.js';
 import { keyId as keyIdOf } from '../../trust/keys.js';

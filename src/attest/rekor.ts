@@ -8,13 +8,14 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { envelopeToJSON, type TransparencyLogEntry } from '@sigstore/bundle';
 import type { SignatureBundle, VerificationMaterial, Witness } from '@sigstore/sign';
-import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
-import { leafHash } from './hash.js';
-import { publicKeyInfo } from './keys.js';
-import { verifyInclusion } from './merkle.js';
-import { ecdsaNoteVerifier, openSignedCheckpoint, type SignedCheckpoint } from './note.js';
+import { InputError, TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
+import { leafHash } from '../tlog/hash.js';
+import { publicKeyInfo } from '../tlog/keys.js';
+import { verifyInclusion } from '../tlog/merkle.js';
+import { ecdsaNoteVerifier, openSignedCheckpoint, type SignedCheckpoint } from '../tlog/note.js';
 import { canonicalJson, dsseEntryBody, rekorKind } from './rekor-body.js';
-import type { TransparencyLog } from './store.js';
+import type { TransparencyLog } from '../tlog/store.js';
+import type { TrustPolicy } from '../trust/policy.js';
 
 export { canonicalJson } from './rekor-body.js';
 
@@ -170,4 +171,14 @@ function verifyEcdsa(key: KeyObject, data: Buffer, sig: Buffer): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * What @sigstore/verify leaves out for our own logs: the checkpoint's origin and signature under the
+ * trusted log key, and the proof's index, size and root against that checkpoint.
+ */
+export function checkLocalLogEntry(entry: TransparencyLogEntry, policy: TrustPolicy): void {
+  const id = entry.logId?.keyId.toString('hex');
+  const log = policy.logs.find((l) => l.keyId === id);
+  if (log) checkEntryAgainstLog(entry, log.key, log.origin);
 }

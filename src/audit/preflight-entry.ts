@@ -6,11 +6,11 @@
  */
 import { createPublicKey } from 'node:crypto';
 import type { Envelope } from '@sigstore/bundle';
-import { preAuthEncoding } from '../tlog/rekor-body.js';
+import { preAuthEncoding } from '../attest/rekor-body.js';
 import { globMatch, type TrustPolicy } from '../trust/policy.js';
 import { keyId, verifyData } from '../trust/keys.js';
-import type { AuditedEntry } from '../audit/attestations.js';
-import { parsePreflightStatement } from './statement.js';
+import type { AuditedEntry } from './attestations.js';
+import { parsePreflightStatement } from '../preflight/statement.js';
 
 export function auditPreflightEntry(env: Envelope, verifierPem: string, policy?: TrustPolicy): Partial<AuditedEntry> {
   let st;

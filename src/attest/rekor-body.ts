@@ -12,7 +12,7 @@
  * (DSSE v1 signs PAE(payloadType, payload), https://github.com/secure-systems-lab/dsse/blob/master/protocol.md).
  */
 import { X509Certificate, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
+import { InputError, TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
 
 export type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { writeFileDurable } from '../fsx/durable.js';
 import { ensureDirectory } from '../fsx/dirs.js';
 import { readInput } from '../fsx/read.js';
-import { parseStatement } from '../attest/statement.js';
+import { parseStatement } from './statement.js';
 
 export const ENVELOPES = 'envelopes';
 export const PLANS = 'plans';

@@ -16,16 +16,16 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ENVELOPES, PLANS } from '../../audit/envelopes.js';
-import { ensureDirectory } from '../../fsx/dirs.js';
-import { LIMITS } from '../../fsx/read.js';
-import { InputError, TLOG_CODES, TlogVerifyError } from '../errors.js';
-import { FILES } from '../files.js';
-import { LOG_FORMAT } from '../keys.js';
-import type { LogReader } from '../log-reader.js';
-import { writeTilesOf } from '../migrate.js';
-import { openSignedCheckpoint } from '../note.js';
-import { defaultCacheRoot } from './cache.js';
+import { ENVELOPES, PLANS } from '../attest/envelopes.js';
+import { ensureDirectory } from '../fsx/dirs.js';
+import { LIMITS } from '../fsx/read.js';
+import { InputError, TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
+import { FILES } from '../tlog/files.js';
+import { LOG_FORMAT } from '../tlog/keys.js';
+import type { LogReader } from '../tlog/log-reader.js';
+import { writeTilesOf } from '../tlog/migrate.js';
+import { openSignedCheckpoint } from '../tlog/note.js';
+import { defaultCacheRoot } from '../tlog/remote/cache.js';
 
 export interface MirrorResult {
   /** The mirror directory (a bpfseal log directory without private keys). */

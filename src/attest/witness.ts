@@ -8,7 +8,7 @@
 import { envelopeToJSON } from '@sigstore/bundle';
 import type { SignatureBundle, VerificationMaterial, Witness } from '@sigstore/sign';
 import { saveEnvelope, saveTimestamp } from './envelopes.js';
-import { LocalLogWitness } from '../tlog/rekor.js';
+import { LocalLogWitness } from './rekor.js';
 import type { TransparencyLog } from '../tlog/store.js';
 
 export { ENVELOPES, loadEnvelope, saveEnvelope, savePlan } from './envelopes.js';

@@ -4,14 +4,14 @@
  * reads), and report an enforcer that is recorded as on but no longer attached as recorded (removed
  * without `enforce --off`: root can unpin it, SECURITY.md) and decisions the ring buffer dropped.
  */
-import type { Finding } from '../audit/attestations.js';
+import type { Finding } from './attestations.js';
 import { BpfsealError } from '../errors.js';
 import { openHostLog, readDecisions } from '../hostlog/hostlog.js';
 import { linkInfo } from '../kernel/link.js';
 import { logExists } from '../tlog/store.js';
-import { drainDecisions } from './drain.js';
-import { openEnforcer, standingEnforcers, type Standing } from './standing.js';
-import { readCounts } from './status.js';
+import { drainDecisions } from '../enforce/drain.js';
+import { openEnforcer, standingEnforcers, type Standing } from '../enforce/standing.js';
+import { readCounts } from '../enforce/status.js';
 
 export interface EnforcementAudit {
   /** Enforcers recorded as on, and whether each is attached as recorded. */

@@ -6,7 +6,7 @@
  * where the kernel verifies loaders (7.3+), its per-program signatures where it verifies programs
  * (6.18-7.2), unsigned otherwise. A release's certificate goes into the session keyring first.
  *
- * Usage (in the guest): node dist/preflight/guest.js <job.json> <result.json>
+ * Usage (in the guest): node dist/runtime/preflight-guest.js <job.json> <result.json>
  * It also runs on any host with bpf(2) (the host tests use it): it only loads and closes.
  */
 import { release } from 'node:os';
@@ -21,11 +21,11 @@ import { signatureSupport, type SignatureSupport } from '../kernel/probe.js';
 import { loaderOf } from '../loader/claim.js';
 import { decodePlan, planDigest } from '../plan/codec.js';
 import type { Plan } from '../plan/types.js';
-import { realKernel } from '../runtime/backend.js';
-import { systemHost, type HostFacts } from '../runtime/host.js';
-import { runKernelLoader } from '../runtime/kernel-loader.js';
-import { replay, type LoadedCollection } from '../runtime/replay.js';
-import type { GuestInput, GuestJob, GuestResult, InputOutcome, LoaderOutcome, ProgramOutcome, ProgramVerdict, Refusal } from './types.js';
+import { realKernel } from './backend.js';
+import { systemHost, type HostFacts } from './host.js';
+import { runKernelLoader } from './kernel-loader.js';
+import { replay, type LoadedCollection } from './replay.js';
+import type { GuestInput, GuestJob, GuestResult, InputOutcome, LoaderOutcome, ProgramOutcome, ProgramVerdict, Refusal } from '../preflight/types.js';
 
 const SESSION_KEYRING = -3;
 const LOG_LINES = 40;

@@ -1,0 +1,102 @@
+/**
+ * Error codes as raised in src/: read from the source text, each code must mean one exit status
+ * wherever it is raised (README "Exit codes": 1 verify, 2 usage or input, 3 kernel), and every
+ * USAGE_* code must be a usage error. A code raised as "the kernel refused" on one path and as a
+ * usage error on another (BPFFS_NOT_MOUNTED did) gives a script two answers for one name.
+ * The scan knows each error class's kind; a class it does not know fails the test, so a new class
+ * cannot hide its codes from it.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EXIT, type ErrorKind } from '../src/errors.js';
+import { TLOG_CODES } from '../src/tlog/errors.js';
+import { tsFiles } from './helpers/imports.js';
+import { SRC } from './helpers/paths.js';
+
+/** The kind each error class (or code-taking helper) raises; 'first' when its first argument says. */
+const CLASS_KIND: Record<string, ErrorKind | 'first' | 'vm-step'> = {
+  BpfsealError: 'first', InputError: 'input', VerifyError: 'verify', TlogVerifyError: 'verify', WitnessError: 'verify',
+  ElfError: 'input', Pkcs7Error: 'input', CertificateError: 'input', VmError: 'vm-step', pinError: 'usage',
+};
+/** src/vm/errors.ts: a kernel that does not boot or a guest that misbehaves is "the kernel refused". */
+const VM_KERNEL_STEPS = new Set(['boot', 'guest', 'result']);
+
+interface Raise { code: string; kind: ErrorKind; where: string }
+
+const RAISE = /\b(?:new\s+([A-Z]\w*Error)|(pinError))\(\s*(?:'([a-z-]+)'\s*,\s*)?(?:'([A-Z][A-Z0-9_]+)'|TLOG_CODES\.([A-Z][A-Z0-9_]+))/g;
+
+function raises(file: string, text: string): { raised: Raise[]; unknown: string[] } {
+  const raised: Raise[] = [];
+  const unknown: string[] = [];
+  for (const m of text.matchAll(RAISE)) {
+    const cls = m[1] ?? m[2];
+    const first = m[3];
+    const code = m[4] ?? (TLOG_CODES as Record<string, string>)[m[5]];
+    const where = `${file}:${text.slice(0, m.index).split('\n').length}`;
+    const k = CLASS_KIND[cls];
+    if (!k || !code) {
+      unknown.push(`${where}: ${cls}`);
+      continue;
+    }
+    let kind: ErrorKind;
+    if (k === 'first') kind = first as ErrorKind;
+    else if (k === 'vm-step') kind = VM_KERNEL_STEPS.has(first) ? 'kernel' : 'input';
+    else kind = k;
+    raised.push({ code, kind, where });
+  }
+  return { raised, unknown };
+}
+
+function exitsByCode(all: Raise[]): Map<string, Map<number, string[]>> {
+  const by = new Map<string, Map<number, string[]>>();
+  for (const r of all) {
+    const exits = by.get(r.code) ?? by.set(r.code, new Map()).get(r.code)!;
+    const exit = EXIT[r.kind];
+    exits.set(exit, [...(exits.get(exit) ?? []), r.where]);
+  }
+  return by;
+}
+
+const inconsistent = (all: Raise[]) => [...exitsByCode(all)].filter(([, e]) => e.size > 1).map(([code, e]) => `${code}: ${[...e].map(([x, w]) => `exit ${x} at ${w.join(', ')}`).join('; ')}`);
+
+describe('the scan itself', () => {
+  it('reads every form of raise, and finds a code with two exit statuses', () => {
+    const text = [
+      "throw new BpfsealError('kernel', 'BPFFS_NOT_MOUNTED', 'mount failed');",
+      "throw new BpfsealError('usage', 'BPFFS_NOT_MOUNTED', 'not on a bpffs');",
+      "throw new InputError('USAGE_OUTPUT', '-o');",
+      "throw new TlogVerifyError(TLOG_CODES.BAD_ARGUMENT, 'x');",
+      "throw new VmError('boot', 'VM_BOOT_FAILED', 'x');",
+      "throw pinError('PIN_EXISTS', 'x');",
+      "throw new FancyError('CODE_X', 'x');",
+    ].join('\n');
+    const { raised, unknown } = raises('t.ts', text);
+    expect(raised.map((r) => `${r.code}/${r.kind}`)).toEqual(['BPFFS_NOT_MOUNTED/kernel', 'BPFFS_NOT_MOUNTED/usage', 'USAGE_OUTPUT/input', `${TLOG_CODES.BAD_ARGUMENT}/verify`, 'VM_BOOT_FAILED/kernel', 'PIN_EXISTS/usage']);
+    expect(unknown).toEqual(['t.ts:7: FancyError']);
+    expect(inconsistent(raised)).toEqual(['BPFFS_NOT_MOUNTED: exit 3 at t.ts:1; exit 2 at t.ts:2']);
+  });
+});
+
+describe('error codes raised in src/', () => {
+  const all: Raise[] = [];
+  const unknown: string[] = [];
+  for (const f of tsFiles(SRC)) {
+    const r = raises(f, readFileSync(join(SRC, f), 'utf8'));
+    all.push(...r.raised);
+    unknown.push(...r.unknown);
+  }
+
+  it('are all raised through error classes the scan knows', () => {
+    expect(all.length).toBeGreaterThan(150);
+    expect(unknown).toEqual([]);
+  });
+
+  it('each have one exit status', () => {
+    expect(inconsistent(all)).toEqual([]);
+  });
+
+  it('USAGE_* are usage errors', () => {
+    expect(all.filter((r) => r.code.startsWith('USAGE_') && r.kind !== 'usage').map((r) => `${r.where}: ${r.code} as ${r.kind}`)).toEqual([]);
+  });
+});
