@@ -12,7 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { EXIT, type ErrorKind } from '../src/errors.js';
 import { TLOG_CODES } from '../src/tlog/errors.js';
 import { tsFiles } from './helpers/imports.js';
-import { SRC } from './helpers/paths.js';
+import { ROOT, SRC } from './helpers/paths.js';
+import { renderDoc, renderTs, table } from '../scripts/gen-errors.mjs';
 
 /** The kind each error class (or code-taking helper) raises; 'first' when its first argument says. */
 const CLASS_KIND: Record<string, ErrorKind | 'first' | 'vm-step'> = {
@@ -98,5 +99,33 @@ describe('error codes raised in src/', () => {
 
   it('USAGE_* are usage errors', () => {
     expect(all.filter((r) => r.code.startsWith('USAGE_') && r.kind !== 'usage').map((r) => `${r.where}: ${r.code} as ${r.kind}`)).toEqual([]);
+  });
+});
+
+describe('the error-code table (docs/errors.md, src/errors.gen.ts)', () => {
+  const rows = table();
+  it('is current: regenerated from src/ it is the committed text (run `npm run errors`)', () => {
+    expect(readFileSync(join(ROOT, 'docs/errors.md'), 'utf8')).toBe(renderDoc(rows));
+    expect(readFileSync(join(ROOT, 'src/errors.gen.ts'), 'utf8')).toBe(renderTs(rows));
+  });
+
+  it('lists every code this test finds raised, each with one exit status and how it is raised', () => {
+    const codes = new Set(rows.map((r) => r.code));
+    const all: Raise[] = [];
+    for (const f of tsFiles(SRC)) all.push(...raises(f, readFileSync(join(SRC, f), 'utf8')).raised);
+    expect([...new Set(all.map((r) => r.code))].filter((c) => !codes.has(c))).toEqual([]);
+    expect(rows.filter((r) => r.exits.size !== 1).map((r) => r.code)).toEqual([]);
+    // Nearly every code is raised with a literal message the table can show.
+    expect(rows.filter((r) => r.messages.length === 0).length).toBeLessThan(rows.length / 20);
+  });
+
+  it('ErrorCode knows the table and the run-time families, and nothing else', async () => {
+    const { isErrorCode, ERROR_CODES } = await import('../src/errors.gen.js');
+    expect(isErrorCode('POLICY_INVALID')).toBe(true);
+    expect(isErrorCode('KERNEL_EKEYREJECTED')).toBe(true);
+    expect(isErrorCode('USAGE_UNKNOWN_OPTION')).toBe(true);
+    expect(isErrorCode('NOT_A_CODE')).toBe(false);
+    expect(isErrorCode('toString')).toBe(false);
+    expect(ERROR_CODES.POLICY_INVALID).toBe(2);
   });
 });
