@@ -128,15 +128,30 @@ function uniquePlan(name: string): { plan: Plan; tag: string; btfSize: number } 
   return { plan, tag, btfSize: plan.btf.length };
 }
 
+/**
+ * Maps are opened by id at most once per scan (`mapNames` remembers what each id is): on Linux 6.18,
+ * opening a prog_array by id while the clearing queued by its last user reference is still pending
+ * leaks that map for good (the second clear finds the work queued, and its map reference is never
+ * dropped; reproduced with a bare create/close/open-by-id loop: 4 of 200 prog_arrays stayed). A test
+ * that polled by reopening made the very leak it looks for.
+ */
+type MapNames = Map<number, string | undefined>;
+
 /** Our objects (by unique name, or BTF by unique size) with ids above the snapshot. */
-function ours(since: ReturnType<typeof idSnapshot>, tag: string, btfSize: number): string[] {
+function ours(since: ReturnType<typeof idSnapshot>, tag: string, btfSize: number, mapNames: MapNames = new Map()): string[] {
   const found: string[] = [];
-  const scan = (next: (id: number) => number, from: number, open: (id: number) => Fd, describe: (fd: Fd) => string | undefined) => {
+  const scan = (next: (id: number) => number, from: number, open: (id: number) => Fd, describe: (fd: Fd) => string | undefined, known?: MapNames) => {
     for (let id = next(from); id > 0; id = next(id)) {
+      if (known?.has(id)) {
+        const d = known.get(id);
+        if (d) found.push(`${d} (id ${id})`);
+        continue;
+      }
       let fd: Fd | undefined;
       try {
         fd = open(id);
         const d = describe(fd);
+        known?.set(id, d);
         if (d) found.push(`${d} (id ${id})`);
       } catch (e) {
         if (!(e instanceof KernelError) || e.errno !== 2) throw e; // ENOENT: freed meanwhile
@@ -146,23 +161,39 @@ function ours(since: ReturnType<typeof idSnapshot>, tag: string, btfSize: number
     }
   };
   scan(progNextId, since.prog, progFdById, (fd) => { const i = progInfo(fd); return i.name.startsWith(tag) || i.name === 'bpfseal_loader' ? `prog ${i.name}` : undefined; });
-  scan(mapNextId, since.map, mapFdById, (fd) => { const i = mapInfo(fd); return i.name.startsWith(tag) ? `map ${i.name}` : undefined; });
+  scan(mapNextId, since.map, mapFdById, (fd) => { const i = mapInfo(fd); return i.name.startsWith(tag) ? `map ${i.name}` : undefined; }, mapNames);
   scan(btfNextId, since.btf, btfFdById, (fd) => (btfInfo(fd).size === btfSize ? `btf of size ${btfSize}` : undefined));
   return found;
 }
 
-/** The kernel frees objects after an RCU grace period: poll (bounded) until ours are gone. */
+/** Map ids above `from`, listed without taking a reference. */
+function mapIdsAbove(from: number): number[] {
+  const out: number[] = [];
+  for (let id = mapNextId(from); id > 0; id = mapNextId(id)) out.push(id);
+  return out;
+}
+
+/**
+ * The kernel frees objects after an RCU grace period and, for maps, from a workqueue. Before opening
+ * any map by id (see MapNames), wait until no map above the snapshot has gone away for 300 ms (at
+ * most 60 s), then poll, opening each remaining map once: a real leak never goes away.
+ */
 async function gone(since: ReturnType<typeof idSnapshot>, tag: string, btfSize: number): Promise<string[]> {
-  // A prog_array's last user reference queues its clearing on the system workqueue, which holds a map
-  // reference until it runs (prog_array_map_clear); objects reached by a sleepable (syscall) program
-  // wait for an RCU tasks-trace grace period. On a machine loaded by qemu guests and other suites the
-  // map_in_map prog_array outlived 5 s and, once, 40 s, so wait up to 150 s (the test allows 180 s): a
-  // real leak never goes away.
-  let left = ours(since, tag, btfSize);
-  const deadline = Date.now() + 150_000;
+  let prev = new Set(mapIdsAbove(since.map));
+  let quiet = Date.now();
+  const settle = Date.now() + 60_000;
+  while (Date.now() - quiet < 300 && Date.now() < settle) {
+    await sleep(20);
+    const cur = new Set(mapIdsAbove(since.map));
+    if ([...prev].some((id) => !cur.has(id))) quiet = Date.now();
+    prev = cur;
+  }
+  const mapNames: MapNames = new Map();
+  let left = ours(since, tag, btfSize, mapNames);
+  const deadline = Date.now() + 60_000;
   for (let wait = 10; left.length && Date.now() < deadline; wait = Math.min(wait * 2, 500)) {
     await sleep(wait);
-    left = ours(since, tag, btfSize);
+    left = ours(since, tag, btfSize, mapNames);
   }
   return left;
 }

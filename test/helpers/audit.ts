@@ -227,7 +227,8 @@ export function foreignSocketFilter(name: string, ret = uniqueImm()): { fd: Fd; 
   return { fd, id: info.id, tag: info.tag, name: info.name };
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { sleep } from './kernel.js';
+export { sleep }; // one sleep helper for the tests
 
 /** Poll (bounded; the kernel frees programs after an RCU grace period) until `cond` holds; returns it. */
 export async function eventually(cond: () => boolean, tries = 200, intervalMs = 25): Promise<boolean> {
