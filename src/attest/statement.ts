@@ -4,8 +4,7 @@
  * (type PREDICATE_TYPE, versioned) records what the plan will do to a kernel.
  */
 import { createHash } from 'node:crypto';
-import { InputError } from '../errors.js';
-import { parseStrictJson, type JsonValue } from '../json/strict.js';
+import { shapeChecker } from '../json/shape.js';
 import { attachTypeName, mapTypeName, progTypeName } from '../bpf/constants.js';
 import type { Plan, PlanProgram } from '../plan/types.js';
 import { predictTag } from '../plan/tag.js';
@@ -116,20 +115,7 @@ export function buildStatement(plan: Plan, digest: string, opts: StatementOption
 
 /** Parse and shape-check a statement from a DSSE payload: strict JSON (no duplicate keys), exact field sets. */
 export function parseStatement(payload: Buffer): Statement {
-  let v: JsonValue;
-  try {
-    v = parseStrictJson(payload.toString('utf8'));
-  } catch (e) {
-    throw new InputError('STATEMENT_INVALID', `the signed payload is not strict JSON (${(e as Error).message})`);
-  }
-  const bad = (why: string) => new InputError('STATEMENT_INVALID', `the signed statement ${why}`);
-  const obj = (x: unknown, what: string, keys: string[], optional: string[] = []): Record<string, unknown> => {
-    if (!x || typeof x !== 'object' || Array.isArray(x)) throw bad(`${what} is not an object`);
-    const o = x as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!keys.includes(k) && !optional.includes(k)) throw bad(`${what} has an unknown field '${k}'`);
-    for (const k of keys) if (!(k in o)) throw bad(`${what} lacks '${k}'`);
-    return o;
-  };
+  const { value: v, bad, obj } = shapeChecker(payload, 'the signed statement');
   const s = obj(v, 'statement', ['_type', 'subject', 'predicateType', 'predicate']);
   if (s._type !== STATEMENT_TYPE) throw bad(`is not an in-toto Statement v1 (_type ${JSON.stringify(s._type)})`);
   if (s.predicateType !== PREDICATE_TYPE) throw bad(`has predicate type ${JSON.stringify(s.predicateType)}, not ${PREDICATE_TYPE}`);

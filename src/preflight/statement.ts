@@ -5,8 +5,7 @@
  * verifier of this exact kernel". One statement per plan and kernel. Parsed strictly, like the
  * release statement (attest/statement.ts): exact field sets, no duplicate keys.
  */
-import { InputError } from '../errors.js';
-import { parseStrictJson, type JsonValue } from '../json/strict.js';
+import { shapeChecker } from '../json/shape.js';
 import { STATEMENT_TYPE } from '../attest/statement.js';
 import type { SignatureSupport } from '../kernel/probe.js';
 import type { PreparedInput } from './inputs.js';
@@ -86,20 +85,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Parse and shape-check a preflight statement: strict JSON, exact field sets, known values. */
 export function parsePreflightStatement(payload: Buffer): PreflightStatement {
-  let v: JsonValue;
-  try {
-    v = parseStrictJson(payload.toString('utf8'));
-  } catch (e) {
-    throw new InputError('STATEMENT_INVALID', `the signed payload is not strict JSON (${(e as Error).message})`);
-  }
-  const bad = (why: string) => new InputError('STATEMENT_INVALID', `the preflight statement ${why}`);
-  const obj = (x: unknown, what: string, keys: string[], optional: string[] = []): Record<string, unknown> => {
-    if (!x || typeof x !== 'object' || Array.isArray(x)) throw bad(`${what} is not an object`);
-    const o = x as Record<string, unknown>;
-    for (const k of Object.keys(o)) if (!keys.includes(k) && !optional.includes(k)) throw bad(`${what} has an unknown field '${k}'`);
-    for (const k of keys) if (!(k in o)) throw bad(`${what} lacks '${k}'`);
-    return o;
-  };
+  const { value: v, bad, obj } = shapeChecker(payload, 'the preflight statement');
   const str = (x: unknown, what: string): string => {
     if (typeof x !== 'string') throw bad(`${what} is not a string`);
     return x;
