@@ -195,5 +195,3 @@ export function bundleSignerIdentity(bundle: Bundle): SignerIdentity | undefined
   return certificateIdentity(Buffer.from(der));
 }
 
-
-/** Base URLs must be http(s) URLs; anything else is a usage error naming the flag. */

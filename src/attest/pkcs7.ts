@@ -209,12 +209,6 @@ function sidMatches(sid: ParsedSignerInfo['sid'], cert: ReturnType<typeof parseC
   return sid.issuerTlv.equals(cert.issuerTlv) && sid.serialTlv.equals(cert.serialTlv);
 }
 
-/**
- * Verify a kernel program signature over `insns` against a certificate (PEM or DER; the signer id must
- * name it, as the kernel's keyring lookup requires) or a bare public key. True only if the messageDigest
- * attribute equals SHA-256(insns) and the signature over the signed attributes verifies. Throws
- * Pkcs7Error for signatures that cannot be parsed or use something other than SHA-256 with RSA/ECDSA.
- */
 /** A certificate parsed once, for checking many signatures against it. */
 export interface PreparedCertificate {
   der: Buffer;
@@ -251,6 +245,12 @@ export function checkKernelSignature(sig: Buffer, insns: Buffer, cert: PreparedC
   return verifyParsed(parsed, insns, cert, insnSha256) ? 'ok' : 'invalid';
 }
 
+/**
+ * Verify a kernel program signature over `insns` against a certificate (PEM or DER; the signer id must
+ * name it, as the kernel's keyring lookup requires) or a bare public key. True only if the messageDigest
+ * attribute equals SHA-256(insns) and the signature over the signed attributes verifies. Throws
+ * Pkcs7Error for signatures that cannot be parsed or use something other than SHA-256 with RSA/ECDSA.
+ */
 export function verifyInstructionSignature(sig: Buffer, insns: Buffer, trust: string | Buffer | KeyObject | PreparedCertificate): boolean {
   return verifyParsed(parseInstructionSignature(sig), insns, trust);
 }

@@ -11,7 +11,8 @@
  * Like Rekor, the witness accepts an envelope only when every signature verifies with the given key
  * (DSSE v1 signs PAE(payloadType, payload), https://github.com/secure-systems-lab/dsse/blob/master/protocol.md).
  */
-import { X509Certificate, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { verifyData } from '../trust/keys.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
 
 export type Json = string | number | boolean | null | Json[] | { [k: string]: Json };
@@ -53,15 +54,6 @@ function canonicalVerifier(pem: string, key: KeyObject): string {
   return pem.includes('BEGIN CERTIFICATE') ? pem : key.export({ type: 'spki', format: 'pem' }).toString();
 }
 
-function verifySig(key: KeyObject, data: Buffer, sig: Buffer): boolean {
-  const alg = key.asymmetricKeyType === 'ed25519' || key.asymmetricKeyType === 'ed448' ? null : 'sha256';
-  try {
-    return verify(alg, data, key, sig);
-  } catch {
-    return false;
-  }
-}
-
 function sha256hex(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex');
 }
@@ -73,7 +65,7 @@ export function dsseEntryBody(envelope: DsseEnvelopeLike, envelopeJson: string, 
   }
   const key = verifierKey(publicKeyPem);
   const sig = envelope.signatures[0].sig;
-  if (!verifySig(key, preAuthEncoding(envelope.payloadType, envelope.payload), sig)) {
+  if (!verifyData(key, preAuthEncoding(envelope.payloadType, envelope.payload), sig)) {
     throw new TlogVerifyError(TLOG_CODES.DSSE_SIGNATURE, 'witness: the DSSE signature does not verify with the given key; not logged');
   }
   const body: Json = {

@@ -5,7 +5,8 @@
  * verifies the proof against the checkpoint but ignores the proof's own rootHash/treeSize and the
  * checkpoint origin).
  */
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { verifyData } from '../trust/keys.js';
 import { envelopeToJSON, type TransparencyLogEntry } from '@sigstore/bundle';
 import type { SignatureBundle, VerificationMaterial, Witness } from '@sigstore/sign';
 import { InputError, TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
@@ -104,8 +105,7 @@ export class LocalLogWitness implements Witness {
   }
 }
 
-/** A tlog entry as @sigstore/bundle holds it (Buffers) or as bundle JSON holds it (base64 strings). */
-/** Protobuf JSON leaves out default values ("0", empty lists): those fields are optional here. */
+/** A tlog entry as bundle JSON holds it (base64 strings). Protobuf JSON leaves out default values ("0", empty lists): those fields are optional here. */
 export interface SerializedTlogEntry {
   logIndex?: string;
   logId: { keyId: string };
@@ -116,6 +116,7 @@ export interface SerializedTlogEntry {
   canonicalizedBody: string;
 }
 
+/** A field as @sigstore/bundle holds it (Buffer) or as bundle JSON holds it (base64 string). */
 function bytes(v: Buffer | string): Buffer {
   return typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.from(v);
 }
@@ -160,18 +161,11 @@ export function checkEntryAgainstLog(entry: TransparencyLogEntry | SerializedTlo
   if (entry.inclusionPromise) {
     const sig = bytes(entry.inclusionPromise.signedEntryTimestamp);
     const payload = setPayload(body, integratedTime, pub.logId, index);
-    if (!verifyEcdsa(key, payload, sig)) throw new TlogVerifyError(TLOG_CODES.INCLUSION, 'tlog entry: the signed entry timestamp does not verify');
+    if (!verifyData(key, payload, sig)) throw new TlogVerifyError(TLOG_CODES.INCLUSION, 'tlog entry: the signed entry timestamp does not verify');
   }
   return { index, treeSize, rootHash, integratedTime };
 }
 
-function verifyEcdsa(key: KeyObject, data: Buffer, sig: Buffer): boolean {
-  try {
-    return verify('sha256', data, key, sig);
-  } catch {
-    return false;
-  }
-}
 
 /**
  * What @sigstore/verify leaves out for our own logs: the checkpoint's origin and signature under the

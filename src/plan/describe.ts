@@ -96,7 +96,6 @@ export function describePlan(plan: Plan, digest: string): PlanDescription {
   };
 }
 
-/** Function names by linked instruction index, from func_info and the plan's BTF. */
 /** A plan's BTF, parsed once however many programs are disassembled. */
 const parsedBtf = new WeakMap<Plan, ReturnType<typeof parseBtf>>();
 function planBtf(plan: Plan): ReturnType<typeof parseBtf> {
@@ -108,6 +107,7 @@ function planBtf(plan: Plan): ReturnType<typeof parseBtf> {
   return b;
 }
 
+/** Function names by linked instruction index, from func_info and the plan's BTF. */
 function funcLabels(plan: Plan, p: PlanProgram): Map<number, string> {
   const labels = new Map<number, string>([[0, p.name]]);
   if (!plan.btf.length || !p.funcInfo.recSize) return labels;

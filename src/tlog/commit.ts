@@ -194,12 +194,6 @@ async function lead(c: Committer, own: OwnRecords): Promise<SignedCheckpoint | u
   }
 }
 
-/**
- * Wait until a durable checkpoint covers `target` entries, leading a commit whenever nobody else is.
- * Waiters sleep on the commit signal (woken when a leader publishes and when it drops the lock) and
- * never on the lock itself: a writer covered by someone else's commit returns as soon as that commit
- * is durable, and the next leader is simply the first writer that finds the lock free.
- */
 /** A commit that nobody makes durable within the lock timeout is an error, never a hang (lock.ts). */
 function commitDeadline(c: Committer): () => void {
   const ms = lockTimeoutMs();
@@ -211,6 +205,12 @@ function commitDeadline(c: Committer): () => void {
   };
 }
 
+/**
+ * Wait until a durable checkpoint covers `target` entries, leading a commit whenever nobody else is.
+ * Waiters sleep on the commit signal (woken when a leader publishes and when it drops the lock) and
+ * never on the lock itself: a writer covered by someone else's commit returns as soon as that commit
+ * is durable, and the next leader is simply the first writer that finds the lock free.
+ */
 async function awaitCommit(c: Committer, target: number, own: OwnRecords): Promise<SignedCheckpoint> {
   const { signal } = c;
   signal.watch();

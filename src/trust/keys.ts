@@ -74,10 +74,10 @@ export function keyAlgorithm(key: KeyObject): KeyAlgorithm {
   }
 }
 
-/** DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of a public key, or of a private key's public half. */
 /** SPKI DER per key object: policies and signers reuse their keys, and an export costs like a signature check. */
 const spkiCache = new WeakMap<KeyObject, Buffer>();
 
+/** DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of a public key, or of a private key's public half. */
 export function spkiDer(key: KeyObject): Buffer {
   let der = spkiCache.get(key);
   if (!der) {
