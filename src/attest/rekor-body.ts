@@ -12,6 +12,7 @@
  * (DSSE v1 signs PAE(payloadType, payload), https://github.com/secure-systems-lab/dsse/blob/master/protocol.md).
  */
 import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { dsse } from '@sigstore/core';
 import { verifyData } from '../trust/keys.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from '../tlog/errors.js';
 
@@ -34,10 +35,9 @@ export interface DsseEnvelopeLike {
   signatures: { sig: Buffer; keyid: string }[];
 }
 
-/** DSSE v1 pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body. */
+/** DSSE v1 pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body (@sigstore/core's, which the verifier uses too). */
 export function preAuthEncoding(payloadType: string, payload: Buffer): Buffer {
-  const type = Buffer.from(payloadType, 'utf8');
-  return Buffer.concat([Buffer.from(`DSSEv1 ${type.length} `), type, Buffer.from(` ${payload.length} `), payload]);
+  return dsse.preAuthEncoding(payloadType, payload);
 }
 
 /** The signer's key from a PEM public key or a PEM certificate (keyless signing). */

@@ -4,6 +4,7 @@
  * own module-signing key (certs/default_x509.genkey): a CA:FALSE leaf with digitalSignature.
  */
 import { createHash, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { pem as pemCodec } from '@sigstore/core';
 import { InputError } from '../errors.js';
 import {
   Asn1Error, bitString, boolean, children, contextConstructed, contextPrimitive, type Der, expectTag, nullValue,
@@ -121,9 +122,9 @@ export function selfSignedCertificate(privateKey: KeyObject, publicKey: KeyObjec
   return derToPem(sequence(tbs, algId, bitString(signature)), 'CERTIFICATE');
 }
 
+/** PEM of DER bytes, 64-column base64 (@sigstore/core's encoder). */
 export function derToPem(der: Buffer, label: string): string {
-  const b64 = der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
+  return pemCodec.fromDER(der, label);
 }
 
 /** DER of the first CERTIFICATE block in a PEM text; a buffer that is not PEM is taken as DER. */
