@@ -93,7 +93,7 @@ export function table() {
     e.exits.add(r.exit);
     e.kinds.add(r.kind);
     if (r.message && !e.messages.includes(r.message)) e.messages.push(r.message);
-    e.where.push(`${r.file}:${r.line}`);
+    if (!e.where.includes(r.file)) e.where.push(r.file); // files, not lines: an edit above a raise must not stale the table
   }
   return [...by.values()].sort((a, b) => (a.code < b.code ? -1 : 1));
 }
@@ -122,7 +122,7 @@ export function renderDoc(rows) {
     '',
     '## Every code',
     '',
-    `${rows.length} codes. "Raised as" is the message (with \`…\` where a value is filled in); "where" is the first place in src/.`,
+    `${rows.length} codes. "Raised as" is the message (with \`…\` where a value is filled in); "where" is the file in src/ that raises it (and how many others do).`,
     '',
     '| code | exit | raised as | where |',
     '|---|---|---|---|',

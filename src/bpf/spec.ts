@@ -16,9 +16,11 @@ export interface KconfigVar {
   weak: boolean;
 }
 
-export interface MapSpec {
-  name: string;
-  kind: MapKind;
+/**
+ * The attributes BPF_MAP_CREATE takes from a map definition, written out once: the object's specs,
+ * the signed plan, the backend and the kernel binding all extend this (and copy it with mapAttrs()).
+ */
+export interface MapAttrs {
   type: number;
   keySize: number;
   valueSize: number;
@@ -26,10 +28,24 @@ export interface MapSpec {
   flags: number;
   mapExtra: bigint;
   numaNode: number;
-  /** 0 none, 1 LIBBPF_PIN_BY_NAME. */
-  pinning: number;
   btfKeyTypeId: number;
   btfValueTypeId: number;
+}
+
+const MAP_ATTR_KEYS = ['type', 'keySize', 'valueSize', 'maxEntries', 'flags', 'mapExtra', 'numaNode', 'btfKeyTypeId', 'btfValueTypeId'] as const satisfies readonly (keyof MapAttrs)[];
+
+/** Exactly the MapAttrs of `m` (a spec, a plan map, ...), in one place. */
+export function mapAttrs(m: MapAttrs): MapAttrs {
+  const out = {} as Record<keyof MapAttrs, unknown>;
+  for (const k of MAP_ATTR_KEYS) out[k] = m[k];
+  return out as unknown as MapAttrs;
+}
+
+export interface MapSpec extends MapAttrs {
+  name: string;
+  kind: MapKind;
+  /** 0 none, 1 LIBBPF_PIN_BY_NAME. */
+  pinning: number;
   /** Name of the inner map template (map-in-map). */
   inner?: string;
   /** Initial value bytes for key 0 (global data); absent for maps without initial data. */

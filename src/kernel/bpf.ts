@@ -3,6 +3,7 @@
  * (union bpf_attr in include/uapi/linux/bpf.h). Each returns owned Fds or plain data.
  */
 import { ATTR_SIZE, addressOf, bpf, CMD } from './sys.js';
+import type { MapAttrs } from '../bpf/spec.js';
 import { Fd } from './fd.js';
 import { ERRNO, KernelError } from './errors.js';
 
@@ -56,19 +57,10 @@ function retryWithLog(first: KernelError, log: Buffer, retry: () => Fd): Fd {
   }
 }
 
-export interface MapCreateAttr {
-  type: number;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-  flags: number;
+export interface MapCreateAttr extends MapAttrs {
   innerMapFd?: Fd;
-  numaNode: number;
   name: string;
   btfFd?: Fd;
-  btfKeyTypeId: number;
-  btfValueTypeId: number;
-  mapExtra: bigint;
   /** SHA-256 of the only program allowed to use the map (excl_prog_hash, 6.18+). */
   exclProgHash?: Buffer;
 }

@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import { sectionByName, STT } from '../elf/reader.js';
 import { ATTACH_TYPE, MAP_TYPE, ZERO_MAX_ENTRIES_MAP_TYPES } from '../bpf/constants.js';
 import { loadCollection, type LoadOptions } from '../bpf/collection.js';
-import type { CollectionSpec, MapSpec } from '../bpf/spec.js';
+import { mapAttrs, type CollectionSpec, type MapSpec } from '../bpf/spec.js';
 import { linkContext, linkProgram, type LinkedProgram } from './link.js';
 import { sanitizeBtf } from './sanitize.js';
 import { PlanFormatError, validatePlan } from './codec.js';
@@ -61,8 +61,7 @@ export function buildPlan(spec: CollectionSpec, objectBytes: Buffer): BuiltPlan 
   const mapIndex = new Map<MapSpec, number>(spec.maps.map((m, i) => [m, i]));
   const byName = new Map(spec.maps.map((m, i) => [m.name, i]));
   const maps: PlanMap[] = spec.maps.map((m) => ({
-    name: m.name, kernelName: kernelName(spec, m), kind: m.kind, type: m.type, keySize: m.keySize, valueSize: m.valueSize,
-    maxEntries: m.maxEntries, flags: m.flags, mapExtra: m.mapExtra, numaNode: m.numaNode, pinning: m.pinning,
+    ...mapAttrs(m), name: m.name, kernelName: kernelName(spec, m), kind: m.kind, pinning: m.pinning,
     btfKeyTypeId: spec.btf ? m.btfKeyTypeId : 0, btfValueTypeId: spec.btf ? m.btfValueTypeId : 0,
     inner: m.inner !== undefined ? byName.get(m.inner)! : -1,
     initData: m.initData ? Buffer.from(m.initData) : null,

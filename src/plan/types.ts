@@ -3,7 +3,7 @@
  * Replay order (docs/plan-format.md): BTF load -> map creation in index order -> initial values ->
  * map-in-map slots -> freezes -> program loads in index order -> prog_array slots -> pins.
  */
-import type { KconfigVar, MapKind } from '../bpf/spec.js';
+import type { KconfigVar, MapAttrs, MapKind } from '../bpf/spec.js';
 
 export const PLAN_MAGIC = 'BPFSEALP';
 export const PLAN_VERSION = 1;
@@ -11,21 +11,12 @@ export const PLAN_VERSION = 1;
 /** A map whose max_entries the host decides (0 in the object). */
 export type MaxEntriesFixup = 'none' | 'possible_cpus' | 'loader';
 
-export interface PlanMap {
+export interface PlanMap extends MapAttrs {
   name: string;
   /** The name given to the kernel (BPF_OBJ_NAME_LEN - 1 = 15 characters at most). */
   kernelName: string;
   kind: MapKind;
-  type: number;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-  flags: number;
-  mapExtra: bigint;
-  numaNode: number;
   pinning: number;
-  btfKeyTypeId: number;
-  btfValueTypeId: number;
   /** Index of the inner map template, or -1. */
   inner: number;
   /** Value of key 0 written after creation; null when the map starts empty (or zeroed, like .bss). */

@@ -3,6 +3,7 @@
  * model kernel (model.ts) for unprivileged dry runs. Handles own kernel objects and close themselves.
  */
 import { rmSync } from 'node:fs';
+import { mapAttrs, type MapAttrs } from '../bpf/spec.js';
 import * as sys from '../kernel/bpf.js';
 import { Fd } from '../kernel/fd.js';
 
@@ -11,18 +12,9 @@ export interface Handle {
   readonly closed: boolean;
 }
 
-export interface MapCreateSpec {
+export interface MapCreateSpec extends MapAttrs {
   name: string;
-  type: number;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-  flags: number;
-  numaNode: number;
-  mapExtra: bigint;
   btf?: Handle;
-  btfKeyTypeId: number;
-  btfValueTypeId: number;
   inner?: Handle;
 }
 
@@ -71,9 +63,7 @@ export function realKernel(): KernelBackend {
     kind: 'kernel',
     btfLoad: (btf) => sys.btfLoad(btf),
     mapCreate: (m) => sys.mapCreate({
-      type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags, numaNode: m.numaNode,
-      name: m.name, mapExtra: m.mapExtra, btfFd: m.btf ? asFd(m.btf) : undefined, btfKeyTypeId: m.btfKeyTypeId,
-      btfValueTypeId: m.btfValueTypeId, innerMapFd: m.inner ? asFd(m.inner) : undefined,
+      ...mapAttrs(m), name: m.name, btfFd: m.btf ? asFd(m.btf) : undefined, innerMapFd: m.inner ? asFd(m.inner) : undefined,
     }),
     mapUpdate: (map, key, value) => sys.mapUpdate(asFd(map), key, value),
     mapFreeze: (map) => sys.mapFreeze(asFd(map)),

@@ -5,6 +5,7 @@
  * descriptors only: pinning is the commit's (commit.ts), so a process that dies here leaves nothing.
  * Any failure closes every descriptor made so far, then reports the step.
  */
+import { mapAttrs } from '../bpf/spec.js';
 import { BpfsealError } from '../errors.js';
 import { progTypeName } from '../bpf/constants.js';
 import { KernelError } from '../kernel/errors.js';
@@ -77,8 +78,7 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
       const { maxEntries, applied } = resolveMaxEntries(m, host, opts.maxEntries ?? new Map());
       if (applied) fixups.push(applied);
       maps.push(tx.track(backend.mapCreate({
-        name: m.kernelName, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries, flags: m.flags, numaNode: m.numaNode,
-        mapExtra: m.mapExtra, btf, btfKeyTypeId: m.btfKeyTypeId, btfValueTypeId: m.btfValueTypeId, inner: m.inner >= 0 ? maps[m.inner] : undefined,
+        ...mapAttrs(m), maxEntries, name: m.kernelName, btf, inner: m.inner >= 0 ? maps[m.inner] : undefined,
       })));
     });
     const zero = u32(0);
