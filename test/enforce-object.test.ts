@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { planFromObject } from '../src/plan/build.js';
 import { generateLoader } from '../src/loader/generate.js';
 import { ATTACH_TYPE, MAP_TYPE, PROG_TYPE } from '../src/bpf/constants.js';
-import { parseBtf, typeSize } from '../src/bpf/btf.js';
+import { expectKind, KIND, parseBtf, typeSize } from '../src/bpf/btf.js';
 import { sectionByName } from '../src/elf/reader.js';
 import { loadCollection } from '../src/bpf/collection.js';
 import { checkEnforcerPlan, bundledEnforcerObject, ENFORCER } from '../src/enforce/shape.js';
@@ -44,9 +44,9 @@ describe('the enforcer object', () => {
   it('declares the kernel structs locally (CO-RE): bpf_prog_aux.sig with the 7.2+/7.3 field types', () => {
     const spec = loadCollection(readFileSync(OBJECT), 'bpfseal_enforcer.o');
     const btf = parseBtf(sectionByName(spec.elf, '.BTF')!.data);
-    const aux = btf.types.find((t) => t?.name === 'bpf_prog_aux')!;
-    const sig = btf.types[aux.members!.find((m) => m.name === 'sig')!.type];
-    const field = (n: string) => { const m = sig.members!.find((x) => x.name === n)!; return { off: m.bitOffset / 8, size: typeSize(btf, m.type) }; };
+    const aux = expectKind(btf.types.find((t) => t?.name === 'bpf_prog_aux')!, KIND.STRUCT, 'bpf_prog_aux');
+    const sig = expectKind(btf.types[aux.members.find((m) => m.name === 'sig')!.type], KIND.STRUCT, 'bpf_prog_aux.sig');
+    const field = (n: string) => { const m = sig.members.find((x) => x.name === n)!; return { off: m.bitOffset / 8, size: typeSize(btf, m.type) }; };
     expect(field('keyring_serial')).toEqual({ off: 0, size: 4 });
     expect(field('keyring_type')).toEqual({ off: 4, size: 1 });
     expect(field('verdict')).toEqual({ off: 5, size: 1 });

@@ -11,7 +11,7 @@ import { decisionRecord, decodeDecision, denialLine, enforcementSummary, lastRin
 import { decision, enforcementRecord, parseDecision, parseEnforcement, parseHostRecord, type EnforcementRecord } from '../src/hostlog/records.js';
 import type { ReadDecision } from '../src/hostlog/hostlog.js';
 import { verdictBtf } from '../src/kernel/probe.js';
-import { KIND, parseBtf, skipMods } from '../src/bpf/btf.js';
+import { KIND, parseBtf, skipMods, type BtfComposite } from '../src/bpf/btf.js';
 import { sectionByName, parseElf } from '../src/elf/reader.js';
 import { decisionBytes } from './helpers/enforce.js';
 import { parsePolicy } from '../src/trust/policy.js';
@@ -112,11 +112,13 @@ describe('enforcement records in the host log', () => {
 /** The same question answered with the full BTF parser. */
 function reference(raw: Buffer): { verdicts: boolean; kernelFlag: boolean } {
   const btf = parseBtf(raw);
-  const aux = btf.types.find((t) => t && t.kind === KIND.STRUCT && t.name === 'bpf_prog_aux');
-  const sig = aux?.members?.find((m) => m.name === 'sig');
-  const names = new Set(sig ? (skipMods(btf, sig.type).members ?? []).map((m) => m.name) : []);
+  const aux = btf.types.find((t): t is BtfComposite => t && t.kind === KIND.STRUCT && t.name === 'bpf_prog_aux');
+  const sig = aux?.members.find((m) => m.name === 'sig');
+  const sigType = sig ? skipMods(btf, sig.type) : undefined;
+  const names = new Set(sigType && (sigType.kind === KIND.STRUCT || sigType.kind === KIND.UNION) ? sigType.members.map((m) => m.name) : []);
   const hook = btf.types.find((t) => t && t.kind === KIND.FUNC && t.name === 'bpf_lsm_bpf_prog_load');
-  const params = hook ? (btf.types[hook.sizeOrType].params ?? []).map((p) => p.name) : [];
+  const proto = hook ? btf.types[hook.sizeOrType] : undefined;
+  const params = proto?.kind === KIND.FUNC_PROTO ? proto.params.map((p) => p.name) : [];
   return { verdicts: names.has('verdict') && names.has('keyring_type') && names.has('keyring_serial'), kernelFlag: params.join(',') === 'prog,attr,token,kernel' };
 }
 

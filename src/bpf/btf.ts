@@ -18,9 +18,8 @@ export interface BtfMember { name: string; nameOff: number; type: number; /** bi
 export interface BtfVarSecinfo { type: number; offset: number; size: number }
 export interface BtfParam { name: string; nameOff: number; type: number }
 
-export interface BtfType {
+interface BtfTypeBase {
   id: number;
-  kind: number;
   name: string;
   nameOff: number;
   vlen: number;
@@ -29,12 +28,29 @@ export interface BtfType {
   sizeOrType: number;
   /** Byte offset of this record inside the type section. */
   recordOffset: number;
-  members?: BtfMember[];
-  array?: { type: number; indexType: number; nelems: number };
-  secinfos?: BtfVarSecinfo[];
-  params?: BtfParam[];
-  linkage?: number; // VAR
-  intEncoding?: number; // INT
+}
+
+type Kinds = typeof KIND;
+type KindOf<K extends keyof Kinds> = Kinds[K];
+export type BtfInt = BtfTypeBase & { kind: KindOf<'INT'>; intEncoding: number };
+export type BtfArray = BtfTypeBase & { kind: KindOf<'ARRAY'>; array: { type: number; indexType: number; nelems: number } };
+export type BtfComposite = BtfTypeBase & { kind: KindOf<'STRUCT'> | KindOf<'UNION'>; members: BtfMember[] };
+export type BtfFuncProto = BtfTypeBase & { kind: KindOf<'FUNC_PROTO'>; params: BtfParam[] };
+export type BtfVar = BtfTypeBase & { kind: KindOf<'VAR'>; linkage: number };
+export type BtfDatasec = BtfTypeBase & { kind: KindOf<'DATASEC'>; secinfos: BtfVarSecinfo[] };
+/** The kinds whose record carries nothing beyond the common header that bpfseal reads. */
+export type BtfPlain = BtfTypeBase & { kind: Exclude<Kinds[keyof Kinds], BtfWithData['kind']> };
+type BtfWithData = BtfInt | BtfArray | BtfComposite | BtfFuncProto | BtfVar | BtfDatasec;
+/** One BTF type record: kind-specific fields exist exactly on their kinds (narrow on `kind`). */
+export type BtfType = BtfWithData | BtfPlain;
+
+/** The variant(s) of BtfType whose kind includes K (STRUCT and UNION share one). */
+type Narrow<K extends BtfType['kind']> = BtfType extends infer T ? (T extends BtfType ? (K extends T['kind'] ? T : never) : never) : never;
+
+/** `t` as the kind a caller needs, or a BtfError naming what it is instead (malformed BTF, never a crash). */
+export function expectKind<K extends BtfType['kind']>(t: BtfType, kind: K, what: string): Narrow<K> {
+  if (t.kind !== kind) throw new BtfError(`${what}: type ${t.id} is kind ${t.kind}, not ${kind}`);
+  return t as Narrow<K>;
 }
 
 export interface Btf {
@@ -96,51 +112,55 @@ export function parseBtf(raw: Buffer): Btf {
     need(12, 'header');
     const nameOff = raw.readUInt32LE(p);
     const info = raw.readUInt32LE(p + 4);
-    const t: BtfType = {
-      id: types.length, kind: (info >>> 24) & 0x1f, name: '', nameOff, vlen: info & 0xffff, kflag: (info >>> 31) === 1,
+    const base: BtfTypeBase = {
+      id: types.length, name: str(nameOff), nameOff, vlen: info & 0xffff, kflag: (info >>> 31) === 1,
       sizeOrType: raw.readUInt32LE(p + 8), recordOffset: p - tbase,
     };
-    t.name = str(nameOff);
+    const kind = (info >>> 24) & 0x1f;
     p += 12;
-    switch (t.kind) {
-      case KIND.INT: need(4, 'int'); t.intEncoding = raw.readUInt32LE(p); p += 4; break;
+    let t: BtfType;
+    switch (kind) {
+      case KIND.INT: need(4, 'int'); t = { ...base, kind, intEncoding: raw.readUInt32LE(p) }; p += 4; break;
       case KIND.PTR: case KIND.FWD: case KIND.TYPEDEF: case KIND.VOLATILE: case KIND.CONST: case KIND.RESTRICT:
-      case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: break;
+      case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: t = { ...base, kind }; break;
       case KIND.ARRAY:
         need(12, 'array');
-        t.array = { type: raw.readUInt32LE(p), indexType: raw.readUInt32LE(p + 4), nelems: raw.readUInt32LE(p + 8) };
+        t = { ...base, kind, array: { type: raw.readUInt32LE(p), indexType: raw.readUInt32LE(p + 4), nelems: raw.readUInt32LE(p + 8) } };
         p += 12;
         break;
       case KIND.STRUCT: case KIND.UNION: {
-        need(12 * t.vlen, 'members');
-        t.members = new Array(t.vlen);
-        for (let i = 0; i < t.vlen; i++, p += 12) {
+        need(12 * base.vlen, 'members');
+        const members: BtfMember[] = new Array(base.vlen);
+        for (let i = 0; i < base.vlen; i++, p += 12) {
           const mo = raw.readUInt32LE(p + 8);
-          t.members[i] = { nameOff: raw.readUInt32LE(p), name: str(raw.readUInt32LE(p)), type: raw.readUInt32LE(p + 4), bitOffset: t.kflag ? mo & 0xffffff : mo };
+          members[i] = { nameOff: raw.readUInt32LE(p), name: str(raw.readUInt32LE(p)), type: raw.readUInt32LE(p + 4), bitOffset: base.kflag ? mo & 0xffffff : mo };
         }
+        t = { ...base, kind, members };
         break;
       }
-      case KIND.ENUM: need(8 * t.vlen, 'enum values'); p += 8 * t.vlen; break;
-      case KIND.ENUM64: need(12 * t.vlen, 'enum64 values'); p += 12 * t.vlen; break;
+      case KIND.ENUM: need(8 * base.vlen, 'enum values'); p += 8 * base.vlen; t = { ...base, kind }; break;
+      case KIND.ENUM64: need(12 * base.vlen, 'enum64 values'); p += 12 * base.vlen; t = { ...base, kind }; break;
       case KIND.FUNC_PROTO: {
-        need(8 * t.vlen, 'params');
-        t.params = new Array(t.vlen);
-        for (let i = 0; i < t.vlen; i++, p += 8) {
-          t.params[i] = { nameOff: raw.readUInt32LE(p), name: str(raw.readUInt32LE(p)), type: raw.readUInt32LE(p + 4) };
+        need(8 * base.vlen, 'params');
+        const params: BtfParam[] = new Array(base.vlen);
+        for (let i = 0; i < base.vlen; i++, p += 8) {
+          params[i] = { nameOff: raw.readUInt32LE(p), name: str(raw.readUInt32LE(p)), type: raw.readUInt32LE(p + 4) };
         }
+        t = { ...base, kind, params };
         break;
       }
-      case KIND.VAR: need(4, 'var'); t.linkage = raw.readUInt32LE(p); p += 4; break;
+      case KIND.VAR: need(4, 'var'); t = { ...base, kind, linkage: raw.readUInt32LE(p) }; p += 4; break;
       case KIND.DATASEC: {
-        need(12 * t.vlen, 'datasec entries');
-        t.secinfos = new Array(t.vlen);
-        for (let i = 0; i < t.vlen; i++, p += 12) {
-          t.secinfos[i] = { type: raw.readUInt32LE(p), offset: raw.readUInt32LE(p + 4), size: raw.readUInt32LE(p + 8) };
+        need(12 * base.vlen, 'datasec entries');
+        const secinfos: BtfVarSecinfo[] = new Array(base.vlen);
+        for (let i = 0; i < base.vlen; i++, p += 12) {
+          secinfos[i] = { type: raw.readUInt32LE(p), offset: raw.readUInt32LE(p + 4), size: raw.readUInt32LE(p + 8) };
         }
+        t = { ...base, kind, secinfos };
         break;
       }
-      case KIND.DECL_TAG: need(4, 'decl tag'); p += 4; break;
-      default: throw new BtfError(`type ${t.id} has unknown kind ${t.kind}`);
+      case KIND.DECL_TAG: need(4, 'decl tag'); p += 4; t = { ...base, kind }; break;
+      default: throw new BtfError(`type ${base.id} has unknown kind ${kind}`);
     }
     types.push(t);
   }
@@ -155,10 +175,10 @@ const REF_KINDS = new Set<number>([KIND.PTR, KIND.TYPEDEF, KIND.VOLATILE, KIND.C
 function checkRefs(t: BtfType, n: number): void {
   const bad = (id: number) => id >= n;
   if (REF_KINDS.has(t.kind) && bad(t.sizeOrType)) throw new BtfError(`type ${t.id} refers to type ${t.sizeOrType}; there are ${n - 1}`);
-  if (t.array && (bad(t.array.type) || bad(t.array.indexType))) throw new BtfError(`array type ${t.id} refers to a missing type`);
-  for (const m of t.members ?? []) if (bad(m.type)) throw new BtfError(`member '${m.name}' of type ${t.id} refers to missing type ${m.type}`);
-  for (const p of t.params ?? []) if (bad(p.type)) throw new BtfError(`parameter of type ${t.id} refers to missing type ${p.type}`);
-  for (const v of t.secinfos ?? []) if (bad(v.type)) throw new BtfError(`datasec ${t.name} refers to missing type ${v.type}`);
+  if (t.kind === KIND.ARRAY && (bad(t.array.type) || bad(t.array.indexType))) throw new BtfError(`array type ${t.id} refers to a missing type`);
+  if (t.kind === KIND.STRUCT || t.kind === KIND.UNION) for (const m of t.members) if (bad(m.type)) throw new BtfError(`member '${m.name}' of type ${t.id} refers to missing type ${m.type}`);
+  if (t.kind === KIND.FUNC_PROTO) for (const p of t.params) if (bad(p.type)) throw new BtfError(`parameter of type ${t.id} refers to missing type ${p.type}`);
+  if (t.kind === KIND.DATASEC) for (const v of t.secinfos) if (bad(v.type)) throw new BtfError(`datasec ${t.name} refers to missing type ${v.type}`);
 }
 
 const MODIFIERS: number[] = [KIND.TYPEDEF, KIND.VOLATILE, KIND.CONST, KIND.RESTRICT, KIND.TYPE_TAG];
@@ -182,7 +202,7 @@ export function typeSize(btf: Btf, id: number, depth = 0): number {
     case KIND.INT: case KIND.STRUCT: case KIND.UNION: case KIND.ENUM: case KIND.ENUM64: case KIND.DATASEC: case KIND.FLOAT:
       return t.sizeOrType;
     case KIND.PTR: return 8;
-    case KIND.ARRAY: return t.array!.nelems * typeSize(btf, t.array!.type, depth + 1);
+    case KIND.ARRAY: return t.array.nelems * typeSize(btf, t.array.type, depth + 1);
     case KIND.VAR: return typeSize(btf, t.sizeOrType, depth + 1);
     default: throw new BtfError(`type ${id} (${kindName(t.kind)}) has no size`);
   }

@@ -4,7 +4,7 @@
  */
 import { InputError } from '../errors.js';
 import { parseElf, sectionByName, SHF_EXECINSTR, SHN_UNDEF, STB, STT, SHT, type ElfObject, type ElfSection, type ElfSymbol } from '../elf/reader.js';
-import { KIND, parseBtf, skipMods, type Btf } from './btf.js';
+import { KIND, parseBtf, skipMods, type Btf, type BtfDatasec } from './btf.js';
 import { parseBtfExt } from './btfext.js';
 import { MAP_TYPE } from './constants.js';
 import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, btfMaps, dataMap, isDataSection, legacyMaps } from './maps.js';
@@ -129,7 +129,7 @@ function collectExterns(elf: ElfObject, btf: Btf | undefined): ExternSpec[] {
   const where = new Map<string, { sec: string; kind: number; type: number }>();
   for (const t of btf.types) {
     if (t.kind !== KIND.DATASEC || (t.name !== '.kconfig' && t.name !== '.ksyms')) continue;
-    for (const vs of t.secinfos!) {
+    for (const vs of t.secinfos) {
       const v = btf.types[vs.type];
       where.set(v.name, { sec: t.name, kind: v.kind, type: v.sizeOrType });
     }
@@ -149,7 +149,7 @@ function collectExterns(elf: ElfObject, btf: Btf | undefined): ExternSpec[] {
 function kcfgType(btf: Btf, id: number, name: string): { type: KconfigVar['type']; size: number; align: number } {
   const t = skipMods(btf, id);
   if (t.kind === KIND.INT) {
-    const enc = (t.intEncoding! >>> 24) & 0xf;
+    const enc = (t.intEncoding >>> 24) & 0xf;
     const size = t.sizeOrType;
     if (enc & 4) return { type: 'bool', size: 1, align: 1 };
     if (enc & 2 && size === 1) return { type: 'char', size, align: 1 };
@@ -160,8 +160,8 @@ function kcfgType(btf: Btf, id: number, name: string): { type: KconfigVar['type'
   }
   if (t.kind === KIND.ENUM && t.name === 'libbpf_tristate') return { type: 'tristate', size: 4, align: 4 };
   if (t.kind === KIND.ARRAY) {
-    const el = skipMods(btf, t.array!.type);
-    if (el.kind === KIND.INT && el.sizeOrType === 1 && t.array!.nelems > 0 && t.array!.nelems <= 4096) return { type: 'string', size: t.array!.nelems, align: 1 };
+    const el = skipMods(btf, t.array.type);
+    if (el.kind === KIND.INT && el.sizeOrType === 1 && t.array.nelems > 0 && t.array.nelems <= 4096) return { type: 'string', size: t.array.nelems, align: 1 };
   }
   throw new InputError('EXTERN_KCONFIG_TYPE', `kconfig extern '${name}' has a type libbpf cannot fill (not bool, tristate, char, integer or char array)`);
 }
@@ -169,9 +169,10 @@ function kcfgType(btf: Btf, id: number, name: string): { type: KconfigVar['type'
 function kconfigMap(externs: ExternSpec[], btf: Btf | undefined): MapSpec | undefined {
   const kc = externs.filter((e) => e.kind === 'kconfig');
   if (kc.length === 0 || !btf) return undefined;
-  const ds = btf.types.find((t) => t.kind === KIND.DATASEC && t.name === '.kconfig')!;
+  const ds = btf.types.find((t): t is BtfDatasec => t.kind === KIND.DATASEC && t.name === '.kconfig');
+  if (!ds) throw new InputError('EXTERN_NO_BTF', 'the object has __kconfig externs but no .kconfig DATASEC in its BTF');
   const vars = kc.map((e) => {
-    const vs = ds.secinfos!.find((v) => btf.types[v.type].name === e.name)!;
+    const vs = ds.secinfos.find((v) => btf.types[v.type].name === e.name)!;
     return { e, ...kcfgType(btf, btf.types[vs.type].sizeOrType, e.name) };
   });
   // libbpf's cmp_externs: descending alignment, then ascending size, then name.

@@ -3,7 +3,7 @@
  * (struct bpf_map_def records) and global-data sections (.data, .rodata, .bss, .data.*, .rodata.*).
  */
 import { InputError } from '../errors.js';
-import { KIND, skipMods, typeSize, type Btf, type BtfType } from './btf.js';
+import { KIND, skipMods, typeSize, type Btf, type BtfDatasec, type BtfType } from './btf.js';
 import { MAP_TYPE } from './constants.js';
 import type { MapSpec } from './spec.js';
 import type { ElfObject, ElfSection } from '../elf/reader.js';
@@ -34,7 +34,7 @@ function uintField(btf: Btf, type: number, map: string, field: string): number {
   if (ptr.kind !== KIND.PTR) throw mapError(map, `field '${field}' is not a pointer (__uint)`);
   const arr = skipMods(btf, ptr.sizeOrType);
   if (arr.kind !== KIND.ARRAY) throw mapError(map, `field '${field}' does not point to an array (__uint)`);
-  return arr.array!.nelems;
+  return arr.array.nelems;
 }
 
 function emptyMap(name: string, kind: MapSpec['kind'], sectionIndex: number, offset: number, size: number): MapSpec {
@@ -55,7 +55,7 @@ export function parseBtfMapDef(btf: Btf, def: BtfType, name: string, sectionInde
   const out: MapSpec[] = [];
   let innerDef: BtfType | undefined;
   let hasValues = false;
-  for (const mem of def.members!) {
+  for (const mem of def.members) {
     switch (mem.name) {
       case 'type': m.type = uintField(btf, mem.type, name, mem.name); break;
       case 'max_entries': m.maxEntries = uintField(btf, mem.type, name, mem.name); break;
@@ -75,7 +75,7 @@ export function parseBtfMapDef(btf: Btf, def: BtfType, name: string, sectionInde
         if (inner) throw mapError(name, 'an inner map template cannot have initial values');
         const arr = skipMods(btf, mem.type);
         if (arr.kind !== KIND.ARRAY) throw mapError(name, "field 'values' is not an array (__array)");
-        const ptr = skipMods(btf, arr.array!.type);
+        const ptr = skipMods(btf, arr.array.type);
         if (ptr.kind !== KIND.PTR) throw mapError(name, "field 'values' is not an array of pointers");
         const target = skipMods(btf, ptr.sizeOrType);
         if (target.kind === KIND.STRUCT) innerDef = target;
@@ -129,11 +129,11 @@ function pinningInvalid(p: number): boolean {
 /** BTF-defined maps: one VAR per map in the `.maps` DATASEC, located through its ELF symbol. */
 export function btfMaps(elf: ElfObject, btf: Btf | undefined, sec: ElfSection): MapSpec[] {
   if (!btf) throw new InputError('MAP_NO_BTF', `section '${sec.name}' defines BTF maps but the object has no .BTF section (compile with -g)`);
-  const datasec = btf.types.find((t) => t.kind === KIND.DATASEC && t.name === sec.name);
+  const datasec = btf.types.find((t): t is BtfDatasec => t.kind === KIND.DATASEC && t.name === sec.name);
   if (!datasec) throw new InputError('MAP_NO_BTF', `no BTF DATASEC for section '${sec.name}'`);
   const syms = new Map(elf.symbols.filter((s) => s.shndx === sec.index && s.type !== STT.SECTION).map((s) => [s.name, s]));
   const out: MapSpec[] = [];
-  for (const vs of datasec.secinfos!) {
+  for (const vs of datasec.secinfos) {
     const v = btf.types[vs.type];
     if (v.kind !== KIND.VAR) throw new InputError('MAP_INVALID', `'${sec.name}' DATASEC entry ${vs.type} is not a VAR`);
     const sym = syms.get(v.name);
@@ -187,11 +187,11 @@ export function dataMap(btf: Btf | undefined, sec: ElfSection): MapSpec {
   m.valueSize = sec.size;
   m.maxEntries = 1;
   m.flags = kind === 'rodata' ? BPF_F_RDONLY_PROG : 0;
-  const ds = btf?.types.find((t) => t.kind === KIND.DATASEC && t.name === sec.name);
+  const ds = btf?.types.find((t): t is BtfDatasec => t.kind === KIND.DATASEC && t.name === sec.name);
   if (ds) {
     m.btfValueTypeId = ds.id;
     // libbpf's map_is_mmapable: mmapable when any variable is not static.
-    if (ds.secinfos!.some((v) => btf!.types[v.type].kind === KIND.VAR && btf!.types[v.type].linkage !== 0)) m.flags |= BPF_F_MMAPABLE;
+    if (ds.secinfos.some((v) => { const x = btf!.types[v.type]; return x.kind === KIND.VAR && x.linkage !== 0; })) m.flags |= BPF_F_MMAPABLE;
   }
   // NOBITS sections (.bss, or any data section the compiler left without bytes) start zeroed.
   if (kind !== 'bss' && sec.type !== 8 /* SHT_NOBITS */) m.initData = sec.data;

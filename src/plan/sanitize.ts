@@ -76,14 +76,14 @@ export function sanitizeBtf(spec: CollectionSpec): Buffer {
 
   for (const t of btf.types) {
     if (t.kind !== KIND.DATASEC) continue;
-    const entries = t.secinfos!.map((v) => ({ ...v }));
+    const entries = t.secinfos.map((v) => ({ ...v }));
     if (t.name === '.ksyms') {
       entries.forEach((e, i) => {
         const v = btf.types[e.type];
         if (v.kind === KIND.FUNC) {
           const proto = btf.types[v.sizeOrType];
           const dummy = ensureDummy();
-          proto.params?.forEach((p, j) => {
+          if (proto.kind === KIND.FUNC_PROTO) proto.params.forEach((p, j) => {
             if (p.type && !p.nameOff) types.writeUInt32LE(dummyNameOff, rec(proto) + 12 + j * 8);
           });
           types.writeUInt32LE((KIND.FUNC << 24) | FUNC_LINKAGE.GLOBAL, rec(v) + 4);

@@ -10,7 +10,7 @@ import { btfInfo, btfNextId, mapCreate, mapNextId, progLoad, progNextId } from '
 import { KernelError } from '../../src/kernel/errors.js';
 import { Fd, openFds } from '../../src/kernel/fd.js';
 import type { Handle, KernelBackend } from '../../src/runtime/backend.js';
-import { parseBtf, KIND } from '../../src/bpf/btf.js';
+import { parseBtf, KIND, type BtfDatasec } from '../../src/bpf/btf.js';
 import type { Plan } from '../../src/plan/types.js';
 
 export interface BpfProbe {
@@ -174,8 +174,8 @@ export function kallsyms(): Map<string, bigint> {
 /** Offsets of the variables of a global-data section, from the plan's BTF (DATASEC secinfos). */
 export function datasecLayout(plan: Plan, section: string): Map<string, { offset: number; size: number }> {
   const btf = parseBtf(plan.btf);
-  const sec = btf.types.find((t) => t && t.kind === KIND.DATASEC && t.name === section);
-  if (!sec?.secinfos) throw new Error(`no DATASEC '${section}' in the BTF of ${plan.name}`);
+  const sec = btf.types.find((t): t is BtfDatasec => t && t.kind === KIND.DATASEC && t.name === section);
+  if (!sec) throw new Error(`no DATASEC '${section}' in the BTF of ${plan.name}`);
   return new Map(sec.secinfos.map((s) => [btf.types[s.type].name, { offset: s.offset, size: s.size }]));
 }
 
