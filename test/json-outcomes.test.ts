@@ -80,6 +80,8 @@ const cases: Case[] = [
   ['completion (the command tree)', () => ['completion', 'bash', '--json'], 0, (j) => expect(j.name).toBe('bpfseal')],
   ['completion for an unknown shell', () => ['completion', 'fish', '--json'], 2, hasError('USAGE_INVALID_ARGUMENT')],
   ['verify with an identity but no issuer', () => ['verify', join(d, 'm.bpfseal'), '--certificate-identity', 'x', '--json'], 2, hasError('USAGE_KEYLESS_ISSUER')],
+  ['enforce --status with no enforcer (exit 1: the status, with its error)', () => ['enforce', '--status', '--pin', join(d, 'no-enforcer'), '--host-log', join(d, 'hl-enforce'), '--json'], 1, (j) => { expect(j.active).toBe(false); hasError('ENFORCE_INACTIVE')(j); }],
+  ['enforce with two modes', () => ['enforce', '--status', '--off', '--json'], 2, hasError('USAGE_ENFORCE_MODE')],
   ['audit', () => ['audit', '--log', join(d, 'att'), '--key', join(d, 'keys/k.pub'), '--state', join(d, 'as.json'), '--json'], 0, (j) => expect(j.findings).toEqual([])],
   ['audit with a bad --since', () => ['audit', '--log', join(d, 'att'), '--key', join(d, 'keys/k.pub'), '--since', 'soon', '--json'], 2, hasError('USAGE_SINCE')],
   ['audit with an untrusting key (findings)', () => ['audit', '--log', join(d, 'att'), '--key', join(d, 'k2/x.pub'), '--state', join(d, 'as2.json'), '--json'], 1, (j) => expect(j.findings.length).toBeGreaterThan(0)],

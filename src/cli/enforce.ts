@@ -79,7 +79,12 @@ async function run(o: EnforceOpts): Promise<number> {
   const { enforceStatus } = await import('../enforce/status.js');
   const s = await enforceStatus(pin, hostLog, { drain: true });
   const code = !s.active ? 'ENFORCE_INACTIVE' : s.problems.length ? 'ENFORCE_DEGRADED' : undefined;
-  if (o.json) printJson({ ok: !code, ...(code ? { code } : {}), ...s });
+  const why = code === 'ENFORCE_INACTIVE'
+    ? (s.loadId ? `the enforcer at ${s.pinDir} is not attached as recorded` : `no enforcer is recorded at ${s.pinDir}`)
+    : `enforcement is active with ${s.problems.length} problem(s)`;
+  // --status's exit 1 is an outcome like any failure: the status document also carries the `error` every command's JSON has.
+  const failed = code !== undefined && m !== 'drain';
+  if (o.json) printJson({ ok: !code, ...(code ? { code } : {}), ...s, ...(failed ? { error: { code, message: why, exit: 1 } } : {}) });
   else if (m === 'drain') say(s.drained !== undefined ? `drained ${s.drained} decision(s) into ${hostLog}` : `no enforcer at ${s.pinDir}`);
   else if (!s.loadId) say(`enforcement not active: no enforcer is recorded at ${s.pinDir} in the host log ${hostLog}`);
   else {
@@ -91,8 +96,7 @@ async function run(o: EnforceOpts): Promise<number> {
   }
   if (!o.json) {
     for (const p of s.problems) process.stderr.write(`problem: ${p}\n`);
-    if (code === 'ENFORCE_INACTIVE') process.stderr.write(`bpfseal: ENFORCE_INACTIVE: ${s.loadId ? `the enforcer at ${s.pinDir} is not attached as recorded` : `no enforcer is recorded at ${s.pinDir}`}\n`);
-    else if (code) process.stderr.write(`bpfseal: ${code}: enforcement is active with ${s.problems.length} problem(s)\n`);
+    if (code) process.stderr.write(`bpfseal: ${code}: ${why}\n`);
   }
   return m === 'drain' ? 0 : code ? 1 : 0;
 }
