@@ -46,8 +46,8 @@ export function mirrorDir(url: string, cacheRoot = defaultCacheRoot()): string {
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** A mirror is a cache rebuilt on every run: plain writes (a torn mirror is rebuilt, never trusted unverified). */
-function put(path: string, data: string | Buffer, mode: number, _code: string): void {
-  writeFileSync(path, data, { mode });
+function put(path: string, data: string | Buffer): void {
+  writeFileSync(path, data, { mode: 0o644 });
 }
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -72,56 +72,56 @@ export async function mirrorLog(reader: LogReader, logKey: KeyObject, dir: strin
   ensureDirectory(dirname(dir), 0o700, TLOG_CODES.IO);
   const tmp = mkdtempSync(join(dirname(dir), '.mirror-'));
   try {
-    put(join(tmp, FILES.config), `${JSON.stringify({ format: LOG_FORMAT, origin: reader.origin, created: new Date(0).toISOString() }, null, 2)}\n`, 0o644, TLOG_CODES.IO);
-    put(join(tmp, FILES.publicKey), logKey.export({ type: 'spki', format: 'pem' }).toString(), 0o644, TLOG_CODES.IO);
+    put(join(tmp, FILES.config), `${JSON.stringify({ format: LOG_FORMAT, origin: reader.origin, created: new Date(0).toISOString() }, null, 2)}\n`);
+    put(join(tmp, FILES.publicKey), logKey.export({ type: 'spki', format: 'pem' }).toString());
     for (const d of [FILES.tiles, ENVELOPES, PLANS]) ensureDirectory(join(tmp, d), 0o755, TLOG_CODES.IO);
-    const bodies: Buffer[] = [];
+    let envelopes = 0, plans = 0, missing = 0;
+    const get = async (path: string, max: number) => (reader.readPublished ? await reader.readPublished(path, max) : undefined);
+    /** The published files entry `index` names, fetched as the entry streams by (no entry is kept). */
+    const published = async (index: number, body: Buffer): Promise<void> => {
+      let hash: unknown;
+      try {
+        const b = JSON.parse(body.toString('utf8')) as { kind?: string; spec?: { envelopeHash?: { value?: unknown } } };
+        hash = b.kind === 'dsse' ? b.spec?.envelopeHash?.value : undefined;
+      } catch {
+        return; // the audit reports an entry that is not a Rekor body
+      }
+      if (typeof hash !== 'string' || !HEX64.test(hash)) return;
+      const env = await get(`${ENVELOPES}/${hash}.json`, LIMITS.logRecord);
+      if (!env || sha256(env) !== hash) {
+        missing++;
+        return;
+      }
+      put(join(tmp, ENVELOPES, `${hash}.json`), env);
+      envelopes++;
+      const set = await get(`${ENVELOPES}/${hash}.${index}.set`, LIMITS.key);
+      if (set) put(join(tmp, ENVELOPES, `${hash}.${index}.set`), set);
+      const digest = subjectDigest(env.toString('utf8'));
+      if (!digest || existsSync(join(tmp, PLANS, `${digest}.plan`))) return;
+      const plan = await get(`${PLANS}/${digest}.plan`, LIMITS.plan);
+      if (plan && sha256(plan) === digest) {
+        put(join(tmp, PLANS, `${digest}.plan`), plan);
+        plans++;
+      } else missing++;
+    };
     const { root } = await writeTilesOf(tmp, (async function* () {
       for await (const e of reader.entries(0, cp.size)) {
-        bodies.push(e.entry);
+        await published(e.index, e.entry);
         yield { index: e.index, entry: e.entry };
       }
     })(), cp.size);
     if (cp.size > 0 && !root.equals(cp.rootHash)) {
       throw new TlogVerifyError(TLOG_CODES.CORRUPT, `${reader.location}: the entries served give root ${root.toString('base64')}, not the signed ${cp.rootHash.toString('base64')}`);
     }
-    put(join(tmp, FILES.checkpoint), cp.note, 0o644, TLOG_CODES.IO);
+    put(join(tmp, FILES.checkpoint), cp.note);
     const cosigned = await reader.cosignedCheckpoint?.();
     if (cosigned) {
       try {
         openSignedCheckpoint(cosigned, reader.verifiers, reader.origin); // signed by the log itself, or not kept
-        put(join(tmp, FILES.cosigned), cosigned, 0o644, TLOG_CODES.IO);
+        put(join(tmp, FILES.cosigned), cosigned);
       } catch {
         /* a cosigned checkpoint the log did not sign is no evidence; the witness check says none */
       }
-    }
-    let envelopes = 0, plans = 0, missing = 0;
-    const get = async (path: string, max: number) => (reader.readPublished ? await reader.readPublished(path, max) : undefined);
-    for (const [index, body] of bodies.entries()) {
-      let hash: unknown;
-      try {
-        const b = JSON.parse(body.toString('utf8')) as { kind?: string; spec?: { envelopeHash?: { value?: unknown } } };
-        hash = b.kind === 'dsse' ? b.spec?.envelopeHash?.value : undefined;
-      } catch {
-        continue; // the audit reports an entry that is not a Rekor body
-      }
-      if (typeof hash !== 'string' || !HEX64.test(hash)) continue;
-      const env = await get(`${ENVELOPES}/${hash}.json`, LIMITS.logRecord);
-      if (!env || sha256(env) !== hash) {
-        missing++;
-        continue;
-      }
-      put(join(tmp, ENVELOPES, `${hash}.json`), env, 0o644, TLOG_CODES.IO);
-      envelopes++;
-      const set = await get(`${ENVELOPES}/${hash}.${index}.set`, LIMITS.key);
-      if (set) put(join(tmp, ENVELOPES, `${hash}.${index}.set`), set, 0o644, TLOG_CODES.IO);
-      const digest = subjectDigest(env.toString('utf8'));
-      if (!digest || existsSync(join(tmp, PLANS, `${digest}.plan`))) continue;
-      const plan = await get(`${PLANS}/${digest}.plan`, LIMITS.plan);
-      if (plan && sha256(plan) === digest) {
-        put(join(tmp, PLANS, `${digest}.plan`), plan, 0o644, TLOG_CODES.IO);
-        plans++;
-      } else missing++;
     }
     rmSync(dir, { recursive: true, force: true });
     renameSync(tmp, dir);
