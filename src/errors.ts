@@ -59,3 +59,13 @@ export function failure(e: unknown): Failure {
   if (process.env.BPFSEAL_DEBUG) process.stderr.write(`${err.stack}\n`);
   return { code: 'INTERNAL', message: `internal error: ${err.message} (please report; set BPFSEAL_DEBUG=1 for a trace)`, exit: EXIT.internal };
 }
+
+/**
+ * `xs[i]` where the caller's own logic guarantees `i` is in range (a loop bound, a length checked just
+ * before). A broken guarantee is a bug in bpfseal (INTERNAL, exit 70), never `undefined` flowing on.
+ * Indexes that come from input are checked by the parser instead, with its own error code.
+ */
+export function at<T>(xs: ArrayLike<T>, i: number, what = 'index'): T {
+  if (!Number.isInteger(i) || i < 0 || i >= xs.length) throw new Error(`${what} ${i} out of range 0..${xs.length - 1}`);
+  return xs[i] as T;
+}
