@@ -76,7 +76,7 @@ function tmpFile(name: string, data: string | Buffer): string {
 }
 const freshState = () => join(work, 'tmp', `state-${tmpCount++}.json`);
 
-beforeAll(() => {
+beforeAll(async () => {
   requireDist();
   work = makeTmpDir('bpfseal-attest-');
   keysDir = join(work, 'keys');
@@ -88,28 +88,28 @@ beforeAll(() => {
     testrunPlan: join(work, 'src', 'testrun.plan'),
   };
   for (const n of ['minimal', 'testrun', 'globals']) copyFileSync(fixturePath(n), join(work, 'src', `${n}.o`));
-  const p = runCli(['plan', src.testrunO, '-o', src.testrunPlan]);
+  const p = await runCli(['plan', src.testrunO, '-o', src.testrunPlan]);
   if (p.code !== 0) throw new Error(`plan failed: ${p.stderr}`);
 
   for (const [name, alg] of [['ec', undefined], ['rsa', 'rsa-3072'], ['ed', 'ed25519'], ['other', 'ecdsa-p256']] as const) {
-    const r = runCli(['keygen', '--out', keysDir, '--name', name, ...(alg ? ['--algorithm', alg] : []), '--json']);
+    const r = await runCli(['keygen', '--out', keysDir, '--name', name, ...(alg ? ['--algorithm', alg] : []), '--json']);
     keys[name] = { ...(JSON.parse(r.stdout || '{}') as KeygenJson), stdout: r.stdout, exit: r.code };
   }
 
-  const run = (which: keyof typeof sign, dirArg: string, args: string[]) => {
+  const run = async (which: keyof typeof sign, dirArg: string, args: string[]) => {
     const dir = join(work, which);
     mkdirSync(dir);
-    const r = runCli(['sign', ...args, '-o', dirArg === 'slash' ? `${dir}/` : dir]);
+    const r = await runCli(['sign', ...args, '-o', dirArg === 'slash' ? `${dir}/` : dir]);
     sign[which] = { code: r.code, stdout: r.stdout, stderr: r.stderr, dir };
   };
   // ECDSA + certificate: object and .plan inputs, several at once, -o dir, --json.
-  run('ec', 'dir', [src.minimalO, src.testrunPlan, src.globalsO, '--key', keys.ec.key, '--cert', keys.ec.crt, '--json']);
+  await run('ec', 'dir', [src.minimalO, src.testrunPlan, src.globalsO, '--key', keys.ec.key, '--cert', keys.ec.crt, '--json']);
   // ECDSA without certificate, text output, --version 7.
-  run('nocert', 'dir', [src.minimalO, src.testrunO, '--key', keys.ec.key, '--version', '7']);
+  await run('nocert', 'dir', [src.minimalO, src.testrunO, '--key', keys.ec.key, '--version', '7']);
   // RSA-3072 + certificate, -o dir/ (trailing slash).
-  run('rsa', 'slash', [src.testrunO, '--key', keys.rsa.key, '--cert', keys.rsa.crt]);
+  await run('rsa', 'slash', [src.testrunO, '--key', keys.rsa.key, '--cert', keys.rsa.crt]);
   // Ed25519 + certificate: the attestation only, with a note.
-  run('ed', 'dir', [src.minimalO, '--key', keys.ed.key, '--cert', keys.ed.crt]);
+  await run('ed', 'dir', [src.minimalO, '--key', keys.ed.key, '--cert', keys.ed.crt]);
 });
 
 afterAll(cleanupTmpDirs);
@@ -239,7 +239,7 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
     expect(Object.keys(JSON.parse(bytes.toString())).sort()).toEqual(['bundle', 'mediaType', 'plan']);
   });
 
-  it('verify --key: exit 0 for every release with its key (pub or crt), with the expected facts', () => {
+  it('verify --key: exit 0 for every release with its key (pub or crt), with the expected facts', async () => {
     const groups: [string, [keyof typeof sign, string, number, number][]][] = [
       [keys.ec.pub, [['ec', 'minimal', 1, 1], ['ec', 'globals', 1, 2], ['nocert', 'minimal', 7, 0], ['nocert', 'testrun', 7, 0]]],
       [keys.ec.crt, [['ec', 'testrun', 1, 4]]],
@@ -247,7 +247,7 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
       [keys.ed.pub, [['ed', 'minimal', 1, 0]]],
     ];
     for (const [key, cases] of groups) {
-      const { code, results, stderr } = verifyCliMany(cases.map(([w, n]) => rel(w, n)), ['--key', key], noState);
+      const { code, results, stderr } = await verifyCliMany(cases.map(([w, n]) => rel(w, n)), ['--key', key], noState);
       expect(code, `--key ${key}: ${stderr}`).toBe(0);
       for (const [i, [which, name, version, ksigs]] of cases.entries()) {
         const result = results[i]!;
@@ -260,34 +260,34 @@ describe('1. keygen -> sign -> verify -> load -> unload (CLI)', () => {
       }
     }
     // text mode: one OK line per release, exit 0
-    const t = runCli(['verify', rel('ec', 'minimal'), rel('ec', 'globals'), '--key', keys.ec.pub, '--state', noState]);
+    const t = await runCli(['verify', rel('ec', 'minimal'), rel('ec', 'globals'), '--key', keys.ec.pub, '--state', noState]);
     expect(t.code, t.stderr).toBe(0);
     expect(t.stdout.split('\n').filter(Boolean).map((l) => l.split(':')[0])).toEqual([`OK ${rel('ec', 'minimal')}`, `OK ${rel('ec', 'globals')}`]);
     expect(existsSync(noState)).toBe(false);
   });
 
-  it('load --dry-run: exit 0, nothing recorded in the state file', () => {
+  it('load --dry-run: exit 0, nothing recorded in the state file', async () => {
     for (const [which, name, key] of [['ec', 'testrun', keys.ec.pub], ['rsa', 'testrun', keys.rsa.pub], ['ed', 'minimal', keys.ed.pub]] as const) {
       const state = freshState();
-      const r = runCli(['load', rel(which, name), '--key', key, '--dry-run', '--state', state]);
+      const r = await runCli(['load', rel(which, name), '--key', key, '--dry-run', '--state', state]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.split('\n')[0]).toBe(`would load ${name} v1 sha256:${sha256hex(decodeRelease(readRel(which, name)).plan)} (signer ${key})`);
       expect(existsSync(state)).toBe(false);
     }
   });
 
-  it.skipIf(KERNEL_SKIP)('load --pin (kernel): exit 0, programs and maps pinned, version recorded; unload removes them', () => {
+  it.skipIf(KERNEL_SKIP)('load --pin (kernel): exit 0, programs and maps pinned, version recorded; unload removes them', async () => {
     const dir = pins.next();
     const state = freshState();
     const hl = join(work, 'tmp', `host-log-${tmpCount++}`);
-    const r = runCli(['load', rel('nocert', 'testrun'), '--key', keys.ec.pub, '--pin', dir, '--state', state, '--host-log', hl]);
+    const r = await runCli(['load', rel('nocert', 'testrun'), '--key', keys.ec.pub, '--pin', dir, '--state', state, '--host-log', hl]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe(`loaded testrun v7 sha256:${sha256hex(decodeRelease(readRel('nocert', 'testrun')).plan)} (signer ${keys.ec.pub})`);
     expect(r.stdout).toContain(`  pinned under ${dir}\n`);
     expect(listTree(dir).filter((p) => !p.startsWith('maps/'))).toEqual(['socket_len', 'syscall_store', 'tc_mark', 'xdp_count']);
     expect(listTree(dir).filter((p) => p.startsWith('maps/')).length).toBe(3);
     expect(JSON.parse(readFileSync(state, 'utf8')).versions).toEqual({ testrun: 7 });
-    const u = runCli(['unload', dir, '--host-log', hl]);
+    const u = await runCli(['unload', dir, '--host-log', hl]);
     expect(u.code, u.stderr).toBe(0);
     expect(u.stdout).toBe(`removed 7 pin(s) from ${dir}\n`);
     expect(existsSync(dir)).toBe(false);
@@ -415,7 +415,7 @@ describe('2. every single-byte flip of a release (ECDSA + cert, kernel signature
     expect(new Set(flips.filter((f) => f.region === 'sig').map((f) => f.code))).toEqual(new Set(['BAD_SIGNATURE', 'RELEASE_INVALID']));
   });
 
-  it('load --dry-run (CLI) refuses representative flipped files (plan, DSSE signature, payload): exit 1 or 2, nothing loaded', () => {
+  it('load --dry-run (CLI) refuses representative flipped files (plan, DSSE signature, payload): exit 1 or 2, nothing loaded', async () => {
     for (const region of ['plan', 'sig', 'payload']) {
       // one that gets past decoding (exit 1) and one that does not (exit 2), where the region has both
       const picks = [flips.find((f) => f.region === region && f.cls === 'reject-exit1'), flips.find((f) => f.region === region && f.cls === 'reject-exit2')]
@@ -426,7 +426,7 @@ describe('2. every single-byte flip of a release (ECDSA + cert, kernel signature
         b[f.pos]! ^= f.mask;
         const file = tmpFile(`flip-${region}-${f.pos}.bpfseal`, b);
         const state = freshState();
-        const r = runCli(['load', file, '--key', keys.ec.pub, '--dry-run', '--state', state]);
+        const r = await runCli(['load', file, '--key', keys.ec.pub, '--dry-run', '--state', state]);
         expect(r.code, `${region} @${f.pos}: ${r.stderr}`).toBe(f.cls === 'reject-exit1' ? 1 : 2);
         expect(r.stdout).toBe('');
         expect(r.stderr).toMatch(/^bpfseal: /);
@@ -439,8 +439,8 @@ describe('2. every single-byte flip of a release (ECDSA + cert, kernel signature
 
 // ---------------------------------------------------------------------------------------------------
 describe('3. rejections: specific code, exit 1 (verify --json); malformed releases exit 2', () => {
-  const expectReject = (release: string, trust: string[], code: string, exit = 1, state = noState) => {
-    const r = verifyCli(release, trust, state);
+  const expectReject = async (release: string, trust: string[], code: string, exit = 1, state = noState) => {
+    const r = await verifyCli(release, trust, state);
     expect(r.result.ok, JSON.stringify(r.result)).toBe(false);
     expect(r.result.error?.code, r.result.error?.message).toBe(code);
     expect(r.result.error?.exit).toBe(exit);
@@ -448,17 +448,17 @@ describe('3. rejections: specific code, exit 1 (verify --json); malformed releas
     expect(r.stderr).toContain(code);
     return r;
   };
-  const expectOk = (release: string, trust: string[], state = noState) => {
-    const r = verifyCli(release, trust, state);
+  const expectOk = async (release: string, trust: string[], state = noState) => {
+    const r = await verifyCli(release, trust, state);
     expect(r.code, JSON.stringify(r.result)).toBe(0);
     expect(r.result.ok).toBe(true);
     return r;
   };
   const signer = (extra: Record<string, unknown> = {}) => ({ name: 'ci', key: '../keys/ec.pub', ...extra });
 
-  it('wrong key: another key trusted -> UNTRUSTED_SIGNER', () => {
-    expectReject(rel('ec', 'minimal'), ['--key', keys.other.pub], 'UNTRUSTED_SIGNER');
-    expectReject(rel('ed', 'minimal'), ['--key', keys.ec.pub], 'UNTRUSTED_SIGNER');
+  it('wrong key: another key trusted -> UNTRUSTED_SIGNER', async () => {
+    await expectReject(rel('ec', 'minimal'), ['--key', keys.other.pub], 'UNTRUSTED_SIGNER');
+    await expectReject(rel('ed', 'minimal'), ['--key', keys.ec.pub], 'UNTRUSTED_SIGNER');
   });
 
   it('signature by key B with the hint of trusted key A -> BAD_SIGNATURE', async () => {
@@ -471,59 +471,59 @@ describe('3. rejections: specific code, exit 1 (verify --json); malformed releas
     const forged = await make(privB);
     const doc = JSON.parse(forged);
     expect(doc.bundle.verificationMaterial.publicKey.hint).toBe(keys.ec.keyId);
-    expectReject(tmpFile('forged.bpfseal', forged), ['--key', keys.ec.pub], 'BAD_SIGNATURE');
+    await expectReject(tmpFile('forged.bpfseal', forged), ['--key', keys.ec.pub], 'BAD_SIGNATURE');
     // control: the same construction with A's private key verifies
-    expectOk(tmpFile('genuine.bpfseal', await make(privA)), ['--key', keys.ec.pub]);
+    await expectOk(tmpFile('genuine.bpfseal', await make(privA)), ['--key', keys.ec.pub]);
   });
 
-  it("untrusted identity: signer allowed only plans 'other-*' -> UNTRUSTED_SIGNER (control: 'min*' accepted)", () => {
-    expectReject(rel('ec', 'minimal'), ['--policy', writePolicy(polDir, 'other-plans.json', { signers: [signer({ plans: ['other-*'] })] })], 'UNTRUSTED_SIGNER');
-    expectOk(rel('ec', 'minimal'), ['--policy', writePolicy(polDir, 'min-plans.json', { signers: [signer({ plans: ['min*'] })] })]);
+  it("untrusted identity: signer allowed only plans 'other-*' -> UNTRUSTED_SIGNER (control: 'min*' accepted)", async () => {
+    await expectReject(rel('ec', 'minimal'), ['--policy', writePolicy(polDir, 'other-plans.json', { signers: [signer({ plans: ['other-*'] })] })], 'UNTRUSTED_SIGNER');
+    await expectOk(rel('ec', 'minimal'), ['--policy', writePolicy(polDir, 'min-plans.json', { signers: [signer({ plans: ['min*'] })] })]);
   });
 
-  it('revoked key -> REVOKED_KEY; revoked digest -> REVOKED_DIGEST', () => {
-    expectReject(rel('ec', 'minimal'), ['--policy', writePolicy(polDir, 'revoked-key.json', { signers: [signer()], revoked: { keys: [keys.ec.keyId] } })], 'REVOKED_KEY');
+  it('revoked key -> REVOKED_KEY; revoked digest -> REVOKED_DIGEST', async () => {
+    await expectReject(rel('ec', 'minimal'), ['--policy', writePolicy(polDir, 'revoked-key.json', { signers: [signer()], revoked: { keys: [keys.ec.keyId] } })], 'REVOKED_KEY');
     const digest = sha256hex(decodeRelease(readRel('ec', 'minimal')).plan);
     const p = writePolicy(polDir, 'revoked-digest.json', { signers: [signer()], revoked: { digests: [`sha256:${digest}`] } });
-    expectReject(rel('ec', 'minimal'), ['--policy', p], 'REVOKED_DIGEST');
+    await expectReject(rel('ec', 'minimal'), ['--policy', p], 'REVOKED_DIGEST');
     // another plan of the same signer is not affected
-    expectOk(rel('ec', 'globals'), ['--policy', p]);
+    await expectOk(rel('ec', 'globals'), ['--policy', p]);
   });
 
-  it('rollback: state above the release version -> ROLLBACK; minVersions -> ROLLBACK; allowRollback accepts', () => {
+  it('rollback: state above the release version -> ROLLBACK; minVersions -> ROLLBACK; allowRollback accepts', async () => {
     const r = rel('nocert', 'minimal'); // version 7
     const any = writePolicy(polDir, 'any.json', { signers: [signer()] });
-    expectReject(r, ['--key', keys.ec.pub], 'ROLLBACK', 1, writeState(freshState(), { minimal: 8 }));
-    expectReject(r, ['--policy', any], 'ROLLBACK', 1, writeState(freshState(), { minimal: 8 }));
-    expectOk(r, ['--key', keys.ec.pub], writeState(freshState(), { minimal: 7, testrun: 100 }));
-    expectReject(r, ['--policy', writePolicy(polDir, 'min-version.json', { signers: [signer()], minVersions: { minimal: 8 } })], 'ROLLBACK');
-    expectOk(r, ['--policy', writePolicy(polDir, 'min-version-ok.json', { signers: [signer()], minVersions: { minimal: 7 } })]);
-    expectOk(r, ['--policy', writePolicy(polDir, 'allow-rollback.json', { signers: [signer()], allowRollback: true })], writeState(freshState(), { minimal: 8 }));
+    await expectReject(r, ['--key', keys.ec.pub], 'ROLLBACK', 1, writeState(freshState(), { minimal: 8 }));
+    await expectReject(r, ['--policy', any], 'ROLLBACK', 1, writeState(freshState(), { minimal: 8 }));
+    await expectOk(r, ['--key', keys.ec.pub], writeState(freshState(), { minimal: 7, testrun: 100 }));
+    await expectReject(r, ['--policy', writePolicy(polDir, 'min-version.json', { signers: [signer()], minVersions: { minimal: 8 } })], 'ROLLBACK');
+    await expectOk(r, ['--policy', writePolicy(polDir, 'min-version-ok.json', { signers: [signer()], minVersions: { minimal: 7 } })]);
+    await expectOk(r, ['--policy', writePolicy(polDir, 'allow-rollback.json', { signers: [signer()], allowRollback: true })], writeState(freshState(), { minimal: 8 }));
   });
 
-  it('forbidden program type: programTypes [xdp] for a plan with a socket_filter program -> PROGRAM_TYPE_FORBIDDEN', () => {
+  it('forbidden program type: programTypes [xdp] for a plan with a socket_filter program -> PROGRAM_TYPE_FORBIDDEN', async () => {
     const types = decodePlan(decodeRelease(readRel('ec', 'testrun')).plan).programs.map((p) => progTypeName(p.progType));
     expect(types).toContain('socket_filter');
-    expectReject(rel('ec', 'testrun'), ['--policy', writePolicy(polDir, 'xdp-only.json', { signers: [signer({ programTypes: ['xdp'] })] })], 'PROGRAM_TYPE_FORBIDDEN');
-    expectOk(rel('ec', 'testrun'), ['--policy', writePolicy(polDir, 'all-types.json', { signers: [signer({ programTypes: [...new Set(types)] })] })]);
+    await expectReject(rel('ec', 'testrun'), ['--policy', writePolicy(polDir, 'xdp-only.json', { signers: [signer({ programTypes: ['xdp'] })] })], 'PROGRAM_TYPE_FORBIDDEN');
+    await expectOk(rel('ec', 'testrun'), ['--policy', writePolicy(polDir, 'all-types.json', { signers: [signer({ programTypes: [...new Set(types)] })] })]);
   });
 
-  it("subject != plan digest: another plan's bytes re-encoded with encodeRelease -> SUBJECT_MISMATCH", () => {
+  it("subject != plan digest: another plan's bytes re-encoded with encodeRelease -> SUBJECT_MISMATCH", async () => {
     const r = decodeRelease(readRel('nocert', 'minimal'));
     const other = decodeRelease(readRel('nocert', 'testrun')).plan;
-    expectReject(tmpFile('swapped-plan.bpfseal', encodeRelease({ ...r, plan: other })), ['--key', keys.ec.pub], 'SUBJECT_MISMATCH');
+    await expectReject(tmpFile('swapped-plan.bpfseal', encodeRelease({ ...r, plan: other })), ['--key', keys.ec.pub], 'SUBJECT_MISMATCH');
     // control: re-encoding without a change is byte-identical and verifies
     expect(encodeRelease(r)).toBe(readRel('nocert', 'minimal').toString());
   });
 
-  it('kernel signatures swapped between programs -> BAD_KERNEL_SIGNATURE', () => {
+  it('kernel signatures swapped between programs -> BAD_KERNEL_SIGNATURE', async () => {
     const r = decodeRelease(readRel('ec', 'testrun'));
     const ks = r.kernelSignatures;
     const swapped = new Map([...ks, ['xdp_count', ks.get('socket_len')!], ['socket_len', ks.get('xdp_count')!]]);
-    expectReject(tmpFile('swapped-ksig.bpfseal', encodeRelease({ ...r, kernelSignatures: swapped })), ['--key', keys.ec.pub], 'BAD_KERNEL_SIGNATURE');
+    await expectReject(tmpFile('swapped-ksig.bpfseal', encodeRelease({ ...r, kernelSignatures: swapped })), ['--key', keys.ec.pub], 'BAD_KERNEL_SIGNATURE');
     // an RSA signature from the other release for the same program (same instructions, other key) is refused too
     const rsaSig = decodeRelease(readRel('rsa', 'testrun')).kernelSignatures.get('tc_mark')!;
-    expectReject(tmpFile('foreign-ksig.bpfseal', encodeRelease({ ...r, kernelSignatures: new Map([...ks, ['tc_mark', rsaSig]]) })), ['--key', keys.ec.pub], 'BAD_KERNEL_SIGNATURE');
+    await expectReject(tmpFile('foreign-ksig.bpfseal', encodeRelease({ ...r, kernelSignatures: new Map([...ks, ['tc_mark', rsaSig]]) })), ['--key', keys.ec.pub], 'BAD_KERNEL_SIGNATURE');
   });
 
   it('a statement whose claims do not describe the signed plan (extra program, changed map) -> PREDICATE_MISMATCH', async () => {
@@ -536,18 +536,18 @@ describe('3. rejections: specific code, exit 1 (verify --json); malformed releas
         .create({ data: Buffer.from(JSON.stringify(st)), type: PAYLOAD_TYPE });
       return tmpFile(`claims-${tmpCount++}.bpfseal`, encodeRelease({ plan: bytes, bundle, kernelSignatures: new Map() }));
     };
-    expectOk(await signWith(() => {}), ['--key', keys.ec.pub]); // control: the statement as sign writes it
-    expectReject(await signWith((st) => st.predicate.programs.push({ ...st.predicate.programs[0], name: 'ghost' })), ['--key', keys.ec.pub], 'PREDICATE_MISMATCH');
-    expectReject(await signWith((st) => { st.predicate.maps[0].maxEntries += 1; }), ['--key', keys.ec.pub], 'PREDICATE_MISMATCH');
+    await expectOk(await signWith(() => {}), ['--key', keys.ec.pub]); // control: the statement as sign writes it
+    await expectReject(await signWith((st) => st.predicate.programs.push({ ...st.predicate.programs[0], name: 'ghost' })), ['--key', keys.ec.pub], 'PREDICATE_MISMATCH');
+    await expectReject(await signWith((st) => { st.predicate.maps[0].maxEntries += 1; }), ['--key', keys.ec.pub], 'PREDICATE_MISMATCH');
   });
 
-  it('requireKernelSignatures with a release signed without --cert -> KERNEL_SIGNATURE_REQUIRED', () => {
+  it('requireKernelSignatures with a release signed without --cert -> KERNEL_SIGNATURE_REQUIRED', async () => {
     const p = writePolicy(polDir, 'require-ksig.json', { signers: [signer()], requireKernelSignatures: true });
-    expectReject(rel('nocert', 'minimal'), ['--policy', p], 'KERNEL_SIGNATURE_REQUIRED');
-    expectOk(rel('ec', 'minimal'), ['--policy', p]); // verify itself needs no kernel
+    await expectReject(rel('nocert', 'minimal'), ['--policy', p], 'KERNEL_SIGNATURE_REQUIRED');
+    await expectOk(rel('ec', 'minimal'), ['--policy', p]); // verify itself needs no kernel
   });
 
-  it('malformed releases: not JSON, unknown field, non-canonical whitespace -> exit 2 RELEASE_INVALID', () => {
+  it('malformed releases: not JSON, unknown field, non-canonical whitespace -> exit 2 RELEASE_INVALID', async () => {
     const good = readRel('ec', 'minimal').toString();
     const doc = JSON.parse(good);
     const cases: [string, string][] = [
@@ -558,7 +558,7 @@ describe('3. rejections: specific code, exit 1 (verify --json); malformed releas
       ['no-final-newline', good.trimEnd()],
     ];
     const files = cases.map(([name, text]) => tmpFile(`${name}.bpfseal`, text));
-    const r = verifyCliMany([...files, rel('ec', 'minimal')], ['--key', keys.ec.pub], noState);
+    const r = await verifyCliMany([...files, rel('ec', 'minimal')], ['--key', keys.ec.pub], noState);
     expect(r.code).toBe(2);
     expect(r.results.map((x) => x.error?.code)).toEqual([...cases.map(() => 'RELEASE_INVALID'), undefined]);
     expect(r.results.map((x) => x.error?.exit)).toEqual([...cases.map(() => 2), undefined]);
@@ -590,16 +590,16 @@ describe('4. kernel signatures', () => {
     expect(checked).toBe(1 + 4 + 2 + 4);
   });
 
-  it.skipIf(EOPNOTSUPP_SKIP)('EOPNOTSUPP: load --pin with kernel signatures prints the note and loads (policy does not require them)', () => {
+  it.skipIf(EOPNOTSUPP_SKIP)('EOPNOTSUPP: load --pin with kernel signatures prints the note and loads (policy does not require them)', async () => {
     const dir = pins.next();
     const state = freshState();
     const hl = join(work, 'tmp', `host-log-${tmpCount++}`);
-    const r = runCli(['load', rel('ec', 'testrun'), '--key', keys.ec.pub, '--pin', dir, '--state', state, '--host-log', hl]);
+    const r = await runCli(['load', rel('ec', 'testrun'), '--key', keys.ec.pub, '--pin', dir, '--state', state, '--host-log', hl]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('note: this kernel cannot verify program signatures (EOPNOTSUPP)');
     expect(listTree(dir).filter((p) => !p.startsWith('maps/'))).toEqual(['socket_len', 'syscall_store', 'tc_mark', 'xdp_count']);
     expect(JSON.parse(readFileSync(state, 'utf8')).versions).toEqual({ testrun: 1 });
-    expect(runCli(['unload', dir, '--host-log', hl]).code).toBe(0);
+    expect((await runCli(['unload', dir, '--host-log', hl])).code).toBe(0);
     expect(existsSync(dir)).toBe(false);
   });
 
@@ -607,7 +607,7 @@ describe('4. kernel signatures', () => {
     const p = writePolicy(polDir, 'require-ksig-load.json', { signers: [{ name: 'ci', key: '../keys/ec.pub' }], requireKernelSignatures: true });
     const dir = pins.next();
     const state = freshState();
-    const r = runCli(['load', rel('ec', 'testrun'), '--policy', p, '--pin', dir, '--state', state]);
+    const r = await runCli(['load', rel('ec', 'testrun'), '--policy', p, '--pin', dir, '--state', state]);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toContain('EOPNOTSUPP');
     expect(r.stderr).toContain('nothing was loaded');

@@ -31,10 +31,10 @@ function policy(logDir: string, name = 'policy.json'): string {
   return p;
 }
 
-function sign(logDir: string, fixture: string, name: string): void {
+async function sign(logDir: string, fixture: string, name: string): Promise<void> {
   const obj = join(d, `${name}.o`);
   cpSync(fixturePath(fixture), obj);
-  const r = runCli(['sign', obj, '--key', join(d, 'k.key'), '--log', logDir, '-o', join(d, `${name}.bpfseal`)]);
+  const r = await runCli(['sign', obj, '--key', join(d, 'k.key'), '--log', logDir, '-o', join(d, `${name}.bpfseal`)]);
   expect(r.code, r.stderr).toBe(0);
 }
 
@@ -46,10 +46,10 @@ const audit = async (args: string[], cache: string) => {
 
 beforeAll(async () => {
   d = makeTmpDir();
-  expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
+  expect((await runCli(['keygen', '--out', d, '--name', 'k'])).code).toBe(0);
   log = join(d, 'att');
-  sign(log, 'minimal', 'm');
-  sign(log, 'globals', 'g');
+  await sign(log, 'minimal', 'm');
+  await sign(log, 'globals', 'g');
   server = await serveLog(log);
   servers.push(server);
 });
@@ -57,7 +57,7 @@ beforeAll(async () => {
 describe('audit --log <url>', () => {
   it('audits a served log as the local directory audits: every entry verified, no finding; an appended entry audits consistent with the last run', async () => {
     const cache = makeTmpDir();
-    const local = runCli(['audit', '--log', log, '--policy', policy(log), '--state', join(cache, 'local-state.json'), '--json']);
+    const local = await runCli(['audit', '--log', log, '--policy', policy(log), '--state', join(cache, 'local-state.json'), '--json']);
     expect(local.code, local.stdout).toBe(0);
     const r = await audit(['--log', server.url, '--policy', policy(log), '--state', join(cache, 'state.json')], cache);
     expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -71,7 +71,7 @@ describe('audit --log <url>', () => {
     // Only published files were asked for: never a private key, the log's config or its state.
     expect(server.requests.filter((p) => /log\.key|log\.ed25519|log\.json|pending|integrated-times|lock/.test(p))).toEqual([]);
     // Again, after one more entry: consistent with the remembered checkpoint (no rewrite), three verified.
-    sign(log, 'testrun', 't');
+    await sign(log, 'testrun', 't');
     const again = await audit(['--log', server.url, '--policy', policy(log), '--state', join(cache, 'state.json')], cache);
     expect(again.code, again.stdout).toBe(0);
     expect(again.json.previous).toMatchObject({ size: 2 });
@@ -94,7 +94,7 @@ describe('audit --log <url>', () => {
 
   it('refuses a remote log the policy does not list, and an audit with only --key (exit 2, USAGE_LOG_URL); nothing is mirrored', async () => {
     const other = join(makeTmpDir(), 'att');
-    sign(other, 'minimal', 'o');
+    await sign(other, 'minimal', 'o');
     const cache = makeTmpDir();
     const unlisted = await audit(['--log', server.url, '--policy', policy(other, 'p3.json'), '--state', join(cache, 'state.json')], cache);
     // Its checkpoint is not signed by the key the policy has for the origin it claims: not that log.
@@ -108,7 +108,7 @@ describe('audit --log <url>', () => {
 
   it('a different log served under the same URL later is caught (LOG_REPLACED or a rewrite), not audited as the same log', async () => {
     const a = join(makeTmpDir(), 'att');
-    sign(a, 'minimal', 'ra');
+    await sign(a, 'minimal', 'ra');
     const dir = makeTmpDir();
     const serveDir = join(dir, 'served');
     cpSync(a, serveDir, { recursive: true });
@@ -121,8 +121,8 @@ describe('audit --log <url>', () => {
     // Same key and origin (a copy of the log directory), but another history: the split view.
     const b = join(makeTmpDir(), 'att');
     cpSync(a, b, { recursive: true });
-    sign(b, 'globals', 'rb');
-    sign(a, 'testrun', 'rc');
+    await sign(b, 'globals', 'rb');
+    await sign(a, 'testrun', 'rc');
     const { rmSync } = await import('node:fs');
     rmSync(serveDir, { recursive: true });
     cpSync(a, serveDir, { recursive: true });

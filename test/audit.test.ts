@@ -34,18 +34,18 @@ const freshDir = (name: string) => {
 };
 const testStart = Date.now();
 
-function keygen(name: string): Key {
-  const r = cliJson<Key>(['keygen', '--out', join(work, 'keys'), '--name', name, '--json']);
+async function keygen(name: string): Promise<Key> {
+  const r = await cliJson<Key>(['keygen', '--out', join(work, 'keys'), '--name', name, '--json']);
   if (r.code !== 0 || !r.json) throw new Error(`keygen failed: ${show(r)}`);
   return r.json;
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   requireDist();
   work = makeTmpDir('bpfseal-audit-');
   chmodSync(work, 0o700);
-  k = keygen('k');
-  other = keygen('other');
+  k = await keygen('k');
+  other = await keygen('other');
 });
 afterAll(cleanupTmpDirs);
 
@@ -58,13 +58,13 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
   let otherLog: string;
   let inOther: { release: string; digest: string };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     att = fresh('att');
     out = freshDir('rel');
-    signed = signOk(writeVariant(work, 'logged').path, k.key, out, ['--log', att]);
-    noLog = signOk(writeVariant(work, 'unlogged').path, k.key, out, ['--no-log']);
+    signed = await signOk(writeVariant(work, 'logged').path, k.key, out, ['--log', att]);
+    noLog = await signOk(writeVariant(work, 'unlogged').path, k.key, out, ['--no-log']);
     otherLog = fresh('att-other');
-    inOther = signOk(writeVariant(work, 'elsewhere').path, k.key, out, ['--log', otherLog]);
+    inOther = await signOk(writeVariant(work, 'elsewhere').path, k.key, out, ['--log', otherLog]);
   });
 
   it('the bundle carries one entry of that log: log id, dsse body, envelope stored, proof against the signed checkpoint', () => {
@@ -91,44 +91,44 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
     expect(Buffer.from(e.inclusionProof.rootHash, 'base64').equals(cp.root)).toBe(true);
   });
 
-  it('sign --no-log adds no entry and writes no log', () => {
+  it('sign --no-log adds no entry and writes no log', async () => {
     expect(bundleJson(noLog.release).verificationMaterial.tlogEntries ?? []).toEqual([]);
     // The default log ($BPFSEAL_LOG from setup-env) was not created by --no-log either.
     const env = fresh('envlog');
-    const r = runCli(['sign', writeVariant(work, 'nolog2').path, '--key', k.key, '--no-log', '-o', `${freshDir('o')}/`], { env: { BPFSEAL_LOG: env } });
+    const r = await runCli(['sign', writeVariant(work, 'nolog2').path, '--key', k.key, '--no-log', '-o', `${freshDir('o')}/`], { env: { BPFSEAL_LOG: env } });
     expect(r.code, show(r)).toBe(0);
     expect(existsSync(env)).toBe(false);
   });
 
-  it('without --log, sign appends to $BPFSEAL_LOG, else ./attestations of the working directory', () => {
+  it('without --log, sign appends to $BPFSEAL_LOG, else ./attestations of the working directory', async () => {
     const env = fresh('envlog');
-    signOk(writeVariant(work, 'byenv').path, k.key, freshDir('o'), [], { env: { BPFSEAL_LOG: env } });
+    await signOk(writeVariant(work, 'byenv').path, k.key, freshDir('o'), [], { env: { BPFSEAL_LOG: env } });
     expect(rawEntries(env)).toHaveLength(1);
     const cwd = freshDir('cwd');
-    signOk(writeVariant(work, 'bycwd').path, k.key, freshDir('o'), [], { cwd, env: { BPFSEAL_LOG: '' } });
+    await signOk(writeVariant(work, 'bycwd').path, k.key, freshDir('o'), [], { cwd, env: { BPFSEAL_LOG: '' } });
     expect(rawEntries(join(cwd, 'attestations'))).toHaveLength(1);
   });
 
-  it('verify --key --log <att>: the entry is verified (exit 0)', () => {
-    const v = verifyJson(signed.release, ['--key', k.pub, '--log', att, '--state', fresh('s.json')]);
+  it('verify --key --log <att>: the entry is verified (exit 0)', async () => {
+    const v = await verifyJson(signed.release, ['--key', k.pub, '--log', att, '--state', fresh('s.json')]);
     expect(v.code, show(v.r)).toBe(0);
     expect(v.result).toMatchObject({ ok: true, plan: 'logged', digest: signed.digest, logEntries: { verified: 1, untrusted: 0 } });
   });
 
-  it('verify without --log passes, counting the entry as untrusted', () => {
-    const v = verifyJson(signed.release, ['--key', k.pub, '--state', fresh('s.json')]);
+  it('verify without --log passes, counting the entry as untrusted', async () => {
+    const v = await verifyJson(signed.release, ['--key', k.pub, '--state', fresh('s.json')]);
     expect(v.code, show(v.r)).toBe(0);
     expect(v.result).toMatchObject({ ok: true, logEntries: { verified: 0, untrusted: 1 } });
   });
 
-  it('verify --log <another log>: the entry is not counted as verified', () => {
-    const v = verifyJson(inOther.release, ['--key', k.pub, '--log', att, '--state', fresh('s.json')]);
+  it('verify --log <another log>: the entry is not counted as verified', async () => {
+    const v = await verifyJson(inOther.release, ['--key', k.pub, '--log', att, '--state', fresh('s.json')]);
     expect(v.code, show(v.r)).toBe(0);
     expect(v.result.logEntries).toEqual({ verified: 0, untrusted: 1 });
   });
 
-  it('verify --log <dir without a log> is an input error (exit 2)', () => {
-    const r = runCli(['verify', signed.release, '--key', k.pub, '--log', freshDir('empty'), '--state', fresh('s.json')]);
+  it('verify --log <dir without a log> is an input error (exit 2)', async () => {
+    const r = await runCli(['verify', signed.release, '--key', k.pub, '--log', freshDir('empty'), '--state', fresh('s.json')]);
     expect(r.code, show(r)).toBe(2);
     expect(r.stderr).toMatch(/log\.pub/);
   });
@@ -143,31 +143,31 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
       });
     });
 
-    it('a release logged in the trusted log passes (entry verified)', () => {
-      const v = verifyJson(signed.release, ['--policy', policy, '--state', fresh('s.json')]);
+    it('a release logged in the trusted log passes (entry verified)', async () => {
+      const v = await verifyJson(signed.release, ['--policy', policy, '--state', fresh('s.json')]);
       expect(v.code, show(v.r)).toBe(0);
       expect(v.result.logEntries).toEqual({ verified: 1, untrusted: 0 });
     });
 
-    it('a release signed with --no-log is rejected: LOG_INCLUSION_REQUIRED, exit 1', () => {
-      const v = verifyJson(noLog.release, ['--policy', policy, '--state', fresh('s.json')]);
+    it('a release signed with --no-log is rejected: LOG_INCLUSION_REQUIRED, exit 1', async () => {
+      const v = await verifyJson(noLog.release, ['--policy', policy, '--state', fresh('s.json')]);
       expect(v.code, show(v.r)).toBe(1);
       expect(v.result.error?.code).toBe('LOG_INCLUSION_REQUIRED');
     });
 
-    it('a release logged only in an untrusted log is rejected: LOG_INCLUSION_REQUIRED, exit 1', () => {
-      const v = verifyJson(inOther.release, ['--policy', policy, '--state', fresh('s.json')]);
+    it('a release logged only in an untrusted log is rejected: LOG_INCLUSION_REQUIRED, exit 1', async () => {
+      const v = await verifyJson(inOther.release, ['--policy', policy, '--state', fresh('s.json')]);
       expect(v.code, show(v.r)).toBe(1);
       expect(v.result.error?.code).toBe('LOG_INCLUSION_REQUIRED');
     });
 
-    it('the right log key under a wrong origin does not verify the entry (exit 1)', () => {
+    it('the right log key under a wrong origin does not verify the entry (exit 1)', async () => {
       const wrong = writePolicy(freshDir('pol'), 'policy.json', {
         signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }],
         logs: [{ key: join(att, 'log.pub'), origin: 'bpfseal.local/log/0000000000000000' }],
         requireLogInclusion: true,
       });
-      const v = verifyJson(signed.release, ['--policy', wrong, '--state', fresh('s.json')]);
+      const v = await verifyJson(signed.release, ['--policy', wrong, '--state', fresh('s.json')]);
       expect(v.code, show(v.r)).toBe(1);
       expect(v.result.ok).toBe(false);
     });
@@ -215,10 +215,10 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
       expect(readFileSync(same).equals(readFileSync(signed.release))).toBe(true);
     });
 
-    it.each(tampers)('%s', (_what, edit) => {
+    it.each(tampers)('%s', async (_what, edit) => {
       const bad = editBundle(signed.release, fresh('tampered.bpfseal'), edit);
       expect(readFileSync(bad).equals(readFileSync(signed.release))).toBe(false);
-      const v = verifyJson(bad, ['--key', k.pub, '--log', att, '--state', fresh('s.json')]);
+      const v = await verifyJson(bad, ['--key', k.pub, '--log', att, '--state', fresh('s.json')]);
       expect(v.code, show(v.r)).toBe(1);
       expect(v.result.ok).toBe(false);
       expect(v.result.error?.exit).toBe(1);
@@ -228,7 +228,7 @@ describe('sign --log puts a local-log entry in the release; verify --log trusts 
       const pol = writePolicy(freshDir('pol'), 'policy.json', {
         signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }], logs: [{ key: join(att, 'log.pub'), origin: logOrigin(att) }], requireLogInclusion: true,
       });
-      const p = verifyJson(bad, ['--policy', pol, '--state', fresh('s.json')]);
+      const p = await verifyJson(bad, ['--policy', pol, '--state', fresh('s.json')]);
       expect(p.code, show(p.r)).toBe(1);
     });
   });
@@ -241,29 +241,29 @@ describe('bpfseal log verify|show|prove|consistency on a log written by sign', (
   let oldCheckpoint: string;
   const d: Record<string, string> = {};
 
-  beforeAll(() => {
+  beforeAll(async () => {
     att = fresh('att');
     out = freshDir('rel');
     const a = writeVariant(work, 'plog-a').path;
     const b = writeVariant(work, 'plog-b').path;
-    d.a = signOk(a, k.key, out, ['--log', att]).digest;
+    d.a = (await signOk(a, k.key, out, ['--log', att])).digest;
     oldCheckpoint = fresh('checkpoint.old');
     writeFileSync(oldCheckpoint, readFileSync(join(att, 'checkpoint')));
-    d.b = signOk(b, k.key, out, ['--log', att]).digest;
-    expect(signOk(a, k.key, out, ['--log', att]).digest).toBe(d.a); // index 2: plan a again
+    d.b = (await signOk(b, k.key, out, ['--log', att])).digest;
+    expect((await signOk(a, k.key, out, ['--log', att])).digest).toBe(d.a); // index 2: plan a again
   });
 
-  it('log verify: 3 entries, ok (text and JSON)', () => {
-    const j = cliJson(['log', 'verify', '--log', att, '--json']);
+  it('log verify: 3 entries, ok (text and JSON)', async () => {
+    const j = await cliJson(['log', 'verify', '--log', att, '--json']);
     expect(j.code, show(j)).toBe(0);
     expect(j.json).toMatchObject({ ok: true, size: 3, origin: logOrigin(att) });
-    const t = runCli(['log', 'verify', '--log', att]);
+    const t = await runCli(['log', 'verify', '--log', att]);
     expect(t.code).toBe(0);
     expect(t.stdout).toMatch(/^ok .* 3 entries/);
   });
 
-  it('log show: every entry is a Rekor dsse 0.0.1 body, in order', () => {
-    const j = cliJson<any[]>(['log', 'show', '--log', att, '--json']);
+  it('log show: every entry is a Rekor dsse 0.0.1 body, in order', async () => {
+    const j = await cliJson<any[]>(['log', 'show', '--log', att, '--json']);
     expect(j.code, show(j)).toBe(0);
     expect(j.json!.map((e) => e.index)).toEqual([0, 1, 2]);
     const raw = rawEntries(att);
@@ -271,12 +271,12 @@ describe('bpfseal log verify|show|prove|consistency on a log written by sign', (
       expect(e.entry).toMatchObject({ kind: 'dsse', apiVersion: '0.0.1' });
       expect(e.leafHash).toBe(leafHashOf(raw[e.index]).toString('hex'));
     }
-    const t = runCli(['log', 'show', '--log', att]);
+    const t = await runCli(['log', 'show', '--log', att]);
     expect(t.stdout.trim().split('\n')).toHaveLength(3);
   });
 
-  it('log prove <index>: a proof that leads to the signed checkpoint root (checked independently)', () => {
-    const j = cliJson(['log', 'prove', '1', '--log', att, '--json']);
+  it('log prove <index>: a proof that leads to the signed checkpoint root (checked independently)', async () => {
+    const j = await cliJson(['log', 'prove', '1', '--log', att, '--json']);
     expect(j.code, show(j)).toBe(0);
     const [p] = j.json.proofs;
     expect(p).toMatchObject({ index: 1, treeSize: 3 });
@@ -287,68 +287,68 @@ describe('bpfseal log verify|show|prove|consistency on a log written by sign', (
     expect(p.rootHash).toBe(cp.root.toString('hex'));
   });
 
-  it('log prove sha256:<plan digest as printed by sign>: every entry attesting that plan', () => {
-    const a = cliJson(['log', 'prove', d.a, '--log', att, '--json']);
+  it('log prove sha256:<plan digest as printed by sign>: every entry attesting that plan', async () => {
+    const a = await cliJson(['log', 'prove', d.a, '--log', att, '--json']);
     expect(a.code, show(a)).toBe(0);
     expect(a.json.proofs.map((p: any) => p.index)).toEqual([0, 2]);
-    const b = cliJson(['log', 'prove', d.b, '--log', att, '--json']);
+    const b = await cliJson(['log', 'prove', d.b, '--log', att, '--json']);
     expect(b.code, show(b)).toBe(0);
     expect(b.json.proofs.map((p: any) => p.index)).toEqual([1]);
-    const t = runCli(['log', 'prove', d.b, '--log', att]);
+    const t = await runCli(['log', 'prove', d.b, '--log', att]);
     expect(t.code).toBe(0);
     expect(t.stdout).toMatch(/^entry 1 of 3/);
   });
 
-  it('log prove: an unknown digest exits 1, an index beyond the log and a malformed argument are errors', () => {
-    expect(runCli(['log', 'prove', `sha256:${'0'.repeat(64)}`, '--log', att]).code).toBe(1);
-    expect(runCli(['log', 'prove', 'sha256:xyz', '--log', att]).code).toBe(2);
-    expect(runCli(['log', 'prove', '3', '--log', att]).code).not.toBe(0);
+  it('log prove: an unknown digest exits 1, an index beyond the log and a malformed argument are errors', async () => {
+    expect((await runCli(['log', 'prove', `sha256:${'0'.repeat(64)}`, '--log', att])).code).toBe(1);
+    expect((await runCli(['log', 'prove', 'sha256:xyz', '--log', att])).code).toBe(2);
+    expect((await runCli(['log', 'prove', '3', '--log', att])).code).not.toBe(0);
   });
 
-  it('log consistency from an old checkpoint copy passes, also after more signs', () => {
-    const j = cliJson(['log', 'consistency', oldCheckpoint, '--log', att, '--json']);
+  it('log consistency from an old checkpoint copy passes, also after more signs', async () => {
+    const j = await cliJson(['log', 'consistency', oldCheckpoint, '--log', att, '--json']);
     expect(j.code, show(j)).toBe(0);
     expect(j.json).toMatchObject({ ok: true, old: { size: 1 }, new: { size: 3 } });
-    signOk(writeVariant(work, 'plog-c').path, k.key, out, ['--log', att]);
-    const again = cliJson(['log', 'consistency', oldCheckpoint, '--log', att, '--json']);
+    await signOk(writeVariant(work, 'plog-c').path, k.key, out, ['--log', att]);
+    const again = await cliJson(['log', 'consistency', oldCheckpoint, '--log', att, '--json']);
     expect(again.code, show(again)).toBe(0);
     expect(again.json).toMatchObject({ ok: true, old: { size: 1 }, new: { size: 4 } });
     // The current checkpoint against itself.
     const self = fresh('cp.now');
     writeFileSync(self, readFileSync(join(att, 'checkpoint')));
-    expect(runCli(['log', 'consistency', self, '--log', att]).code).toBe(0);
+    expect((await runCli(['log', 'consistency', self, '--log', att])).code).toBe(0);
   });
 
-  it('a rewritten log (two copies that diverge) fails log consistency with exit 1', () => {
+  it('a rewritten log (two copies that diverge) fails log consistency with exit 1', async () => {
     const left = fresh('left');
     copyDir(att, left);
     const right = fresh('right');
     copyDir(att, right);
     const base = fresh('cp.base');
     writeFileSync(base, readFileSync(join(left, 'checkpoint')));
-    signOk(writeVariant(work, 'fork-left').path, k.key, out, ['--log', left]);
-    signOk(writeVariant(work, 'fork-right').path, k.key, out, ['--log', right]);
-    signOk(writeVariant(work, 'fork-right2').path, k.key, out, ['--log', right]);
+    await signOk(writeVariant(work, 'fork-left').path, k.key, out, ['--log', left]);
+    await signOk(writeVariant(work, 'fork-right').path, k.key, out, ['--log', right]);
+    await signOk(writeVariant(work, 'fork-right2').path, k.key, out, ['--log', right]);
     // Both still extend the common base.
-    expect(runCli(['log', 'consistency', base, '--log', left]).code).toBe(0);
-    expect(runCli(['log', 'consistency', base, '--log', right]).code).toBe(0);
+    expect((await runCli(['log', 'consistency', base, '--log', left])).code).toBe(0);
+    expect((await runCli(['log', 'consistency', base, '--log', right])).code).toBe(0);
     // left's checkpoint (same size as base + 1) against right (base + 2): not a prefix.
     const leftCp = fresh('cp.left');
     writeFileSync(leftCp, readFileSync(join(left, 'checkpoint')));
-    const r = cliJson(['log', 'consistency', leftCp, '--log', right, '--json']);
+    const r = await cliJson(['log', 'consistency', leftCp, '--log', right, '--json']);
     expect(r.code, show(r)).toBe(1);
     expect(r.json).toMatchObject({ ok: false });
     // right's (larger) checkpoint against left: left would have shrunk.
     const rightCp = fresh('cp.right');
     writeFileSync(rightCp, readFileSync(join(right, 'checkpoint')));
-    expect(runCli(['log', 'consistency', rightCp, '--log', left]).code).toBe(1);
+    expect((await runCli(['log', 'consistency', rightCp, '--log', left])).code).toBe(1);
     // Same size, different roots.
-    signOk(writeVariant(work, 'fork-left2').path, k.key, out, ['--log', left]);
-    expect(runCli(['log', 'consistency', rightCp, '--log', left]).code).toBe(1);
+    await signOk(writeVariant(work, 'fork-left2').path, k.key, out, ['--log', left]);
+    expect((await runCli(['log', 'consistency', rightCp, '--log', left])).code).toBe(1);
     // A checkpoint of an unrelated log (other key) does not verify here.
     const stranger = fresh('stranger');
-    signOk(writeVariant(work, 'stranger').path, k.key, out, ['--log', stranger]);
-    expect(runCli(['log', 'consistency', join(stranger, 'checkpoint'), '--log', left]).code).toBe(1);
+    await signOk(writeVariant(work, 'stranger').path, k.key, out, ['--log', stranger]);
+    expect((await runCli(['log', 'consistency', join(stranger, 'checkpoint'), '--log', left])).code).toBe(1);
   });
 });
 
@@ -366,21 +366,21 @@ describe('bpfseal audit', () => {
   let out: string;
   const signed: { plan: string; digest: string; version: number }[] = [];
 
-  function signInto(dir: string, plan: string, version = 1): { digest: string } {
-    const s = signOk(writeVariant(work, plan).path, k.key, out, ['--log', dir, '--version', String(version)]);
+  async function signInto(dir: string, plan: string, version = 1): Promise<{ digest: string }> {
+    const s = await signOk(writeVariant(work, plan).path, k.key, out, ['--log', dir, '--version', String(version)]);
     return { digest: s.digest };
   }
   const audit = (args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) => cliJson(['audit', ...args], opts);
 
-  beforeAll(() => {
+  beforeAll(async () => {
     att = fresh('att');
     out = freshDir('rel');
-    for (const [plan, version] of [['aud-a', 1], ['aud-b', 3]] as const) signed.push({ plan, version, digest: signInto(att, plan, version).digest });
+    for (const [plan, version] of [['aud-a', 1], ['aud-b', 3]] as const) signed.push({ plan, version, digest: (await signInto(att, plan, version)).digest });
   });
 
-  it('lists every entry (plan, digest, version, signer, time) as verified and exits 0; remembers the checkpoint', () => {
+  it('lists every entry (plan, digest, version, signer, time) as verified and exits 0; remembers the checkpoint', async () => {
     const state = fresh('audit.checkpoint');
-    const t = audit(['--log', att, '--key', k.pub, '--state', state]);
+    const t = await audit(['--log', att, '--key', k.pub, '--state', state]);
     expect(t.code, show(t)).toBe(0);
     expect(t.stderr).toBe('');
     const lines = t.stdout.trim().split('\n');
@@ -397,7 +397,7 @@ describe('bpfseal audit', () => {
     }
     expect(rememberedCheckpoint(state, att)).toBe(readFileSync(join(att, 'checkpoint'), 'utf8'));
 
-    const j = audit(['--log', att, '--key', k.pub, '--state', fresh('audit.checkpoint'), '--json']);
+    const j = await audit(['--log', att, '--key', k.pub, '--state', fresh('audit.checkpoint'), '--json']);
     expect(j.code, show(j)).toBe(0);
     expect(j.json.entries).toHaveLength(2);
     for (const [i, s] of signed.entries()) {
@@ -411,13 +411,13 @@ describe('bpfseal audit', () => {
     }
   });
 
-  it('--json output shape', () => {
-    const j = audit(['--log', att, '--key', k.pub, '--state', fresh('audit.checkpoint'), '--json']);
+  it('--json output shape', async () => {
+    const j = await audit(['--log', att, '--key', k.pub, '--state', fresh('audit.checkpoint'), '--json']);
     expect(j.code, show(j)).toBe(0);
     expect(Object.keys(j.json).sort()).toEqual(['entries', 'findings', 'log', 'logTrust', 'notes', 'policy']);
     expect(j.json.notes).toEqual([]);
     expect(j.json.logTrust).toBe('command-line'); // --key with --log: the log named on the command line
-    const v = cliJson(['log', 'verify', '--log', att, '--json']).json;
+    const v = (await cliJson(['log', 'verify', '--log', att, '--json'])).json;
     expect(j.json.log).toEqual({ dir: att, origin: logOrigin(att), logId: logIdOf(att).toString('hex'), size: 2, rootHash: v.rootHash });
     expect(j.json.findings).toEqual([]);
     expect(j.json.policy).toBe(`--key ${k.pub}`);
@@ -429,91 +429,91 @@ describe('bpfseal audit', () => {
     expect(j.json.entries[0].tags[0].tag).not.toBe(j.json.entries[1].tags[0].tag);
   });
 
-  it('a second audit after more signs exits 0 and reports consistency with the previous size', () => {
+  it('a second audit after more signs exits 0 and reports consistency with the previous size', async () => {
     const dir = fresh('att-grow');
     copyDir(att, dir);
     const state = fresh('audit.checkpoint');
-    expect(audit(['--log', dir, '--key', k.pub, '--state', state]).code).toBe(0);
-    signInto(dir, 'aud-c');
-    signInto(dir, 'aud-d');
-    const t = audit(['--log', dir, '--key', k.pub, '--state', state]);
+    expect((await audit(['--log', dir, '--key', k.pub, '--state', state])).code).toBe(0);
+    await signInto(dir, 'aud-c');
+    await signInto(dir, 'aud-d');
+    const t = await audit(['--log', dir, '--key', k.pub, '--state', state]);
     expect(t.code, show(t)).toBe(0);
     expect(t.stdout).toContain('4 entries');
     expect(t.stdout).toContain('consistent with the last audit (size 2)');
     expect(rememberedCheckpoint(state, dir)).toBe(readFileSync(join(dir, 'checkpoint'), 'utf8'));
-    const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
+    const j = await audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
     expect(j.code).toBe(0);
     expect(j.json.previous).toEqual({ size: 4, rootHash: j.json.log.rootHash });
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['verified', 'verified', 'verified', 'verified']);
   });
 
-  it('without --state, the checkpoint is remembered under $BPFSEAL_STATE_DIR (audit-state.json)', () => {
+  it('without --state, the checkpoint is remembered under $BPFSEAL_STATE_DIR (audit-state.json)', async () => {
     const sd = fresh('statedir');
-    const r = audit(['--log', att, '--key', k.pub], { env: { BPFSEAL_STATE_DIR: sd } });
+    const r = await audit(['--log', att, '--key', k.pub], { env: { BPFSEAL_STATE_DIR: sd } });
     expect(r.code, show(r)).toBe(0);
     expect(rememberedCheckpoint(join(sd, 'audit-state.json'), att)).toBe(readFileSync(join(att, 'checkpoint'), 'utf8'));
-    expect(audit(['--log', att, '--key', k.pub], { env: { BPFSEAL_STATE_DIR: sd } }).stdout).toContain('consistent with the last audit (size 2)');
+    expect((await audit(['--log', att, '--key', k.pub], { env: { BPFSEAL_STATE_DIR: sd } })).stdout).toContain('consistent with the last audit (size 2)');
   });
 
-  it('with another key every entry is untrusted, exit 1', () => {
-    const j = audit(['--log', att, '--key', other.pub, '--state', fresh('st'), '--json']);
+  it('with another key every entry is untrusted, exit 1', async () => {
+    const j = await audit(['--log', att, '--key', other.pub, '--state', fresh('st'), '--json']);
     expect(j.code, show(j)).toBe(1);
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['untrusted', 'untrusted']);
     expect(j.json.entries[0].reason).toContain(k.keyId);
     expect(j.json.findings).toHaveLength(2);
-    const t = audit(['--log', att, '--key', other.pub, '--state', fresh('st')]);
+    const t = await audit(['--log', att, '--key', other.pub, '--state', fresh('st')]);
     expect(t.code).toBe(1);
     expect(t.stderr).toMatch(/finding: UNTRUSTED_SIGNER: entry 0 \(aud-a\): untrusted/);
   });
 
-  it('a policy revoking the key: revoked, exit 1; revoking one digest: only that entry', () => {
+  it('a policy revoking the key: revoked, exit 1; revoking one digest: only that entry', async () => {
     const polDir = freshDir('pol');
     const byKey = writePolicy(polDir, 'revoke-key.json', { signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }], revoked: { keys: [k.keyId] } });
-    const j = audit(['--log', att, '--policy', byKey, '--state', fresh('st'), '--json']);
+    const j = await audit(['--log', att, '--policy', byKey, '--state', fresh('st'), '--json']);
     expect(j.code, show(j)).toBe(1);
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['revoked', 'revoked']);
     const byDigest = writePolicy(polDir, 'revoke-digest.json', { signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }], revoked: { digests: [signed[1].digest] } });
-    const d = audit(['--log', att, '--policy', byDigest, '--state', fresh('st'), '--json']);
+    const d = await audit(['--log', att, '--policy', byDigest, '--state', fresh('st'), '--json']);
     expect(d.code, show(d)).toBe(1);
     expect(d.json.entries.map((e: any) => e.status)).toEqual(['verified', 'revoked']);
     // A policy restricting plans: the other plan is untrusted.
     const plans = writePolicy(polDir, 'plans.json', { signers: [{ name: 'k', key: k.pub, plans: ['aud-a'] }] });
-    const p = audit(['--log', att, '--policy', plans, '--state', fresh('st'), '--json']);
+    const p = await audit(['--log', att, '--policy', plans, '--state', fresh('st'), '--json']);
     expect(p.code, show(p)).toBe(1);
     expect(p.json.entries.map((e: any) => e.status)).toEqual(['verified', 'untrusted']);
     // A policy minimum above the signed version (sign's default, 1): that plan's entry is superseded.
     const min = writePolicy(polDir, 'min.json', { signers: [{ name: 'k', key: k.pub, plans: ['*'], programTypes: ['*'] }], minVersions: { 'aud-a': 2 } });
-    const m = audit(['--log', att, '--policy', min, '--state', fresh('st'), '--json']);
+    const m = await audit(['--log', att, '--policy', min, '--state', fresh('st'), '--json']);
     expect(m.code, show(m)).toBe(1);
     expect(m.json.entries.map((e: any) => e.status)).toEqual(['superseded', 'verified']);
     expect(m.json.entries[0].reason).toContain('below the policy minimum 2');
   });
 
-  it('without any policy: signatures checked (signature-ok), exit 0', () => {
+  it('without any policy: signatures checked (signature-ok), exit 0', async () => {
     const cwd = freshDir('nopolicy');
-    const j = audit(['--log', att, '--state', fresh('st'), '--json'], { cwd });
+    const j = await audit(['--log', att, '--state', fresh('st'), '--json'], { cwd });
     expect(j.code, show(j)).toBe(0);
     expect(j.json.policy).toBeNull();
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['signature-ok', 'signature-ok']);
-    expect(audit(['--log', att, '--state', fresh('st')], { cwd }).stdout).toContain('no policy');
+    expect((await audit(['--log', att, '--state', fresh('st')], { cwd })).stdout).toContain('no policy');
   });
 
-  it('a deleted envelope: that entry is no-envelope, exit 1', () => {
+  it('a deleted envelope: that entry is no-envelope, exit 1', async () => {
     const dir = fresh('att-noenv');
     copyDir(att, dir);
     const body = JSON.parse(rawEntries(dir)[1].toString('utf8'));
     const file = join(dir, 'envelopes', `${body.spec.envelopeHash.value}.json`);
     expect(existsSync(file)).toBe(true);
     renameSync(file, join(dir, 'moved-away.json'));
-    const j = audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
+    const j = await audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
     expect(j.code, show(j)).toBe(1);
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['verified', 'no-envelope']);
     expect(messages(j.json.findings)).toMatch(/entry 1.*no-envelope/);
     // The log itself still verifies: the envelopes are beside it, committed by hash.
-    expect(runCli(['log', 'verify', '--log', dir]).code).toBe(0);
+    expect((await runCli(['log', 'verify', '--log', dir])).code).toBe(0);
   });
 
-  it('an edited envelope (hash mismatch): no-envelope, exit 1', () => {
+  it('an edited envelope (hash mismatch): no-envelope, exit 1', async () => {
     const dir = fresh('att-editenv');
     copyDir(att, dir);
     const body = JSON.parse(rawEntries(dir)[0].toString('utf8'));
@@ -521,13 +521,13 @@ describe('bpfseal audit', () => {
     const env = JSON.parse(readFileSync(file, 'utf8'));
     // Same JSON content, different bytes: still refused (the hash covers the bytes).
     writeFileSync(file, `${JSON.stringify(env)} `);
-    const j = audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
+    const j = await audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
     expect(j.code, show(j)).toBe(1);
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['no-envelope', 'verified']);
     // A substituted statement (another envelope's bytes) under this hash: no-envelope as well.
     const otherBody = JSON.parse(rawEntries(dir)[1].toString('utf8'));
     writeFileSync(file, readFileSync(join(dir, 'envelopes', `${otherBody.spec.envelopeHash.value}.json`)));
-    const s = audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
+    const s = await audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
     expect(s.code).toBe(1);
     expect(s.json.entries[0].status).toBe('no-envelope');
   });
@@ -550,30 +550,30 @@ describe('bpfseal audit', () => {
     } finally {
       log.close();
     }
-    expect(runCli(['log', 'verify', '--log', dir]).code).toBe(0);
-    const j = audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
+    expect((await runCli(['log', 'verify', '--log', dir])).code).toBe(0);
+    const j = await audit(['--log', dir, '--key', k.pub, '--state', fresh('st'), '--json']);
     expect(j.code, show(j)).toBe(1);
     // Logged with another key, which the policy does not trust: untrusted (as verify says UNTRUSTED_SIGNER before any signature check).
     expect(j.json.entries.map((e: any) => e.status)).toEqual(['verified', 'verified', 'not-attestation', 'untrusted', 'bad-signature']);
     expect(j.json.findings).toHaveLength(3);
     // Without a policy too: a bad signature is a finding whatever the trust.
-    const n = audit(['--log', dir, '--state', fresh('st'), '--json'], { cwd: freshDir('nopolicy') });
+    const n = await audit(['--log', dir, '--state', fresh('st'), '--json'], { cwd: freshDir('nopolicy') });
     expect(n.code).toBe(1);
     expect(n.json.entries.map((e: any) => e.status)).toEqual(['signature-ok', 'signature-ok', 'not-attestation', 'bad-signature', 'bad-signature']);
   });
 
   describe('rewrite detection against the remembered checkpoint', () => {
     /** att copy at size 2 with state remembered at 3 (after one more sign); `fork` diverges from it at index 2. */
-    function setup(): { dir: string; fork: string; state: string; remembered: string } {
+    async function setup(): Promise<{ dir: string; fork: string; state: string; remembered: string }> {
       const dir = fresh('att-rw');
       copyDir(att, dir);
       const fork = fresh('att-fork');
       copyDir(dir, fork); // before the last sign
-      signInto(dir, 'rw-last');
+      await signInto(dir, 'rw-last');
       const state = fresh('audit.checkpoint');
-      const first = audit(['--log', dir, '--key', k.pub, '--state', state]);
+      const first = await audit(['--log', dir, '--key', k.pub, '--state', state]);
       if (first.code !== 0) throw new Error(`audit before the rewrite failed: ${show(first)}`);
-      signInto(fork, 'rw-other');
+      await signInto(fork, 'rw-other');
       return { dir, fork, state, remembered: readFileSync(state, 'utf8') };
     }
     const swap = (dir: string, replacement: string) => {
@@ -581,10 +581,10 @@ describe('bpfseal audit', () => {
       renameSync(replacement, dir);
     };
 
-    it('a diverging copy of the same log key swapped in: "log rewritten", exit 1, remembered checkpoint kept', () => {
-      const { dir, fork, state, remembered } = setup();
+    it('a diverging copy of the same log key swapped in: "log rewritten", exit 1, remembered checkpoint kept', async () => {
+      const { dir, fork, state, remembered } = await setup();
       swap(dir, fork);
-      const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
+      const j = await audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(j.code, show(j)).toBe(1);
       expect(messages(j.json.findings)).toMatch(/log rewritten/);
       expect(j.json.previous.size).toBe(3);
@@ -592,13 +592,13 @@ describe('bpfseal audit', () => {
       // Every entry still verifies on its own: only the history gives the rewrite away.
       expect(j.json.entries.map((e: any) => e.status)).toEqual(['verified', 'verified', 'verified']);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
-      const t = audit(['--log', dir, '--key', k.pub, '--state', state]);
+      const t = await audit(['--log', dir, '--key', k.pub, '--state', state]);
       expect(t.code).toBe(1);
       expect(t.stderr).toMatch(/finding: LOG_REWRITTEN: log rewritten/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
       // ... and it keeps reporting it after the rewritten log grows.
-      signInto(dir, 'rw-after');
-      const again = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
+      await signInto(dir, 'rw-after');
+      const again = await audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(again.code).toBe(1);
       expect(messages(again.json.findings)).toMatch(/log rewritten/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
@@ -607,94 +607,94 @@ describe('bpfseal audit', () => {
     // BUG: the text header says "consistent with the last audit" whenever a checkpoint was remembered,
     // also when that checkpoint proves the log was rewritten (src/cli/audit.ts prints it for any
     // report.previous; checkRemembered returns `previous` together with the rewrite finding).
-    it('text output after a rewrite does not claim the log is consistent with the last audit', () => {
-      const { dir, fork, state } = setup();
+    it('text output after a rewrite does not claim the log is consistent with the last audit', async () => {
+      const { dir, fork, state } = await setup();
       swap(dir, fork);
-      const t = audit(['--log', dir, '--key', k.pub, '--state', state]);
+      const t = await audit(['--log', dir, '--key', k.pub, '--state', state]);
       expect(t.code).toBe(1);
       expect(t.stdout).not.toMatch(/consistent with the last audit/);
     });
 
-    it('a shorter copy swapped in (entries removed): "log rewritten", exit 1, checkpoint kept', () => {
-      const { dir, state, remembered } = setup();
+    it('a shorter copy swapped in (entries removed): "log rewritten", exit 1, checkpoint kept', async () => {
+      const { dir, state, remembered } = await setup();
       const shorter = fresh('att-short');
       copyDir(att, shorter); // 2 entries, remembered 3
       swap(dir, shorter);
-      const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
+      const j = await audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(j.code, show(j)).toBe(1);
       expect(messages(j.json.findings)).toMatch(/log rewritten: it had 3 entries .* has 2 now/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
     });
 
-    it('a different log (other log key) in its place: the directory is known to hold another log, exit 1, kept', () => {
-      const { dir, state, remembered } = setup();
+    it('a different log (other log key) in its place: the directory is known to hold another log, exit 1, kept', async () => {
+      const { dir, state, remembered } = await setup();
       const stranger = fresh('att-stranger');
-      signInto(stranger, 'rw-stranger');
+      await signInto(stranger, 'rw-stranger');
       swap(dir, stranger);
-      const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
+      const j = await audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(j.code, show(j)).toBe(1);
       expect(messages(j.json.findings)).toMatch(/log replaced: .* held the log with key [0-9a-f]{64} at the last audit/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
     });
 
-    it('a damaged entry: "log does not verify", exit 1, checkpoint not advanced', () => {
-      const { dir, state, remembered } = setup();
-      signInto(dir, 'rw-more');
+    it('a damaged entry: "log does not verify", exit 1, checkpoint not advanced', async () => {
+      const { dir, state, remembered } = await setup();
+      await signInto(dir, 'rw-more');
       const p = bundleWith(dir, '"signature":"');
       const b = readFileSync(p);
       const at = b.indexOf('"signature":"') + '"signature":"'.length;
       b[at] = b[at] === 0x41 ? 0x42 : 0x41; // another base64 letter: still JSON
       writeFileSync(p, b);
-      const j = audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
+      const j = await audit(['--log', dir, '--key', k.pub, '--state', state, '--json']);
       expect(j.code, show(j)).toBe(1);
       expect(messages(j.json.findings)).toMatch(/log does not verify/);
       expect(readFileSync(state, 'utf8')).toBe(remembered);
     });
   });
 
-  it('--since 1h includes the recent entries; --since 2099-01-01T00:00:00Z none; a bad --since is a usage error', () => {
-    const recent = audit(['--log', att, '--key', k.pub, '--since', '1h', '--state', fresh('st'), '--json']);
+  it('--since 1h includes the recent entries; --since 2099-01-01T00:00:00Z none; a bad --since is a usage error', async () => {
+    const recent = await audit(['--log', att, '--key', k.pub, '--since', '1h', '--state', fresh('st'), '--json']);
     expect(recent.code, show(recent)).toBe(0);
     expect(recent.json.entries.map((e: any) => e.index)).toEqual([0, 1]);
     // A first audit hides nothing (a signed time on an entry no audit has checked is the log owner's
     // word); once an audit has seen them, --since hides entries whose signed time is older.
     const st = fresh('st');
-    const first = audit(['--log', att, '--key', k.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
+    const first = await audit(['--log', att, '--key', k.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
     expect(first.json.entries.map((e: any) => e.index)).toEqual([0, 1]);
-    const future = audit(['--log', att, '--key', k.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
+    const future = await audit(['--log', att, '--key', k.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
     expect(future.code, show(future)).toBe(0);
     expect(future.json.entries).toEqual([]);
     expect(future.json.log.size).toBe(2);
     // --since limits the listing, never the judgement: an untrusting key still reports every entry.
-    const hidden = audit(['--log', att, '--key', other.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
+    const hidden = await audit(['--log', att, '--key', other.pub, '--since', '2099-01-01T00:00:00Z', '--state', st, '--json']);
     expect(hidden.code).toBe(1);
     expect(hidden.json.entries).toEqual([]);
     expect(hidden.json.findings.map((f: any) => f.index)).toEqual([0, 1]);
-    expect(audit(['--log', att, '--key', other.pub, '--since', '1h', '--state', fresh('st')]).code).toBe(1);
-    expect(audit(['--log', att, '--key', k.pub, '--since', 'yesterday-ish', '--state', fresh('st')]).code).toBe(2);
+    expect((await audit(['--log', att, '--key', other.pub, '--since', '1h', '--state', fresh('st')])).code).toBe(1);
+    expect((await audit(['--log', att, '--key', k.pub, '--since', 'yesterday-ish', '--state', fresh('st')])).code).toBe(2);
   });
 
-  it('a missing log dir (or one without a log) exits 2 and creates nothing', () => {
+  it('a missing log dir (or one without a log) exits 2 and creates nothing', async () => {
     const missing = fresh('no-such-log');
-    const r = audit(['--log', missing, '--key', k.pub, '--state', fresh('st')]);
+    const r = await audit(['--log', missing, '--key', k.pub, '--state', fresh('st')]);
     expect(r.code, show(r)).toBe(2);
     expect(r.stderr).toMatch(/no attestation log/);
     expect(existsSync(missing)).toBe(false);
     const empty = freshDir('empty-log');
-    expect(audit(['--log', empty, '--key', k.pub, '--state', fresh('st')]).code).toBe(2);
+    expect((await audit(['--log', empty, '--key', k.pub, '--state', fresh('st')])).code).toBe(2);
     expect(readdirSync(empty)).toEqual([]);
-    expect(audit(['--log', att, '--key', k.pub, '--policy', join(work, 'nope.json'), '--state', fresh('st')]).code).toBe(2);
+    expect((await audit(['--log', att, '--key', k.pub, '--policy', join(work, 'nope.json'), '--state', fresh('st')])).code).toBe(2);
   });
 });
 
 // ---------------------------------------------------------------------------------------------------
 describe('load --dry-run and the host load log', () => {
-  it('a dry run (allowed or refused) records nothing in the host log', () => {
-    const rel = signOk(writeVariant(work, 'dry').path, k.key, freshDir('rel'), ['--log', fresh('att')]).release;
+  it('a dry run (allowed or refused) records nothing in the host log', async () => {
+    const rel = (await signOk(writeVariant(work, 'dry').path, k.key, freshDir('rel'), ['--log', fresh('att')])).release;
     const hl = fresh('host-log');
-    const ok = runCli(['load', rel, '--dry-run', '--key', k.pub, '--state', fresh('s.json'), '--host-log', hl]);
+    const ok = await runCli(['load', rel, '--dry-run', '--key', k.pub, '--state', fresh('s.json'), '--host-log', hl]);
     expect(ok.code, show(ok)).toBe(0);
-    const refused = runCli(['load', rel, '--dry-run', '--key', other.pub, '--state', fresh('s.json'), '--host-log', hl]);
+    const refused = await runCli(['load', rel, '--dry-run', '--key', other.pub, '--state', fresh('s.json'), '--host-log', hl]);
     expect(refused.code, show(refused)).toBe(1);
     expect(existsSync(hl)).toBe(false);
   });

@@ -3,14 +3,14 @@ import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli } from './helpers/cli.js';
+import { runCliProcess } from './helpers/cli.js';
 import { DIST, fixturePath, makeTmpDir } from './helpers/paths.js';
 import { newPinDir, probeBpf, removePinDirs } from './helpers/kernel.js';
 import { Progress } from '../src/cli/io.js';
 
 describe('load', () => {
   it('without --pin or --dry-run: exit 2, USAGE_NO_PIN, before reading anything', () => {
-    const r = runCli(['load', '/nonexistent/release.bpfseal', '--key', '/nonexistent/key.pub']);
+    const r = runCliProcess(['load', '/nonexistent/release.bpfseal', '--key', '/nonexistent/key.pub']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('load needs --pin <bpffs dir> (objects would die with this process) or --dry-run');
   });
@@ -63,10 +63,10 @@ describe('Progress', () => {
 describe.skipIf(!probeBpf().ok)('load and unload of several releases in one call', () => {
   const setup = () => {
     const d = makeTmpDir();
-    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
+    expect(runCliProcess(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
     const rel = (fx: string) => {
       const out = join(d, `${fx}.bpfseal`);
-      expect(runCli(['sign', fixturePath(fx), '--key', join(d, 'k.key'), '--no-log', '-o', out]).code).toBe(0);
+      expect(runCliProcess(['sign', fixturePath(fx), '--key', join(d, 'k.key'), '--no-log', '-o', out]).code).toBe(0);
       return out;
     };
     const base = newPinDir();
@@ -77,12 +77,12 @@ describe.skipIf(!probeBpf().ok)('load and unload of several releases in one call
 
   it('each release is pinned at <pin>/<plan>; --json is an array; unload takes several directories', () => {
     const { rel, base, common } = setup();
-    const r = runCli(['load', rel('minimal'), rel('globals'), '--pin', base, ...common, '--json']);
+    const r = runCliProcess(['load', rel('minimal'), rel('globals'), '--pin', base, ...common, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { release: string; ok: boolean; plan: string; pinDir: string }[];
     expect(out.map((x) => [x.ok, x.plan, x.pinDir])).toEqual([[true, 'minimal', join(base, 'minimal')], [true, 'globals', join(base, 'globals')]]);
     expect(readdirSync(base).sort()).toEqual(['globals', 'minimal']);
-    const u = runCli(['unload', join(base, 'minimal'), join(base, 'globals'), '--host-log', common[3], '--json']);
+    const u = runCliProcess(['unload', join(base, 'minimal'), join(base, 'globals'), '--host-log', common[3], '--json']);
     expect(u.code, u.stderr).toBe(0);
     expect((JSON.parse(u.stdout) as { ok: boolean }[]).map((x) => x.ok)).toEqual([true, true]);
     expect(readdirSync(base)).toEqual([]);
@@ -93,31 +93,31 @@ describe.skipIf(!probeBpf().ok)('load and unload of several releases in one call
     const obj = join(d, 'minimal.bpf.o');
     copyFileSync(fixturePath('minimal'), obj);
     const dotted = join(d, 'minimal.bpf.bpfseal');
-    expect(runCli(['sign', obj, '--key', join(d, 'k.key'), '--no-log', '-o', dotted]).code).toBe(0);
-    const r = runCli(['load', dotted, rel('globals'), '--pin', base, ...common, '--json']);
+    expect(runCliProcess(['sign', obj, '--key', join(d, 'k.key'), '--no-log', '-o', dotted]).code).toBe(0);
+    const r = runCliProcess(['load', dotted, rel('globals'), '--pin', base, ...common, '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as { plan: string; pinDir: string }[];
     expect(out.map((x) => [x.plan, x.pinDir])).toEqual([['minimal.bpf', join(base, 'minimal_bpf')], ['globals', join(base, 'globals')]]);
-    expect(runCli(['unload', join(base, 'minimal_bpf'), join(base, 'globals'), '--host-log', common[3]]).code).toBe(0);
+    expect(runCliProcess(['unload', join(base, 'minimal_bpf'), join(base, 'globals'), '--host-log', common[3]]).code).toBe(0);
   });
 
   it('without --atomic a failure stops only its own release (exit = the worst); with --atomic the set is undone', () => {
     const { d, rel, base, common } = setup();
     const bad = join(d, 'bad.bpfseal');
     writeFileSync(bad, 'not a release');
-    const loose = runCli(['load', rel('minimal'), bad, rel('globals'), '--pin', base, ...common, '--json']);
+    const loose = runCliProcess(['load', rel('minimal'), bad, rel('globals'), '--pin', base, ...common, '--json']);
     expect(loose.code).toBe(2);
     expect((JSON.parse(loose.stdout) as { ok: boolean }[]).map((x) => x.ok)).toEqual([true, false, true]);
     expect(loose.stderr).toMatch(/bad\.bpfseal: [A-Z_]+: /);
-    expect(runCli(['unload', join(base, 'minimal'), join(base, 'globals'), '--host-log', common[3]]).code).toBe(0);
-    const atomic = runCli(['load', rel('minimal'), rel('globals'), bad, rel('testrun'), '--pin', base, ...common, '--atomic', '--json']);
+    expect(runCliProcess(['unload', join(base, 'minimal'), join(base, 'globals'), '--host-log', common[3]]).code).toBe(0);
+    const atomic = runCliProcess(['load', rel('minimal'), rel('globals'), bad, rel('testrun'), '--pin', base, ...common, '--atomic', '--json']);
     expect(atomic.code).toBe(2);
     const res = JSON.parse(atomic.stdout) as { ok: boolean; undone?: boolean }[];
     expect(res.map((x) => [x.ok, x.undone ?? false])).toEqual([[true, true], [true, true], [false, false]]);
     expect(atomic.stderr).toContain('ATOMIC_UNDONE');
     expect(readdirSync(base)).toEqual([]);
     // The host log says so: allowed then unloaded for each.
-    const log = runCli(['log', 'verify', '--log', common[3], '--json']);
+    const log = runCliProcess(['log', 'verify', '--log', common[3], '--json']);
     expect(log.code, log.stderr).toBe(0);
   });
 });

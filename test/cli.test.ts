@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIGEST_LINE, parseDigestLines, runCli, runCliAll } from './helpers/cli.js';
+import { DIGEST_LINE, parseDigestLines, runCliProcess, runCliAll } from './helpers/cli.js';
 import { EH, SH, section, shdrAt } from './helpers/elfpatch.js';
 import { parseElf } from '../src/elf/reader.js';
 import { cleanupTmpDirs, fixturePath, makeTmpDir, readFixture, ROOT, sha256hex } from './helpers/paths.js';
@@ -25,7 +25,7 @@ beforeEach(() => {
 describe('plan', () => {
   it('writes <name>.plan next to the object by default (relative and absolute paths)', () => {
     stage('minimal.o', 'globals.o');
-    const r = runCli(['plan', 'minimal.o'], { cwd: work });
+    const r = runCliProcess(['plan', 'minimal.o'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     const [line] = parseDigestLines(r.stdout);
@@ -33,7 +33,7 @@ describe('plan', () => {
     expect(line.path).toBe('minimal.plan');
     expect(line.digest).toBe(sha256hex(readFileSync(join(work, 'minimal.plan'))));
 
-    const abs = runCli(['plan', join(work, 'globals.o')]);
+    const abs = runCliProcess(['plan', join(work, 'globals.o')]);
     expect(abs.code, abs.stderr).toBe(0);
     expect(parseDigestLines(abs.stdout)).toEqual([{ digest: sha256hex(readFileSync(join(work, 'globals.plan'))), path: join(work, 'globals.plan') }]);
     expect(readdirSync(work).sort()).toEqual(['globals.o', 'globals.plan', 'minimal.o', 'minimal.plan']);
@@ -45,8 +45,8 @@ describe('plan', () => {
     const d2 = join(work, 'out2');
     mkdirSync(d1);
     mkdirSync(d2);
-    const r1 = runCli(['plan', obj, '-o', `${d1}/`]);
-    const r2 = runCli(['plan', obj, '--out', d2]);
+    const r1 = runCliProcess(['plan', obj, '-o', `${d1}/`]);
+    const r2 = runCliProcess(['plan', obj, '--out', d2]);
     expect([r1.code, r2.code]).toEqual([0, 0]);
     expect(parseDigestLines(r1.stdout)[0].path).toBe(join(d1, 'subprogs.plan'));
     expect(parseDigestLines(r2.stdout)[0].path).toBe(join(d2, 'subprogs.plan'));
@@ -57,7 +57,7 @@ describe('plan', () => {
   it('-o file writes exactly that file', () => {
     const [obj] = stage('maps_btf.o');
     const out = join(work, 'custom-name.bin');
-    const r = runCli(['plan', obj, '-o', out]);
+    const r = runCliProcess(['plan', obj, '-o', out]);
     expect(r.code, r.stderr).toBe(0);
     expect(parseDigestLines(r.stdout)).toEqual([{ digest: sha256hex(readFileSync(out)), path: out }]);
     expect(readdirSync(work).sort()).toEqual(['custom-name.bin', 'maps_btf.o']);
@@ -68,7 +68,7 @@ describe('plan', () => {
   it('-o file with two objects is a usage error: exit 2, nothing written', () => {
     const objs = stage('minimal.o', 'globals.o');
     const out = join(work, 'both.plan');
-    const r = runCli(['plan', ...objs, '-o', out]);
+    const r = runCliProcess(['plan', ...objs, '-o', out]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain('-o must name an existing directory');
@@ -78,7 +78,7 @@ describe('plan', () => {
 
   it('-o into a directory that does not exist: exit 2 naming the path', () => {
     const [obj] = stage('minimal.o');
-    const r = runCli(['plan', obj, '-o', join(work, 'missing', 'dir') + '/']);
+    const r = runCliProcess(['plan', obj, '-o', join(work, 'missing', 'dir') + '/']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(join(work, 'missing', 'dir', 'minimal.plan'));
     expect(r.stderr).toMatch(/cannot write \(ENOENT\)/);
@@ -86,7 +86,7 @@ describe('plan', () => {
 
   it('prints one `sha256:<64 hex>  <path>` line per object, in argument order', () => {
     const objs = stage('minimal.o', 'globals.o', 'core.o');
-    const r = runCli(['plan', ...objs]);
+    const r = runCliProcess(['plan', ...objs]);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines.at(-1)).toBe('');
@@ -97,7 +97,7 @@ describe('plan', () => {
 
   it('--json prints an array of {object, plan, digest}', () => {
     const objs = stage('minimal.o', 'externs.o');
-    const r = runCli(['plan', '--json', ...objs]);
+    const r = runCliProcess(['plan', '--json', ...objs]);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j).toEqual(objs.map((o) => {
@@ -110,7 +110,7 @@ describe('plan', () => {
     const [good] = stage('minimal.o');
     const bad = join(work, 'broken.o');
     writeFileSync(bad, readFixture('globals.o').subarray(0, 1000));
-    const r = runCli(['plan', bad, good]);
+    const r = runCliProcess(['plan', bad, good]);
     expect(r.code).toBe(2);
     expect(parseDigestLines(r.stdout)).toEqual([{ digest: sha256hex(readFileSync(join(work, 'minimal.plan'))), path: join(work, 'minimal.plan') }]);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -118,7 +118,7 @@ describe('plan', () => {
     expect(r.stderr).toContain('lies outside the file');
     expect(existsSync(join(work, 'broken.plan'))).toBe(false);
 
-    const rj = runCli(['plan', '--json', good, bad]);
+    const rj = runCliProcess(['plan', '--json', good, bad]);
     expect(rj.code).toBe(2);
     const j = JSON.parse(rj.stdout);
     expect(j).toHaveLength(2);
@@ -129,7 +129,7 @@ describe('plan', () => {
 
   it('a missing object: exit 2 with the file name', () => {
     const missing = join(work, 'does-not-exist.o');
-    const r = runCli(['plan', missing]);
+    const r = runCliProcess(['plan', missing]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(missing);
@@ -137,7 +137,7 @@ describe('plan', () => {
   });
 
   it('a directory given as the object: exit 2', () => {
-    const r = runCli(['plan', work]);
+    const r = runCliProcess(['plan', work]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(work);
   });
@@ -152,7 +152,7 @@ describe('inspect', () => {
     shared = makeTmpDir('bpfseal-cli-inspect-');
     const names = ['map_in_map.o', 'externs.o', 'sections.o', 'subprogs.o', 'globals.o', 'minimal.o'];
     for (const n of names) copyFileSync(fixturePath(n), obj(n));
-    const r = runCli(['plan', ...names.map(obj)]);
+    const r = runCliProcess(['plan', ...names.map(obj)]);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -221,7 +221,7 @@ describe('inspect', () => {
   it('a malformed object given to inspect: the message names the file', () => {
     const f = join(work, 'truncated.o');
     writeFileSync(f, readFixture('minimal.o').subarray(0, 100));
-    const r = runCli(['inspect', f]);
+    const r = runCliProcess(['inspect', f]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('lies outside the file');
     expect(r.stderr).toContain(f);
@@ -271,15 +271,15 @@ describe('--section-type', () => {
   it('an unknown section is refused with a hint; --section-type plans it with that type, recorded in the plan', () => {
     const dir = makeTmpDir('bpfseal-sectype-');
     const obj = renamed(dir);
-    const bad = runCli(['plan', obj, '-o', `${dir}/`]);
+    const bad = runCliProcess(['plan', obj, '-o', `${dir}/`]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("section 'foo', which names no known program type");
     expect(bad.stderr).toContain("--section-type 'foo=<prog_type>'");
-    const ok = runCli(['inspect', obj, '--json', '--section-type', 'f*=xdp:xdp']);
+    const ok = runCliProcess(['inspect', obj, '--json', '--section-type', 'f*=xdp:xdp']);
     expect(ok.code, ok.stderr).toBe(0);
     const d = JSON.parse(ok.stdout) as { programs: { section: string; type: string; attachType: string }[] };
     expect(d.programs[0]).toMatchObject({ section: 'foo', type: 'xdp', attachType: 'xdp' });
-    expect(runCli(['plan', obj, '-o', `${dir}/`, '--section-type', 'foo=socket_filter']).code).toBe(0);
-    expect(runCli(['plan', obj, '--section-type', 'foo=no_such_type']).code).toBe(2);
+    expect(runCliProcess(['plan', obj, '-o', `${dir}/`, '--section-type', 'foo=socket_filter']).code).toBe(0);
+    expect(runCliProcess(['plan', obj, '--section-type', 'foo=no_such_type']).code).toBe(2);
   });
 });

@@ -17,8 +17,8 @@ let tree: CommandNode;
 let dir: string;
 const paths: { path: string[]; node: CommandNode }[] = [];
 
-beforeAll(() => {
-  const r = runCli(['completion', 'bash', '--json']);
+beforeAll(async () => {
+  const r = await runCli(['completion', 'bash', '--json']);
   expect(r.code, r.stderr).toBe(0);
   tree = JSON.parse(r.stdout) as CommandNode;
   const walk = (n: CommandNode, p: string[]) => {
@@ -28,7 +28,7 @@ beforeAll(() => {
   walk(tree, []);
   dir = makeTmpDir('bpfseal-completion-');
   for (const shell of ['bash', 'zsh']) {
-    const s = runCli(['completion', shell]);
+    const s = await runCli(['completion', shell]);
     expect(s.code, s.stderr).toBe(0);
     writeFileSync(join(dir, `bpfseal.${shell}`), s.stdout);
   }
@@ -51,9 +51,9 @@ describe('--help as a man page', () => {
     expect(paths.find((p) => p.path.join(' ') === 'verify')!.node.options.flatMap((o) => o.flags)).toEqual(expect.arrayContaining(['--key', '--policy', '--certificate-identity', '--json', '--help']));
   });
 
-  it('`<command> --help` exits 0 and lists each of the command\'s options with its text', () => {
+  it('`<command> --help` exits 0 and lists each of the command\'s options with its text', async () => {
     for (const { path, node } of paths) {
-      const r = runCli([...path, '--help']);
+      const r = await runCli([...path, '--help']);
       expect(r.code, path.join(' ')).toBe(0);
       const text = r.stdout.replace(/\s+/g, ' ');
       for (const o of node.options) {
@@ -102,8 +102,8 @@ describe('bash completion', () => {
 const zsh = spawnSync('zsh', ['-fc', 'true']).status === 0;
 
 describe('zsh completion', () => {
-  it('is a #compdef function file naming every command with its description', () => {
-    const s = runCli(['completion', 'zsh']).stdout;
+  it('is a #compdef function file naming every command with its description', async () => {
+    const s = (await runCli(['completion', 'zsh'])).stdout;
     expect(s.split('\n')[0]).toBe('#compdef bpfseal');
     for (const c of tree.commands) if (c.name !== 'help') expect(s).toContain(`'${c.name}:${c.description.replace(/\s+/g, ' ').replace(/'/g, `'\\''`)}'`);
     expect(s.match(/\bcase\b/g)?.length).toBe(s.match(/\besac\b/g)?.length);
@@ -136,8 +136,8 @@ t bpfseal log --json ''`;
   });
 });
 
-it('an unknown shell is a usage error naming the choices', () => {
-  const r = runCli(['completion', 'fish']);
+it('an unknown shell is a usage error naming the choices', async () => {
+  const r = await runCli(['completion', 'fish']);
   expect(r.code).toBe(2);
   expect(r.stderr).toMatch(/USAGE_INVALID_ARGUMENT: .*Allowed choices are bash, zsh/);
 });

@@ -47,19 +47,19 @@ afterAll(() => {
 
 const idFlags = (identity = SUBJECT, issuer = ISSUER) => ['--certificate-identity', identity, '--certificate-oidc-issuer', issuer, '--trusted-root', root];
 const reFlags = (re: string, issuer = ISSUER) => ['--certificate-identity-regexp', re, '--certificate-oidc-issuer', issuer, '--trusted-root', root];
-const verify = (flags: string[], ...more: string[]) => runCli(['verify', release, '--state', state, ...flags, ...more]);
+const verify = async (flags: string[], ...more: string[]) => await runCli(['verify', release, '--state', state, ...flags, ...more]);
 
 describe('verify with --certificate-identity / --certificate-oidc-issuer / --trusted-root', () => {
-  it('the exact identity and issuer verify; the output names identity and issuer', () => {
-    const r = verify(idFlags());
+  it('the exact identity and issuer verify; the output names identity and issuer', async () => {
+    const r = await verify(idFlags());
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^OK ${release}: minimal v4 sha256:[0-9a-f]{64} signed by ${SUBJECT} \\(${ISSUER}\\), in log \\(1 entry\\)\\n$`));
-    const j = verify(idFlags(), '--json');
+    const j = await verify(idFlags(), '--json');
     expect(j.code).toBe(0);
     expect(JSON.parse(j.stdout)[0]).toMatchObject({ ok: true, plan: 'minimal', signer: { identity: SUBJECT, issuer: ISSUER } });
   });
 
-  it('another identity, another issuer, or the identity given as a /regex/-looking exact string: exit 1, UNTRUSTED_SIGNER', () => {
+  it('another identity, another issuer, or the identity given as a /regex/-looking exact string: exit 1, UNTRUSTED_SIGNER', async () => {
     for (const flags of [
       idFlags(SUBJECT.replace('refs/heads/main', 'refs/heads/dev')),
       idFlags(`${SUBJECT}x`),
@@ -67,52 +67,52 @@ describe('verify with --certificate-identity / --certificate-oidc-issuer / --tru
       idFlags(SUBJECT, `${ISSUER}/`),
       idFlags('/.*/'), // --certificate-identity is exact: slashes do not make it a pattern
     ]) {
-      const r = verify(flags);
+      const r = await verify(flags);
       expect(r.code, flags.join(' ')).toBe(1);
       expect(r.stderr).toContain('UNTRUSTED_SIGNER');
       expect(r.stdout).toBe('');
     }
   });
 
-  it('--certificate-identity-regexp matching the whole SAN verifies', () => {
+  it('--certificate-identity-regexp matching the whole SAN verifies', async () => {
     for (const re of ['https://github\\.com/acme/.*@refs/heads/main', '.*', `${SUBJECT.replace(/[.?]/g, '\\$&')}`, '^https://github\\.com/acme/bpf-progs/.*$']) {
-      const r = verify(reFlags(re));
+      const r = await verify(reFlags(re));
       expect(r.code, `${re}: ${r.stderr}`).toBe(0);
     }
   });
 
-  it('a regexp that matches only part of the SAN is refused (anchored, unlike a bare RegExp.test)', () => {
+  it('a regexp that matches only part of the SAN is refused (anchored, unlike a bare RegExp.test)', async () => {
     expect(/acme\/bpf-progs/.test(SUBJECT)).toBe(true); // what an unanchored match would accept
     for (const re of ['acme/bpf-progs', 'https://github\\.com/acme', 'refs/heads/main', '.*@refs/heads/ma', 'evil|https://github\\.com/acme']) {
-      const r = verify(reFlags(re));
+      const r = await verify(reFlags(re));
       expect(r.code, re).toBe(1);
       expect(r.stderr).toContain('UNTRUSTED_SIGNER');
     }
     // ...and with the wrong issuer even ".*" is refused.
-    expect(verify(reFlags('.*', 'https://accounts.google.com')).code).toBe(1);
+    expect((await verify(reFlags('.*', 'https://accounts.google.com'))).code).toBe(1);
   });
 
-  it('load --dry-run takes the same flags: match loads into the model kernel, mismatch is refused', () => {
-    const ok = runCli(['load', release, '--dry-run', '--state', state, ...idFlags()]);
+  it('load --dry-run takes the same flags: match loads into the model kernel, mismatch is refused', async () => {
+    const ok = await runCli(['load', release, '--dry-run', '--state', state, ...idFlags()]);
     expect(ok.code, ok.stderr).toBe(0);
-    const bad = runCli(['load', release, '--dry-run', '--state', state, ...reFlags('acme/bpf-progs')]);
+    const bad = await runCli(['load', release, '--dry-run', '--state', state, ...reFlags('acme/bpf-progs')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('UNTRUSTED_SIGNER');
   });
 
-  it('a key-signed release is not trusted by a keyless identity', () => {
+  it('a key-signed release is not trusted by a keyless identity', async () => {
     const work = makeTmpDir('bpfseal-cosign-key-');
     const keys = writeKeyFiles(work, 'rel', 'ecdsa-p256');
     const obj = join(work, 'minimal.o');
     copyFileSync(fixturePath('minimal'), obj);
-    const s = runCli(['sign', obj, '--key', keys.key, '--no-log']);
+    const s = await runCli(['sign', obj, '--key', keys.key, '--no-log']);
     expect(s.code, s.stderr).toBe(0);
-    const r = runCli(['verify', join(work, 'minimal.bpfseal'), '--state', state, ...idFlags()]);
+    const r = await runCli(['verify', join(work, 'minimal.bpfseal'), '--state', state, ...idFlags()]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('UNTRUSTED_SIGNER');
   });
 
-  it('mistakes in the flags: exit 2 with a usage or policy code, nothing verified', () => {
+  it('mistakes in the flags: exit 2 with a usage or policy code, nothing verified', async () => {
     const bad = join(dir, 'not-a-root.json');
     writeFileSync(bad, JSON.stringify({ mediaType: 'application/json' }));
     const open = join(dir, 'open-root.json');
@@ -138,19 +138,19 @@ describe('verify with --certificate-identity / --certificate-oidc-issuer / --tru
       [['--trusted-root', root, '--key', keys.pub], 'USAGE_TRUST', /not --key and/],
     ];
     for (const [flags, code, msg] of cases) {
-      const r = verify(flags);
+      const r = await verify(flags);
       expect(r.code, flags.join(' ')).toBe(2);
       expect(r.stderr, flags.join(' ')).toContain(`${code}: `);
       expect(r.stderr, flags.join(' ')).toMatch(msg);
       expect(r.stdout).toBe('');
-      const j = verify(flags, '--json');
+      const j = await verify(flags, '--json');
       expect(JSON.parse(j.stdout).error ?? JSON.parse(j.stdout)[0].error, flags.join(' ')).toMatchObject({ code, exit: 2 });
     }
   });
 
-  it('--help says the identity is trusted for any plan and any program type', () => {
+  it('--help says the identity is trusted for any plan and any program type', async () => {
     for (const cmd of ['verify', 'load']) {
-      const h = runCli([cmd, '--help']);
+      const h = await runCli([cmd, '--help']);
       expect(h.code).toBe(0);
       expect(h.stdout.replace(/\s+/g, ' ')).toMatch(/--certificate-identity <san>.*any plan and any program type/);
       expect(h.stdout).toContain('--certificate-identity-regexp <re>');

@@ -8,9 +8,9 @@ import { canUseBpf } from '../src/kernel/probe.js';
 const PREDICTED = /\[plan\] {3}program count_packets \(xdp\), \d+ insns, predicted tag ([0-9a-f]{16}), stable bytes/;
 
 describe('bpfseal demo', () => {
-  it('--dry-run: plans, signs, logs, verifies and model-loads the example, keeping its files', () => {
+  it('--dry-run: plans, signs, logs, verifies and model-loads the example, keeping its files', async () => {
     const dir = makeTmpDir('bpfseal-demo-test-');
-    const r = runCli(['demo', '--dry-run', '--dir', dir]);
+    const r = await runCli(['demo', '--dry-run', '--dir', dir]);
     expect(r.code, r.stderr).toBe(0);
     const tag = PREDICTED.exec(r.stdout)?.[1];
     expect(tag).toBeDefined();
@@ -20,9 +20,9 @@ describe('bpfseal demo', () => {
     expect(existsSync(`${dir}/attestations/envelopes`)).toBe(true);
   });
 
-  it.skipIf(!canUseBpf())('real kernel: the loaded program gets the predicted tag, counts 3 test packets, is attested, and is unloaded', () => {
+  it.skipIf(!canUseBpf())('real kernel: the loaded program gets the predicted tag, counts 3 test packets, is attested, and is unloaded', async () => {
     const dir = makeTmpDir('bpfseal-demo-test-');
-    const r = runCli(['demo', '--dir', dir]);
+    const r = await runCli(['demo', '--dir', dir]);
     expect(r.code, r.stderr).toBe(0);
     const tag = PREDICTED.exec(r.stdout)?.[1];
     expect(r.stdout).toMatch(new RegExp(`\\[load\\] loaded count_packets: id \\d+, tag ${tag} \\(= predicted\\)`));

@@ -42,8 +42,8 @@ function llvmFunctions(obj: string): Map<string, Map<number, string>> {
 }
 
 /** Our disassembly per program: index -> text (the program's own function comes first). */
-function ours(obj: string): Map<string, Map<number, string>> {
-  const r = runCli(['inspect', obj, '--disasm']);
+async function ours(obj: string): Promise<Map<string, Map<number, string>>> {
+  const r = await runCli(['inspect', obj, '--disasm']);
   expect(r.code, r.stderr).toBe(0);
   const out = new Map<string, Map<number, string>>();
   let cur: Map<number, string> | undefined;
@@ -75,10 +75,10 @@ function normal(s: string): string {
 }
 
 describe.skipIf(!OBJDUMP)('inspect --disasm matches llvm-objdump, instruction by instruction', () => {
-  it.each(fixtures)('%s', (f) => {
+  it.each(fixtures)('%s', async (f) => {
     const obj = join(FIXTURES, f);
     const theirs = llvmFunctions(obj);
-    const mine = ours(obj);
+    const mine = await ours(obj);
     expect(mine.size).toBeGreaterThan(0);
     let compared = 0;
     for (const [prog, insns] of mine) {

@@ -45,8 +45,8 @@ afterAll(() => {
 });
 
 describe('a keyless release', () => {
-  it('inspect names the identity and issuer, without claiming they are trusted', () => {
-    const r = runCli(['inspect', join(dir, 'k.bpfseal'), '--json']);
+  it('inspect names the identity and issuer, without claiming they are trusted', async () => {
+    const r = await runCli(['inspect', join(dir, 'k.bpfseal'), '--json']);
     expect(r.code, r.stderr).toBe(0);
     const { release } = JSON.parse(r.stdout);
     expect(release.verified).toBe(false);
@@ -55,16 +55,16 @@ describe('a keyless release', () => {
     expect(release.log.map((l: { kind: string }) => l.kind).sort()).toEqual(['dsse 0.0.1', 'intoto 0.0.2']);
     expect(release.signedAt.source).toBe('log');
     expect(release).toMatchObject({ version: 4, builder: { ci: 'github' }, kernelSignatures: { certificate: null } });
-    const t = runCli(['inspect', join(dir, 'k.bpfseal')]).stdout;
+    const t = (await runCli(['inspect', join(dir, 'k.bpfseal')])).stdout;
     expect(t).toContain(`signer    keyless ${SUBJECT}  issuer ${ISSUER}`);
     expect(t).toContain('not checked against any root or policy');
   });
 
-  it('log show lists the entry with the identity as its signer', () => {
-    const r = runCli(['log', 'show', '--log', join(dir, 'att'), '--json']);
+  it('log show lists the entry with the identity as its signer', async () => {
+    const r = await runCli(['log', 'show', '--log', join(dir, 'att'), '--json']);
     expect(r.code, r.stderr).toBe(0);
     const [e] = JSON.parse(r.stdout);
     expect(e).toMatchObject({ kind: 'attestation', plan: 'minimal', version: 4, signer: { identity: SUBJECT, issuer: ISSUER } });
-    expect(runCli(['log', 'show', '--log', join(dir, 'att')]).stdout).toContain(`${SUBJECT} (${ISSUER})`);
+    expect((await runCli(['log', 'show', '--log', join(dir, 'att')])).stdout).toContain(`${SUBJECT} (${ISSUER})`);
   });
 });

@@ -17,24 +17,24 @@ let d: string;
 let keyId: string;
 const digests: Record<string, string> = {};
 
-function json<T = any>(args: string[], exit = 0): T {
-  const r = runCli(args);
+async function json<T = any>(args: string[], exit = 0): Promise<T> {
+  const r = await runCli(args);
   expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(exit);
   return JSON.parse(r.stdout) as T;
 }
 
-function sign(fixture: string, out: string, extra: string[]): void {
-  const [s] = json<{ digest: string }[]>(['sign', fixturePath(fixture), '--key', join(d, 'keys/rel.key'), '--log', join(d, 'att'), '-o', join(d, out), '--json', ...extra]);
+async function sign(fixture: string, out: string, extra: string[]): Promise<void> {
+  const [s] = await json<{ digest: string }[]>(['sign', fixturePath(fixture), '--key', join(d, 'keys/rel.key'), '--log', join(d, 'att'), '-o', join(d, out), '--json', ...extra]);
   digests[out] = s.digest;
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   d = makeTmpDir('bpfseal-inside-');
-  keyId = json<{ keyId: string }>(['keygen', '--out', join(d, 'keys'), '--name', 'rel', '--json']).keyId;
-  sign('minimal', 'minimal.bpfseal', ['--version', '5', '--builder', 'ci=github', '--builder', 'run=42']);
-  sign('globals', 'globals.bpfseal', ['--cert', join(d, 'keys/rel.crt'), '--version', '2']);
-  sign('externs', 'externs.bpfseal', ['--cert', join(d, 'keys/rel.crt')]);
-  sign('minimal', 'nolog.bpfseal', ['--no-log']);
+  keyId = (await json<{ keyId: string }>(['keygen', '--out', join(d, 'keys'), '--name', 'rel', '--json'])).keyId;
+  await sign('minimal', 'minimal.bpfseal', ['--version', '5', '--builder', 'ci=github', '--builder', 'run=42']);
+  await sign('globals', 'globals.bpfseal', ['--cert', join(d, 'keys/rel.crt'), '--version', '2']);
+  await sign('externs', 'externs.bpfseal', ['--cert', join(d, 'keys/rel.crt')]);
+  await sign('minimal', 'nolog.bpfseal', ['--no-log']);
 });
 
 afterAll(() => {
@@ -45,8 +45,8 @@ afterAll(() => {
 const releaseDoc = (name: string) => JSON.parse(readFileSync(join(d, name), 'utf8'));
 
 describe('inspect <release>', () => {
-  it('says what the release claims and carries, and that none of it is verified', () => {
-    const r = runCli(['inspect', join(d, 'minimal.bpfseal')]);
+  it('says what the release claims and carries, and that none of it is verified', async () => {
+    const r = await runCli(['inspect', join(d, 'minimal.bpfseal')]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^release .*minimal\.bpfseal/);
     expect(r.stdout).toContain('NOT VERIFIED');
@@ -57,14 +57,14 @@ describe('inspect <release>', () => {
     expect(r.stdout).toContain('builder   ci=github  run=42');
     expect(r.stdout).toContain('kernel signatures: none (signed without --cert)');
     // Then the plan, exactly as inspect describes the object it came from.
-    const obj = runCli(['inspect', fixturePath('minimal')]);
+    const obj = await runCli(['inspect', fixturePath('minimal')]);
     expect(r.stdout.endsWith(obj.stdout)).toBe(true);
   });
 
-  it('--json: a `release` object beside the plan document inspect gives for the object', () => {
-    const j = json(['inspect', join(d, 'minimal.bpfseal'), '--json']);
+  it('--json: a `release` object beside the plan document inspect gives for the object', async () => {
+    const j = await json(['inspect', join(d, 'minimal.bpfseal'), '--json']);
     const { release, ...planDoc } = j;
-    expect(planDoc).toEqual(json(['inspect', fixturePath('minimal'), '--json']));
+    expect(planDoc).toEqual(await json(['inspect', fixturePath('minimal'), '--json']));
     expect(release).toMatchObject({
       mediaType: 'application/vnd.bpfseal.release.v1+json', verified: false,
       plan: { name: 'minimal', digest: digests['minimal.bpfseal'], subjectMatches: true },
@@ -82,12 +82,12 @@ describe('inspect <release>', () => {
     }]);
     expect(release.signedAt).toEqual({ time: release.log[0].integratedTime, source: 'log' });
     // And the entry is the log's: log show lists the same index with the same digest.
-    const shown = json<any[]>(['log', 'show', '--log', join(d, 'att'), '--json']).find((x) => x.index === release.log[0].index);
+    const shown = (await json<any[]>(['log', 'show', '--log', join(d, 'att'), '--json'])).find((x) => x.index === release.log[0].index);
     expect(shown).toMatchObject({ kind: 'attestation', plan: 'minimal', version: 5, digest: digests['minimal.bpfseal'] });
   });
 
-  it('with --cert: the signed loader (7.3+) and a signature per program (6.18-7.2), and the certificate they need', () => {
-    const { release } = json(['inspect', join(d, 'globals.bpfseal'), '--json']);
+  it('with --cert: the signed loader (7.3+) and a signature per program (6.18-7.2), and the certificate they need', async () => {
+    const { release } = await json(['inspect', join(d, 'globals.bpfseal'), '--json']);
     const crt = readFileSync(join(d, 'keys/rel.crt'), 'utf8');
     const der = Buffer.from(crt.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     expect(release.kernelSignatures.certificate).toMatchObject({ subject: 'CN=rel', keyId, signerKey: true, sha256: sha256hex(der) });
@@ -97,48 +97,48 @@ describe('inspect <release>', () => {
       { program: 'xdp_globals', signed: true, kernels: '6.18-7.2' },
       { program: 'socket_printk', signed: true, kernels: '6.18-7.2' },
     ]);
-    const t = runCli(['inspect', join(d, 'globals.bpfseal')]).stdout;
+    const t = (await runCli(['inspect', join(d, 'globals.bpfseal')])).stdout;
     expect(t).toContain(`loader    signed  sha256:${claimed}  for kernels 7.3+`);
     expect(t).toMatch(/^ {6}xdp_globals {2}signed$/m);
   });
 
-  it('programs the host patches carry no per-program signature; the loader and the host inputs say what covers them', () => {
-    const j = json(['inspect', join(d, 'externs.bpfseal'), '--json']);
+  it('programs the host patches carry no per-program signature; the loader and the host inputs say what covers them', async () => {
+    const j = await json(['inspect', join(d, 'externs.bpfseal'), '--json']);
     expect(j.release.kernelSignatures.loader.signed).toBe(true);
     for (const p of j.release.kernelSignatures.programs) expect(p).toMatchObject({ signed: false, reason: 'host fix-ups change its bytes' });
     expect(j.loader.hostInputs).toEqual([{ kind: 'kconfig', map: '.kconfig', bytes: 9 }]);
     expect(j.loader.resolvedByKernel.map((r: { name: string }) => r.name)).toContain('bpf_task_from_pid');
-    const t = runCli(['inspect', join(d, 'externs.bpfseal')]).stdout;
+    const t = (await runCli(['inspect', join(d, 'externs.bpfseal')])).stdout;
     expect(t).toContain('not signed (host fix-ups change its bytes)');
     expect(t).toContain("host inputs (from the load's context, not signed; recorded in the host log): kconfig of '.kconfig' (9 bytes)");
   });
 
-  it('--disasm as for plans', () => {
-    const j = json(['inspect', join(d, 'globals.bpfseal'), '--json', '--disasm']);
+  it('--disasm as for plans', async () => {
+    const j = await json(['inspect', join(d, 'globals.bpfseal'), '--json', '--disasm']);
     expect(Object.keys(j.disassembly)).toEqual(['xdp_globals', 'socket_printk']);
-    expect(j.disassembly).toEqual(json(['inspect', fixturePath('globals'), '--json', '--disasm']).disassembly);
-    const t = runCli(['inspect', join(d, 'globals.bpfseal'), '--disasm']).stdout;
-    expect(t.endsWith(runCli(['inspect', fixturePath('globals'), '--disasm']).stdout)).toBe(true);
+    expect(j.disassembly).toEqual((await json(['inspect', fixturePath('globals'), '--json', '--disasm'])).disassembly);
+    const t = (await runCli(['inspect', join(d, 'globals.bpfseal'), '--disasm'])).stdout;
+    expect(t.endsWith((await runCli(['inspect', fixturePath('globals'), '--disasm'])).stdout)).toBe(true);
   });
 
-  it('a release without a log entry says it records no time', () => {
-    const { release } = json(['inspect', join(d, 'nolog.bpfseal'), '--json']);
+  it('a release without a log entry says it records no time', async () => {
+    const { release } = await json(['inspect', join(d, 'nolog.bpfseal'), '--json']);
     expect(release.log).toEqual([]);
     expect(release.signedAt).toBeNull();
-    expect(runCli(['inspect', join(d, 'nolog.bpfseal')]).stdout).toContain('signed    no time recorded');
+    expect((await runCli(['inspect', join(d, 'nolog.bpfseal')])).stdout).toContain('signed    no time recorded');
   });
 
-  it('a plan swapped for another is shown as not matching the signed subject (still exit 0: inspect judges nothing)', () => {
+  it('a plan swapped for another is shown as not matching the signed subject (still exit 0: inspect judges nothing)', async () => {
     const doc = releaseDoc('minimal.bpfseal');
-    expect(runCli(['plan', fixturePath('globals'), '-o', join(d, 'g.plan')]).code).toBe(0);
+    expect((await runCli(['plan', fixturePath('globals'), '-o', join(d, 'g.plan')])).code).toBe(0);
     doc.plan = readFileSync(join(d, 'g.plan')).toString('base64');
     writeFileSync(join(d, 'swapped.bpfseal'), JSON.stringify(doc, null, 2) + '\n');
-    const j = json(['inspect', join(d, 'swapped.bpfseal'), '--json']);
+    const j = await json(['inspect', join(d, 'swapped.bpfseal'), '--json']);
     expect(j.release.plan).toEqual({ name: 'minimal', digest: digests['minimal.bpfseal'], subjectMatches: false });
     expect(j.name).toBe('globals');
-    expect(runCli(['inspect', join(d, 'swapped.bpfseal')]).stdout).toContain('DOES NOT match the plan bytes');
+    expect((await runCli(['inspect', join(d, 'swapped.bpfseal')])).stdout).toContain('DOES NOT match the plan bytes');
     // verify agrees that this release is bad.
-    expect(runCli(['verify', join(d, 'swapped.bpfseal'), '--key', join(d, 'keys/rel.pub')]).code).toBe(1);
+    expect((await runCli(['verify', join(d, 'swapped.bpfseal'), '--key', join(d, 'keys/rel.pub')])).code).toBe(1);
   });
 
   it.each([
@@ -151,27 +151,27 @@ describe('inspect <release>', () => {
       doc.plan = Buffer.from(doc.plan, 'base64').subarray(0, 40).toString('base64');
       return Buffer.from(JSON.stringify(doc, null, 2) + '\n');
     }, /^PLAN_/],
-  ])('a %s release is refused with exit 2 and a JSON error document', (name, mutate, code) => {
+  ])('a %s release is refused with exit 2 and a JSON error document', async (name, mutate, code) => {
     const f = join(d, `bad-${name.replace(/\W+/g, '-')}.bpfseal`);
     writeFileSync(f, mutate(readFileSync(join(d, 'minimal.bpfseal'))));
-    const r = runCli(['inspect', f, '--json']);
+    const r = await runCli(['inspect', f, '--json']);
     expect(r.code, r.stderr).toBe(2);
     const { error } = JSON.parse(r.stdout);
     expect(error).toEqual({ code: expect.stringMatching(code), message: expect.stringMatching(/^(not a bpfseal )?release/), file: f, exit: 2 });
     expect(r.stderr).toContain(`bpfseal: ${f}: ${error.code}: `);
-    expect(runCli(['inspect', f]).stdout).toBe('');
+    expect((await runCli(['inspect', f])).stdout).toBe('');
   });
 
-  it('--section-type does not apply to a release (its plan is signed as it is)', () => {
-    const r = runCli(['inspect', join(d, 'minimal.bpfseal'), '--section-type', 'x=xdp']);
+  it('--section-type does not apply to a release (its plan is signed as it is)', async () => {
+    const r = await runCli(['inspect', join(d, 'minimal.bpfseal'), '--section-type', 'x=xdp']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('USAGE_SECTION_TYPE');
   });
 });
 
 describe('log show', () => {
-  it('one line per entry: index, time, what it records, plan and version, signer, short digest', () => {
-    const r = runCli(['log', 'show', '--log', join(d, 'att')]);
+  it('one line per entry: index, time, what it records, plan and version, signer, short digest', async () => {
+    const r = await runCli(['log', 'show', '--log', join(d, 'att')]);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.replace(/\n$/, '').split('\n');
     expect(lines).toHaveLength(3); // nolog.bpfseal is not in the log
@@ -182,8 +182,8 @@ describe('log show', () => {
     expect(r.stdout).not.toContain(digests['minimal.bpfseal']); // short on a terminal
   });
 
-  it('--json keeps index, leafHash, bytes and entry, and adds time, kind, plan, version, digest (full), signer', () => {
-    const j = json<any[]>(['log', 'show', '--log', join(d, 'att'), '--json']);
+  it('--json keeps index, leafHash, bytes and entry, and adds time, kind, plan, version, digest (full), signer', async () => {
+    const j = await json<any[]>(['log', 'show', '--log', join(d, 'att'), '--json']);
     expect(j.map((e) => [e.plan, e.version, e.digest])).toEqual([['minimal', 5, digests['minimal.bpfseal']], ['globals', 2, digests['globals.bpfseal']], ['externs', 1, digests['externs.bpfseal']]]);
     for (const e of j) {
       expect(e).toMatchObject({ kind: 'attestation', envelope: 'found', signer: { keyId }, predicateType: 'https://bpfseal.dev/attestation/bpf-loader-plan/v1' });
@@ -194,34 +194,34 @@ describe('log show', () => {
     }
   });
 
-  it('an envelope missing from beside the log: the entry is still listed, with its signer, and says so', () => {
+  it('an envelope missing from beside the log: the entry is still listed, with its signer, and says so', async () => {
     const att = makeTmpDir('bpfseal-inside-log-');
-    runCli(['sign', fixturePath('minimal'), '--key', join(d, 'keys/rel.key'), '--log', att, '-o', join(att, 'm.bpfseal')]);
+    await runCli(['sign', fixturePath('minimal'), '--key', join(d, 'keys/rel.key'), '--log', att, '-o', join(att, 'm.bpfseal')]);
     for (const f of readdirSync(join(att, 'envelopes'))) rmSync(join(att, 'envelopes', f));
-    const [e] = json<any[]>(['log', 'show', '--log', att, '--json']);
+    const [e] = await json<any[]>(['log', 'show', '--log', att, '--json']);
     expect(e).toMatchObject({ kind: 'dsse', envelope: 'missing', signer: { keyId } });
     expect(e.plan).toBeUndefined();
-    expect(runCli(['log', 'show', '--log', att]).stdout).toContain('(envelope not beside the log)');
+    expect((await runCli(['log', 'show', '--log', att])).stdout).toContain('(envelope not beside the log)');
   });
 
-  it.skipIf(!canBpf)('a host log: each load decision with its plan, version, signer and digest', () => {
+  it.skipIf(!canBpf)('a host log: each load decision with its plan, version, signer and digest', async () => {
     const pin = newPinDir();
     const hl = join(d, 'hl');
-    const l = runCli(['load', join(d, 'minimal.bpfseal'), '--key', join(d, 'keys/rel.pub'), '--pin', pin, '--host-log', hl, '--state', join(d, 'st.json')]);
+    const l = await runCli(['load', join(d, 'minimal.bpfseal'), '--key', join(d, 'keys/rel.pub'), '--pin', pin, '--host-log', hl, '--state', join(d, 'st.json')]);
     expect(l.code, l.stderr).toBe(0);
-    expect(runCli(['unload', pin, '--host-log', hl]).code).toBe(0);
-    const j = json<any[]>(['log', 'show', '--log', hl, '--json']);
+    expect((await runCli(['unload', pin, '--host-log', hl])).code).toBe(0);
+    const j = await json<any[]>(['log', 'show', '--log', hl, '--json']);
     const loads = j.filter((e) => e.kind === 'load');
     expect(loads.map((e) => e.decision)).toEqual(['allowed', 'unloaded']);
     expect(loads[0]).toMatchObject({ plan: 'minimal', version: 5, digest: digests['minimal.bpfseal'], signer: { keyId } });
-    const t = runCli(['log', 'show', '--log', hl]).stdout;
+    const t = (await runCli(['log', 'show', '--log', hl])).stdout;
     expect(t).toMatch(/load allowed +minimal v5/);
   });
 });
 
 describe('features / version', () => {
-  it('features --json: the same answers as the probes load and preflight use', () => {
-    const f = json(['features', '--json']);
+  it('features --json: the same answers as the probes load and preflight use', async () => {
+    const f = await json(['features', '--json']);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
     expect(f).toMatchObject({ bpfseal: pkg.version, node: process.version, kernel: { release: osRelease(), arch: process.arch }, uid: process.getuid!() });
     expect(f.bpf.permitted).toBe(canUseBpf());
@@ -243,28 +243,28 @@ describe('features / version', () => {
     if (!f.enforce.possible) expect(f.enforce.reasons.length).toBeGreaterThan(0);
   });
 
-  it.skipIf(!canBpf)('what features says load --loader auto does is what a real load of a --cert release does here', () => {
-    const f = json(['features', '--json']);
+  it.skipIf(!canBpf)('what features says load --loader auto does is what a real load of a --cert release does here', async () => {
+    const f = await json(['features', '--json']);
     const pin = newPinDir();
     const hl = join(d, 'hl-features');
-    const l = json(['load', join(d, 'globals.bpfseal'), '--key', join(d, 'keys/rel.pub'), '--pin', pin, '--host-log', hl, '--state', join(d, 'st-features.json'), '--json']);
-    expect(runCli(['unload', pin, '--host-log', hl]).code).toBe(0);
+    const l = await json(['load', join(d, 'globals.bpfseal'), '--key', join(d, 'keys/rel.pub'), '--pin', pin, '--host-log', hl, '--state', join(d, 'st-features.json'), '--json']);
+    expect((await runCli(['unload', pin, '--host-log', hl])).code).toBe(0);
     expect({ loader: l.loader, kernelVerifies: l.kernelVerified }).toEqual(f.load);
   });
 
-  it.skipIf(!canBpf || !osRelease().startsWith('6.18'))('on this 6.18 host the kernel verifies no signature (EOPNOTSUPP)', () => {
-    const f = json(['features', '--json']);
+  it.skipIf(!canBpf || !osRelease().startsWith('6.18'))('on this 6.18 host the kernel verifies no signature (EOPNOTSUPP)', async () => {
+    const f = await json(['features', '--json']);
     expect(f.signatures).toEqual({ verification: 'none', answer: 'EOPNOTSUPP' });
   });
 
-  it('features prints one line per probe; version prints the versions; version --json is the features document', () => {
-    const t = runCli(['features']);
+  it('features prints one line per probe; version prints the versions; version --json is the features document', async () => {
+    const t = await runCli(['features']);
     expect(t.code).toBe(0);
     expect(t.stdout).toMatch(/^bpfseal \S+ {2}node v\S+ {2}kernel /);
     for (const k of ['bpf(2)', 'bpffs /sys/fs/bpf', 'signature verification', 'BPF LSM', 'bpfseal enforce', 'load --loader auto']) expect(t.stdout).toMatch(new RegExp(`^${k.replace(/[()/]/g, '\\$&')} +\\S`, 'm'));
-    const v = runCli(['version']);
-    expect(v.stdout).toBe(`bpfseal ${json(['features', '--json']).bpfseal}\nnode ${process.version}\nkernel ${osRelease()} (${process.arch})\n`);
-    expect(json(['version', '--json'])).toEqual(json(['features', '--json']));
-    expect(runCli(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const v = await runCli(['version']);
+    expect(v.stdout).toBe(`bpfseal ${(await json(['features', '--json'])).bpfseal}\nnode ${process.version}\nkernel ${osRelease()} (${process.arch})\n`);
+    expect(await json(['version', '--json'])).toEqual(await json(['features', '--json']));
+    expect((await runCli(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });

@@ -19,10 +19,10 @@ afterAll(() => {
   cleanupTmpDirs();
 });
 
-beforeAll(() => {
+beforeAll(async () => {
   d = makeTmpDir();
-  expect(runCli(['keygen', '--out', join(d, 'keys'), '--name', 'k']).code).toBe(0);
-  expect(runCli(['sign', fixturePath('minimal'), '--key', join(d, 'keys/k.key'), '--log', join(d, 'att'), '-o', join(d, 'm.bpfseal')]).code).toBe(0);
+  expect((await runCli(['keygen', '--out', join(d, 'keys'), '--name', 'k'])).code).toBe(0);
+  expect((await runCli(['sign', fixturePath('minimal'), '--key', join(d, 'keys/k.key'), '--log', join(d, 'att'), '-o', join(d, 'm.bpfseal')])).code).toBe(0);
   writeFileSync(join(d, 'junk.bpfseal'), 'not a release');
   writeFileSync(join(d, 'cp.txt'), 'not a checkpoint');
 });
@@ -88,18 +88,18 @@ const cases: Case[] = [
 ];
 
 describe('--json: one document on stdout for every outcome', () => {
-  it.each(cases)('%s', (_name, args, exit, shape) => {
-    const r = runCli(args());
+  it.each(cases)('%s', async (_name, args, exit, shape) => {
+    const r = await runCli(args());
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(exit);
     shape(oneDocument(r.stdout));
   });
 
-  it.skipIf(!canBpf)('load and unload for real', () => {
+  it.skipIf(!canBpf)('load and unload for real', async () => {
     const pin = newPinDir();
-    const l = runCli(['load', join(d, 'm.bpfseal'), '--key', join(d, 'keys/k.pub'), '--pin', pin, '--host-log', join(d, 'hl'), '--state', join(d, 'st.json'), '--json']);
+    const l = await runCli(['load', join(d, 'm.bpfseal'), '--key', join(d, 'keys/k.pub'), '--pin', pin, '--host-log', join(d, 'hl'), '--state', join(d, 'st.json'), '--json']);
     expect(l.code, l.stderr).toBe(0);
     expect((oneDocument(l.stdout) as { pinDir: string }).pinDir).toBe(pin);
-    const u = runCli(['unload', pin, '--host-log', join(d, 'hl'), '--json']);
+    const u = await runCli(['unload', pin, '--host-log', join(d, 'hl'), '--json']);
     expect(u.code, u.stderr).toBe(0);
     expect((oneDocument(u.stdout) as { removed: string[] }).removed.length).toBeGreaterThan(0);
   });

@@ -379,11 +379,11 @@ describe('bpfseal sign --keyless (in-process CLI)', () => {
     expect(r.code, r.stderr).toBe(0);
     const pol = join(dir, 'cli-policy.json');
     writeFileSync(pol, JSON.stringify({ version: 1, trustedRoot: 'trusted_root.json', signers: [ci()], state: join(work, 'state.json') }));
-    const v = runCli(['verify', '--policy', pol, out]);
+    const v = await runCli(['verify', '--policy', pol, out]);
     expect(v.code, v.stderr).toBe(0);
     expect(v.stdout).toMatch(new RegExp(`^OK ${out}: minimal v7 sha256:[0-9a-f]{64} signed by ${SUBJECT} \\(${ISSUER}\\), in log \\(1 entry\\)\\n$`));
     writeFileSync(pol, JSON.stringify({ version: 1, trustedRoot: 'trusted_root.json', signers: [ci('/@refs/tags/v/')], state: join(work, 'state.json') }));
-    const bad = runCli(['verify', '--policy', pol, out]);
+    const bad = await runCli(['verify', '--policy', pol, out]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('UNTRUSTED_SIGNER');
   });

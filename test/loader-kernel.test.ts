@@ -258,16 +258,16 @@ describe('the same plan gives the same loader', () => {
     expect(signedLoaderBytes(b).equals(signedLoaderBytes(a))).toBe(true);
   });
 
-  it('two `sign --cert` runs give byte-identical loaders (the signed bytes and their attested digest)', () => {
+  it('two `sign --cert` runs give byte-identical loaders (the signed bytes and their attested digest)', async () => {
     const d = makeTmpDir();
-    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
-    const rel = (n: string) => {
+    expect((await runCli(['keygen', '--out', d, '--name', 'k'])).code).toBe(0);
+    const rel = async (n: string) => {
       const out = join(d, `${n}.bpfseal`);
-      const r = runCli(['sign', fixturePath('map_in_map'), '--key', join(d, 'k.key'), '--cert', join(d, 'k.crt'), '--no-log', '-o', out]);
+      const r = await runCli(['sign', fixturePath('map_in_map'), '--key', join(d, 'k.key'), '--cert', join(d, 'k.crt'), '--no-log', '-o', out]);
       expect(r.code, r.stderr).toBe(0);
       return decodeRelease(readFileSync(out));
     };
-    const [a, b] = [rel('a'), rel('b')];
+    const [a, b] = [await rel('a'), await rel('b')];
     expect(a.loaderSignature).toBeDefined();
     const claim = (r: typeof a) => {
       const env = r.bundle.content as { dsseEnvelope: { payload: Buffer } };
@@ -330,21 +330,21 @@ describe.skipIf(!probe.ok || !CORPUS)('corpus: what replays in user space loads 
 });
 
 describe('inspect says what the loader signature covers', () => {
-  it('the signed bytes digest, the host inputs and what the kernel resolves by name', () => {
-    const j = JSON.parse(runCli(['inspect', fixturePath('externs'), '--json']).stdout) as { loader: { signedBytes: string; hostInputs: unknown[]; resolvedByKernel: { kind: string; name: string }[]; covers: string[] } };
+  it('the signed bytes digest, the host inputs and what the kernel resolves by name', async () => {
+    const j = JSON.parse((await runCli(['inspect', fixturePath('externs'), '--json'])).stdout) as { loader: { signedBytes: string; hostInputs: unknown[]; resolvedByKernel: { kind: string; name: string }[]; covers: string[] } };
     const l = loaderOf(planFromBytes(readFixture('externs'), 'externs.o').plan);
     expect(j.loader.signedBytes).toBe(`sha256:${createHash('sha256').update(signedLoaderBytes(l)).digest('hex')}`);
     expect(j.loader.hostInputs).toEqual([{ kind: 'kconfig', map: '.kconfig', bytes: 9 }]);
     expect(j.loader.resolvedByKernel.map((r) => `${r.kind} ${r.name}`)).toContain('kfunc bpf_task_from_pid');
     expect(j.loader.covers.join('\n')).toMatch(/instructions of 1 program/);
-    const m = JSON.parse(runCli(['inspect', fixturePath('minimal'), '--json']).stdout) as { loader: { hostInputs: unknown[]; resolvedByKernel: unknown[] } };
+    const m = JSON.parse((await runCli(['inspect', fixturePath('minimal'), '--json'])).stdout) as { loader: { hostInputs: unknown[]; resolvedByKernel: unknown[] } };
     expect([m.loader.hostInputs, m.loader.resolvedByKernel]).toEqual([[], []]);
-    expect(runCli(['inspect', fixturePath('minimal')]).stdout).toMatch(/host inputs: none \(every byte the loader uses is signed\)/);
+    expect((await runCli(['inspect', fixturePath('minimal')])).stdout).toMatch(/host inputs: none \(every byte the loader uses is signed\)/);
   });
 });
 
 describe('a plan beyond the loader limits is refused at sign time, naming the limit', () => {
-  it('a blob over 4 MiB: generateLoader and sign --cert say LOADER_LIMIT; --no-loader signs per-program only', () => {
+  it('a blob over 4 MiB: generateLoader and sign --cert say LOADER_LIMIT; --no-loader signs per-program only', async () => {
     const plan = planCopy('globals.o');
     const data = plan.maps.find((m) => m.name === '.data')!;
     data.valueSize = 5 << 20;
@@ -353,12 +353,12 @@ describe('a plan beyond the loader limits is refused at sign time, naming the li
     const d = makeTmpDir();
     const planFile = join(d, 'big.plan');
     writeFileSync(planFile, encodePlan(plan));
-    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
-    const r = runCli(['sign', planFile, '--key', join(d, 'k.key'), '--cert', join(d, 'k.crt'), '--no-log', '-o', join(d, 'big.bpfseal')]);
+    expect((await runCli(['keygen', '--out', d, '--name', 'k'])).code).toBe(0);
+    const r = await runCli(['sign', planFile, '--key', join(d, 'k.key'), '--cert', join(d, 'k.crt'), '--no-log', '-o', join(d, 'big.bpfseal')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/LOADER_LIMIT: .*--no-loader/);
     expect(existsSync(join(d, 'big.bpfseal'))).toBe(false);
-    const ok = runCli(['sign', planFile, '--key', join(d, 'k.key'), '--cert', join(d, 'k.crt'), '--no-loader', '--no-log', '-o', join(d, 'big.bpfseal')]);
+    const ok = await runCli(['sign', planFile, '--key', join(d, 'k.key'), '--cert', join(d, 'k.crt'), '--no-loader', '--no-log', '-o', join(d, 'big.bpfseal')]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(decodeRelease(readFileSync(join(d, 'big.bpfseal'))).loaderSignature).toBeUndefined();
   });

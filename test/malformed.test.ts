@@ -248,7 +248,7 @@ describe('malformed objects', () => {
   /** One `bpfseal plan --json` over every malformed file: per-file results (exit, code, message) and stderr. */
   let batch: { code: number | null; json: { object: string; plan?: string; error?: { code: string; message: string; exit: number } }[]; stderr: string[] };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = makeTmpDir('bpfseal-malformed-');
     out = makeTmpDir('bpfseal-malformed-out-');
     for (const c of CASES) {
@@ -259,7 +259,7 @@ describe('malformed objects', () => {
       bytesOf.set(c, bytes);
       writeFileSync(caseFile(dir, c), bytes);
     }
-    const r = runCli(['plan', '--json', ...CASES.map((c) => caseFile(dir, c)), '-o', `${out}/`]);
+    const r = await runCli(['plan', '--json', ...CASES.map((c) => caseFile(dir, c)), '-o', `${out}/`]);
     batch = { code: r.code, json: JSON.parse(r.stdout), stderr: r.stderr.trimEnd().split('\n') };
   });
 
@@ -297,11 +297,11 @@ describe('malformed objects', () => {
   // The exit status of a single-object run, for a sample of the cases (the batch shows only the maximum).
   it.each(['empty file', 'e_shnum 0xffff', 'relocation with unknown type 77', 'BTF type of unknown kind 25', '.BTF.ext func_info with an absurd record count', 'text file'])(
     'CLI plan alone: %s -> exit 2, one message naming the file, no output',
-    (name) => {
+    async (name) => {
       const c = CASES.find((x) => x.name === name)!;
       const file = caseFile(dir, c);
       const o = makeTmpDir('bpfseal-malformed-one-');
-      const r = runCli(['plan', file, '-o', `${o}/`]);
+      const r = await runCli(['plan', file, '-o', `${o}/`]);
       expect(r.code).toBe(2);
       expect(r.stdout).toBe('');
       const e = libraryError(bytesOf.get(c)!, file) as BpfsealError;

@@ -8,7 +8,7 @@ import type { Plan, PlanProgram } from '../src/plan/types.js';
 import { BpfsealError } from '../src/errors.js';
 import { ATTACH_TYPE, MAP_TYPE, PROG_TYPE } from '../src/bpf/constants.js';
 import { parseBtf, KIND } from '../src/bpf/btf.js';
-import { parseDigestLines, runCli } from './helpers/cli.js';
+import { type CliResult, parseDigestLines, runCliProcess } from './helpers/cli.js';
 import { decodeInsns, OP } from './helpers/insn.js';
 import { cleanupTmpDirs, fixturePath, leFixtures, makeTmpDir, readFixture, sha256hex } from './helpers/paths.js';
 import { prng } from './helpers/mutate.mjs';
@@ -57,16 +57,17 @@ const BPF_F_XDP_HAS_FRAGS = 0x20;
 // ---------------------------------------------------------------------------------------------------
 describe('(a) determinism across processes', () => {
   let dirA: string, dirB: string, copies: string;
-  let outA: ReturnType<typeof runCli>, outB: ReturnType<typeof runCli>;
-  beforeAll(() => {
+  let outA: CliResult, outB: CliResult;
+  beforeAll(async () => {
     dirA = makeTmpDir('bpfseal-planA-');
     dirB = makeTmpDir('bpfseal-planB-');
     // Process B plans copies at a different path, from a different cwd, with a different locale and TZ.
     copies = join(makeTmpDir('bpfseal-copies-'), 'some', 'other', 'place');
     mkdirSync(copies, { recursive: true });
     for (const f of FIXTURES) copyFileSync(fixturePath(f), join(copies, f));
-    outA = runCli(['plan', ...FIXTURES.map(fixturePath), '-o', `${dirA}/`]);
-    outB = runCli(['plan', ...FIXTURES, '-o', `${dirB}/`], { cwd: copies, env: { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' } });
+    // Two real processes: the environment that differs (TZ, locale) is read at process start.
+    outA = runCliProcess(['plan', ...FIXTURES.map(fixturePath), '-o', `${dirA}/`]);
+    outB = runCliProcess(['plan', ...FIXTURES, '-o', `${dirB}/`], { cwd: copies, env: { TZ: 'Pacific/Chatham', LANG: 'tr_TR.UTF-8', LC_ALL: 'tr_TR.UTF-8' } });
   });
 
   it('both runs succeed and print one digest line per object', () => {

@@ -102,11 +102,11 @@ describe('requirePreflight', () => {
   let dir: string;
   let policyPath: string;
   let input: PreparedInput;
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = makeTmpDir('bpfseal-preflight-');
-    expect(runCli(['keygen', '--out', join(dir, 'keys'), '--name', 'rel']).code).toBe(0);
-    expect(runCli(['keygen', '--out', join(dir, 'keys'), '--name', 'other']).code).toBe(0);
-    expect(runCli(['sign', fixturePath('minimal'), '--key', join(dir, 'keys/rel.key'), '-o', join(dir, 'minimal.bpfseal'), '--log', join(dir, 'log')]).code).toBe(0);
+    expect((await runCli(['keygen', '--out', join(dir, 'keys'), '--name', 'rel'])).code).toBe(0);
+    expect((await runCli(['keygen', '--out', join(dir, 'keys'), '--name', 'other'])).code).toBe(0);
+    expect((await runCli(['sign', fixturePath('minimal'), '--key', join(dir, 'keys/rel.key'), '-o', join(dir, 'minimal.bpfseal'), '--log', join(dir, 'log')])).code).toBe(0);
     policyPath = join(dir, 'policy.json');
     writeFileSync(policyPath, JSON.stringify({ version: 1, signers: [{ name: 'rel', key: 'keys/rel.pub', plans: ['*'], programTypes: ['*'] }], requirePreflight: true }));
     input = prepareInputs([join(dir, 'minimal.bpfseal')], {})[0];
@@ -178,27 +178,27 @@ describe('requirePreflight', () => {
     const rel = join(dir, 'minimal.bpfseal');
     const state = join(dir, 'state.json');
     const args = ['--policy', policyPath, '--log', join(dir, 'log'), '--state', state];
-    const v1 = runCli(['verify', rel, ...args]);
+    const v1 = await runCli(['verify', rel, ...args]);
     expect(v1.code).toBe(1);
     expect(v1.stderr).toContain('PREFLIGHT_REQUIRED');
     expect(v1.stderr).toContain(`this host's kernel ${release()}`);
-    const load = (extra: string[]) => runCli(['load', rel, ...args, ...extra, '--json']);
+    const load = async (extra: string[]) => await runCli(['load', rel, ...args, ...extra, '--json']);
     const mode = bpf.ok ? ['--pin', newPinDir(), '--host-log', join(dir, 'host-log')] : ['--dry-run'];
-    const l1 = load(mode);
+    const l1 = await load(mode);
     expect(l1.code).toBe(1);
     expect(l1.stderr).toContain('PREFLIGHT_REQUIRED');
     // The attestation a VM run would make for this kernel, built and signed here for the host's release.
     await attestPreflight([statementFor(input, release())], { key: join(dir, 'keys/rel.key'), log: join(dir, 'log') });
-    const v2 = runCli(['verify', rel, ...args, '--json']);
+    const v2 = await runCli(['verify', rel, ...args, '--json']);
     expect(v2.code, v2.stderr).toBe(0);
     expect(JSON.parse(v2.stdout)[0].preflight).toMatchObject({ kernelRelease: release(), signer: 'rel' });
-    const l2 = load(bpf.ok ? ['--pin', newPinDir(), '--host-log', join(dir, 'host-log')] : ['--dry-run']);
+    const l2 = await load(bpf.ok ? ['--pin', newPinDir(), '--host-log', join(dir, 'host-log')] : ['--dry-run']);
     expect(l2.code, l2.stderr).toBe(0);
     expect(JSON.parse(l2.stdout).preflight).toMatchObject({ kernelRelease: release() });
   });
 
-  it('audit lists preflight entries as preflight, not as invalid attestations', () => {
-    const r = runCli(['audit', '--log', join(dir, 'log'), '--key', join(dir, 'keys/rel.pub'), '--state', join(dir, 'audit-state.json'), '--json']);
+  it('audit lists preflight entries as preflight, not as invalid attestations', async () => {
+    const r = await runCli(['audit', '--log', join(dir, 'log'), '--key', join(dir, 'keys/rel.pub'), '--state', join(dir, 'audit-state.json'), '--json']);
     const a = JSON.parse(r.stdout) as { entries: { status: string; plan?: string; reason?: string; code?: string }[]; findings: { code: string }[] };
     const pre = a.entries.filter((e) => e.status === 'preflight');
     expect(pre.length).toBeGreaterThanOrEqual(4);
@@ -231,29 +231,29 @@ describe('the matrix', () => {
 });
 
 describe('bpfseal preflight (CLI, no VM)', () => {
-  it('needs a --kernel (exit 2, USAGE_PREFLIGHT)', () => {
-    const r = runCli(['preflight', fixturePath('minimal')]);
+  it('needs a --kernel (exit 2, USAGE_PREFLIGHT)', async () => {
+    const r = await runCli(['preflight', fixturePath('minimal')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('USAGE_PREFLIGHT');
   });
-  it('--attest needs --key (exit 2)', () => {
-    const r = runCli(['preflight', fixturePath('minimal'), '--kernel', '7.3.4', '--attest']);
+  it('--attest needs --key (exit 2)', async () => {
+    const r = await runCli(['preflight', fixturePath('minimal'), '--kernel', '7.3.4', '--attest']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--attest needs --key');
   });
-  it('a bad input is reported before any kernel boots (exit 2, its code and file)', () => {
-    const r = runCli(['preflight', fixturePath('minimal_be'), '--kernel', '7.3.4', '--offline', '--cache', makeTmpDir()]);
+  it('a bad input is reported before any kernel boots (exit 2, its code and file)', async () => {
+    const r = await runCli(['preflight', fixturePath('minimal_be'), '--kernel', '7.3.4', '--offline', '--cache', makeTmpDir()]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/minimal_be\.o: ELF_BIG_ENDIAN/);
   });
-  it('a bad kernel spec is a usage error (exit 2, VM_BAD_SPEC)', () => {
-    const r = runCli(['preflight', fixturePath('minimal'), '--kernel', '7.3.4', '--kernel', 'not a kernel', '--offline']);
+  it('a bad kernel spec is a usage error (exit 2, VM_BAD_SPEC)', async () => {
+    const r = await runCli(['preflight', fixturePath('minimal'), '--kernel', '7.3.4', '--kernel', 'not a kernel', '--offline']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/VM_BAD_SPEC: kernel spec "not a kernel"/);
   });
-  it('--offline with an empty --cache: exit 3, VM_NOT_CACHED naming the fetch command; --json is one document', () => {
+  it('--offline with an empty --cache: exit 3, VM_NOT_CACHED naming the fetch command; --json is one document', async () => {
     const cache = makeTmpDir('bpfseal-preflight-cache-');
-    const r = runCli(['preflight', fixturePath('minimal'), '--kernel', '7.3.4', '--offline', '--cache', cache, '--json']);
+    const r = await runCli(['preflight', fixturePath('minimal'), '--kernel', '7.3.4', '--offline', '--cache', cache, '--json']);
     expect(r.code).toBe(3);
     const doc = JSON.parse(r.stdout) as { ok: boolean; exit: number; kernels: { error: { code: string; message: string } }[] };
     expect(doc).toMatchObject({ ok: false, exit: 3 });
@@ -262,13 +262,13 @@ describe('bpfseal preflight (CLI, no VM)', () => {
     expect(doc.kernels[0].error.message).toContain('dist/vm/cli.js fetch 7.3.4');
     expect(r.stderr).toContain('bpfseal: 7.3.4: VM_NOT_CACHED');
   });
-  it('a release that does not verify under --policy is refused before anything boots (exit 1)', () => {
+  it('a release that does not verify under --policy is refused before anything boots (exit 1)', async () => {
     const d = makeTmpDir('bpfseal-preflight-policy-');
-    expect(runCli(['keygen', '--out', d, '--name', 'a']).code).toBe(0);
-    expect(runCli(['keygen', '--out', d, '--name', 'b']).code).toBe(0);
-    expect(runCli(['sign', fixturePath('minimal'), '--key', join(d, 'a.key'), '-o', join(d, 'm.bpfseal'), '--no-log']).code).toBe(0);
+    expect((await runCli(['keygen', '--out', d, '--name', 'a'])).code).toBe(0);
+    expect((await runCli(['keygen', '--out', d, '--name', 'b'])).code).toBe(0);
+    expect((await runCli(['sign', fixturePath('minimal'), '--key', join(d, 'a.key'), '-o', join(d, 'm.bpfseal'), '--no-log'])).code).toBe(0);
     writeFileSync(join(d, 'p.json'), JSON.stringify({ version: 1, signers: [{ name: 'b', key: 'b.pub', plans: ['*'], programTypes: ['*'] }] }));
-    const r = runCli(['preflight', join(d, 'm.bpfseal'), '--kernel', '7.3.4', '--policy', join(d, 'p.json'), '--offline', '--cache', d]);
+    const r = await runCli(['preflight', join(d, 'm.bpfseal'), '--kernel', '7.3.4', '--policy', join(d, 'p.json'), '--offline', '--cache', d]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('UNTRUSTED_SIGNER');
   });

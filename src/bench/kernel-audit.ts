@@ -117,7 +117,7 @@ export async function benchKernelAudit(): Promise<void> {
     const inv = runs(() => timed(() => loadedPrograms()));
     const hl = runs(() => timed(() => readHostLog(hostLog, bootId())));
     const whole = runs(() => timed(() => kernelAudit(emptyAudit(att), hostLog)));
-    const cli = runs(() => spawnMs(process.execPath, [join(REPO_ROOT, 'dist/cli/main.js'), 'audit', '--kernel', '--log', att, '--host-log', hostLog, '--state', join(work, 'audit-state.json'), '--json']));
+    const cli = runs(() => spawnMs(process.execPath, [join(REPO_ROOT, 'dist/cli/bin.js'), 'audit', '--kernel', '--log', att, '--host-log', hostLog, '--state', join(work, 'audit-state.json'), '--json']));
     const show = hasBpftool ? runs(() => spawnMs('bpftool', ['prog', 'show'])) : [];
     const showJson = hasBpftool ? runs(() => spawnMs('bpftool', ['--json', 'prog', 'show'])) : [];
     const start = hasBpftool ? runs(() => spawnMs('bpftool', ['version'])) : [];

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /** bpfseal command line. Exit codes: 0 ok, 1 verification/policy rejection, 2 usage or bad input, 3 kernel refused. */
 import { Command, CommanderError } from 'commander';
 import { BpfsealError, EXIT } from '../errors.js';
@@ -81,13 +80,22 @@ function jsonFailure(argv: string[], f: { code: string; message: string; exit: n
   printJson({ error: { code: f.code, message: f.message, ...(file ? { file } : {}), exit: f.exit } });
 }
 
+/**
+ * Run one command line (`argv` as process.argv: node, script, args...) and return its exit status. No
+ * side effect beyond the command's own: bin.ts is the process entry point; tests call this in process,
+ * one call at a time (it reads and resets process.exitCode and wraps process.stdout.write while it runs).
+ */
 export async function main(argv: string[]): Promise<number> {
+  wroteStdout = false;
+  pendingUsageCode = '';
+  process.exitCode = undefined;
   const program = buildProgram();
   if (argv.length <= 2) {
     process.stderr.write(program.helpInformation());
     return EXIT.usage;
   }
-  const write = process.stdout.write.bind(process.stdout);
+  const original = process.stdout.write;
+  const write = original.bind(process.stdout);
   process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
     wroteStdout = true;
     return write(chunk, ...rest);
@@ -106,15 +114,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(failureLine(file, f, true));
     jsonFailure(argv, f, file);
     return f.exit;
+  } finally {
+    process.stdout.write = original;
   }
 }
 
-// `bpfseal inspect x --disasm | head`: a closed pipe ends the output, not the process with a trace.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
-});
-
-main(process.argv).then((code) => {
-  process.exitCode = code;
-});

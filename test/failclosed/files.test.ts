@@ -131,13 +131,13 @@ describe('locks', () => {
 });
 
 describe('sign --log', () => {
-  const key = () => {
+  const key = async () => {
     const d = makeTmpDir();
-    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
+    expect((await runCli(['keygen', '--out', d, '--name', 'k'])).code).toBe(0);
     return join(d, 'k.key');
   };
-  it('a log under /proc, an existing file, or a world-writable directory is exit 2 with a code, quickly, and writes no release', () => {
-    const k = key();
+  it('a log under /proc, an existing file, or a world-writable directory is exit 2 with a code, quickly, and writes no release', async () => {
+    const k = await key();
     const out = makeTmpDir();
     const file = join(out, 'afile');
     writeFileSync(file, 'not a log');
@@ -146,7 +146,7 @@ describe('sign --log', () => {
     chmodSync(open, 0o777);
     for (const [log, code] of [['/proc/bpfseal-x', 'TLOG_IO'], [file, 'TLOG_IO'], [open, 'TLOG_UNSAFE_PATH']] as const) {
       const t0 = Date.now();
-      const r = runCli(['sign', fixturePath('minimal'), '--key', k, '--log', log, '-o', join(out, 'm.bpfseal'), '--json']);
+      const r = await runCli(['sign', fixturePath('minimal'), '--key', k, '--log', log, '-o', join(out, 'm.bpfseal'), '--json']);
       expect(Date.now() - t0).toBeLessThan(20_000);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(log);
@@ -161,55 +161,55 @@ describe('trust material another local user could change is refused', () => {
   // One signed release and a policy trusting its key; then the policy, its key, and the directories
   // on the way to them are made unsafe one way at a time. Each is TRUST_FILE_UNSAFE, exit 2, naming
   // what to fix; a sticky world-writable directory (/tmp) is fine.
-  const setup = () => {
+  const setup = async () => {
     const d = makeTmpDir();
     chmodSync(d, 0o755);
-    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
+    expect((await runCli(['keygen', '--out', d, '--name', 'k'])).code).toBe(0);
     const rel = join(d, 'm.bpfseal');
-    expect(runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', rel]).code).toBe(0);
+    expect((await runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', rel])).code).toBe(0);
     const trust = join(d, 'trust');
     mkdirSync(trust, { mode: 0o755 });
     writeFileSync(join(trust, 'k.pub'), readFileSync(join(d, 'k.pub')));
     const policy = join(trust, 'policy.json');
     writeFileSync(policy, JSON.stringify({ version: 1, signers: [{ name: 'k', key: 'k.pub', plans: ['*'], programTypes: ['*'] }] }));
     const state = join(d, 'state.json');
-    const verify = () => runCli(['verify', rel, '--policy', policy, '--state', state, '--json']);
+    const verify = async () => await runCli(['verify', rel, '--policy', policy, '--state', state, '--json']);
     return { d, trust, policy, verify };
   };
 
-  it('control: a policy and key owned by us, in safe directories, verify', () => {
-    const { verify } = setup();
-    const r = verify();
+  it('control: a policy and key owned by us, in safe directories, verify', async () => {
+    const { verify } = await setup();
+    const r = await verify();
     expect(r.code, r.stderr).toBe(0);
   });
 
   it.each([
-    ['a group-writable policy', (s: ReturnType<typeof setup>) => chmodSync(s.policy, 0o664), /a trust policy: writable by group or others \(mode 664\)/],
-    ['a world-writable key', (s: ReturnType<typeof setup>) => chmodSync(join(s.trust, 'k.pub'), 0o666), /k\.pub: a public key bpfseal trusts: writable by group or others/],
-    ['a policy directory others can write to', (s: ReturnType<typeof setup>) => chmodSync(s.trust, 0o777), /directory .*trust is writable by group or others/],
-    ['a policy owned by another user', (s: ReturnType<typeof setup>) => chownSync(s.policy, 4242, 4242), /owned by uid 4242/],
-    ['a key reached through another user\'s symlink', (s: ReturnType<typeof setup>) => {
+    ['a group-writable policy', (s: Awaited<ReturnType<typeof setup>>) => chmodSync(s.policy, 0o664), /a trust policy: writable by group or others \(mode 664\)/],
+    ['a world-writable key', (s: Awaited<ReturnType<typeof setup>>) => chmodSync(join(s.trust, 'k.pub'), 0o666), /k\.pub: a public key bpfseal trusts: writable by group or others/],
+    ['a policy directory others can write to', (s: Awaited<ReturnType<typeof setup>>) => chmodSync(s.trust, 0o777), /directory .*trust is writable by group or others/],
+    ['a policy owned by another user', (s: Awaited<ReturnType<typeof setup>>) => chownSync(s.policy, 4242, 4242), /owned by uid 4242/],
+    ['a key reached through another user\'s symlink', (s: Awaited<ReturnType<typeof setup>>) => {
       renameSync(join(s.trust, 'k.pub'), join(s.d, 'real.pub'));
       symlinkSync(join(s.d, 'real.pub'), join(s.trust, 'k.pub'));
       lchownSync(join(s.trust, 'k.pub'), 4242, 4242);
     }, /symbolic link owned by uid 4242/],
-  ])('%s', (_what, spoil, msg) => {
+  ])('%s', async (_what, spoil, msg) => {
     if (process.geteuid?.() !== 0 && /uid 4242/.test(String(msg))) return; // chown needs root
-    const s = setup();
+    const s = await setup();
     spoil(s);
-    const r = verify(s);
+    const r = await verify(s);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('TRUST_FILE_UNSAFE');
     expect(r.stderr).toMatch(msg);
   });
 
-  it('a sticky world-writable directory on the way is fine (only owners rename in it)', () => {
-    const s = setup();
+  it('a sticky world-writable directory on the way is fine (only owners rename in it)', async () => {
+    const s = await setup();
     chmodSync(s.trust, 0o1777);
-    expect(s.verify().code).toBe(0);
+    expect((await s.verify()).code).toBe(0);
   });
 });
 
-function verify(s: { verify: () => ReturnType<typeof runCli> }) {
+function verify(s: { verify: () => ReturnType<typeof runCli> }): ReturnType<typeof runCli> {
   return s.verify();
 }

@@ -37,13 +37,13 @@ beforeAll(() => {
 });
 
 describe('size limits', () => {
-  it('a release larger than the limit is refused before it is read, naming the file and the limit', () => {
+  it('a release larger than the limit is refused before it is read, naming the file and the limit', async () => {
     const p = join(dir, 'huge.bpfseal');
     const fd = openSync(p, 'w');
     ftruncateSync(fd, 200 * 1024 * 1024); // sparse: nothing is written
     closeSync(fd);
     expect(() => readInput(p, { kind: 'release' })).toThrow(expect.objectContaining({ code: 'INPUT_TOO_LARGE', message: expect.stringMatching(/huge\.bpfseal: 200 MiB is larger than the 192 MiB bpfseal accepts for a release file/) }));
-    const r = runCli(['verify', p, '--policy', join(dir, 'policy.json')]);
+    const r = await runCli(['verify', p, '--policy', join(dir, 'policy.json')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('INPUT_TOO_LARGE');
   });
@@ -116,12 +116,12 @@ describe('fuzz: release and statement parsing never end in an internal error', (
 });
 
 describe('sign -o to a place that cannot be written', () => {
-  it('fails before anything is logged: no entry without a release', () => {
+  it('fails before anything is logged: no entry without a release', async () => {
     const logDir = join(makeTmpDir(), 'att');
     const ro = join(makeTmpDir(), 'ro');
     mkdirSync(ro);
     for (const out of [join(ro, 'no', 'such', 'dir', 'x.bpfseal'), '/proc/bpfseal-x.bpfseal']) {
-      const r = runCli(['sign', fixturePath('minimal'), '--key', k.key, '--log', logDir, '-o', out]);
+      const r = await runCli(['sign', fixturePath('minimal'), '--key', k.key, '--log', logDir, '-o', out]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain('OUTPUT_UNWRITABLE');
     }
@@ -138,10 +138,10 @@ describe('load --max-entries', () => {
   it('naming a map the plan does not have is a usage error (exit 2) that lists the maps sized at load', async () => {
     const rel = join(dir, 'maps.bpfseal');
     writeFileSync(rel, (await signFixture('maps_btf', 'maps', k)).bytes);
-    const r = runCli(['load', rel, '--policy', join(dir, 'policy.json'), '--dry-run', '--max-entries', 'nosuch=4']);
+    const r = await runCli(['load', rel, '--policy', join(dir, 'policy.json'), '--dry-run', '--max-entries', 'nosuch=4']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/USAGE_MAX_ENTRIES: --max-entries nosuch=N: plan 'maps' has no map 'nosuch' \(maps sized at load: perf_map\)/);
-    expect(runCli(['load', rel, '--policy', join(dir, 'policy.json'), '--dry-run', '--max-entries', 'perf_map=4', '--max-entries', 'perf_map=8']).stderr).toContain('given twice');
+    expect((await runCli(['load', rel, '--policy', join(dir, 'policy.json'), '--dry-run', '--max-entries', 'perf_map=4', '--max-entries', 'perf_map=8'])).stderr).toContain('given twice');
   });
 });
 
@@ -151,32 +151,32 @@ describe('local-storage maps', () => {
     expect(plan.maps.map((m) => [m.name, m.maxEntries, m.maxEntriesFixup])).toEqual([['sk_stats', 0, 'none'], ['task_marks', 0, 'none']]);
     const rel = join(dir, 'storage.bpfseal');
     writeFileSync(rel, (await signFixture('storage', 'storage', k)).bytes);
-    const dry = runCli(['load', rel, '--policy', join(dir, 'policy.json'), '--dry-run']);
+    const dry = await runCli(['load', rel, '--policy', join(dir, 'policy.json'), '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
     if (!probeBpf().ok) return;
     const d = makeTmpDir();
     const pin = newPinDir();
-    const r = runCli(['load', rel, '--policy', join(dir, 'policy.json'), '--pin', pin, '--host-log', join(d, 'hl'), '--state', join(d, 's.json'), '--json']);
+    const r = await runCli(['load', rel, '--policy', join(dir, 'policy.json'), '--pin', pin, '--host-log', join(d, 'hl'), '--state', join(d, 's.json'), '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).maps.map((m: { name: string }) => m.name)).toEqual(['sk_stats', 'task_marks']);
-    expect(runCli(['unload', pin, '--host-log', join(d, 'hl')]).code).toBe(0);
+    expect((await runCli(['unload', pin, '--host-log', join(d, 'hl')])).code).toBe(0);
   });
 });
 
 describe('sign --builder', () => {
-  it('a key named __proto__ is recorded as a key (no prototype write); a key given twice is a usage error', () => {
+  it('a key named __proto__ is recorded as a key (no prototype write); a key given twice is a usage error', async () => {
     const d = makeTmpDir();
-    expect(runCli(['keygen', '--out', d, '--name', 'k']).code).toBe(0);
+    expect((await runCli(['keygen', '--out', d, '--name', 'k'])).code).toBe(0);
     const out = join(d, 'm.bpfseal');
-    const r = runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', out, '--builder', '__proto__=x', '--builder', 'ci=yes']);
+    const r = await runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', out, '--builder', '__proto__=x', '--builder', 'ci=yes']);
     expect(r.code, r.stderr).toBe(0);
-    const v = runCli(['verify', out, '--key', join(d, 'k.pub'), '--json']);
+    const v = await runCli(['verify', out, '--key', join(d, 'k.pub'), '--json']);
     expect(v.code, v.stderr).toBe(0);
     const rel = decodeRelease(readInput(out, { kind: 'release' }));
     const env = rel.bundle.content as { $case: 'dsseEnvelope'; dsseEnvelope: { payload: Buffer } };
     const st = JSON.parse(env.dsseEnvelope.payload.toString('utf8')) as { predicate: { builder?: Record<string, string> } };
     expect(Object.entries(st.predicate.builder ?? {})).toEqual([['__proto__', 'x'], ['ci', 'yes']]);
-    const twice = runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', join(d, 'n.bpfseal'), '--builder', 'a=1', '--builder', 'a=2']);
+    const twice = await runCli(['sign', fixturePath('minimal'), '--key', join(d, 'k.key'), '--no-log', '-o', join(d, 'n.bpfseal'), '--builder', 'a=1', '--builder', 'a=2']);
     expect(twice.code).toBe(2);
     expect(twice.stderr).toContain('USAGE_BUILDER');
   });

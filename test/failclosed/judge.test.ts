@@ -139,14 +139,14 @@ describe("the log's identity", () => {
     const state = join(root, 'audit-state.json');
     await signInto(logDir, 'minimal', 're-a');
     const args = ['audit', '--log', logDir, '--key', k.pub, '--state', state, '--json'];
-    expect(cliJson(args).code).toBe(0);
+    expect((await cliJson(args)).code).toBe(0);
     rmSync(logDir, { recursive: true });
     await signInto(logDir, 'minimal', 're-b'); // a fresh log: new key, one entry, verifies on its own
-    const r = cliJson(args);
+    const r = await cliJson(args);
     expect(r.code).toBe(1);
     expect(r.json.findings.map((f: { code: string }) => f.code)).toContain('LOG_REPLACED');
     // ... and it stays a finding: the state is not advanced to the impostor.
-    expect(cliJson(args).code).toBe(1);
+    expect((await cliJson(args)).code).toBe(1);
   });
 });
 

@@ -190,7 +190,7 @@ describe.skipIf(!probe.ok)('recovery touches only what bpfseal staged', () => {
   const marker = (hostLog: string, loadId: string, pinDir: string, staging: string) =>
     writePending(hostLog, { loadId, plan: 'p', version: 1, pinDir, staging, time: new Date().toISOString() });
 
-  it('a marker naming a staging path that is not bpfseal_staging_<id> beside the pin directory is left alone (exit 1)', () => {
+  it('a marker naming a staging path that is not bpfseal_staging_<id> beside the pin directory is left alone (exit 1)', async () => {
     const hostLog = join(makeTmpDir(), 'host');
     const victim = newPinDir();
     mkdirSync(victim);
@@ -199,7 +199,7 @@ describe.skipIf(!probe.ok)('recovery touches only what bpfseal staged', () => {
     m.close();
     const loadId = 'ab'.repeat(16);
     marker(hostLog, loadId, join(victim, 'x'), victim);
-    const r = runCli(['recover', '--host-log', hostLog, '--json']);
+    const r = await runCli(['recover', '--host-log', hostLog, '--json']);
     expect(r.code, r.stderr).toBe(1);
     const out = JSON.parse(r.stdout) as { code: string; recovered: { outcome: string; problems: string[] }[] };
     expect(out.code).toBe('RECOVERY_STUCK');
@@ -209,7 +209,7 @@ describe.skipIf(!probe.ok)('recovery touches only what bpfseal staged', () => {
     expect(listPending(hostLog).map((p) => p.loadId)).toEqual([loadId]);
   });
 
-  it('a staging directory whose pins cannot all be removed keeps its marker and says what is in the way', () => {
+  it('a staging directory whose pins cannot all be removed keeps its marker and says what is in the way', async () => {
     const hostLog = join(makeTmpDir(), 'host');
     const parent = newPinDir();
     mkdirSync(parent);
@@ -217,14 +217,14 @@ describe.skipIf(!probe.ok)('recovery touches only what bpfseal staged', () => {
     const staging = join(parent, `bpfseal_staging_${loadId}`);
     mkdirSync(join(staging, 'odd'), { recursive: true }); // a directory recovery never removes
     marker(hostLog, loadId, join(parent, 'final'), staging);
-    const r = runCli(['recover', '--host-log', hostLog]);
+    const r = await runCli(['recover', '--host-log', hostLog]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/stuck load c+d.*ENOTEMPTY/);
     expect(r.stderr).toContain('RECOVERY_STUCK');
     expect(listPending(hostLog)).toHaveLength(1);
     // Once the operator removes it, recovery finishes: aborted, marker gone.
     rmSync(join(staging, 'odd'), { recursive: true });
-    const again = runCli(['recover', '--host-log', hostLog, '--json']);
+    const again = await runCli(['recover', '--host-log', hostLog, '--json']);
     expect(again.code, again.stderr).toBe(0);
     expect((JSON.parse(again.stdout) as { recovered: { outcome: string }[] }).recovered[0].outcome).toBe('aborted');
     expect(listPending(hostLog)).toEqual([]);

@@ -102,11 +102,11 @@ describe('strict schema: the examples from the attack, each exit 2 naming the fi
     expect(readFileSync(join(ROOT, 'src/trust/policy.validate.gen.ts'), 'utf8')).toBe(generate('docs/policy.schema.json'));
   });
 
-  it('the CLI reports a policy error with exit 2 and the field path', () => {
+  it('the CLI reports a policy error with exit 2 and the field path', async () => {
     const p = base();
     (p.signers[0] as any).plan = ['*'];
     writeFileSync(join(dir, 'bad.json'), JSON.stringify(p));
-    const r = runCli(['verify', join(dir, 'nothing.bpfseal'), '--policy', join(dir, 'bad.json')]);
+    const r = await runCli(['verify', join(dir, 'nothing.bpfseal'), '--policy', join(dir, 'bad.json')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('POLICY_INVALID');
     expect(r.stderr).toContain('signers[0].plan: unknown field');

@@ -167,22 +167,22 @@ describe.skipIf(!probe.ok)('an unprivileged verify after root has loaded', () =>
     expect(blind.stderr).toMatch(/note: .*anti-rollback not checked: .*cannot read anti-rollback state/);
     // load never skips it: as root with the same state it is refused.
     chmodSync(files.statePath, 0o644);
-    expect(runCli(['load', relOld, '--policy', policyPath, '--pin', newPinDir(), '--host-log', files.hostLog, '--state', files.statePath]).code).toBe(1);
+    expect((await runCli(['load', relOld, '--policy', policyPath, '--pin', newPinDir(), '--host-log', files.hostLog, '--state', files.statePath])).code).toBe(1);
     await unloadDir(pin, files.hostLog);
   });
 });
 
 describe('an unprivileged audit', () => {
-  it('audits a root-owned log; a state it cannot write or read is a note, not a failure', () => {
+  it('audits a root-owned log; a state it cannot write or read is a note, not a failure', async () => {
     if (process.geteuid?.() !== 0) return; // needs root to set up another user's view
     const d = makeTmpDir();
     chmodSync(d, 0o755);
     const kd = join(d, 'keys');
-    expect(runCli(['keygen', '--out', kd, '--name', 'k']).code).toBe(0);
+    expect((await runCli(['keygen', '--out', kd, '--name', 'k'])).code).toBe(0);
     chmodSync(kd, 0o755);
     chmodSync(join(kd, 'k.pub'), 0o644);
     const logDir = join(d, 'att');
-    expect(runCli(['sign', join(ROOT, 'test/fixtures/minimal.o'), '--key', join(kd, 'k.key'), '--log', logDir, '-o', join(d, 'm.bpfseal')]).code).toBe(0);
+    expect((await runCli(['sign', join(ROOT, 'test/fixtures/minimal.o'), '--key', join(kd, 'k.key'), '--log', logDir, '-o', join(d, 'm.bpfseal')])).code).toBe(0);
     spawnSync('chmod', ['-R', 'a+rX', logDir]);
     const stateDir = join(d, 'state');
     mkdirSync(stateDir, { mode: 0o755 });
@@ -192,7 +192,7 @@ describe('an unprivileged audit', () => {
     expect(r.stderr).toMatch(/note: this audit is not remembered .*AUDIT_STATE_UNWRITABLE|note: this audit is not remembered/);
     expect(r.stdout).toMatch(/#0 .* verified/);
     // Root's state, unreadable to others: not compared, said so.
-    expect(runCli(['audit', '--log', logDir, '--key', join(kd, 'k.pub'), '--state', join(stateDir, 'audit-state.json')]).code).toBe(0);
+    expect((await runCli(['audit', '--log', logDir, '--key', join(kd, 'k.pub'), '--state', join(stateDir, 'audit-state.json')])).code).toBe(0);
     chmodSync(join(stateDir, 'audit-state.json'), 0o600);
     const blind = asNobody(['audit', '--log', logDir, '--key', join(kd, 'k.pub'), '--state', join(stateDir, 'audit-state.json'), '--json']);
     expect(blind.status, blind.stderr).toBe(0);

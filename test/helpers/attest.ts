@@ -11,8 +11,8 @@ import { runCli, type CliResult } from './cli.js';
 export { runCli, type CliResult };
 
 /** Run the CLI and parse stdout as JSON (undefined if stdout is not JSON). */
-export function runCliJson<T = unknown>(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult & { json: T | undefined } {
-  const r = runCli(args, opts);
+export async function runCliJson<T = unknown>(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult & { json: T | undefined }> {
+  const r = await runCli(args, opts);
   let json: T | undefined;
   try {
     json = JSON.parse(r.stdout) as T;
@@ -27,8 +27,8 @@ export type { VerifyResult as VerifyJson } from '../../src/cli/verify.js';
 import type { VerifyResult as VerifyJson } from '../../src/cli/verify.js';
 
 /** `bpfseal verify <releases...> <trust...> --state <state> --json`: exit status and one result per release. */
-export function verifyCliMany(releases: string[], trust: string[], state: string): { code: number | null; results: VerifyJson[]; stderr: string } {
-  const r = runCliJson<VerifyJson[]>(['verify', ...releases, ...trust, '--state', state, '--json']);
+export async function verifyCliMany(releases: string[], trust: string[], state: string): Promise<{ code: number | null; results: VerifyJson[]; stderr: string }> {
+  const r = await runCliJson<VerifyJson[]>(['verify', ...releases, ...trust, '--state', state, '--json']);
   if (!Array.isArray(r.json) || r.json.length !== releases.length) {
     throw new Error(`verify --json did not print a ${releases.length}-element array (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
   }
@@ -36,8 +36,8 @@ export function verifyCliMany(releases: string[], trust: string[], state: string
 }
 
 /** `bpfseal verify <release> <trust...> --state <state> --json`: exit status and the one result. */
-export function verifyCli(release: string, trust: string[], state: string): { code: number | null; result: VerifyJson; stderr: string } {
-  const r = verifyCliMany([release], trust, state);
+export async function verifyCli(release: string, trust: string[], state: string): Promise<{ code: number | null; result: VerifyJson; stderr: string }> {
+  const r = await verifyCliMany([release], trust, state);
   return { code: r.code, result: r.results[0]!, stderr: r.stderr };
 }
 

@@ -20,7 +20,7 @@ import { readFixture } from './paths.js';
 export { runCli, type CliResult };
 
 /** Run the CLI; stdout parsed as JSON when it is JSON. */
-export function cliJson<T = any>(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult & { json: T | undefined } {
+export function cliJson<T = any>(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult & { json: T | undefined }> {
   return runCliJson<T>(args, opts);
 }
 
@@ -69,8 +69,8 @@ export function writeVariant(dir: string, name: string, ret = uniqueImm()): { pa
 export interface SignJson { input: string; release?: string; digest?: string; version?: number; error?: { code: string; message: string; exit: number } }
 
 /** `bpfseal sign <obj> --key <key> <extra...> -o <outDir>/ --json`; throws unless it signed. */
-export function signOk(obj: string, key: string, outDir: string, extra: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { release: string; digest: string; r: CliResult } {
-  const r = cliJson<SignJson[]>(['sign', obj, '--key', key, ...extra, '-o', `${outDir}/`, '--json'], opts);
+export async function signOk(obj: string, key: string, outDir: string, extra: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ release: string; digest: string; r: CliResult }> {
+  const r = await cliJson<SignJson[]>(['sign', obj, '--key', key, ...extra, '-o', `${outDir}/`, '--json'], opts);
   const s = r.json?.[0];
   if (r.code !== 0 || !s?.release || !s.digest) throw new Error(`sign ${obj} failed: ${show(r)}`);
   return { release: s.release, digest: s.digest, r };
@@ -81,8 +81,8 @@ export type { VerifyResult as VerifyJson } from '../../src/cli/verify.js';
 import type { VerifyResult as VerifyJson } from '../../src/cli/verify.js';
 
 /** `bpfseal verify <release> <args...> --json`: exit code and the one result. */
-export function verifyJson(release: string, args: string[]): { code: number | null; result: VerifyJson; r: CliResult } {
-  const r = cliJson<VerifyJson[]>(['verify', release, ...args, '--json']);
+export async function verifyJson(release: string, args: string[]): Promise<{ code: number | null; result: VerifyJson; r: CliResult }> {
+  const r = await cliJson<VerifyJson[]>(['verify', release, ...args, '--json']);
   if (!Array.isArray(r.json) || r.json.length !== 1) throw new Error(`verify --json did not print one result: ${show(r)}`);
   return { code: r.code, result: r.json[0], r };
 }
@@ -159,9 +159,9 @@ export function rootFromInclusion(index: number, size: number, leaf: Buffer, pat
 }
 
 /** Decisions of a host load log, via `bpfseal log show --json` (entries in order). */
-export function hostDecisions(dir: string): any[] {
+export async function hostDecisions(dir: string): Promise<any[]> {
   if (!existsSync(join(dir, 'log.json'))) return [];
-  const r = cliJson<{ index: number; entry: any }[]>(['log', 'show', '--log', dir, '--json']);
+  const r = await cliJson<{ index: number; entry: any }[]>(['log', 'show', '--log', dir, '--json']);
   if (r.code !== 0 || !Array.isArray(r.json)) throw new Error(`log show ${dir} failed: ${show(r)}`);
   return r.json.map((e) => e.entry);
 }

@@ -1,5 +1,15 @@
-/** Run the built CLI (node dist/bundle/bpfseal.mjs, what package.json "bin" names) in a child process and capture everything. */
+/**
+ * Run the CLI and capture everything. Two ways, with the same outcome checks:
+ *  - runCli: in this process, through `main()` of src/cli/main.ts (the program object every command
+ *    is registered on), one run at a time. For tests of what a command does, where the process
+ *    boundary is not what is tested: no node start-up and module loading per run (~0.15 s each).
+ *  - runCliProcess / runCliAsync / runCliAll: the built bundle (node dist/bundle/bpfseal.mjs, what
+ *    package.json "bin" names) in a child process: for what only a process shows (the installed entry
+ *    point and its bundling, exit statuses as the shell sees them, signals, several processes at once,
+ *    another uid). test/cli-process.test.ts runs every command this way at least once.
+ */
 import { spawn, spawnSync } from 'node:child_process';
+import { openFds } from '../../src/kernel/fd.js';
 import { CLI, requireDist, ROOT } from './paths.js';
 
 export interface CliResult {
@@ -23,7 +33,70 @@ function checkOutcome(args: string[], r: CliResult): CliResult {
   return r;
 }
 
-export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
+export interface CliOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+let inProcess = false;
+
+/**
+ * Run `bpfseal <args>` in this process: main() with cwd, environment, process.exitCode and the two
+ * output streams set up as a child process would have them, and put back afterwards. Besides the
+ * outcome checks every run gets, an in-process run must close every BPF descriptor it opened (a child
+ * process would hide a leak by exiting).
+ */
+export async function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  if (inProcess) throw new Error('runCli: in-process runs share process state, one at a time (runCliAll runs processes side by side)');
+  inProcess = true;
+  const { main } = await import('../../src/cli/main.js');
+  const before = new Set(openFds());
+  const env: NodeJS.ProcessEnv = { ...process.env, BPFSEAL_DEBUG: '', ...opts.env };
+  const savedEnv = { ...process.env };
+  const savedCwd = process.cwd();
+  const savedExit = process.exitCode;
+  const { stdout, stderr } = process;
+  const savedWrite = [stdout.write, stderr.write] as const;
+  const capture = (into: string[]) =>
+    ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown) => {
+      into.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+      const done = typeof enc === 'function' ? enc : cb;
+      if (typeof done === 'function') process.nextTick(done as () => void);
+      return true;
+    }) as typeof process.stdout.write;
+  const out: string[] = [];
+  const err: string[] = [];
+  let code: number;
+  try {
+    // The environment is changed in place (a replaced process.env object would not reach getenv()).
+    setEnv(env);
+    process.chdir(opts.cwd ?? ROOT);
+    stdout.write = capture(out);
+    stderr.write = capture(err);
+    code = await main(['node', 'bpfseal', ...args]);
+  } finally {
+    [stdout.write, stderr.write] = savedWrite;
+    process.exitCode = savedExit;
+    process.chdir(savedCwd);
+    setEnv(savedEnv);
+    inProcess = false;
+  }
+  const result = checkOutcome(args, { code, signal: null, stdout: out.join(''), stderr: err.join('') });
+  const leaked = openFds().filter((fd) => !before.has(fd));
+  if (leaked.length > 0) {
+    for (const fd of leaked) fd.close();
+    throw new Error(`bpfseal ${args.join(' ')} left ${leaked.length} BPF descriptor(s) open:\n${result.stderr}`);
+  }
+  return result;
+}
+
+function setEnv(to: NodeJS.ProcessEnv): void {
+  for (const k of Object.keys(process.env)) if (to[k] === undefined) delete process.env[k];
+  for (const [k, v] of Object.entries(to)) if (v !== undefined && process.env[k] !== v) process.env[k] = v;
+}
+
+/** Run the built bundle in a child process (see the header): for what only a real process shows. */
+export function runCliProcess(args: string[], opts: CliOptions = {}): CliResult {
   requireDist();
   const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
@@ -48,8 +121,8 @@ export function parseDigestLines(stdout: string): { digest: string; path: string
   });
 }
 
-/** Asynchronous variant, so that independent invocations can run side by side. */
-export function runCliAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+/** runCliProcess without waiting, so that independent processes can run side by side. */
+export function runCliAsync(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   requireDist();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
@@ -75,6 +148,6 @@ export function runCliAsync(args: string[], opts: { cwd?: string; env?: NodeJS.P
 }
 
 /** Run several CLI invocations concurrently; results in argument order. */
-export function runCliAll(argvs: string[][], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult[]> {
+export function runCliAll(argvs: string[][], opts: CliOptions = {}): Promise<CliResult[]> {
   return Promise.all(argvs.map((a) => runCliAsync(a, opts)));
 }
