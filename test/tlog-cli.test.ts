@@ -1,47 +1,28 @@
 /**
  * `bpfseal log verify|prove|consistency|show|migrate|witness|witness-key|add-cosignatures`
- * (src/cli/log.ts), on directories and on tiled logs served over loopback HTTP, run as a child process from dist/ through
- * test/helpers/tlog-cli.mjs (the same Commander setup and exit-code mapping as src/cli/main.ts).
+ * (src/cli/log.ts), on directories and on tiled logs served over loopback HTTP, run through the CLI's
+ * main() in process (test/helpers/cli.ts).
  * Exit codes: 0 ok, 1 verification failure, 2 usage or malformed input.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { leafHash, verifyConsistency, verifyInclusion } from '../src/tlog/merkle.js';
 import { openLog } from '../src/tlog/store.js';
 import { serveLog } from '../src/tlog/serve.js';
 import { verifyCosignatures } from '../src/tlog/witness/cosign.js';
 import { cleanupTmpDirs, makeTmpDir, ROOT } from './helpers/paths.js';
-import { ensureTlogDist, TLOG_CLI } from './helpers/tlog-dist.js';
-
-beforeAll(ensureTlogDist, 180_000);
+import { type CliResult, runCli } from './helpers/cli.js';
 afterAll(cleanupTmpDirs);
 
-function cli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [TLOG_CLI, 'log', ...args], {
-    cwd: opts.cwd ?? process.cwd(),
-    env: { ...process.env, BPFSEAL_LOG: '', BPFSEAL_DEBUG: '', ...opts.env },
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+/** `bpfseal log <args>` in process (helpers/cli.ts), with no default log from the environment. */
+async function cli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return await runCli(['log', ...args], { cwd: opts.cwd ?? process.cwd(), env: { BPFSEAL_LOG: '', ...opts.env } });
 }
 
-/** The same, without blocking this process: for tests that serve a log from it. */
-function cliAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [TLOG_CLI, 'log', ...args], { env: { ...process.env, BPFSEAL_LOG: '', BPFSEAL_DEBUG: '' } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The same: runCli does not block this process, so tests can serve a log from it. */
+const cliAsync = cli;
 
 const digest = (i: number) => `sha256:${createHash('sha256').update(`artifact ${i % 4}`).digest('hex')}`;
 const entry = (i: number) => Buffer.from(JSON.stringify({ subjectDigest: digest(i), n: i }));
@@ -57,12 +38,12 @@ describe('bpfseal log verify / show', () => {
   it('verifies a good log, defaulting to ./attestations or $BPFSEAL_LOG', async () => {
     const cwd = makeTmpDir('bpfseal-tlog-cwd-');
     await makeLog(10, join(cwd, 'attestations'));
-    const r = cli(['verify', '--json'], { cwd });
+    const r = await cli(['verify', '--json'], { cwd });
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, size: 10, pendingBytes: 0 });
     const elsewhere = await makeLog(3);
-    expect(JSON.parse(cli(['verify', '--json'], { cwd, env: { BPFSEAL_LOG: elsewhere } }).stdout)).toMatchObject({ size: 3 });
-    expect(cli(['verify'], { cwd }).stdout).toMatch(/^ok .* 10 entries/);
+    expect(JSON.parse((await cli(['verify', '--json'], { cwd, env: { BPFSEAL_LOG: elsewhere } })).stdout)).toMatchObject({ size: 3 });
+    expect((await cli(['verify'], { cwd })).stdout).toMatch(/^ok .* 10 entries/);
   });
 
   it('exits 1 for a damaged log and 2 for a missing one', async () => {
@@ -71,22 +52,22 @@ describe('bpfseal log verify / show', () => {
     const b = readFileSync(p);
     b[30] ^= 1;
     writeFileSync(p, b);
-    const r = cli(['verify', '--log', dir, '--json']);
+    const r = await cli(['verify', '--log', dir, '--json']);
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'TLOG_CORRUPT' });
-    expect(cli(['verify', '--log', dir]).code).toBe(1);
-    const missing = cli(['verify', '--log', join(dir, 'nope')]);
+    expect((await cli(['verify', '--log', dir])).code).toBe(1);
+    const missing = await cli(['verify', '--log', join(dir, 'nope')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/no transparency log/);
   });
 
   it('lists entries with leaf hashes and summaries', async () => {
     const dir = await makeLog(5);
-    const text = cli(['show', '--log', dir]);
+    const text = await cli(['show', '--log', dir]);
     expect(text.code).toBe(0);
     expect(text.stdout.trim().split('\n')).toHaveLength(5);
     expect(text.stdout).toContain(`subject ${digest(2)}`);
-    const json = JSON.parse(cli(['show', '--log', dir, '--json']).stdout) as { index: number; leafHash: string; entry: { n: number } }[];
+    const json = JSON.parse((await cli(['show', '--log', dir, '--json'])).stdout) as { index: number; leafHash: string; entry: { n: number } }[];
     expect(json.map((e) => e.entry.n)).toEqual([0, 1, 2, 3, 4]);
     expect(json[4].leafHash).toBe(leafHash(entry(4)).toString('hex'));
   });
@@ -95,24 +76,24 @@ describe('bpfseal log verify / show', () => {
 describe('bpfseal log prove', () => {
   it('proves an index and every entry with a subject digest', async () => {
     const dir = await makeLog(11);
-    const r = cli(['prove', '6', '--log', dir, '--json']);
+    const r = await cli(['prove', '6', '--log', dir, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const { proofs } = JSON.parse(r.stdout) as { proofs: { index: number; treeSize: number; leafHash: string; rootHash: string; hashes: string[]; checkpoint: string }[] };
     const p = proofs[0];
     const hex = (s: string) => Buffer.from(s, 'hex');
     expect(p.leafHash).toBe(leafHash(entry(6)).toString('hex'));
     verifyInclusion(hex(p.leafHash), 6, 11, p.hashes.map(hex), Buffer.from(p.checkpoint.split('\n')[2], 'base64'));
-    const byDigest = JSON.parse(cli(['prove', digest(1), '--log', dir, '--json']).stdout) as { proofs: { index: number }[] };
+    const byDigest = JSON.parse((await cli(['prove', digest(1), '--log', dir, '--json'])).stdout) as { proofs: { index: number }[] };
     expect(byDigest.proofs.map((q) => q.index)).toEqual([1, 5, 9]);
-    expect(cli(['prove', '3', '--log', dir]).stdout).toMatch(/^entry 3 of 11/);
+    expect((await cli(['prove', '3', '--log', dir])).stdout).toMatch(/^entry 3 of 11/);
   });
 
   it('exits 1 for an unknown digest and 2 for bad arguments', async () => {
     const dir = await makeLog(4);
-    expect(cli(['prove', `sha256:${'ab'.repeat(32)}`, '--log', dir]).code).toBe(1);
-    expect(cli(['prove', '4', '--log', dir]).code).toBe(2);
-    expect(cli(['prove', 'sha256:xyz', '--log', dir]).code).toBe(2);
-    expect(cli(['prove', '--log', dir]).code).toBe(2);
+    expect((await cli(['prove', `sha256:${'ab'.repeat(32)}`, '--log', dir])).code).toBe(1);
+    expect((await cli(['prove', '4', '--log', dir])).code).toBe(2);
+    expect((await cli(['prove', 'sha256:xyz', '--log', dir])).code).toBe(2);
+    expect((await cli(['prove', '--log', dir])).code).toBe(2);
   });
 });
 
@@ -131,7 +112,7 @@ describe('bpfseal log consistency', () => {
       await log.appendMany(Array.from({ length: 4 }, (_, i) => Buffer.from(`${tag}${i}`)));
       log.close();
     }
-    const ok = cli(['consistency', saved, '--log', a, '--json']);
+    const ok = await cli(['consistency', saved, '--log', a, '--json']);
     expect(ok.code, ok.stderr).toBe(0);
     const j = JSON.parse(ok.stdout) as { old: { size: number; rootHash: string }; new: { size: number; rootHash: string }; hashes: string[] };
     verifyConsistency(j.old.size, j.new.size, Buffer.from(j.old.rootHash, 'hex'), Buffer.from(j.new.rootHash, 'hex'), j.hashes.map((h) => Buffer.from(h, 'hex')));
@@ -139,10 +120,10 @@ describe('bpfseal log consistency', () => {
     expect(j.new.size).toBe(9);
     const aCheckpoint = join(makeTmpDir('bpfseal-tlog-ckpt-'), 'a.checkpoint');
     cpSync(join(a, 'checkpoint'), aCheckpoint);
-    const rewritten = cli(['consistency', aCheckpoint, '--log', b, '--json']);
+    const rewritten = await cli(['consistency', aCheckpoint, '--log', b, '--json']);
     expect(rewritten.code).toBe(1);
     expect(JSON.parse(rewritten.stdout)).toMatchObject({ ok: false, code: 'TLOG_CONSISTENCY_INVALID' });
-    const shrank = cli(['consistency', aCheckpoint, '--log', base]);
+    const shrank = await cli(['consistency', aCheckpoint, '--log', base]);
     expect(shrank.code).toBe(1);
     expect(shrank.stderr).toMatch(/had 9 entries then and has 5 now/);
   });
@@ -152,9 +133,9 @@ describe('bpfseal log consistency', () => {
     const other = await makeLog(3);
     const bad = join(makeTmpDir('bpfseal-tlog-ckpt-'), 'bad');
     writeFileSync(bad, 'not a checkpoint\n');
-    expect(cli(['consistency', bad, '--log', dir]).code).toBe(2);
-    expect(cli(['consistency', join(bad, 'missing'), '--log', dir]).code).toBe(2);
-    expect(cli(['consistency', join(other, 'checkpoint'), '--log', dir]).code).toBe(1);
+    expect((await cli(['consistency', bad, '--log', dir])).code).toBe(2);
+    expect((await cli(['consistency', join(bad, 'missing'), '--log', dir])).code).toBe(2);
+    expect((await cli(['consistency', join(other, 'checkpoint'), '--log', dir])).code).toBe(1);
   });
 });
 
@@ -188,28 +169,28 @@ describe('bpfseal log with a tiled-log URL', () => {
 });
 
 describe('bpfseal log migrate / witness / add-cosignatures', () => {
-  it('migrates a first-layout log in place', () => {
+  it('migrates a first-layout log in place', async () => {
     const d = join(makeTmpDir('bpfseal-tlog-v1-'), 'log');
     cpSync(join(ROOT, 'test/tlog/fixtures/v1-log'), d, { recursive: true });
     cpSync(join(ROOT, 'test/tlog/fixtures/v1-log-key.pem'), join(d, 'log.key'));
     chmodSync(join(d, 'log.key'), 0o600);
-    expect(cli(['verify', '--log', d]).code).toBe(2); // refused: old layout
-    const m = cli(['migrate', '--log', d, '--json']);
+    expect((await cli(['verify', '--log', d])).code).toBe(2); // refused: old layout
+    const m = await cli(['migrate', '--log', d, '--json']);
     expect(m.code, m.stderr).toBe(0);
     expect(JSON.parse(m.stdout)).toMatchObject({ ok: true, alreadyMigrated: false, old: { size: 300 }, new: { size: 301 }, carriedOver: 1 });
-    expect(cli(['verify', '--log', d]).stdout).toMatch(/^ok .* 301 entries/);
-    expect(cli(['migrate', '--log', d]).stdout).toMatch(/already a tiled log/);
+    expect((await cli(['verify', '--log', d])).stdout).toMatch(/^ok .* 301 entries/);
+    expect((await cli(['migrate', '--log', d])).stdout).toMatch(/already a tiled log/);
   });
 
   it('makes a witness key, cosigns a local log and a served one, and adds the cosignatures', async () => {
     const dir = await makeLog(20);
     const tmp = makeTmpDir('bpfseal-witness-cli-');
-    const k = cli(['witness-key', join(tmp, 'w.key'), '--name', 'w.test/cli']);
+    const k = await cli(['witness-key', join(tmp, 'w.key'), '--name', 'w.test/cli']);
     expect(k.code, k.stderr).toBe(0);
     const vkey = k.stdout.trim();
     expect(vkey).toMatch(/^w\.test\/cli\+[0-9a-f]{8}\+/);
-    expect(cli(['witness-key', join(tmp, 'w.key'), '--name', 'w.test/cli']).code).toBe(2); // never overwritten
-    const w = cli(['witness', dir, '--key', join(tmp, 'w.key'), '--state', join(tmp, 'state'), '--json']);
+    expect((await cli(['witness-key', join(tmp, 'w.key'), '--name', 'w.test/cli'])).code).toBe(2); // never overwritten
+    const w = await cli(['witness', dir, '--key', join(tmp, 'w.key'), '--state', join(tmp, 'state'), '--json']);
     expect(w.code, w.stderr).toBe(0);
     expect(JSON.parse(w.stdout)).toMatchObject({ ok: true, witness: 'w.test/cli', oldSize: 0, size: 20, added: { current: true, cosigned: true } });
     expect(verifyCosignatures(readFileSync(join(dir, 'checkpoint'), 'utf8'), [{ name: 'w.test/cli', key: vkey }], 1).ok).toBe(true);
@@ -223,7 +204,7 @@ describe('bpfseal log migrate / witness / add-cosignatures', () => {
       const r = await cliAsync(['witness', server.url, '--key', join(tmp, 'w.key'), '--state', join(tmp, 'state'), '--log-key', join(dir, 'log.vkey'), '--no-cache', '--out', out]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/cosigned .* at size 22, consistent with size 20/);
-      expect(cli(['add-cosignatures', out, '--log', dir]).stdout).toMatch(/size 22, added to checkpoint, kept in checkpoint.cosigned/);
+      expect((await cli(['add-cosignatures', out, '--log', dir])).stdout).toMatch(/size 22, added to checkpoint, kept in checkpoint.cosigned/);
       expect(verifyCosignatures(readFileSync(join(dir, 'checkpoint.cosigned'), 'utf8'), [{ name: 'w.test/cli', key: vkey }], 1).ok).toBe(true);
     } finally {
       await server.close();

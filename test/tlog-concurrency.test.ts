@@ -1,7 +1,7 @@
 /**
  * Appends from several processes at once, and appenders killed (SIGKILL) at random moments: nothing
  * acknowledged is ever lost, indexes are unique, and the log always opens and verifies. The workers
- * (test/helpers/tlog-appender.mjs) run dist/, rebuilt first when stale. Randomness is seeded; no test
+ * (test/helpers/tlog-appender.mjs) run dist/ (npm test builds it first), bundled into one file. Randomness is seeded; no test
  * asserts on time.
  */
 import { prng } from './helpers/mutate.mjs';
@@ -9,10 +9,16 @@ import { spawn } from 'node:child_process';
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import { openLog } from '../src/tlog/store.js';
 import { cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
-import { APPENDER, ensureTlogDist } from './helpers/tlog-dist.js';
+import { bundledWorker, removeBundledWorkers } from './helpers/workers.js';
 
-beforeAll(ensureTlogDist, 180_000);
-afterAll(cleanupTmpDirs);
+let APPENDER: string;
+beforeAll(async () => {
+  APPENDER = await bundledWorker('tlog-appender.mjs');
+});
+afterAll(() => {
+  cleanupTmpDirs();
+  removeBundledWorkers();
+});
 
 interface Ack {
   index: number;
