@@ -14,7 +14,8 @@
 import { arch, release } from 'node:os';
 import { toolVersion } from '../pkg.js';
 import { errnoName, KernelError } from '../kernel/errors.js';
-import { canUseBpf, enforcementSupport, lsmProbe, signatureProbe } from '../kernel/probe.js';
+import { canUseBpf, enforcementSupport, lsmProbe, signatureProbe, type SignatureSupport } from '../kernel/probe.js';
+import { chooseLoader } from './loader-choice.js';
 import { bpffsMounted, DEFAULT_MOUNT } from './bpffs.js';
 
 export type Verification = 'none' | 'per-program' | 'loader' | 'unknown';
@@ -53,7 +54,14 @@ export function hostFeatures(): HostFeatures {
     bpfseal: toolVersion(), node: process.version, kernel: { release: release(), arch: arch() }, uid: process.getuid?.() ?? null,
     bpf: { permitted }, bpffs: { path: DEFAULT_MOUNT, mounted: bpffsMounted() }, signatures,
     lsm: { readable: !!lsm.lsms, active: lsm.lsms ?? [], bpf: lsm.bpfLsm ?? false }, enforce,
-    // runtime/load.ts chooseLoader, for a release that carries a signed loader and per-program signatures.
-    load: !permitted || v === 'unknown' ? null : v === 'loader' ? { loader: 'kernel', kernelVerifies: 'loader' } : { loader: 'user', kernelVerifies: v === 'per-program' ? 'programs' : 'none' },
+    load: !permitted || v === 'unknown' ? null : autoLoad(v === 'per-program' ? 'program' : v),
   };
+}
+
+/** What load's own decision (loader-choice.ts) is here for a release signed with --cert: a signed loader and every program signed. */
+function autoLoad(support: SignatureSupport): NonNullable<HostFeatures['load']> {
+  const d = chooseLoader({ name: 'release', loader: true, programs: ['program'], signedPrograms: new Set(['program']) }, support, {
+    want: 'auto', requireKernelSignatures: false, keyring: -3, kernelBackend: true,
+  }, []);
+  return { loader: d.loader, kernelVerifies: d.kernelVerified };
 }

@@ -9,8 +9,9 @@ import type { VerifiedRelease, VerifyOptions } from '../attest/verify.js';
 import { BpfsealError } from '../errors.js';
 import { recordDecision } from '../hostlog/hostlog.js';
 import { decision } from '../hostlog/records.js';
-import { signatureSupport, type SignatureSupport } from '../kernel/probe.js';
+import { signatureSupport } from '../kernel/probe.js';
 import { loaderOf } from '../loader/claim.js';
+import { chooseLoader, type LoaderChoice } from './loader-choice.js';
 import { runKernelLoader } from './kernel-loader.js';
 import type { TrustPolicy } from '../trust/policy.js';
 import { realKernel, type KernelBackend } from './backend.js';
@@ -55,7 +56,7 @@ export interface LoadOptions {
   beforeCommit?: (loaded: LoadedCollection, v: VerifiedRelease) => LinkPin[] | Promise<LinkPin[]>;
 }
 
-export type LoaderChoice = 'kernel' | 'user' | 'auto';
+export type { LoaderChoice } from './loader-choice.js';
 
 export interface LoadResult {
   verified: VerifiedRelease;
@@ -109,7 +110,12 @@ async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<Lo
     pinTarget(opts.pinDir); // a clear error before anything is created
   }
   // The model kernel replays in user space (it checks the sequence, not a loader program).
-  const how = backend.kind === 'model' ? { loader: 'user' as const, kernelVerified: 'none' as const } : chooseLoader(verified, signatureSupport(), opts, notes);
+  const how = backend.kind === 'model' ? { loader: 'user' as const, kernelVerified: 'none' as const } : chooseLoader({
+    name: verified.plan.name, loader: !!verified.loader, programs: verified.plan.programs.map((p) => p.name), signedPrograms: verified.kernelSignatures,
+  }, signatureSupport(), {
+    want: opts.loader ?? 'auto', requireKernelSignatures: !!opts.policy.requireKernelSignatures, keyring: opts.policy.keyring ?? -3,
+    kernelBackend: (opts.backend?.kind ?? (opts.dryRun ? 'model' : 'kernel')) === 'kernel',
+  }, notes);
   const loaded = how.loader === 'kernel'
     ? runKernelLoader(verified.plan, verified.digest, loaderOf(verified.plan), {
       host: opts.host, maxEntries: opts.maxEntries, ...(how.kernelVerified === 'loader' ? { signature: verified.loader!.signature, keyringId: opts.policy.keyring ?? -3, exclusive: true } : {}),
@@ -141,44 +147,3 @@ async function load(bytes: Buffer, opts: LoadOptions, real: boolean): Promise<Lo
   return { verified, loaded, committed, notes, loader: kind, kernelVerified: how.kernelVerified };
 }
 
-/**
- * Which loader runs and what the kernel verifies (README, "Kernels"): from 7.3 the kernel verifies the
- * signed loader (`insns || blob`: everything the load creates); 6.18-7.2 verify per-program signatures
- * (instructions only); other kernels verify nothing. requireKernelSignatures refuses any load the
- * kernel would not verify completely in its own way.
- */
-function chooseLoader(v: VerifiedRelease, support: SignatureSupport, opts: LoadOptions, notes: string[]): { loader: 'kernel' | 'user'; kernelVerified: 'loader' | 'programs' | 'none' } {
-  const want = opts.loader ?? 'auto';
-  const require = opts.policy.requireKernelSignatures;
-  const keyring = opts.policy.keyring ?? -3;
-  if (support === 'loader') {
-    if (v.loader && want !== 'user') {
-      notes.push(`kernel verifies the signed loader (insns || blob) with keyring ${keyring}`);
-      return { loader: 'kernel', kernelVerified: 'loader' };
-    }
-    if (require) {
-      throw new BpfsealError(v.loader ? 'usage' : 'verify', v.loader ? 'USAGE_LOADER' : 'KERNEL_SIGNATURE_REQUIRED', v.loader
-        ? 'policy requires kernel-verified loads; on this kernel only the kernel loader is verified: drop --loader user'
-        : `policy requires kernel-verified loads; this kernel (7.3+) verifies only a signed loader, and release '${v.plan.name}' signs none (sign with --cert)`);
-    }
-    // Per-program signatures of programs that use maps are refused from 7.3 on: do not pass them.
-    return { loader: want === 'kernel' ? 'kernel' : 'user', kernelVerified: 'none' };
-  }
-  if (support === 'program') {
-    const all = v.plan.programs.length > 0 && v.plan.programs.every((p) => v.kernelSignatures.has(p.name));
-    if (require && (!all || want === 'kernel')) {
-      throw new BpfsealError('verify', 'KERNEL_SIGNATURE_REQUIRED', want === 'kernel'
-        ? 'policy requires kernel-verified loads; this kernel verifies per-program signatures, not a loader: use the user-space loader'
-        : `policy requires kernel-verified loads; this kernel verifies per-program signatures, and release '${v.plan.name}' lacks them for ${v.plan.programs.filter((p) => !v.kernelSignatures.has(p.name)).map((p) => p.name).join(', ') || 'every program'}`);
-    }
-    if (want === 'kernel') return { loader: 'kernel', kernelVerified: 'none' };
-    if (v.kernelSignatures.size) notes.push(`kernel verifies program signatures: passing ${v.kernelSignatures.size} PKCS#7 signature(s) with keyring ${keyring} (instructions only)`);
-    return { loader: 'user', kernelVerified: v.kernelSignatures.size ? 'programs' : 'none' };
-  }
-  if (require && support === 'none' && (opts.backend?.kind ?? (opts.dryRun ? 'model' : 'kernel')) === 'kernel') {
-    throw new BpfsealError('kernel', 'KERNEL_SIGNATURES_UNSUPPORTED',
-      'policy requires kernel-enforced program signatures, but this kernel answers EOPNOTSUPP (built without CONFIG_SYSTEM_DATA_VERIFICATION); nothing was loaded');
-  }
-  if (v.kernelSignatures.size || v.loader) notes.push('this kernel cannot verify program signatures (EOPNOTSUPP); loading without kernel enforcement, as the policy allows');
-  return { loader: want === 'kernel' ? 'kernel' : 'user', kernelVerified: 'none' };
-}

@@ -24,6 +24,7 @@ import type { Plan } from '../plan/types.js';
 import { realKernel } from './backend.js';
 import { systemHost, type HostFacts } from './host.js';
 import { runKernelLoader } from './kernel-loader.js';
+import { chooseLoader } from './loader-choice.js';
 import { replay, type LoadedCollection } from './replay.js';
 import type { GuestInput, GuestJob, GuestResult, InputOutcome, LoaderOutcome, ProgramOutcome, ProgramVerdict, Refusal } from '../preflight/types.js';
 
@@ -135,10 +136,13 @@ export function runInput(input: GuestInput, support: SignatureSupport, job: Gues
   const plan = decodePlan(bytes);
   const digest = planDigest(bytes);
   const maxEntries = new Map(Object.entries(job.maxEntries));
-  // What `load --loader auto` would pass on this kernel (runtime/load.ts, chooseLoader).
-  const loaderSig = support === 'loader' && input.loaderSignature ? b64(input.loaderSignature) : undefined;
-  const progSigs = support === 'program' && input.kernelSignatures && Object.keys(input.kernelSignatures).length
-    ? new Map(Object.entries(input.kernelSignatures).map(([k, v]) => [k, b64(v)])) : undefined;
+  // What `load --loader auto` would pass on this kernel: load's own decision (runtime/loader-choice.ts).
+  const signed = new Map(Object.entries(input.kernelSignatures ?? {}).map(([k, v]) => [k, b64(v)]));
+  const auto = chooseLoader({ name: plan.name, loader: !!input.loaderSignature, programs: plan.programs.map((p) => p.name), signedPrograms: signed }, support, {
+    want: 'auto', requireKernelSignatures: false, keyring: SESSION_KEYRING, kernelBackend: true,
+  }, []);
+  const loaderSig = auto.kernelVerified === 'loader' && input.loaderSignature ? b64(input.loaderSignature) : undefined;
+  const progSigs = auto.kernelVerified === 'programs' ? signed : undefined;
   const kl = kernelLoaderAttempt(plan, digest, loaderSig, maxEntries, host);
   const rp = attempt(!!progSigs, () => replay(plan, digest, realKernel(), { host, maxEntries, signatures: progSigs, keyringId: SESSION_KEYRING }));
   const klPrograms = programVerdicts(plan, kl, false, (one) => runKernelLoader(one, digest, loaderOf(one), { host, maxEntries }));
