@@ -16,7 +16,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapCreate, objGet, progInfo, progLoad } from '../src/kernel/bpf.js';
 import type { Fd } from '../src/kernel/fd.js';
 import { bpf } from '../src/kernel/sys.js';
@@ -32,14 +32,13 @@ import { kernelAudit } from '../src/audit/kernel-report.js';
 import { loadTinyPrograms, writeHostLog } from '../src/bench/kernel-audit.js';
 import { loadPlan, planCopy } from './helpers/plans.js';
 import { cleanupTmpDirs, fixturePath, makeTmpDir, requireDist } from './helpers/paths.js';
-import { AuditPinDirs, cliJson, foreignSocketFilter, hostDecisions, runCli, show, signOk, variantInsns, writeVariant } from './helpers/audit.js';
+import { cliJson, foreignSocketFilter, hostDecisions, type Key, kernelTestResources, runCli, show, signOk, variantInsns, writeVariant } from './helpers/audit.js';
 
 const probe = probeBpf();
 if (!probe.ok) console.warn(`audit-kernel-truth.test.ts: skipping every test: ${probe.why}`);
 const bpftool = spawnSync('bpftool', ['version'], { encoding: 'utf8' }).status === 0;
 if (probe.ok && !bpftool) console.warn('audit-kernel-truth.test.ts: bpftool is not installed: skipping the test that loads with bpftool behind bpfseal\'s back');
 
-interface Key { key: string; pub: string; keyId: string }
 interface Evidence { check: string; result: string; message: string; map?: string }
 interface Prog { id: number; name: string; type: string; tag: string; status: string; code: string; attested: boolean; mapIds: number[]; uid: number; loadTime?: string; matches: { source: string; plan: string }[]; record?: { hostLogIndex: number; loadId: string; plan: string; digest?: string; version?: number; signer?: { keyId?: string }; loader?: string }; evidence: Evidence[]; accepted?: { reason: string; rule: string; status: string } }
 interface AuditJson { kernel: { programs: Prog[]; bootId: string; summary: Record<string, number>; hostLog?: { size: number; rootHash: string }; findings: { code: string; message: string }[] }; findings: { code: string; message: string }[]; report?: { hostLogIndex: number; output?: string } }
@@ -50,12 +49,7 @@ let att: string;
 let out: string;
 let seq = 0;
 const fresh = (name: string) => join(work, `${seq++}-${name}`);
-const pins = new AuditPinDirs();
-const fds: Fd[] = [];
-afterEach(() => {
-  while (fds.length) fds.pop()!.close();
-  pins.cleanup();
-});
+const { pins, fds } = kernelTestResources();
 
 beforeAll(async () => {
   if (!probe.ok) return;

@@ -12,20 +12,18 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Fd } from '../src/kernel/fd.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupTmpDirs, makeTmpDir, requireDist } from './helpers/paths.js';
 import { bundleWith } from './helpers/tlog-files.js';
 import { probeBpf } from './helpers/kernel.js';
 import {
-  AuditPinDirs, cliJson, copyDir, eventually, foreignSocketFilter, hostDecisions, kernelTagOf, programExists, programIdsWithTag,
+  cliJson, copyDir, type Key, kernelTestResources, eventually, foreignSocketFilter, hostDecisions, kernelTagOf, programExists, programIdsWithTag,
   runCli, show, signOk, writeVariant,
 } from './helpers/audit.js';
 
 const probe = probeBpf();
 if (!probe.ok) console.warn(`audit-kernel.test.ts: skipping every test: ${probe.why}`);
 
-interface Key { key: string; pub: string; keyId: string }
 let work: string;
 let k: Key;
 let other: Key;
@@ -34,12 +32,7 @@ let out: string;
 let seq = 0;
 const fresh = (name: string) => join(work, `${seq++}-${name}`);
 
-const pins = new AuditPinDirs();
-const fds: Fd[] = [];
-afterEach(() => {
-  while (fds.length) fds.pop()!.close();
-  pins.cleanup();
-});
+const { pins, fds } = kernelTestResources();
 
 async function keygen(name: string): Promise<Key> {
   const r = await cliJson<Key>(['keygen', '--out', join(work, 'keys'), '--name', name, '--json']);

@@ -67,6 +67,27 @@ describe.skipIf(!linkable)('a load with links', () => {
       log.close();
     }
   };
+  /**
+   * Load `rel` with a raw tracepoint link made in beforeCommit and handed to the commit, or, with
+   * `fail`, closed there and the load failed (what enable does with a link it made before failing).
+   */
+  const loadWithLink = (files: ReturnType<typeof host>, dir: string, opts: { fail?: BpfsealError; onCommitStep?: (step: string) => void } = {}) => {
+    const made = { id: 0 };
+    const done = loadRelease(rel, {
+      policy, ...files, pinDir: dir, loader: 'user',
+      beforeCommit: () => {
+        const link = rawTpLink()!;
+        made.id = linkInfo(link).id;
+        if (opts.fail) {
+          link.close(); // never left open
+          throw opts.fail;
+        }
+        return [{ name: 'probe', link, id: made.id }];
+      },
+      ...(opts.onCommitStep ? { onCommitStep: opts.onCommitStep } : {}),
+    });
+    return { done, made };
+  };
   beforeAll(async () => {
     const d = makeTmpDir('bpfseal-links-');
     const k = writeKeyFiles(d, 'k', 'ecdsa-p256');
@@ -77,15 +98,9 @@ describe.skipIf(!linkable)('a load with links', () => {
   it('pins the link at <dir>/links/<name>, records it, and unload removes it (the link goes with its pin)', async () => {
     const files = host();
     const dir = newPinDir();
-    let id = 0;
-    const r = await loadRelease(rel, {
-      policy, ...files, pinDir: dir, loader: 'user',
-      beforeCommit: () => {
-        const link = rawTpLink()!;
-        id = linkInfo(link).id;
-        return [{ name: 'probe', link, id }];
-      },
-    });
+    const { done, made } = loadWithLink(files, dir);
+    const r = await done;
+    const { id } = made;
     expect(r.committed!.pins).toContain(join(dir, 'links', 'probe'));
     expect(readdirSync(join(dir, 'links'))).toEqual(['probe']);
     expect(linkExists(id)).toBe(true); // the fd was closed: the pin holds it
@@ -101,37 +116,21 @@ describe.skipIf(!linkable)('a load with links', () => {
   it('a failure before the commit pins nothing, closes the link and is recorded as refused', async () => {
     const files = host();
     const dir = newPinDir();
-    let id = 0;
-    await expect(loadRelease(rel, {
-      policy, ...files, pinDir: dir, loader: 'user',
-      beforeCommit: () => {
-        const link = rawTpLink()!;
-        id = linkInfo(link).id;
-        link.close(); // what enable does with a link it made before failing: never left open
-        throw new BpfsealError('kernel', 'TEST_ATTACH_FAILED', 'attach failed');
-      },
-    })).rejects.toMatchObject({ code: 'TEST_ATTACH_FAILED' });
+    const { done, made } = loadWithLink(files, dir, { fail: new BpfsealError('kernel', 'TEST_ATTACH_FAILED', 'attach failed') });
+    await expect(done).rejects.toMatchObject({ code: 'TEST_ATTACH_FAILED' });
     expect(existsSync(dir)).toBe(false);
-    expect(await gone(id)).toBe(true);
+    expect(await gone(made.id)).toBe(true);
     expect(records(files.hostLog)).toMatchObject([{ decision: 'refused', code: 'TEST_ATTACH_FAILED' }]);
   });
 
   it('a failure during the commit removes the staged link pin and closes the link', async () => {
     const files = host();
     const dir = newPinDir();
-    let id = 0;
-    await expect(loadRelease(rel, {
-      policy, ...files, pinDir: dir, loader: 'user',
-      beforeCommit: () => {
-        const link = rawTpLink()!;
-        id = linkInfo(link).id;
-        return [{ name: 'probe', link, id }];
-      },
-      onCommitStep: (s) => { if (s === 'rename') throw new BpfsealError('input', 'TEST_COMMIT_FAILED', 'injected'); },
-    })).rejects.toMatchObject({ code: 'TEST_COMMIT_FAILED' });
+    const { done, made } = loadWithLink(files, dir, { onCommitStep: (s) => { if (s === 'rename') throw new BpfsealError('input', 'TEST_COMMIT_FAILED', 'injected'); } });
+    await expect(done).rejects.toMatchObject({ code: 'TEST_COMMIT_FAILED' });
     expect(existsSync(dir)).toBe(false);
     expect(readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('bpfseal_staging_'))).toEqual([]);
-    expect(await gone(id)).toBe(true);
+    expect(await gone(made.id)).toBe(true);
     expect(records(files.hostLog).map((d) => d.decision)).toEqual(['allowed', 'aborted']);
   });
 

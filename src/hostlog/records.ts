@@ -41,6 +41,7 @@ export interface FixupRecord {
   insn?: number;
   kind: string;
   name: string;
+  /** The value the host supplied, as text (id, address, config value); "unresolved (weak)" when absent. */
   value: string;
 }
 

@@ -6,19 +6,13 @@ import { BpfsealError, InputError } from '../errors.js';
 import { INSN_SIZE, PSEUDO } from '../bpf/insn.js';
 import type { PlanMap, PlanProgram } from '../plan/types.js';
 import type { HostFacts } from './host.js';
+import type { FixupRecord } from '../hostlog/records.js';
 
 /** libbpf's POISON_CALL_KFUNC_BASE: an unresolved weak kfunc call becomes an invalid helper call, rejected only if reachable. */
 const POISON_CALL_KFUNC = 2002000000;
 
-export interface AppliedFixup {
-  program?: string;
-  map?: string;
-  insn?: number;
-  kind: string;
-  name: string;
-  /** The value the host supplied, as text (id, address, config value); "unresolved (weak)" when absent. */
-  value: string;
-}
+/** A host value a load supplied (kfunc/ksym address, kconfig value, max_entries), as the host log records it. */
+export type AppliedFixup = FixupRecord;
 
 export class FixupError extends InputError {
   constructor(message: string) {

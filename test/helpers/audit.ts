@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { bundleFromJSON, bundleToJSON, type SerializedBundle } from '@sigstore/bundle';
 import { decodeRelease, encodeRelease } from '../../src/attest/release.js';
 import { progFdById, progInfo, progLoad, progNextId } from '../../src/kernel/bpf.js';
+import { afterEach } from 'vitest';
 import { KernelError } from '../../src/kernel/errors.js';
 import type { Fd } from '../../src/kernel/fd.js';
 import { runCli, type CliResult } from './cli.js';
@@ -183,6 +184,23 @@ export class AuditPinDirs {
   cleanup(): void {
     while (this.made.length) rmSync(this.made.pop()!, { recursive: true, force: true });
   }
+}
+
+/** A key pair as `keygen --json` reports it. */
+export interface Key { key: string; pub: string; keyId: string }
+
+/**
+ * What every kernel-audit test file sets up: pin directories under /sys/fs/bpf and descriptors the
+ * test holds, both removed after each test.
+ */
+export function kernelTestResources(): { pins: AuditPinDirs; fds: Fd[] } {
+  const pins = new AuditPinDirs();
+  const fds: Fd[] = [];
+  afterEach(() => {
+    while (fds.length) fds.pop()?.close();
+    pins.cleanup();
+  });
+  return { pins, fds };
 }
 
 /** Ids of the programs loaded now whose tag is `tag`. */
