@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EXIT, type ErrorKind } from '../src/errors.js';
+import { at, BpfsealError, EXIT, type ErrorKind, failure } from '../src/errors.js';
 import { TLOG_CODES } from '../src/tlog/errors.js';
 import { tsFiles } from './helpers/imports.js';
 import { ROOT, SRC } from './helpers/paths.js';
@@ -127,5 +127,25 @@ describe('the error-code table (docs/errors.md, src/errors.gen.ts)', () => {
     expect(isErrorCode('NOT_A_CODE')).toBe(false);
     expect(isErrorCode('toString')).toBe(false);
     expect(ERROR_CODES.POLICY_INVALID).toBe(2);
+  });
+});
+
+describe('at(): an index the caller guarantees', () => {
+  it('returns the element in range, and a broken guarantee is an internal error (exit 70), never undefined', () => {
+    const xs = ['a', undefined, 'c'];
+    expect(at(xs, 0)).toBe('a');
+    expect(at(xs, 1)).toBeUndefined(); // an element that is undefined is still in range
+    expect(at(Buffer.from([7, 9]), 1)).toBe(9);
+    for (const i of [-1, 3, 1.5, Number.NaN]) {
+      let caught: unknown;
+      try {
+        at(xs, i, 'test slot');
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(Error);
+      expect(caught).not.toBeInstanceOf(BpfsealError);
+      expect(failure(caught)).toMatchObject({ code: 'INTERNAL', exit: 70, message: expect.stringContaining(`test slot ${i} out of range 0..2`) });
+    }
   });
 });
