@@ -11,7 +11,7 @@ import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
 import { BpfsealError, InputError } from '../errors.js';
 import { certificateIdentity } from './identity.js';
 import { decodeRelease, RELEASE_MEDIA_TYPE, type Release } from './release.js';
-import { parseStatement, type Statement } from './statement.js';
+import { parseStatement, planSubject, type Statement } from './statement.js';
 import { decodePlan } from '../plan/codec.js';
 import type { Plan } from '../plan/types.js';
 import { keyId } from '../trust/keys.js';
@@ -133,13 +133,14 @@ export function describeRelease(bytes: Buffer, file: string): DescribedRelease {
     const signer = signerOf(release.bundle);
     const log = (release.bundle.verificationMaterial.tlogEntries ?? []).map(logEntryOf);
     const times = log.map((l) => l.integratedTime).filter((t): t is string => t !== null).sort();
-    const signedAt = times.length ? { time: times[0], source: 'log' as const } : signer.kind === 'keyless' ? { time: signer.notBefore, source: 'certificate' as const } : null;
+    const [firstLogged] = times;
+    const signedAt = firstLogged !== undefined ? { time: firstLogged, source: 'log' as const } : signer.kind === 'keyless' ? { time: signer.notBefore, source: 'certificate' as const } : null;
     // The loader this plan gives (`insns || blob`), to compare with the claimed one; inspect prints it too.
     const loader = describeLoader(plan);
     const regenerated = 'error' in loader ? null : loader.signedBytes;
     const info: ReleaseInfo = {
       mediaType: RELEASE_MEDIA_TYPE, verified: false, notice: NOT_VERIFIED,
-      plan: { name: p.plan.name, digest: `sha256:${statement.subject[0].digest.sha256}`, subjectMatches: statement.subject[0].digest.sha256 === digest && p.plan.name === plan.name },
+      plan: { name: p.plan.name, digest: `sha256:${planSubject(statement).digest.sha256}`, subjectMatches: planSubject(statement).digest.sha256 === digest && p.plan.name === plan.name },
       version: p.release.version, signer, builder: { ...(p.builder ?? {}) }, tool: { ...p.tool }, signedAt, log,
       timestamps: release.bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps.length ?? 0,
       kernelSignatures: {

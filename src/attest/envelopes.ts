@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { writeFileDurable } from '../fsx/durable.js';
 import { ensureDirectory } from '../fsx/dirs.js';
 import { readInput } from '../fsx/read.js';
-import { parseStatement } from './statement.js';
+import { parseStatement, planSubject } from './statement.js';
 
 export const ENVELOPES = 'envelopes';
 export const PLANS = 'plans';
@@ -103,7 +103,7 @@ export function attestedSubjects(logDir: string, entry: Buffer): string[] {
     const env = loadEnvelope(logDir, body.spec?.envelopeHash?.value ?? '');
     if (!env) return [];
     const payload = Buffer.from((JSON.parse(env) as { payload: string }).payload, 'base64');
-    return [`sha256:${parseStatement(payload).subject[0].digest.sha256}`];
+    return [`sha256:${planSubject(parseStatement(payload)).digest.sha256}`];
   } catch {
     return [];
   }

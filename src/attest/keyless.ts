@@ -52,10 +52,11 @@ const noToken = (why: string) => new BpfsealError('usage', 'KEYLESS_NO_TOKEN',
 /** The claims of a JWT, unverified (Fulcio verifies the token; we only check its shape for a clear error). */
 export function tokenClaims(token: string): Record<string, unknown> {
   const parts = token.split('.');
+  const [, payload] = parts;
   let claims: unknown;
   try {
-    if (parts.length !== 3) throw new Error('not three parts');
-    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    if (parts.length !== 3 || payload === undefined) throw new Error('not three parts');
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
   } catch {
     throw new BpfsealError('usage', 'KEYLESS_BAD_TOKEN', 'the identity token is not a JWT (header.payload.signature)');
   }

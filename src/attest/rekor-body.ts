@@ -22,8 +22,8 @@ export type Json = string | number | boolean | null | Json[] | { [k: string]: Js
 export function canonicalJson(v: Json): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v !== null && typeof v === 'object') {
-    const keys = Object.keys(v).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`;
+    const entries = Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)); // UTF-16 code units, as sort() compares
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
   }
   if (typeof v === 'number' && !Number.isSafeInteger(v)) throw new RangeError('canonicalJson: only safe integers are supported');
   return JSON.stringify(v);
@@ -60,11 +60,12 @@ function sha256hex(b: Buffer | string): string {
 
 /** The canonicalized "dsse" 0.0.1 body for an envelope signed by `publicKeyPem`; checks the signature. */
 export function dsseEntryBody(envelope: DsseEnvelopeLike, envelopeJson: string, publicKeyPem: string): Buffer {
-  if (envelope.signatures.length !== 1) {
+  const [signature, ...more] = envelope.signatures;
+  if (signature === undefined || more.length > 0) {
     throw new InputError(TLOG_CODES.WITNESS_UNSUPPORTED, `witness: DSSE envelopes with ${envelope.signatures.length} signatures are not supported (need exactly 1)`);
   }
   const key = verifierKey(publicKeyPem);
-  const sig = envelope.signatures[0].sig;
+  const sig = signature.sig;
   if (!verifyData(key, preAuthEncoding(envelope.payloadType, envelope.payload), sig)) {
     throw new TlogVerifyError(TLOG_CODES.DSSE_SIGNATURE, 'witness: the DSSE signature does not verify with the given key; not logged');
   }

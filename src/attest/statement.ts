@@ -4,6 +4,7 @@
  * (type PREDICATE_TYPE, versioned) records what the plan will do to a kernel.
  */
 import { createHash } from 'node:crypto';
+import { at } from '../errors.js';
 import { shapeChecker } from '../json/shape.js';
 import { attachTypeName, mapTypeName, progTypeName } from '../bpf/constants.js';
 import type { Plan, PlanProgram } from '../plan/types.js';
@@ -64,6 +65,11 @@ export interface Statement {
   subject: { name: string; digest: { sha256: string } }[];
   predicateType: typeof PREDICATE_TYPE;
   predicate: Predicate;
+}
+
+/** The plan's subject: parseStatement requires one or two subjects, the plan's first. */
+export function planSubject(st: Statement): Statement['subject'][number] {
+  return at(st.subject, 0, 'statement subject');
 }
 
 export function planSubjectName(plan: Plan): string {

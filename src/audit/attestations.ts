@@ -14,9 +14,9 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BUNDLE_V03_MEDIA_TYPE, envelopeFromJSON, type Bundle, type Envelope, type SerializedEnvelope, type TransparencyLogEntry } from '@sigstore/bundle';
 import { certificateIdentity } from '../attest/identity.js';
-import { parseStatement, type Statement } from '../attest/statement.js';
+import { parseStatement, planSubject, type Statement } from '../attest/statement.js';
 import { verifyAttestation } from '../attest/verify.js';
-import { BpfsealError } from '../errors.js';
+import { at, BpfsealError } from '../errors.js';
 import { decodePlan } from '../plan/codec.js';
 import { certificateDer } from '../trust/x509.js';
 import { preAuthEncoding } from '../attest/rekor-body.js';
@@ -164,7 +164,7 @@ export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPo
   const envHash = String(body.spec?.envelopeHash?.value);
   const st = p.statement;
   const facts: Partial<AuditedEntry> = st ? {
-    plan: st.predicate.plan.name, digest: `sha256:${st.subject[0].digest.sha256}`, version: st.predicate.release.version,
+    plan: st.predicate.plan.name, digest: `sha256:${planSubject(st).digest.sha256}`, version: st.predicate.release.version,
     tags: st.predicate.programs.filter((x) => typeof x?.tag === 'string').map((x) => ({ program: x.name, tag: x.tag as string, type: x.type })),
   } : {};
   let who: Partial<AuditedEntry>;
@@ -186,21 +186,22 @@ export function auditEntry(log: TransparencyLog, index: number, policy?: TrustPo
   }
   // The entry's time counts as signed only once its SET verifies with the log key (and the proof with the tree).
   const { bundle, timeSigned: hasSet } = rebuildBundle(log, index, p, envHash);
+  const entry = at(bundle.verificationMaterial.tlogEntries, 0, 'rebuilt log entry'); // rebuildBundle puts exactly one
   let timeSigned = false;
   try {
-    checkEntryAgainstLog(bundle.verificationMaterial.tlogEntries[0], log.publicKey.key, log.origin);
+    checkEntryAgainstLog(entry, log.publicKey.key, log.origin);
     timeSigned = hasSet;
   } catch {
     timeSigned = false;
   }
-  const time = timeSigned ? new Date(Number(bundle.verificationMaterial.tlogEntries[0].integratedTime) * 1000).toISOString() : base.time;
-  const planBytes = loadPlan(log.dir, st.subject[0].digest.sha256);
+  const time = timeSigned ? new Date(Number(entry.integratedTime) * 1000).toISOString() : base.time;
+  const planBytes = loadPlan(log.dir, planSubject(st).digest.sha256);
   if (!planBytes) return { ...base, ...who, ...facts, time, timeSigned, status: 'no-plan', code: 'PLAN_MISSING', reason: 'the attested plan is not stored beside the log (plans/<digest>.plan), so its claims cannot be checked' };
   try {
     const plan = decodePlan(planBytes);
     const here = trustedLog(log.publicKey.key, log.origin);
     const judged = policy.logs.some((l) => l.keyId === here.keyId) ? policy : { ...policy, logs: [...policy.logs, here] };
-    const v = verifyAttestation(bundle, plan, st.subject[0].digest.sha256, judged, {
+    const v = verifyAttestation(bundle, plan, planSubject(st).digest.sha256, judged, {
       skipWitnesses: true, // judged once for the log: witnessFindings()
       checkLogEntry: (e) => { checkEntryAgainstLog(e, log.publicKey.key, log.origin); },
     });

@@ -7,7 +7,7 @@
  */
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { certificateIdentity } from '../attest/identity.js';
-import { parseStatement, PREDICATE_TYPE } from '../attest/statement.js';
+import { parseStatement, planSubject, PREDICATE_TYPE } from '../attest/statement.js';
 import { keyId } from '../trust/keys.js';
 
 export type EntryKind = 'attestation' | 'preflight' | 'kernel-audit' | 'dsse' | 'load' | 'rekor' | 'json' | 'bytes';
@@ -71,7 +71,7 @@ function fromStatement(payload: Buffer): Partial<EntrySummary> {
   if (type === PREDICATE_TYPE) {
     try {
       const s = parseStatement(payload);
-      return { kind: 'attestation', predicateType: type, plan: s.predicate.plan.name, version: s.predicate.release.version, digest: `sha256:${s.subject[0].digest.sha256}` };
+      return { kind: 'attestation', predicateType: type, plan: s.predicate.plan.name, version: s.predicate.release.version, digest: `sha256:${planSubject(s).digest.sha256}` };
     } catch {
       return { predicateType: type };
     }

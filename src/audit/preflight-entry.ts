@@ -7,6 +7,7 @@
 import { createPublicKey } from 'node:crypto';
 import type { Envelope } from '@sigstore/bundle';
 import { preAuthEncoding } from '../attest/rekor-body.js';
+import { at } from '../errors.js';
 import { globMatch, type TrustPolicy } from '../trust/policy.js';
 import { keyId, verifyData } from '../trust/keys.js';
 import type { AuditedEntry } from './attestations.js';
@@ -20,7 +21,7 @@ export function auditPreflightEntry(env: Envelope, verifierPem: string, policy?:
     return { status: 'not-attestation', code: 'STATEMENT_INVALID', reason: (e as Error).message };
   }
   const p = st.predicate;
-  const facts = { plan: p.plan.name, digest: `sha256:${st.subject[0].digest.sha256}` };
+  const facts = { plan: p.plan.name, digest: `sha256:${at(st.subject, 0, 'subject').digest.sha256}` }; // the parser requires exactly one
   const summary = `preflight ${p.result} on ${p.kernel.release} (enforcement ${p.enforcement})`;
   const key = createPublicKey(verifierPem);
   if (!verifyData(key, preAuthEncoding(env.payloadType, env.payload), env.signatures[0]?.sig ?? Buffer.alloc(0))) {

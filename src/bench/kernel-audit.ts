@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { at } from '../errors.js';
 import { progInfo, progLoad } from '../kernel/bpf.js';
 import type { Fd } from '../kernel/fd.js';
 import { canUseBpf } from '../kernel/probe.js';
@@ -67,7 +68,7 @@ export async function writeHostLog(dir: string, programs: readonly TinyProgram[]
     const other = '00000000-0000-4000-8000-000000000000';
     const all: Buffer[] = [];
     for (let i = 0; i < total; i++) {
-      const p = programs[i % programs.length];
+      const p = at(programs, i % programs.length, 'program');
       const d = i < programs.length ? allowedFor(p, bootId()) : i % 2 ? allowedFor(p, other) : decision({ decision: 'refused', release: `/r/${i}.bpfseal`, code: 'UNTRUSTED_SIGNER', reason: 'bench' });
       all.push(Buffer.from(JSON.stringify(d)));
     }

@@ -12,6 +12,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:cry
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { at } from '../errors.js';
 import { checkKernelSignature, prepareCertificate, signInstructions } from '../attest/pkcs7.js';
 import { canUseBpf } from '../kernel/probe.js';
 import { generateLoader } from '../loader/generate.js';
@@ -22,7 +23,7 @@ import { runKernelLoader } from '../runtime/kernel-loader.js';
 import { replay } from '../runtime/replay.js';
 import { planFromBytes } from '../plan/file.js';
 import { selfSignedCertificate } from '../trust/x509.js';
-import { measure, median, REPO_ROOT, table } from './measure.js';
+import { measurePair, median, REPO_ROOT, table } from './measure.js';
 import { replaySet } from './replay.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -54,7 +55,7 @@ function kernelWork(): void {
   const k: number[] = [], u: number[] = [], b: number[] = [];
   const pinBase = `/sys/fs/bpf/bpfseal-bench-loader-${process.pid}`;
   for (let r = 0; r <= ROUNDS; r++) {
-    const tk = timeMs(() => { set.forEach((o, i) => runKernelLoader(o.plan, o.digest, loaders[i], { host }).close()); });
+    const tk = timeMs(() => { set.forEach((o, i) => runKernelLoader(o.plan, o.digest, at(loaders, i, 'loader'), { host }).close()); });
     const tu = timeMs(() => { for (const o of set) replay(o.plan, o.digest, realKernel(), { host }).close(); });
     let tb = NaN;
     if (haveBpftool) {
@@ -95,10 +96,11 @@ function verifyCost(): void {
     const stable = o.plan.programs.filter((p) => !p.fixups.length);
     const perProgram = stable.map((p) => ({ insns: p.insns, sig: signInstructions(p.insns, priv, certPem) }));
     const loaderSig = signInstructions(signedLoaderBytes(generateLoader(o.plan)), priv, certPem);
-    const [l, p] = measure([
+    const [l, p] = measurePair(
       { name: 'loader', bytes: 0, fn: () => { if (checkKernelSignature(loaderSig, signedLoaderBytes(generateLoader(o.plan)), cert) !== 'ok') throw new Error('loader signature'); } },
       { name: 'programs', bytes: 0, fn: () => { for (const x of perProgram) if (checkKernelSignature(x.sig, x.insns, cert) !== 'ok') throw new Error('program signature'); } },
-    ], { warmupMs: 50, warmupMin: 3, roundMs: 100, roundMin: 3, rounds: ROUNDS });
+      { warmupMs: 50, warmupMin: 3, roundMs: 100, roundMin: 3, rounds: ROUNDS },
+    );
     sumL += l.msPerOp;
     sumP += p.msPerOp;
     rows.push([o.name, String(o.plan.programs.length), String(perProgram.length), l.msPerOp.toFixed(3), perProgram.length ? p.msPerOp.toFixed(3) : '-', perProgram.length ? (l.msPerOp / p.msPerOp).toFixed(2) : '(none)']);

@@ -5,6 +5,7 @@
  * affects them alike and their ratio stays meaningful. The figure reported is the median round.
  */
 import { fileURLToPath } from 'node:url';
+import { at } from '../errors.js';
 
 /** The repository root (this file is dist/bench/measure.js). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -74,25 +75,31 @@ function runFor(fn: () => unknown, minMs: number, minIters: number): { ms: numbe
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
   const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return s.length % 2 ? at(s, m, 'sample') : (at(s, m - 1, 'sample') + at(s, m, 'sample')) / 2;
 }
 
 export function measure(tasks: Task[], opts: MeasureOptions = defaultOptions()): Result[] {
   for (const t of tasks) runFor(t.fn, opts.warmupMs, opts.warmupMin);
-  const perRound = tasks.map(() => [] as number[]);
-  const iters = tasks.map(() => 0);
+  const runs = tasks.map((t) => ({ t, roundsMs: [] as number[], iterations: 0 }));
   for (let r = 0; r < opts.rounds; r++) {
-    tasks.forEach((t, i) => {
-      const { ms, iters: n } = runFor(t.fn, opts.roundMs, opts.roundMin);
-      perRound[i].push(ms / n);
-      iters[i] += n;
-    });
+    for (const run of runs) {
+      const { ms, iters: n } = runFor(run.t.fn, opts.roundMs, opts.roundMin);
+      run.roundsMs.push(ms / n);
+      run.iterations += n;
+    }
   }
-  return tasks.map((t, i) => {
-    const msPerOp = median(perRound[i]);
-    return { name: t.name, bytes: t.bytes, msPerOp, mbps: t.bytes / 1e6 / (msPerOp / 1e3), roundsMs: perRound[i], iterations: iters[i] };
+  return runs.map(({ t, roundsMs, iterations }) => {
+    const msPerOp = median(roundsMs);
+    return { name: t.name, bytes: t.bytes, msPerOp, mbps: t.bytes / 1e6 / (msPerOp / 1e3), roundsMs, iterations };
   });
+}
+
+/** measure() of two tasks (interleaved, as measure runs them), as a pair. */
+export function measurePair(a: Task, b: Task, opts: MeasureOptions = defaultOptions()): [Result, Result] {
+  const r = measure([a, b], opts);
+  return [at(r, 0, 'result'), at(r, 1, 'result')];
 }
 
 export function fmtSize(bytes: number): string {
@@ -108,6 +115,7 @@ export function fmtRate(mbps: number): string {
 /** A plain-text table; columns after the first are right-aligned. */
 export function table(header: string[], rows: string[][]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+  const width = (i: number) => w[i] ?? 0; // a cell beyond the header's columns is not padded
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(width(i)) : c.padStart(width(i)))).join('  ').trimEnd();
   return [line(header), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }

@@ -12,7 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { planFromObject } from '../plan/build.js';
 import { encodePlan, planDigest } from '../plan/codec.js';
-import { REPO_ROOT, defaultOptions, fmtRate, fmtSize, measure, table } from './measure.js';
+import { REPO_ROOT, defaultOptions, fmtRate, fmtSize, measurePair, table } from './measure.js';
 
 export const PLAN_TARGET_MBPS = 100;
 
@@ -87,10 +87,11 @@ export async function benchPlan(): Promise<void> {
   const rows: string[][] = [];
   for (const w of workloads) {
     const bytes = w.inputs.reduce((s, i) => s + i.bytes.length, 0);
-    const [plan, sha] = measure([
+    const [plan, sha] = measurePair(
       { name: `plan ${w.label}`, bytes, fn: () => w.inputs.map(planOnce) },
       { name: `sha256 ${w.label}`, bytes, fn: () => w.inputs.map(sha256Once) },
-    ], opts);
+      opts,
+    );
     const spread = (r: typeof plan) => {
       const lo = Math.min(...r.roundsMs), hi = Math.max(...r.roundsMs);
       return `±${((hi - lo) / 2 / r.msPerOp * 100).toFixed(0)}%`;

@@ -6,6 +6,7 @@
  * Tuning via env: BENCH_ROUNDS, BENCH_ROUND_MS, BENCH_WARMUP_MS (see measure.ts).
  */
 import { arch, cpus, loadavg, platform } from 'node:os';
+import { at } from '../errors.js';
 
 const SECTIONS: Record<string, { about: string; run: () => Promise<void> }> = {
   plan: { about: 'object -> plan -> digest throughput vs sha256', run: async () => (await import('./plan.js')).benchPlan() },
@@ -28,17 +29,19 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return 0;
   }
-  const unknown = argv.filter((a) => !(a in SECTIONS));
+  const unknown = argv.filter((a) => !Object.hasOwn(SECTIONS, a)); // not `in`: 'toString' is no section
   if (unknown.length) {
     console.error(`unknown section(s): ${unknown.join(', ')}\n${usage()}`);
     return 2;
   }
   const selected = argv.length ? [...new Set(argv)] : Object.keys(SECTIONS);
   const cpu = cpus()[0]?.model?.trim() ?? 'unknown CPU';
-  console.log(`bpfseal bench: node ${process.version} (${platform()} ${arch()}, ${cpu}, ${cpus().length} CPUs, load average ${loadavg()[0].toFixed(2)})`);
+  console.log(`bpfseal bench: node ${process.version} (${platform()} ${arch()}, ${cpu}, ${cpus().length} CPUs, load average ${at(loadavg(), 0, 'load average').toFixed(2)})`);
   for (const name of selected) {
+    const section = SECTIONS[name];
+    if (section === undefined) throw new Error(`bench: no section ${name}`); // every name was checked above
     console.log();
-    await SECTIONS[name].run();
+    await section.run();
   }
   return 0;
 }

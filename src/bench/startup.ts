@@ -18,6 +18,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canUseBpf } from '../kernel/probe.js';
 import { toolVersion } from '../pkg.js';
+import { at } from '../errors.js';
 import { median, REPO_ROOT, table } from './measure.js';
 
 const CLI = join(REPO_ROOT, 'dist/bundle/bpfseal.mjs');
@@ -28,16 +29,16 @@ interface Sample { wall: number; cpu?: number }
 
 /** One whole process: wall ms, and CPU ms (user + sys) of the child when /usr/bin/time is there. */
 function spawnMs(cmd: string, args: string[], okStatus = [0]): Sample {
-  const argv = TIME ? [TIME, '-f', '%U %S', cmd, ...args] : [cmd, ...args];
+  const [exe, exeArgs]: [string, string[]] = TIME ? [TIME, ['-f', '%U %S', cmd, ...args]] : [cmd, args];
   const t = performance.now();
-  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(exe, exeArgs, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', maxBuffer: 1 << 26 });
   const wall = performance.now() - t;
   if (r.error) throw r.error;
   if (!okStatus.includes(r.status ?? -1)) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}:\n${r.stderr}`);
   if (!TIME) return { wall };
   const last = r.stderr.trim().split('\n').pop() ?? '';
   const [u, s] = last.split(' ').map(Number);
-  return { wall, cpu: Number.isFinite(u + s) ? (u + s) * 1000 : undefined };
+  return { wall, cpu: u !== undefined && s !== undefined && Number.isFinite(u + s) ? (u + s) * 1000 : undefined };
 }
 
 function bpfseal(args: string[]): void {
@@ -77,13 +78,14 @@ export async function benchStartup(): Promise<void> {
   const real = canUseBpf();
   const pinBase = `/sys/fs/bpf/bpfseal-bench-${process.pid}`;
   const hostLog = join(work, 'host-log');
+  const one = at(r.files, 0, 'release'); // releases() makes RELEASES of them
   const forCli = (cli: string, label: string): Case[] => [
     { name: `${label}--version`, cmd: node, args: [cli, '--version'] },
     { name: `${label}--help`, cmd: node, args: [cli, '--help'] },
-    { name: `${label}verify (1 release)`, cmd: node, args: [cli, 'verify', r.files[0], ...trust] },
-    { name: `${label}load --dry-run (1 release)`, cmd: node, args: [cli, 'load', r.files[0], '--dry-run', ...trust] },
+    { name: `${label}verify (1 release)`, cmd: node, args: [cli, 'verify', one, ...trust] },
+    { name: `${label}load --dry-run (1 release)`, cmd: node, args: [cli, 'load', one, '--dry-run', ...trust] },
     ...(real ? [{
-      name: `${label}load --pin (1 release, real kernel)`, cmd: node, args: [cli, 'load', r.files[0], '--pin', pinBase, ...trust, '--host-log', hostLog],
+      name: `${label}load --pin (1 release, real kernel)`, cmd: node, args: [cli, 'load', one, '--pin', pinBase, ...trust, '--host-log', hostLog],
       // Unloaded between runs (not timed), so each load starts from the same empty pin directory.
       after: () => bpfseal(['unload', pinBase, '--host-log', hostLog]),
     }] : []),
@@ -92,13 +94,13 @@ export async function benchStartup(): Promise<void> {
   ];
   const other = process.env.BENCH_STARTUP_COMPARE;
   const cases: Case[] = [{ name: 'node -e 0 (baseline)', cmd: node, args: ['-e', '0'] }, ...forCli(CLI, 'bpfseal '), ...(other ? forCli(other, 'other: ') : [])];
-  const la0 = loadavg()[0];
+  const la0 = at(loadavg(), 0, 'load average');
   const samples = cases.map(() => [] as Sample[]);
   try {
     for (const c of cases) (spawnMs(c.cmd, c.args, c.ok), c.after?.()); // warm the page cache
     for (let i = 0; i < runs; i++) {
       for (const [k, c] of cases.entries()) {
-        samples[k].push(spawnMs(c.cmd, c.args, c.ok));
+        at(samples, k, 'case').push(spawnMs(c.cmd, c.args, c.ok));
         c.after?.();
       }
     }
@@ -108,11 +110,12 @@ export async function benchStartup(): Promise<void> {
   }
   const wall = samples.map((s) => median(s.map((x) => x.wall)));
   const cpu = samples.map((s) => (s.every((x) => x.cpu !== undefined) ? median(s.map((x) => x.cpu!)) : undefined));
+  const wallOf = (k: number) => at(wall, k, 'case'); // one per case; case 0 is the node baseline
   const goal = (name: string) => (/--version|--help/.test(name) ? 1.2 : /\(1 release/.test(name) ? 1.5 : undefined);
   const rows = cases.map((c, k) => {
     const g = goal(c.name);
-    const ratio = wall[k] / wall[0];
-    return [c.name, wall[k].toFixed(1), ratio.toFixed(2), cpu[k]?.toFixed(0) ?? '-', cpu[k] !== undefined ? (cpu[k]! / cpu[0]!).toFixed(2) : '-',
+    const ratio = wallOf(k) / wallOf(0);
+    return [c.name, wallOf(k).toFixed(1), ratio.toFixed(2), cpu[k]?.toFixed(0) ?? '-', cpu[k] !== undefined ? (cpu[k]! / cpu[0]!).toFixed(2) : '-',
       g ? `<= ${g}x: ${ratio <= g ? 'met' : 'NOT met'}` : ''];
   });
   console.log(table(['command', 'wall ms', 'x node', 'cpu ms', 'cpu x node', 'goal (wall)'], rows));
@@ -120,8 +123,8 @@ export async function benchStartup(): Promise<void> {
   const kN = cases.findIndex((c) => c.name.startsWith(`bpfseal verify (${RELEASES}`));
   const l1 = cases.findIndex((c) => c.name.startsWith('bpfseal load --dry-run (1'));
   const lN = cases.findIndex((c) => c.name.startsWith(`bpfseal load --dry-run (${RELEASES}`));
-  const per = (a: number, b: number) => (wall[b] - wall[a]) / (RELEASES - 1);
+  const per = (a: number, b: number) => (wallOf(b) - wallOf(a)) / (RELEASES - 1);
   console.log(`per release in one call: verify ${per(k1, kN).toFixed(2)} ms, load --dry-run ${per(l1, lN).toFixed(2)} ms ` +
-    `(the ${RELEASES}-release call minus the 1-release call, over ${RELEASES - 1}); ${RELEASES} separate verify processes would take ${(wall[k1] * RELEASES / 1000).toFixed(1)} s, one call ${(wall[kN] / 1000).toFixed(2)} s`);
-  console.log(`load average ${la0.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after${real ? '' : '; real load --pin skipped: bpf(2) is not permitted for this process'}${TIME ? '' : '; no /usr/bin/time: no CPU figures'}`);
+    `(the ${RELEASES}-release call minus the 1-release call, over ${RELEASES - 1}); ${RELEASES} separate verify processes would take ${(wallOf(k1) * RELEASES / 1000).toFixed(1)} s, one call ${(wallOf(kN) / 1000).toFixed(2)} s`);
+  console.log(`load average ${la0.toFixed(2)} before, ${at(loadavg(), 0, 'load average').toFixed(2)} after${real ? '' : '; real load --pin skipped: bpf(2) is not permitted for this process'}${TIME ? '' : '; no /usr/bin/time: no CPU figures'}`);
 }

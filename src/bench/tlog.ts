@@ -256,8 +256,8 @@ export async function benchTlog(): Promise<void> {
 // Worker modes when run as a script: `append <dir> <writer> <count>` and `big <dir> <n>`.
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
   const [mode, dir, a, b] = process.argv.slice(2);
-  if (mode === 'append') await appendWorker(dir, a, Number(b));
-  else if (mode === 'big') process.stdout.write(`${JSON.stringify(await bigWorker(dir, Number(a)))}\n`);
+  if (mode === 'append' && dir !== undefined && a !== undefined) await appendWorker(dir, a, Number(b));
+  else if (mode === 'big' && dir !== undefined) process.stdout.write(`${JSON.stringify(await bigWorker(dir, Number(a)))}\n`);
   else if (mode === 'run') await benchTlog();
   else {
     process.stderr.write('usage: node dist/bench/tlog.js append <dir> <writer> <count> | big <dir> <n> | run\n');

@@ -10,6 +10,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:cry
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { at } from '../errors.js';
 import { signInstructions } from '../attest/pkcs7.js';
 import { encodeRelease } from '../attest/release.js';
 import { localKeySigner, signPlan } from '../attest/sign.js';
@@ -22,7 +23,7 @@ import { replay } from '../runtime/replay.js';
 import { singleKeyPolicy } from '../trust/policy.js';
 import { selfSignedCertificate } from '../trust/x509.js';
 import { encodePlan } from '../plan/codec.js';
-import { measure, REPO_ROOT, table } from './measure.js';
+import { measurePair, REPO_ROOT, table } from './measure.js';
 import { planFromBytes } from '../plan/file.js';
 import { replaySet } from './replay.js';
 
@@ -55,13 +56,14 @@ export async function benchVerify(): Promise<void> {
     try {
       load();
     } catch (e) {
-      rows.push([o.name, '-', '-', '-', `skipped: ${(e as Error).message.split('\n')[0].slice(0, 60)}`]);
+      rows.push([o.name, '-', '-', '-', `skipped: ${at((e as Error).message.split('\n'), 0, 'message line').slice(0, 60)}`]);
       continue;
     }
-    const [v, l] = measure([
+    const [v, l] = measurePair(
       { name: 'verify', bytes: bytes.length, fn: () => verifyWithPolicy(bytes, policy, state) },
       { name: 'load', bytes: planBytes.length, fn: load },
-    ], { warmupMs: 100, warmupMin: 3, roundMs: 150, roundMin: 3, rounds: Number(process.env.BENCH_ROUNDS ?? 5) });
+      { warmupMs: 100, warmupMin: 3, roundMs: 150, roundMin: 3, rounds: Number(process.env.BENCH_ROUNDS ?? 5) },
+    );
     const ratio = v.msPerOp / l.msPerOp;
     sumV += v.msPerOp;
     sumL += l.msPerOp;

@@ -55,13 +55,17 @@ function parseInfo(raw: Buffer, start: number, len: number, minRec: number, what
     p += num * recSize;
   }
   for (const [name, l] of blocks) {
-    const data = l.length === 1 ? l[0] : Buffer.concat(l);
+    const [only] = l;
+    const data = l.length === 1 && only !== undefined ? only : Buffer.concat(l);
     const n = data.length / recSize;
     const insnOffs = new Uint32Array(n);
     let sorted = true;
+    let prev = 0;
     for (let i = 0; i < n; i++) {
-      insnOffs[i] = data.readUInt32LE(i * recSize);
-      if (i && insnOffs[i] < insnOffs[i - 1]) sorted = false;
+      const off = data.readUInt32LE(i * recSize);
+      insnOffs[i] = off;
+      if (i && off < prev) sorted = false;
+      prev = off;
     }
     out.bySection.set(name, { data, insnOffs, sorted });
   }

@@ -7,7 +7,7 @@ import { parseElf, sectionByName, SHF_EXECINSTR, SHN_UNDEF, STB, STT, SHT, type 
 import { KIND, parseBtf, skipMods, type Btf, type BtfDatasec } from './btf.js';
 import { parseBtfExt } from './btfext.js';
 import { MAP_TYPE } from './constants.js';
-import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, btfMaps, dataMap, isDataSection, legacyMaps } from './maps.js';
+import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, btfMaps, dataMap, isDataSection, legacyMaps, secinfoType } from './maps.js';
 import { knownSections, overrideInfo, sectionInfo, type SectionOverride } from './sections.js';
 import type { CollectionSpec, ExternSpec, FuncSpec, KconfigVar, MapSpec, ProgramSpec } from './spec.js';
 import { INSN_SIZE } from './insn.js';
@@ -124,13 +124,14 @@ function collectFuncs(elf: ElfObject): FuncSpec[] {
 
 function collectExterns(elf: ElfObject, btf: Btf | undefined): ExternSpec[] {
   const undef = elf.symbols.filter((s) => s.index > 0 && s.shndx === SHN_UNDEF && s.name !== '' && (s.bind === STB.GLOBAL || s.bind === STB.WEAK));
-  if (undef.length === 0) return [];
-  if (!btf) throw new InputError('EXTERN_NO_BTF', `extern '${undef[0].name}' needs BTF to be resolved, but the object has no .BTF section`);
+  const [first] = undef;
+  if (first === undefined) return [];
+  if (!btf) throw new InputError('EXTERN_NO_BTF', `extern '${first.name}' needs BTF to be resolved, but the object has no .BTF section`);
   const where = new Map<string, { sec: string; kind: number; type: number }>();
   for (const t of btf.types) {
     if (t.kind !== KIND.DATASEC || (t.name !== '.kconfig' && t.name !== '.ksyms')) continue;
     for (const vs of t.secinfos) {
-      const v = btf.types[vs.type];
+      const v = secinfoType(btf, t, vs);
       where.set(v.name, { sec: t.name, kind: v.kind, type: v.sizeOrType });
     }
   }
@@ -172,8 +173,8 @@ function kconfigMap(externs: ExternSpec[], btf: Btf | undefined): MapSpec | unde
   const ds = btf.types.find((t): t is BtfDatasec => t.kind === KIND.DATASEC && t.name === '.kconfig');
   if (!ds) throw new InputError('EXTERN_NO_BTF', 'the object has __kconfig externs but no .kconfig DATASEC in its BTF');
   const vars = kc.map((e) => {
-    const vs = ds.secinfos.find((v) => btf.types[v.type].name === e.name)!;
-    return { e, ...kcfgType(btf, btf.types[vs.type].sizeOrType, e.name) };
+    const vs = ds.secinfos.find((v) => secinfoType(btf, ds, v).name === e.name)!;
+    return { e, ...kcfgType(btf, secinfoType(btf, ds, vs).sizeOrType, e.name) };
   });
   // libbpf's cmp_externs: descending alignment, then ascending size, then name.
   vars.sort((a, b) => b.align - a.align || a.size - b.size || (a.e.name < b.e.name ? -1 : a.e.name > b.e.name ? 1 : 0));

@@ -3,6 +3,7 @@
  * (kernel/bpf/disasm.c): `r1 = *(u32 *)(r2 +4)`, `if r1 > 0x5 goto pc+3`, `call bpf_map_lookup_elem#1`.
  * Map references print by name: `r1 = map[name]`, `r1 = map[name][0]+16`.
  */
+import { at } from '../errors.js';
 import { helperName } from './constants.js';
 import { CLS, INSN_SIZE, LD_IMM64, PSEUDO, PSEUDO_CALL, PSEUDO_KFUNC_CALL, readInsn, type Insn } from './insn.js';
 
@@ -10,6 +11,11 @@ const ALU_OPS = ['+=', '-=', '*=', '/=', '|=', '&=', '<<=', '>>=', 'neg', '%=', 
 const JMP_OPS = ['goto', '==', '>', '>=', '&', '!=', 's>', 's>=', 'call', 'exit', '<', '<=', 's<', 's<='];
 const SIZES = ['u32', 'u16', 'u8', 'u64'];
 const SSIZES = ['s32', 's16', 's8', 's64'];
+
+/** The access size of a load or store, from the opcode's two size bits. */
+function sizeOf(code: number, signed = false): string {
+  return at(signed ? SSIZES : SIZES, (code >> 3) & 3, 'size');
+}
 
 export interface DisasmContext {
   /** Name for an fd_array index (src_reg 5/6) or a map reference. */
@@ -70,7 +76,7 @@ const ATOMIC: Record<number, string> = { 0x00: '+=', 0x40: '|=', 0x50: '&=', 0xa
 
 function stx(insn: Insn): string {
   const mode = insn.code & 0xe0;
-  const size = SIZES[(insn.code >> 3) & 3];
+  const size = sizeOf(insn.code);
   const ref = memRef(size, insn.dst, insn.off);
   if (mode === 0xc0) {
     const r = size === 'u64' ? 'r' : 'w';
@@ -110,10 +116,10 @@ export function disassemble(insns: Buffer, ctx: DisasmContext = {}): string[] {
       case CLS.JMP32: text = jmp(insn, pc, true, ctx); break;
       case CLS.LDX: {
         const sx = (insn.code & 0xe0) === 0x80;
-        text = `r${insn.dst} = ${memRef((sx ? SSIZES : SIZES)[(insn.code >> 3) & 3], insn.src, insn.off)}`;
+        text = `r${insn.dst} = ${memRef(sizeOf(insn.code, sx), insn.src, insn.off)}`;
         break;
       }
-      case CLS.ST: text = `${memRef(SIZES[(insn.code >> 3) & 3], insn.dst, insn.off)} = ${insn.imm}`; break;
+      case CLS.ST: text = `${memRef(sizeOf(insn.code), insn.dst, insn.off)} = ${insn.imm}`; break;
       case CLS.STX: text = stx(insn); break;
       default: text = `(${insn.code.toString(16).padStart(2, '0')}) legacy/unknown opcode`;
     }

@@ -33,6 +33,8 @@ export interface Insn {
 
 export function readInsn(buf: Buffer, i: number): Insn {
   const o = i * INSN_SIZE;
-  const regs = buf[o + 1];
-  return { code: buf[o], dst: regs & 0xf, src: regs >> 4, off: buf.readInt16LE(o + 2), imm: buf.readInt32LE(o + 4) };
+  // code, regs and off in one bounds-checked read (a slot past the end is a RangeError, never undefined
+  // fields): byte 0 the opcode, byte 1 dst (low nibble) and src (high), bytes 2-3 off (signed: >> 16).
+  const lo = buf.readInt32LE(o);
+  return { code: lo & 0xff, dst: (lo >> 8) & 0xf, src: (lo >> 12) & 0xf, off: lo >> 16, imm: buf.readInt32LE(o + 4) };
 }

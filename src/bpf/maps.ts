@@ -2,8 +2,8 @@
  * Map definitions: BTF-defined maps in `.maps` (libbpf's parse_btf_map_def), legacy `maps` sections
  * (struct bpf_map_def records) and global-data sections (.data, .rodata, .bss, .data.*, .rodata.*).
  */
-import { InputError } from '../errors.js';
-import { KIND, skipMods, typeSize, type Btf, type BtfDatasec, type BtfType } from './btf.js';
+import { at, InputError } from '../errors.js';
+import { BtfError, KIND, skipMods, typeSize, type Btf, type BtfDatasec, type BtfType, type BtfVarSecinfo } from './btf.js';
 import { MAP_TYPE } from './constants.js';
 import type { MapSpec } from './spec.js';
 import type { ElfObject, ElfSection } from '../elf/reader.js';
@@ -23,6 +23,13 @@ export const NO_BTF_TYPES = new Set(
   ['prog_array', 'perf_event_array', 'cgroup_array', 'stack_trace', 'array_of_maps', 'hash_of_maps', 'devmap', 'devmap_hash',
     'cpumap', 'xskmap', 'sockmap', 'sockhash', 'queue', 'stack', 'arena'].map(T),
 );
+
+/** The VAR (or FUNC) a DATASEC entry names: parseBtf checked it exists; a BtfError, never undefined, if not. */
+export function secinfoType(btf: Btf, ds: BtfDatasec, vs: BtfVarSecinfo): BtfType {
+  const v = btf.types[vs.type];
+  if (v === undefined) throw new BtfError(`datasec ${ds.name} refers to missing type ${vs.type}`);
+  return v;
+}
 
 function mapError(map: string, msg: string): InputError {
   return new InputError('MAP_INVALID', `map '${map}': ${msg}`);
@@ -110,7 +117,8 @@ export function parseBtfMapDef(btf: Btf, def: BtfType, name: string, sectionInde
   if (MAP_IN_MAP_TYPES.has(m.type)) {
     if (!innerDef) throw mapError(name, "map-in-map needs an inner map definition (__array(values, struct ...))");
     const innerName = `${name}.inner`;
-    const [tmpl] = parseBtfMapDef(btf, innerDef, innerName, sectionIndex, offset, 0, true);
+    // A template has no 'values' (refused above when `inner`), so its parse is exactly [the template].
+    const tmpl = at(parseBtfMapDef(btf, innerDef, innerName, sectionIndex, offset, 0, true), 0, 'inner map template');
     m.inner = innerName;
     out.push(tmpl);
   }
@@ -134,7 +142,7 @@ export function btfMaps(elf: ElfObject, btf: Btf | undefined, sec: ElfSection): 
   const syms = new Map(elf.symbols.filter((s) => s.shndx === sec.index && s.type !== STT.SECTION).map((s) => [s.name, s]));
   const out: MapSpec[] = [];
   for (const vs of datasec.secinfos) {
-    const v = btf.types[vs.type];
+    const v = secinfoType(btf, datasec, vs);
     if (v.kind !== KIND.VAR) throw new InputError('MAP_INVALID', `'${sec.name}' DATASEC entry ${vs.type} is not a VAR`);
     const sym = syms.get(v.name);
     if (!sym) throw mapError(v.name, `no ELF symbol in '${sec.name}'`);
@@ -188,10 +196,10 @@ export function dataMap(btf: Btf | undefined, sec: ElfSection): MapSpec {
   m.maxEntries = 1;
   m.flags = kind === 'rodata' ? BPF_F_RDONLY_PROG : 0;
   const ds = btf?.types.find((t): t is BtfDatasec => t.kind === KIND.DATASEC && t.name === sec.name);
-  if (ds) {
+  if (btf && ds) {
     m.btfValueTypeId = ds.id;
     // libbpf's map_is_mmapable: mmapable when any variable is not static.
-    if (ds.secinfos.some((v) => { const x = btf!.types[v.type]; return x.kind === KIND.VAR && x.linkage !== 0; })) m.flags |= BPF_F_MMAPABLE;
+    if (ds.secinfos.some((v) => { const x = secinfoType(btf, ds, v); return x.kind === KIND.VAR && x.linkage !== 0; })) m.flags |= BPF_F_MMAPABLE;
   }
   // NOBITS sections (.bss, or any data section the compiler left without bytes) start zeroed.
   if (kind !== 'bss' && sec.type !== 8 /* SHT_NOBITS */) m.initData = sec.data;

@@ -177,11 +177,12 @@ export interface SectionOverride {
 
 export function parseSectionOverride(spec: string): SectionOverride | undefined {
   const m = /^([^=]+)=([a-z0-9_]+)(?::([a-z0-9_]+))?$/.exec(spec);
-  if (!m) return undefined;
-  const progType = PROG_TYPE.get(m[2]);
-  const attach = m[3] === undefined ? 0 : ATTACH_TYPE.get(m[3]);
+  const [, pattern, prog, attachName] = m ?? [];
+  if (pattern === undefined || prog === undefined) return undefined;
+  const progType = PROG_TYPE.get(prog);
+  const attach = attachName === undefined ? 0 : ATTACH_TYPE.get(attachName);
   if (progType === undefined || attach === undefined) return undefined;
-  return { pattern: m[1], progType, expectedAttachType: attach };
+  return { pattern, progType, expectedAttachType: attach };
 }
 
 /** The first override whose pattern matches the section, as SectionInfo (no flags, no BTF attach). */

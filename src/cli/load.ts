@@ -1,7 +1,7 @@
 /** `bpfseal load <release...> [--key|--policy] (--pin <dir> | --dry-run) [--atomic] [--json]`, `bpfseal unload <dir>`, `bpfseal recover`. */
 import type { Command } from 'commander';
 import type { LoaderChoice } from '../runtime/load.js';
-import { BpfsealError } from '../errors.js';
+import { at, BpfsealError } from '../errors.js';
 import { readInput } from './io.js';
 import { failure, failureLine, printJson, type Failure } from './output.js';
 import { join } from 'node:path';
@@ -12,10 +12,10 @@ import { addTrustOptions, localLogs, resolvePolicy, statePath, type TrustOpts } 
 function parseMaxEntries(list: string[] | undefined): Map<string, number> {
   const out = new Map<string, number>();
   for (const s of list ?? []) {
-    const m = /^([^=]+)=(\d+)$/.exec(s);
-    if (!m || Number(m[2]) <= 0 || Number(m[2]) > 0xffffffff) throw new BpfsealError('usage', 'USAGE_MAX_ENTRIES', `--max-entries ${s}: expected <map>=<positive integer>`);
-    if (out.has(m[1])) throw new BpfsealError('usage', 'USAGE_MAX_ENTRIES', `--max-entries ${m[1]} given twice`);
-    out.set(m[1], Number(m[2]));
+    const [, map, n] = /^([^=]+)=(\d+)$/.exec(s) ?? [];
+    if (map === undefined || n === undefined || Number(n) <= 0 || Number(n) > 0xffffffff) throw new BpfsealError('usage', 'USAGE_MAX_ENTRIES', `--max-entries ${s}: expected <map>=<positive integer>`);
+    if (out.has(map)) throw new BpfsealError('usage', 'USAGE_MAX_ENTRIES', `--max-entries ${map} given twice`);
+    out.set(map, Number(n));
   }
   return out;
 }
@@ -93,7 +93,7 @@ export function registerLoad(program: Command): void {
         };
       };
       if (!many) {
-        const out = await loadOne(releases[0]);
+        const out = await loadOne(at(releases, 0, 'release')); // <release...> is required: commander gives at least one
         if (opts.json) printJson(out);
         else printLoad(out, !!opts.dryRun);
         return;
@@ -122,7 +122,7 @@ export function registerLoad(program: Command): void {
         if (!r.ok) process.stderr.write(failureLine(r.release, r.error, true));
         else if (!opts.json) {
           printLoad(r, !!opts.dryRun);
-          if (r.undone) process.stdout.write(`  undone (--atomic: ${failed[0].release} failed)\n`);
+          if (r.undone) process.stdout.write(`  undone (--atomic: ${at(failed, 0, 'failed release').release} failed)\n`); // undone only after a failure
         }
       }
       if (opts.atomic && failed.length < releases.length && failed.length) process.stderr.write(`bpfseal: ATOMIC_UNDONE: --atomic: ${results.filter((r) => r.ok).length} release(s) loaded before the failure were unloaded; ${releases.length - results.length} not tried\n`);
@@ -139,7 +139,7 @@ export function registerLoad(program: Command): void {
       const { unloadDir } = await import('../runtime/unload.js');
       const { hostLogDir } = await import('../hostlog/hostlog.js');
       if (dirs.length === 1) {
-        const r = await unloadDir(dirs[0], hostLogDir(opts.hostLog));
+        const r = await unloadDir(at(dirs, 0, 'dir'), hostLogDir(opts.hostLog));
         if (opts.json) printJson(r);
         else process.stdout.write(`removed ${r.removed.length} pin(s) from ${r.dir}\n`);
         return;

@@ -5,7 +5,7 @@
  * could not be fetched, booted or run (VM infrastructure).
  */
 import type { Command } from 'commander';
-import { BpfsealError, EXIT } from '../errors.js';
+import { at, BpfsealError, EXIT } from '../errors.js';
 import { failure, failureLine, printJson } from './output.js';
 import { addSectionTypeOption, sectionTypes } from './sections.js';
 import { toolVersion } from './version.js';
@@ -37,9 +37,9 @@ function positive(v: string, flag: string, max: number): number {
 function maxEntries(list: string[] | undefined): Record<string, number> {
   const out = Object.create(null) as Record<string, number>;
   for (const s of list ?? []) {
-    const m = /^([^=]+)=(\d+)$/.exec(s);
-    if (!m || Number(m[2]) <= 0 || Number(m[2]) > 0xffffffff || Object.hasOwn(out, m[1])) throw usage('USAGE_MAX_ENTRIES', `--max-entries ${s}: expected <map>=<positive integer>, once per map`);
-    out[m[1]] = Number(m[2]);
+    const [, map, n] = /^([^=]+)=(\d+)$/.exec(s) ?? [];
+    if (map === undefined || n === undefined || Number(n) <= 0 || Number(n) > 0xffffffff || Object.hasOwn(out, map)) throw usage('USAGE_MAX_ENTRIES', `--max-entries ${s}: expected <map>=<positive integer>, once per map`);
+    out[map] = Number(n);
   }
   return { ...out };
 }
@@ -90,7 +90,11 @@ export function registerPreflight(program: Command): void {
       const { buildPreflightStatement } = await import('../preflight/statement.js');
       const { attestPreflight } = await import('../preflight/attest.js');
       const { defaultLogDir } = await import('../tlog/store.js');
-      const statements = runs.flatMap((r) => (r.guest ? prepared.map((p, i) => buildPreflightStatement(p, r.kernel!, r.guest!.release, r.guest!.enforcement, r.guest!.inputs[i], { toolVersion: toolVersion() })) : []));
+      // The guest answers every input of the job, in order (runtime/preflight-guest.ts, runJob).
+      const statements = runs.flatMap((r) => {
+        const g = r.guest;
+        return g ? prepared.map((p, i) => buildPreflightStatement(p, r.kernel!, g.release, g.enforcement, at(g.inputs, i, 'guest input'), { toolVersion: toolVersion() })) : [];
+      });
       try {
         const done = await attestPreflight(statements, { key: o.key!, log: o.log === false ? false : typeof o.log === 'string' ? o.log : defaultLogDir(), out: o.attestOut });
         attested = done.map((a) => ({ plan: a.statement.predicate.plan.name, kernel: a.statement.predicate.kernel.release, result: a.statement.predicate.result, ...(a.logIndex !== undefined ? { logIndex: a.logIndex } : {}) }));

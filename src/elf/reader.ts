@@ -6,7 +6,7 @@
  * becomes an ElfError with a specific code, never a RangeError from a Buffer read. Section data is a
  * view (subarray) of the caller's buffer: nothing is copied and the input is never written.
  */
-import { InputError } from '../errors.js';
+import { at, InputError } from '../errors.js';
 
 export class ElfError extends InputError {
   constructor(code: string, message: string) {
@@ -162,12 +162,13 @@ export function parseElf(buf: Buffer): ElfObject {
     });
   }
   if (shstrndx >= shnum) fail('ELF_BAD_SHSTRNDX', `e_shstrndx ${shstrndx} is not a section (${shnum} sections)`);
-  const shstr = sections[shstrndx].data;
-  for (let i = 0; i < shnum; i++) sections[i].name = i === 0 ? '' : cstr(shstr, nameOffs[i], `name of section ${i}`);
+  const shstr = at(sections, shstrndx, 'section').data;
+  for (const [i, s] of sections.entries()) s.name = i === 0 ? '' : cstr(shstr, at(nameOffs, i, 'section name offset'), `name of section ${i}`);
 
   const symtabs = sections.filter((s) => s.type === SHT.SYMTAB);
   if (symtabs.length > 1) fail('ELF_MULTIPLE_SYMTAB', `${symtabs.length} SHT_SYMTAB sections; expected one`);
-  const symbols = symtabs.length ? readSymbols(symtabs[0], sections, u16, u32, u64) : [];
+  const [symtab] = symtabs;
+  const symbols = symtab !== undefined ? readSymbols(symtab, sections, u16, u32, u64) : [];
   const relocations: ElfRelocSection[] = [];
   for (const s of sections) {
     if (s.type !== SHT.REL && s.type !== SHT.RELA) continue;
@@ -182,22 +183,24 @@ function readSymbols(
 ): ElfSymbol[] {
   if (symtab.entsize !== 24n) fail('ELF_BAD_ENTSIZE', `symbol table '${symtab.name}' has entry size ${symtab.entsize}, not 24`);
   if (symtab.size % 24 !== 0) fail('ELF_BAD_SIZE', `symbol table size ${symtab.size} is not a multiple of 24`);
-  if (symtab.link >= sections.length || sections[symtab.link].type !== SHT.STRTAB) {
+  const strsec = sections[symtab.link];
+  if (strsec === undefined || strsec.type !== SHT.STRTAB) {
     fail('ELF_BAD_LINK', `symbol table's string table link ${symtab.link} is not a string table`);
   }
-  const strtab = sections[symtab.link].data;
+  const strtab = strsec.data;
   const base = symtab.offset;
   const n = symtab.size / 24;
   const out: ElfSymbol[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const o = base + i * 24;
-    const info = symtab.data[i * 24 + 4];
+    // symtab.data is the section's bytes, exactly n * 24 of them (checked above).
+    const info = at(symtab.data, i * 24 + 4, 'symbol byte');
     out[i] = {
       index: i,
       name: cstr(strtab, u32(o), `name of symbol ${i}`),
       type: info & 0xf,
       bind: info >> 4,
-      visibility: symtab.data[i * 24 + 5] & 0x3,
+      visibility: at(symtab.data, i * 24 + 5, 'symbol byte') & 0x3,
       shndx: u16(o + 6),
       value: u64(o + 8),
       size: u64(o + 16),

@@ -51,12 +51,12 @@ export function decodeDecision(b: Buffer): Decision {
   const abi = b.readUInt32LE(0);
   if (abi !== ENFORCER_ABI) throw new InputError('ENFORCER_RECORD_INVALID', `enforcer record ABI ${abi}, expected ${ENFORCER_ABI}`);
   const seq = b.readBigUInt64LE(8);
-  const verdict = b[44], ktype = b[45];
+  const verdict = b.readUInt8(44), ktype = b.readUInt8(45);
   return {
     seq: Number(seq), bootNs: b.readBigUInt64LE(16), pid: b.readUInt32LE(4), tid: b.readUInt32LE(24), uid: b.readUInt32LE(28),
     progType: progTypeName(b.readUInt32LE(32)), insns: b.readUInt32LE(36), keyringSerial: b.readInt32LE(40),
     verdict: VERDICTS[verdict] ?? `verdict_${verdict}`, keyringType: KEYRING_TYPES[ktype] ?? `keyring_type_${ktype}`,
-    kernel: b[46] !== 0, allowed: b[47] !== 0, ret: b.readInt32LE(48), comm: cstr(b, 56, 16), progName: cstr(b, 72, 16),
+    kernel: b.readUInt8(46) !== 0, allowed: b.readUInt8(47) !== 0, ret: b.readInt32LE(48), comm: cstr(b, 56, 16), progName: cstr(b, 72, 16),
   };
 }
 

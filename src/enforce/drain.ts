@@ -53,9 +53,10 @@ export async function drainDecisions(hostLog: string, loadId: string, ringbuf: F
             out.invalid++;
           }
         }
-        if (fresh.length) {
+        const newest = fresh.at(-1);
+        if (newest !== undefined) {
           await log.appendMany(fresh.map(({ d, pos }) => Buffer.from(JSON.stringify(decisionRecord(d, loadId, pos, now)))));
-          last = fresh[fresh.length - 1].pos;
+          last = newest.pos;
           out.appended += fresh.length;
           out.decisions.push(...fresh.map((f) => f.d));
         }

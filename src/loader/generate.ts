@@ -12,7 +12,7 @@
  * on any failure the loader closes every fd it made, records the step and errno, and returns the errno.
  * Format: docs/loader-format.md.
  */
-import { InputError } from '../errors.js';
+import { at, InputError } from '../errors.js';
 import { INSN_SIZE } from '../bpf/insn.js';
 import type { Plan, PlanMap, PlanProgram } from '../plan/types.js';
 import { Asm, R } from './asm.js';
@@ -259,7 +259,7 @@ export function generateLoader(plan: Plan, opts: GenerateOptions = {}): LoaderPr
     }
   });
   for (const s of plan.slots.filter((x) => x.kind === 'map')) {
-    g.step(`set slot ${s.index} of map '${plan.maps[s.map].name}'`);
+    g.step(`set slot ${s.index} of map '${at(plan.maps, s.map, 'slot map').name}'`); // validatePlan checked s.map
     update(s.map, b.add(u32(s.index)), slotMap(s.target));
   }
   plan.maps.forEach((m, i) => {
@@ -274,7 +274,7 @@ export function generateLoader(plan: Plan, opts: GenerateOptions = {}): LoaderPr
   plan.programs.forEach((p, i) => loadProgram(g, plan, p, hasBtf, slotBtf, slotMap, slotProg(i), ctxProg(i)));
 
   for (const s of plan.slots.filter((x) => x.kind === 'prog')) {
-    g.step(`set slot ${s.index} of map '${plan.maps[s.map].name}'`);
+    g.step(`set slot ${s.index} of map '${at(plan.maps, s.map, 'slot map').name}'`); // validatePlan checked s.map
     update(s.map, b.add(u32(s.index)), slotProg(s.target));
   }
   a.st(4, R.R6, CTX.step, 0);

@@ -3,7 +3,7 @@
  * name (not its path), so the same object plans to the same bytes on every machine.
  */
 import { createHash } from 'node:crypto';
-import { InputError } from '../errors.js';
+import { at, InputError } from '../errors.js';
 import { sectionByName, STT } from '../elf/reader.js';
 import { ATTACH_TYPE, MAP_TYPE, ZERO_MAX_ENTRIES_MAP_TYPES } from '../bpf/constants.js';
 import { loadCollection, type LoadOptions } from '../bpf/collection.js';
@@ -69,12 +69,15 @@ export function buildPlan(spec: CollectionSpec, objectBytes: Buffer): BuiltPlan 
   }));
   const ctx = linkContext(spec, mapIndex);
   const linked = spec.programs.map((p) => linkProgram(ctx, p));
-  const programs = spec.programs.map((p, i) => ({
-    name: p.name, section: p.section, progType: p.progType, expectedAttachType: p.expectedAttachType, progFlags: p.progFlags,
-    attach: p.needsAttachBtf ? attachTarget(p.expectedAttachType, p.attachTarget) : null,
-    insns: linked[i].insns, fdArray: linked[i].fdArray,
-    funcInfo: linked[i].funcInfo, lineInfo: linked[i].lineInfo, coreRelos: linked[i].coreRelos, fixups: linked[i].fixups,
-  }));
+  const programs = spec.programs.map((p, i) => {
+    const l = at(linked, i, 'linked program');
+    return {
+      name: p.name, section: p.section, progType: p.progType, expectedAttachType: p.expectedAttachType, progFlags: p.progFlags,
+      attach: p.needsAttachBtf ? attachTarget(p.expectedAttachType, p.attachTarget) : null,
+      insns: l.insns, fdArray: l.fdArray,
+      funcInfo: l.funcInfo, lineInfo: l.lineInfo, coreRelos: l.coreRelos, fixups: l.fixups,
+    };
+  });
   const plan: Plan = {
     version: PLAN_VERSION,
     name: spec.name,
@@ -107,7 +110,7 @@ function collectSlots(spec: CollectionSpec, mapIndex: Map<MapSpec, number>): Slo
   for (const r of rs.relocs) {
     const off = Number(r.offset);
     const m = outer.find((x) => off >= x.offset && off < x.offset + x.size);
-    const sym = spec.elf.symbols[r.symbol];
+    const sym = at(spec.elf.symbols, r.symbol, 'relocation symbol'); // the ELF reader refused any other (ELF_BAD_RELOC_SYMBOL)
     if (!m || m.valuesOffset === undefined) {
       throw new InputError('MAP_BAD_SLOT', `.maps relocation at offset ${off} against '${sym.name}' is not inside any map's 'values'`);
     }

@@ -115,7 +115,7 @@ class Reader {
   need(k: number, what: string) {
     if (this.p + k > this.b.length) throw new PlanFormatError(`truncated at byte ${this.p} reading ${what}`);
   }
-  u8(what: string) { this.need(1, what); return this.b[this.p++]; }
+  u8(what: string) { this.need(1, what); const v = this.b.readUInt8(this.p); this.p += 1; return v; }
   u32(what: string) { this.need(4, what); const v = this.b.readUInt32LE(this.p); this.p += 4; return v; }
   i32(what: string) { this.need(4, what); const v = this.b.readInt32LE(this.p); this.p += 4; return v; }
   u64(what: string) { this.need(8, what); const v = this.b.readBigUInt64LE(this.p); this.p += 8; return v; }
@@ -135,8 +135,9 @@ class Reader {
   }
   oneOf<T>(table: readonly T[], what: string): T {
     const v = this.u8(what);
-    if (v >= table.length) throw new PlanFormatError(`${what}: unknown value ${v}`);
-    return table[v];
+    const t = table[v];
+    if (t === undefined) throw new PlanFormatError(`${what}: unknown value ${v}`);
+    return t;
   }
   get left() { return this.b.length - this.p; }
 }

@@ -2,6 +2,7 @@
  * A readable description of a plan (what `inspect` prints), derived from the plan alone so that an
  * object and its .plan file describe identically.
  */
+import { at } from '../errors.js';
 import { attachTypeName, mapTypeName, progTypeName } from '../bpf/constants.js';
 import { parseBtf } from '../bpf/btf.js';
 import { disassemble } from '../bpf/disasm.js';
@@ -51,11 +52,16 @@ export interface PlanDescription {
   slots: { map: string; index: number; target: string }[];
 }
 
+/** The map a plan reference names (fd_array, inner, slot): validatePlan checked every one, so out of range is a bug. */
+function planMap(plan: Plan, i: number) {
+  return at(plan.maps, i, 'plan map');
+}
+
 function progFixups(plan: Plan, p: PlanProgram): string[] {
   const out = p.fixups.map((f) => `${f.kind} ${f.name}${f.weak ? ' (weak)' : ''} @${f.insn}`);
   if (p.attach) out.push(p.attach.name ? `attach_btf ${p.attach.btfKind} ${p.attach.name}` : 'attach_btf: target must be given at load');
   for (const i of p.fdArray) {
-    const m = plan.maps[i];
+    const m = planMap(plan, i);
     if (m.kconfig.length) out.push(`kconfig values in ${m.name}`);
   }
   return out;
@@ -71,7 +77,7 @@ export function describePlan(plan: Plan, digest: string): PlanDescription {
     programs: plan.programs.map((p) => {
       const d: ProgramDescription = {
         name: p.name, section: p.section, type: progTypeName(p.progType), attachType: p.expectedAttachType ? attachTypeName(p.expectedAttachType) : '',
-        instructions: p.insns.length / INSN_SIZE, maps: p.fdArray.map((i) => plan.maps[i].name), stable: p.fixups.length === 0,
+        instructions: p.insns.length / INSN_SIZE, maps: p.fdArray.map((i) => planMap(plan, i).name), stable: p.fixups.length === 0,
         fixups: progFixups(plan, p), tag: predictTag(p), flags: p.progFlags, coreRelocations: p.coreRelos.recSize ? p.coreRelos.data.length / p.coreRelos.recSize : 0,
       };
       if (p.attach) d.attachTarget = p.attach.name;
@@ -87,11 +93,12 @@ export function describePlan(plan: Plan, digest: string): PlanDescription {
           ...m.kconfig.map((k) => `kconfig ${k.name} (${k.type}, ${k.size} bytes @${k.offset}${k.weak ? ', weak' : ''})`),
         ],
       };
-      if (m.inner >= 0) d.inner = plan.maps[m.inner].name;
+      if (m.inner >= 0) d.inner = planMap(plan, m.inner).name;
       return d;
     }),
     slots: plan.slots.map((s) => ({
-      map: plan.maps[s.map].name, index: s.index, target: s.kind === 'map' ? `map ${plan.maps[s.target].name}` : `program ${plan.programs[s.target].name}`,
+      map: planMap(plan, s.map).name, index: s.index,
+      target: s.kind === 'map' ? `map ${planMap(plan, s.target).name}` : `program ${at(plan.programs, s.target, 'plan program').name}`,
     })),
   };
 }
@@ -127,7 +134,7 @@ export function disassembleProgram(plan: Plan, p: PlanProgram): string[] {
   const labels = funcLabels(plan, p);
   const fix = new Map(p.fixups.map((f) => [f.insn, f.name]));
   const lines = disassemble(p.insns, {
-    mapName: (i) => (i < p.fdArray.length ? plan.maps[p.fdArray[i]].name : `idx:${i}`),
+    mapName: (i) => (i < p.fdArray.length ? planMap(plan, at(p.fdArray, i, 'fd_array index')).name : `idx:${i}`),
     funcName: (t) => labels.get(t),
     fixupName: (i) => fix.get(i),
   });

@@ -16,12 +16,13 @@ export function computeTag(insns: Buffer, insnSha256?: string): string {
   const n = copy.length / INSN_SIZE;
   for (let i = 0; i < n; i++) {
     const o = i * INSN_SIZE;
-    const src = copy[o + 1] >> 4;
-    if (copy[o] === LD_IMM64 && (src === PSEUDO.MAP_FD || src === PSEUDO.MAP_VALUE) && i + 1 < n) {
+    const code = copy.readUInt8(o);
+    const src = copy.readUInt8(o + 1) >> 4;
+    if (code === LD_IMM64 && (src === PSEUDO.MAP_FD || src === PSEUDO.MAP_VALUE) && i + 1 < n) {
       copy.writeInt32LE(0, o + 4);
       copy.writeInt32LE(0, o + 12);
       i++;
-    } else if (copy[o] === LD_IMM64) {
+    } else if (code === LD_IMM64) {
       i++;
     }
   }
@@ -31,7 +32,7 @@ export function computeTag(insns: Buffer, insnSha256?: string): string {
 function hasFdReference(insns: Buffer): boolean {
   for (let o = 0; o + 8 < insns.length; o += 8) {
     if (insns[o] !== LD_IMM64) continue;
-    const src = insns[o + 1] >> 4;
+    const src = insns.readUInt8(o + 1) >> 4;
     if (src === PSEUDO.MAP_FD || src === PSEUDO.MAP_VALUE) return true;
     o += 8;
   }

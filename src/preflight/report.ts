@@ -4,6 +4,7 @@
  * checked; "-" not loaded because the load failed elsewhere; "n/a" no kernel loader for this plan),
  * then each refusal with the kernel's own words (the end of its verifier log).
  */
+import { at } from '../errors.js';
 import { errnoName } from '../kernel/errors.js';
 import type { PreparedInput } from './inputs.js';
 import type { KernelRun } from './run.js';
@@ -25,8 +26,9 @@ function shortRelease(r: KernelRun): string {
 }
 
 function pad(rows: string[][]): string {
-  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ').trimEnd()).join('\n');
+  const cols = Math.max(0, ...rows.map((r) => r.length));
+  const w = Array.from({ length: cols }, (_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(at(w, i, 'column')))).join('  ').trimEnd()).join('\n');
 }
 
 export function renderMatrix(inputs: PreparedInput[], runs: KernelRun[]): string {
@@ -36,27 +38,31 @@ export function renderMatrix(inputs: PreparedInput[], runs: KernelRun[]): string
     kernels.push([r.guest?.release ?? r.kernel?.release ?? r.spec, r.guest ? enforcementName(r.guest.enforcement) : (r.error?.code ?? '?'), secs(r.timings.bootMs), secs(r.timings.loadMs), secs(r.timings.totalMs)]);
   }
   out.push(pad(kernels), '');
-  const ok = runs.filter((r) => r.guest);
+  const ok = runs.filter((r): r is KernelRun & Required<Pick<KernelRun, 'guest'>> => r.guest !== undefined);
   const rows = [['program', 'type', ...ok.map(shortRelease), 'tag']];
   const refusals: string[] = [];
+  // The guest answers every input of the job, and every program of each, in order (runtime/preflight-guest.ts, runJob).
+  const guestInput = (r: (typeof ok)[number], i: number) => at(r.guest.inputs, i, 'guest input');
   inputs.forEach((input, i) => {
     rows.push([`${input.path}${input.kind === 'release' ? ` (release v${input.release?.version}${input.release?.verified ? ', verified' : ', not verified'})` : ''}`]);
     for (const [j, p] of input.plan.programs.entries()) {
       const cells: string[] = [];
+      const types: string[] = [];
       const tags = new Set<string>();
       for (const r of ok) {
-        const res = r.guest!.inputs[i];
-        const po: ProgramOutcome = res.programs[j];
+        const res = guestInput(r, i);
+        const po: ProgramOutcome = at(res.programs, j, 'guest program');
+        types.push(po.type);
         cells.push(`${cell(po.kernelLoader, res.kernelLoader.signed)}|${cell(po.replay, res.replay.signed)}`);
         for (const t of [po.replay.tag, po.kernelLoader.tag]) if (t) tags.add(t);
         for (const [what, v] of [['kernel loader', po.kernelLoader], ['replay', po.replay]] as const) {
           if (v.verdict === 'refused' && v.refusal) refusals.push(refusalText(`${shortRelease(r)} ${input.path} ${p.name} (${what})`, v.refusal));
         }
       }
-      rows.push([`  ${p.name}`, ok[0]?.guest?.inputs[i].programs[j].type ?? '', ...cells, tags.size === 1 ? [...tags][0] : tags.size ? 'varies' : '']);
+      rows.push([`  ${p.name}`, types[0] ?? '', ...cells, tags.size === 1 ? at([...tags], 0, 'tag') : tags.size ? 'varies' : '']);
     }
     for (const r of ok) {
-      const res = r.guest!.inputs[i];
+      const res = guestInput(r, i);
       // A failure outside any program (BTF, a map) leaves every program "-": say where.
       for (const [what, l] of [['kernel loader', res.kernelLoader], ['replay', res.replay]] as const) {
         if (l.verdict === 'refused' && l.refusal && !res.programs.some((x) => x[what === 'replay' ? 'replay' : 'kernelLoader'].verdict === 'refused')) {

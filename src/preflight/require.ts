@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { release } from 'node:os';
 import { envelopeFromJSON, type SerializedEnvelope } from '@sigstore/bundle';
 import { loadEnvelope } from '../attest/envelopes.js';
+import { at } from '../errors.js';
 import { readInput } from '../fsx/read.js';
 import { preAuthEncoding } from '../attest/rekor-body.js';
 import { checkEntryAgainstLog, tlogEntry } from '../attest/rekor.js';
@@ -62,7 +63,7 @@ function entryFacts(log: TransparencyLog, index: number, digest: string, policy:
   const where = `${log.dir} entry ${index}`;
   try {
     const st = parsePreflightStatement(env.payload);
-    if (`sha256:${st.subject[0].digest.sha256}` !== digest) return undefined;
+    if (`sha256:${at(st.subject, 0, 'subject').digest.sha256}` !== digest) return undefined; // the parser requires exactly one
     const pem = Buffer.from(String(body.spec?.signatures?.[0]?.verifier ?? ''), 'base64').toString('utf8');
     if (pem.includes('BEGIN CERTIFICATE')) throw new Error('signed keyless; preflight attestations are accepted from key-based signers only');
     const id = keyId(createPublicKey(pem));

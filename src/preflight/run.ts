@@ -5,7 +5,7 @@
  * A kernel that cannot be had or does not boot is that kernel's error (exit 3), the others still run.
  */
 import { BpfsealError } from '../errors.js';
-import { failure, type Failure } from '../errors.js';
+import { at, failure, type Failure } from '../errors.js';
 import { readInput } from '../fsx/read.js';
 import { VmError } from '../vm/errors.js';
 import { resolveKernel, type Kernel } from '../vm/kernels.js';
@@ -99,10 +99,11 @@ export async function runKernels(specs: string[], inputs: PreparedInput[], o: Ru
   const worker = async (): Promise<void> => {
     while (next < specs.length) {
       const i = next++;
-      o.log?.(`preflight: booting ${specs[i]}`);
-      out[i] = await runKernel(specs[i], inputs, o);
-      const r = out[i];
-      o.log?.(`preflight: ${specs[i]}: ${r.error ? `${r.error.code}` : `${r.guest!.release}, boot ${r.timings.bootMs} ms, loads ${r.timings.loadMs} ms`}`);
+      const spec = at(specs, i, 'kernel spec');
+      o.log?.(`preflight: booting ${spec}`);
+      const r = await runKernel(spec, inputs, o);
+      out[i] = r;
+      o.log?.(`preflight: ${spec}: ${r.error ? `${r.error.code}` : `${r.guest!.release}, boot ${r.timings.bootMs} ms, loads ${r.timings.loadMs} ms`}`);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(o.jobs ?? 2, specs.length)) }, worker));

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { onBpffs } from './bpffs.js';
 import { dirname, join } from 'node:path';
-import { BpfsealError, VerifyError } from '../errors.js';
+import { at, BpfsealError, VerifyError } from '../errors.js';
 import { appendDecision, hostLock, listPending, openHostLogForWriting, readDecisions, refreshState, removePending, writePending, type PendingLoad } from '../hostlog/hostlog.js';
 import { decision, type LoadDecision } from '../hostlog/records.js';
 import type { TransparencyLog } from '../tlog/store.js';
@@ -238,8 +238,11 @@ async function commit(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed>
     const pins = [...paths.programs, ...paths.maps.filter((p): p is string => p !== undefined), ...links.map((l) => linkPath(target.dir, l))];
     const rec0 = c.collection.record;
     const pinned = [
-      ...c.plan.programs.map((p, i) => ({ path: paths.programs[i], kind: 'prog' as const, id: rec0.programs.find((x) => x.name === p.name)!.id })),
-      ...c.plan.maps.flatMap((m, i) => (paths.maps[i] ? [{ path: paths.maps[i]!, kind: 'map' as const, id: rec0.maps[i].id }] : [])),
+      ...c.plan.programs.map((p, i) => ({ path: at(paths.programs, i, 'program pin'), kind: 'prog' as const, id: rec0.programs.find((x) => x.name === p.name)!.id })),
+      ...c.plan.maps.flatMap((m, i) => {
+        const path = at(paths.maps, i, 'map pin'); // undefined for an inner map: it is not pinned
+        return path ? [{ path, kind: 'map' as const, id: at(rec0.maps, i, 'map record').id }] : [];
+      }),
       ...links.map((l) => ({ path: linkPath(target.dir, l), kind: 'link' as const, id: l.id })),
     ];
     if (links.length && c.plan.programs.some((p) => pinFileName(p.name) === LINKS_DIR)) {
@@ -264,8 +267,11 @@ async function commit(c: CommitInput, pinsInPlace: PinCheck): Promise<Committed>
       await step('pin');
       makeStaging(target, loadId, links.length ? [LINKS_DIR] : []);
       const staged = pinPaths(c.plan, staging);
-      c.plan.programs.forEach((p, i) => c.backend.pin(c.collection.programs.get(p.name)!, staged.programs[i]));
-      c.plan.maps.forEach((m, i) => { if (staged.maps[i]) c.backend.pin(c.collection.maps.get(m.name)!, staged.maps[i]!); });
+      c.plan.programs.forEach((p, i) => c.backend.pin(c.collection.programs.get(p.name)!, at(staged.programs, i, 'program pin')));
+      c.plan.maps.forEach((m, i) => {
+        const path = at(staged.maps, i, 'map pin');
+        if (path) c.backend.pin(c.collection.maps.get(m.name)!, path);
+      });
       for (const l of links) c.backend.pin(l.link, linkPath(staging, l));
       await step('rename');
       try {

@@ -39,6 +39,8 @@ export function resolveProgram(p: PlanProgram, host: HostFacts): ResolvedProgram
   }
   if (p.fixups.length === 0) return { insns: p.insns, attachBtfId, applied };
   const insns = Buffer.from(p.insns);
+  // validatePlan checked f.insn < the instruction count; the bytes are read and written bounds-checked.
+  const setSrcReg = (o: number, src: number) => insns.writeUInt8((insns.readUInt8(o + 1) & 0x0f) | (src << 4), o + 1);
   for (const f of p.fixups) {
     const o = f.insn * INSN_SIZE;
     const record = (value: string) => applied.push({ program: p.name, insn: f.insn, kind: f.kind, name: f.name, value });
@@ -49,7 +51,7 @@ export function resolveProgram(p: PlanProgram, host: HostFacts): ResolvedProgram
       const id = host.btfId(f.name, 'func');
       if (id === undefined) {
         missing('kfunc');
-        insns[o + 1] &= 0x0f;
+        setSrcReg(o, 0);
         insns.writeInt32LE(POISON_CALL_KFUNC + f.insn, o + 4);
         record('unresolved (weak): call poisoned');
       } else {
@@ -61,12 +63,12 @@ export function resolveProgram(p: PlanProgram, host: HostFacts): ResolvedProgram
       const id = host.btfId(f.name, 'var');
       if (id === undefined) {
         missing('typed ksym');
-        insns[o + 1] &= 0x0f; // src_reg 0, imm 0: the weak symbol reads as NULL
+        setSrcReg(o, 0); // src_reg 0, imm 0: the weak symbol reads as NULL
         insns.writeInt32LE(0, o + 4);
         insns.writeInt32LE(0, o + 12);
         record('unresolved (weak): 0');
       } else {
-        insns[o + 1] = (insns[o + 1] & 0x0f) | (PSEUDO.BTF_ID << 4);
+        setSrcReg(o, PSEUDO.BTF_ID);
         insns.writeInt32LE(id, o + 4);
         insns.writeInt32LE(0, o + 12);
         record(String(id));

@@ -27,8 +27,8 @@ export function parseCpuList(s: string): number {
   let n = 0;
   for (const part of s.trim().split(',')) {
     if (!part) continue;
-    const [a, b] = part.split('-').map((x) => Number(x));
-    n += b === undefined ? 1 : b - a + 1;
+    const [first, last] = part.split('-');
+    n += last === undefined ? 1 : Number(last) - Number(first) + 1;
   }
   return n;
 }
@@ -92,8 +92,8 @@ export function systemHost(paths: HostPaths = DEFAULT_PATHS): HostFacts {
         }
         config = new Map();
         for (const line of text.split('\n')) {
-          const m = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
-          if (m) config.set(m[1], m[2]);
+          const [, key, value] = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line) ?? [];
+          if (key !== undefined && value !== undefined) config.set(key, value);
         }
       }
       return config.get(name);

@@ -110,7 +110,7 @@ export function modelKernel(): ModelKernel {
       if ((p.funcInfo.data.length || p.lineInfo.data.length || p.coreRelos.data.length) && !p.btf) throw new ModelRejection(`${what}: func/line info or CO-RE without BTF`);
       for (let i = 0; i < n; i++) {
         const o = i * INSN_SIZE;
-        const code = p.insns[o], src = p.insns[o + 1] >> 4, imm = p.insns.readInt32LE(o + 4);
+        const code = p.insns.readUInt8(o), src = p.insns.readUInt8(o + 1) >> 4, imm = p.insns.readInt32LE(o + 4);
         if (code === CALL) {
           if (src === PSEUDO_CALL && (i + imm + 1 < 0 || i + imm + 1 >= n)) throw new ModelRejection(`${what}: insn ${i} calls outside the program`);
           if (src === PSEUDO_KFUNC_CALL && imm <= 0) throw new ModelRejection(`${what}: insn ${i} kfunc call not resolved`);
@@ -120,10 +120,11 @@ export function modelKernel(): ModelKernel {
         if (i + 1 >= n) throw new ModelRejection(`${what}: ld_imm64 at ${i} is cut off`);
         if (src === PSEUDO.MAP_FD || src === PSEUDO.MAP_VALUE) throw new ModelRejection(`${what}: insn ${i} uses a raw fd (src_reg ${src})`);
         if (src === PSEUDO.MAP_IDX || src === PSEUDO.MAP_IDX_VALUE) {
-          if (imm < 0 || imm >= maps.length) throw new ModelRejection(`${what}: insn ${i} names fd_array[${imm}]; the array has ${maps.length}`);
+          const m = maps[imm];
+          if (imm < 0 || m === undefined) throw new ModelRejection(`${what}: insn ${i} names fd_array[${imm}]; the array has ${maps.length}`);
           if (src === PSEUDO.MAP_IDX_VALUE) {
             const off = p.insns.readInt32LE(o + 12);
-            if (off < 0 || off >= maps[imm].valueSize) throw new ModelRejection(`${what}: insn ${i} reads offset ${off} of map '${maps[imm].name}' (value ${maps[imm].valueSize} bytes)`);
+            if (off < 0 || off >= m.valueSize) throw new ModelRejection(`${what}: insn ${i} reads offset ${off} of map '${m.name}' (value ${m.valueSize} bytes)`);
           }
         }
         if (src === PSEUDO.BTF_ID && imm <= 0) throw new ModelRejection(`${what}: insn ${i} ksym not resolved`);

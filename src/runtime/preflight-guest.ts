@@ -13,7 +13,7 @@ import { release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { progTypeName } from '../bpf/constants.js';
-import { BpfsealError } from '../errors.js';
+import { at, BpfsealError } from '../errors.js';
 import { writeFileDurable } from '../fsx/durable.js';
 import { readInput } from '../fsx/read.js';
 import { KernelError } from '../kernel/errors.js';
@@ -42,13 +42,13 @@ export function trimLog(log: string): string {
 
 export function refusalOf(e: unknown): Refusal {
   if (e instanceof KernelError) {
-    const first = e.message.split('\n--- kernel log ---')[0];
+    const first = at(e.message.split('\n--- kernel log ---'), 0, 'message part'); // split always yields one
     return { code: e.code, message: first, ...(e.step ? { step: e.step } : {}), errno: e.errno, ...(e.log ? { log: trimLog(e.log) } : {}) };
   }
   if (e instanceof BpfsealError) {
     // A host fix-up that this kernel cannot satisfy (an attach target or kfunc missing from its BTF) is
     // reported by replay as "<step>: <reason>": keep the step, so the program it is about is known.
-    const message = e.message.split('\n')[0];
+    const message = at(e.message.split('\n'), 0, 'message line');
     const step = /^((?:kernel loader: )?(?:load program|resolve [^:]*program) '[^']*'):/.exec(message)?.[1];
     return { code: e.code, message, ...(step ? { step } : {}) };
   }
@@ -57,8 +57,8 @@ export function refusalOf(e: unknown): Refusal {
 
 /** The program a refusal is about, from its step ("load program 'x'"), if any. */
 function refusedProgram(r: Refusal, plan: Plan): string | undefined {
-  const m = /(?:load program|of program|for program) '(.*)'$/.exec(r.step ?? '');
-  return m && plan.programs.some((p) => p.name === m[1]) ? m[1] : undefined;
+  const name = /(?:load program|of program|for program) '(.*)'$/.exec(r.step ?? '')?.[1];
+  return name !== undefined && plan.programs.some((p) => p.name === name) ? name : undefined;
 }
 
 function tagsOf(c: LoadedCollection): Map<string, string> {
@@ -176,6 +176,11 @@ export async function runJob(job: GuestJob, opts: { keyring?: boolean } = {}): P
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [jobPath, outPath] = process.argv.slice(2);
-  const job = JSON.parse(readInput(jobPath, { kind: 'release' }).toString('utf8')) as GuestJob;
-  writeFileDurable(outPath, JSON.stringify(await runJob(job)));
+  if (jobPath === undefined || outPath === undefined) {
+    process.stderr.write('usage: node dist/runtime/preflight-guest.js <job.json> <result.json>\n');
+    process.exitCode = 2;
+  } else {
+    const job = JSON.parse(readInput(jobPath, { kind: 'release' }).toString('utf8')) as GuestJob;
+    writeFileDurable(outPath, JSON.stringify(await runJob(job)));
+  }
 }

@@ -19,6 +19,7 @@
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { leafHash, type Hash } from './hash.js';
+import { at } from '../errors.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
 import { FILES, ioError, preadUpTo, pwriteAll, removeStaleTemps } from './files.js';
 import { openExclusive, prepareReplace, syncAsync, tempPathFor, writeAll } from '../fsx/durable.js';
@@ -145,7 +146,7 @@ function grow(c: Committer, current: SignedCheckpoint, scan: PendingScan) {
   const bundles = growBundles(current.size, scan.records.map((r) => r.entry), () => storage.edgeBundle(current.size));
   // What the new root was computed from: the new tiles and the old edge tiles of unchanged levels.
   const known = [...edge, ...hashes.tiles].filter((t) => t.ref.width === widthAt(hashes.newSize, t.ref.level, t.ref.n));
-  const last = bundles[bundles.length - 1];
+  const last = at(bundles, bundles.length - 1, 'new bundle'); // there are pending records, so at least one bundle
   const lastEntries = last.ref.width < TILE_WIDTH ? decodeBundle(last.data, last.ref.width, 'new bundle') : [];
   return { ...hashes, tiles: [...hashes.tiles, ...bundles], known, lastEntries };
 }
@@ -268,8 +269,9 @@ export async function appendBatch(c: Committer, entries: readonly Uint8Array[]):
     const first = addRecords(c, entries, leaves);
     const checkpoint = await awaitCommit(c, first + entries.length, { first, leaves });
     if (checkpoint.size < first + entries.length) continue;
-    const [a, b] = c.storage.reader(checkpoint).readHashes([storedHashIndex(0, first), storedHashIndex(0, first + last)]);
-    if (a.equals(leaves[0]) && b.equals(leaves[last])) return { first, count: entries.length, leafHashes: leaves, checkpoint };
+    const got = c.storage.reader(checkpoint).readHashes([storedHashIndex(0, first), storedHashIndex(0, first + last)]);
+    const [a, b] = [at(got, 0, 'stored hash'), at(got, 1, 'stored hash')];
+    if (a.equals(at(leaves, 0, 'leaf hash')) && b.equals(at(leaves, last, 'leaf hash'))) return { first, count: entries.length, leafHashes: leaves, checkpoint };
   }
   throw new TlogVerifyError(TLOG_CODES.APPEND_LOST, `${c.storage.dir}: appended records were cut off ${ATTEMPTS} times; the log tail is damaged`);
 }

@@ -17,6 +17,7 @@
  * Sizes and indexes are JavaScript numbers (exact below 2^53); the code uses arithmetic, never 32-bit
  * bitwise operators, so trees beyond 2^31 leaves work.
  */
+import { at } from '../errors.js';
 import { EMPTY_ROOT, nodeHash, type Hash } from './hash.js';
 
 export { EMPTY_ROOT, HASH_SIZE, leafHash, nodeHash, type Hash } from './hash.js';
@@ -25,6 +26,11 @@ export { verifyInclusion, rootFromInclusion, verifyConsistency } from './verify-
 /** Reads stored hashes by stored-hash index (see storedHashIndex); returns them in the order asked. */
 export interface HashReader {
   readHashes(indexes: readonly number[]): Hash[];
+}
+
+/** One stored hash: readHashes answers one hash per index asked, so a missing one is a bug. */
+export function readHash(r: HashReader, index: number): Hash {
+  return at(r.readHashes([index]), 0, 'stored hash');
 }
 
 function half(n: number): number {
@@ -96,7 +102,7 @@ export function storedHashes(n: number, h: Hash, r: HashReader): Hash[] {
   const old = m > 0 ? r.readHashes(indexes) : [];
   const out = [h];
   for (let i = 0; i < m; i++) {
-    h = nodeHash(old[m - 1 - i], h);
+    h = nodeHash(at(old, m - 1 - i, 'stored hash'), h); // readHashes answers one hash per index asked
     out.push(h);
   }
   return out;
@@ -120,8 +126,9 @@ function subTreeHash(lo: number, hi: number, hashes: Hash[], pos: { i: number })
   }
   const parts = hashes.slice(pos.i, pos.i + count);
   pos.i += count;
-  let h = parts[count - 1];
-  for (let i = count - 2; i >= 0; i--) h = nodeHash(parts[i], h);
+  // count >= 1 (every caller has lo < hi), and subTreeIndex asked for exactly these hashes.
+  let h = at(parts, count - 1, 'subtree hash');
+  for (let i = count - 2; i >= 0; i--) h = nodeHash(at(parts, i, 'subtree hash'), h);
   return h;
 }
 
@@ -149,8 +156,8 @@ export function rootFromLeaves(leaves: readonly Hash[]): Hash {
 /** Root from the stack of complete-subtree hashes (largest first): fold right to left. */
 export function foldStack(stack: readonly Hash[]): Hash {
   if (stack.length === 0) return EMPTY_ROOT;
-  let h = stack[stack.length - 1];
-  for (let i = stack.length - 2; i >= 0; i--) h = nodeHash(stack[i], h);
+  let h = at(stack, stack.length - 1, 'stack hash');
+  for (let i = stack.length - 2; i >= 0; i--) h = nodeHash(at(stack, i, 'stack hash'), h);
   return h;
 }
 

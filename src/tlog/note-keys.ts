@@ -74,12 +74,13 @@ export interface VerifierKey {
 
 /** Parse a vkey: <name>+<8 hex digits>+base64(type || key). */
 export function parseVerifierKey(vkey: string): VerifierKey {
-  const m = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+={0,2})$/.exec(vkey.trim());
-  if (!m || !isValidKeyName(m[1])) throw bad(`not a verifier key (<name>+<key ID>+<base64 key>): ${JSON.stringify(vkey.slice(0, 80))}`);
-  const [, name, idHex, b64] = m;
+  const [, name, idHex, b64] = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+={0,2})$/.exec(vkey.trim()) ?? [];
+  if (name === undefined || idHex === undefined || b64 === undefined || !isValidKeyName(name)) {
+    throw bad(`not a verifier key (<name>+<key ID>+<base64 key>): ${JSON.stringify(vkey.slice(0, 80))}`);
+  }
   const blob = Buffer.from(b64, 'base64');
   if (blob.length < 2) throw bad(`verifier key ${name}: no key material`);
-  const type = blob[0];
+  const type = blob.readUInt8(0);
   const raw = blob.subarray(1);
   let key: KeyObject;
   let keyId: Buffer;
@@ -118,15 +119,15 @@ export interface SignerKey {
 
 /** Parse PRIVATE+KEY+<name>+<key ID>+base64(type || 32-byte Ed25519 seed) (types 0x01 and 0x04). */
 export function parseSignerKey(text: string): SignerKey {
-  const m = /^PRIVATE\+KEY\+([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+={0,2})$/.exec(text.trim());
-  if (!m || !isValidKeyName(m[1])) throw bad('not a signer key (PRIVATE+KEY+<name>+<key ID>+<base64 key>)');
-  const blob = Buffer.from(m[3], 'base64');
+  const [, name, idHex, b64] = /^PRIVATE\+KEY\+([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/]+={0,2})$/.exec(text.trim()) ?? [];
+  if (name === undefined || idHex === undefined || b64 === undefined || !isValidKeyName(name)) throw bad('not a signer key (PRIVATE+KEY+<name>+<key ID>+<base64 key>)');
+  const blob = Buffer.from(b64, 'base64');
   const type = blob[0];
-  if ((type !== SIG_ED25519 && type !== SIG_COSIGNATURE_V1) || blob.length !== 33) throw bad(`signer key ${m[1]}: expected type 0x01 or 0x04 and a 32-byte Ed25519 seed`);
+  if ((type !== SIG_ED25519 && type !== SIG_COSIGNATURE_V1) || blob.length !== 33) throw bad(`signer key ${name}: expected type 0x01 or 0x04 and a 32-byte Ed25519 seed`);
   const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8, blob.subarray(1)]), format: 'der', type: 'pkcs8' });
   const publicKey = createPublicKey(privateKey);
-  if (noteKeyId(m[1], type, ed25519Raw(publicKey)).toString('hex') !== m[2]) throw bad(`signer key ${m[1]}: key ID ${m[2]} does not match the key`);
-  return { name: m[1], type, privateKey, publicKey };
+  if (noteKeyId(name, type, ed25519Raw(publicKey)).toString('hex') !== idHex) throw bad(`signer key ${name}: key ID ${idHex} does not match the key`);
+  return { name, type, privateKey, publicKey };
 }
 
 export function formatSignerKey(name: string, type: number, privateKey: KeyObject): string {

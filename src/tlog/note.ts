@@ -70,11 +70,11 @@ export function parseSignedNote(s: string): SignedNote {
   const lines = s.slice(split + 2, -1).split('\n');
   if (lines.length > MAX_SIGNATURES) throw badNote(`more than ${MAX_SIGNATURES} signatures`);
   const signatures = lines.map((line, i) => {
-    const m = /^\u2014 (\S+) ([A-Za-z0-9+/]+={0,2})$/u.exec(line);
-    if (!m || !isValidKeyName(m[1])) throw badNote(`signature line ${i + 1} is malformed`);
-    const raw = Buffer.from(m[2], 'base64');
-    if (raw.length < 5 || raw.toString('base64') !== m[2]) throw badNote(`signature line ${i + 1} has bad base64`);
-    return { name: m[1], keyId: raw.subarray(0, 4), signature: raw.subarray(4) };
+    const [, name, b64] = /^\u2014 (\S+) ([A-Za-z0-9+/]+={0,2})$/u.exec(line) ?? [];
+    if (name === undefined || b64 === undefined || !isValidKeyName(name)) throw badNote(`signature line ${i + 1} is malformed`);
+    const raw = Buffer.from(b64, 'base64');
+    if (raw.length < 5 || raw.toString('base64') !== b64) throw badNote(`signature line ${i + 1} has bad base64`);
+    return { name, keyId: raw.subarray(0, 4), signature: raw.subarray(4) };
   });
   return { text, signatures };
 }
@@ -149,9 +149,9 @@ export function parseCheckpoint(text: string): Checkpoint {
   const bad = (why: string) => new InputError(TLOG_CODES.BAD_CHECKPOINT, `checkpoint: ${why}`);
   if (!text.endsWith('\n')) throw bad('note text does not end with a newline');
   const lines = text.slice(0, -1).split('\n');
-  if (lines.length < 3) throw bad('fewer than three lines');
-  if (lines.some((l) => l === '')) throw bad('empty line in the note text');
   const [origin, sizeLine, rootLine, ...extensions] = lines;
+  if (origin === undefined || sizeLine === undefined || rootLine === undefined) throw bad('fewer than three lines');
+  if (lines.some((l) => l === '')) throw bad('empty line in the note text');
   if (!/^(0|[1-9][0-9]*)$/.test(sizeLine)) throw bad(`tree size ${JSON.stringify(sizeLine)} is not a decimal number`);
   const size = Number(sizeLine);
   if (!Number.isSafeInteger(size)) throw bad(`tree size ${sizeLine} is too large`);

@@ -8,6 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { at } from '../errors.js';
 import { InputError, TLOG_CODES } from './errors.js';
 import { LIMITS } from '../fsx/read.js';
 import { FILES } from './files.js';
@@ -45,7 +46,7 @@ async function ownKeys(fetcher: LogFetcher, origin: string): Promise<NoteVerifie
 async function openClient(fetcher: LogFetcher, opts: OpenReaderOptions, cache: boolean): Promise<TiledLogClient> {
   const note = (await fetcher.get(FILES.checkpoint, LIMITS.checkpoint))?.toString('utf8');
   if (note === undefined) throw new InputError(TLOG_CODES.NOT_FOUND, `${fetcher.prefix}: no checkpoint there, so no tiled log`);
-  const origin = opts.origin ?? parseSignedNote(note).text.split('\n')[0];
+  const origin = opts.origin ?? at(parseSignedNote(note).text.split('\n'), 0, 'note line'); // checked against the checkpoint below
   const verifiers = opts.keys?.length ? logVerifiers(opts.keys, origin) : await ownKeys(fetcher, origin);
   const first = openSignedCheckpoint(note, verifiers, origin);
   const diskCache = cache && opts.cacheDir !== false ? new TileDiskCache(opts.cacheDir ?? defaultCacheRoot(), fetcher.prefix) : undefined;

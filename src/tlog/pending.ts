@@ -9,6 +9,7 @@
  * checkpoint already covers are committed (they are in the tiles) and are skipped; the file is emptied
  * or compacted by the leader after a commit.
  */
+import { at } from '../errors.js';
 import { HASH_SIZE, leafHash, type Hash } from './hash.js';
 import { MAX_BUNDLE_ENTRY } from './tiles/bundle.js';
 
@@ -28,7 +29,7 @@ export function encodePending(first: number, entries: readonly Uint8Array[], lea
     out.writeBigUInt64BE(BigInt(first + i), pos);
     out.writeUInt32BE(e.length, pos + 8);
     out.set(e, pos + PENDING_HEADER);
-    leaves[i].copy(out, pos + PENDING_HEADER + e.length);
+    at(leaves, i, 'leaf hash').copy(out, pos + PENDING_HEADER + e.length); // one leaf hash per entry
     pos += PENDING_OVERHEAD + e.length;
   });
   return out;

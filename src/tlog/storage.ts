@@ -8,6 +8,7 @@ import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { readInput } from '../fsx/read.js';
 import { HASH_SIZE, leafHash, type Hash } from './hash.js';
+import { at } from '../errors.js';
 import { TLOG_CODES, TlogVerifyError } from './errors.js';
 import { FILES, ioError, readBounded } from './files.js';
 import { parseCheckpoint, parseSignedNote, type Checkpoint, type SignedCheckpoint } from './note.js';
@@ -110,9 +111,10 @@ export class LogStorage {
       const hashes = r.readTile(0, n);
       const bundle = this.tiles.readBundle(tileIn(c.size, ENTRIES, n));
       for (let k = Math.max(0, from - n * TILE_WIDTH); k < bundle.length && n * TILE_WIDTH + k < to; k++) {
-        const leaf = leafHash(bundle[k]);
+        const entry = at(bundle, k, 'bundle entry');
+        const leaf = leafHash(entry);
         if (!leaf.equals(hashes.subarray(k * HASH_SIZE, (k + 1) * HASH_SIZE))) throw this.corrupt(`entry ${n * TILE_WIDTH + k} does not hash to its leaf hash in the tiles`);
-        yield { index: n * TILE_WIDTH + k, entry: Buffer.from(bundle[k]), leafHash: leaf };
+        yield { index: n * TILE_WIDTH + k, entry: Buffer.from(entry), leafHash: leaf };
       }
     }
   }

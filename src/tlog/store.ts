@@ -16,7 +16,8 @@ import { noteVerifierFromVkey } from './note-keys.js';
 import { checkpointSigner, initialise } from './create.js';
 import { FileLock, mutexFor } from '../fsx/lock.js';
 import { CommitSignal } from './signal.js';
-import { proveConsistency, proveInclusion, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
+import { at } from '../errors.js';
+import { proveConsistency, proveInclusion, readHash, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from './merkle.js';
 import { ecdsaNoteVerifier, openSignedCheckpoint, type NoteVerifier, type SignedCheckpoint } from './note.js';
 import { LogStorage, type VerifyAllResult } from './storage.js';
 import { PUBLISHED_PATH, type LogReader } from './log-reader.js';
@@ -154,7 +155,7 @@ export class TransparencyLog implements LogReader {
   /** Append one entry; resolves once a durable checkpoint covers it. */
   async append(entry: Uint8Array): Promise<AppendResult> {
     const r = await this.appendMany([entry]);
-    return { index: r.first, leafHash: r.leafHashes[0], checkpoint: r.checkpoint };
+    return { index: r.first, leafHash: at(r.leafHashes, 0, 'leaf hash'), checkpoint: r.checkpoint }; // one per entry appended
   }
 
   /**
@@ -213,7 +214,7 @@ export class TransparencyLog implements LogReader {
 
   leafHash(index: number): Hash {
     this.checkIndex(index);
-    return this.storage.reader(this.latest).readHashes([storedHashIndex(0, index)])[0];
+    return readHash(this.storage.reader(this.latest), storedHashIndex(0, index));
   }
 
   /** Unix seconds at which entry `index` was committed. Display only: no signature covers it (times.ts). */
@@ -233,7 +234,7 @@ export class TransparencyLog implements LogReader {
     this.checkSize(treeSize);
     this.checkIndex(index, treeSize);
     const r = this.storage.reader(this.latest);
-    const leafHash = r.readHashes([storedHashIndex(0, index)])[0];
+    const leafHash = readHash(r, storedHashIndex(0, index));
     const hashes = proveInclusion(index, treeSize, r);
     const rootHash = treeHash(treeSize, r);
     verifyInclusion(leafHash, index, treeSize, hashes, rootHash);

@@ -97,10 +97,12 @@ export function verifyConsistency(oldSize: number, newSize: number, oldRoot: Uin
     sn = half(sn);
   }
   // 5. fr = sr = the first value of the path.
-  let fr: Hash = Buffer.from(path[0]);
-  let sr: Hash = Buffer.from(path[0]);
+  const [head, ...rest] = path;
+  if (head === undefined) throw fail('proof is empty');
+  let fr: Hash = Buffer.from(head);
+  let sr: Hash = Buffer.from(head);
   // 6. For each subsequent value c:
-  for (const c of path.slice(1)) {
+  for (const c of rest) {
     if (sn === 0) throw fail('proof is too long');
     if (lsb(fn) || fn === sn) {
       fr = nodeHash(c, fr);

@@ -8,13 +8,13 @@ import { InputError } from '../errors.js';
 const HEX64 = /^(?:sha256:)?([0-9a-fA-F]{64})$/;
 
 function hex(s: string, what: string): string {
-  const m = HEX64.exec(s);
-  if (!m) {
+  const [, digits] = HEX64.exec(s) ?? [];
+  if (digits === undefined) {
     const bare = s.replace(/^sha256:/, '');
     const short = /^[0-9a-fA-F]{8,63}$/.test(bare);
     throw new InputError('ID_INVALID', `${what} ${JSON.stringify(s)} is not a full SHA-256 (64 hex digits${short ? `; it has ${bare.length}: use the full id, as \`bpfseal verify --json\` prints it` : ''})`);
   }
-  return m[1].toLowerCase();
+  return digits.toLowerCase();
 }
 
 /** Key id: 64 lowercase hex digits. */

@@ -54,7 +54,8 @@ export function judge(policy: TrustPolicy, f: VerdictFacts): Verdict {
   if (policy.revokedKeys.has(f.signer.keyId)) throw new VerifyError('REVOKED_KEY', `signing key ${f.signer.keyId} is revoked by ${src}`);
   if (policy.revokedDigests.has(f.digest)) throw new VerifyError('REVOKED_DIGEST', `plan digest ${f.digest} is revoked by ${src}`);
   let signers = candidates(policy, f.signer);
-  if (!signers.length) throw new VerifyError('UNTRUSTED_SIGNER', `signed by ${who(f.signer)}, which ${src} does not trust`);
+  const [firstCandidate] = signers;
+  if (firstCandidate === undefined) throw new VerifyError('UNTRUSTED_SIGNER', `signed by ${who(f.signer)}, which ${src} does not trust`);
   // A certificate outside its validity period does not make a trusted signer (unless the policy says so).
   const now = f.now ?? new Date();
   const valid = signers.filter((s) => {
@@ -67,18 +68,19 @@ export function judge(policy: TrustPolicy, f: VerdictFacts): Verdict {
     }
     return false;
   });
-  if (!valid.length) {
-    const v = signers[0].certificateValidity!;
-    throw new VerifyError('CERTIFICATE_EXPIRED', `signer '${signers[0].name}': its certificate ${now < v.notBefore ? `is not valid before ${v.notBefore.toISOString()}` : `expired on ${v.notAfter.toISOString()}`} (set "allowExpired": true in ${src} to accept offline key material)`);
+  const [firstValid] = valid;
+  if (firstValid === undefined) {
+    const v = firstCandidate.certificateValidity!;
+    throw new VerifyError('CERTIFICATE_EXPIRED', `signer '${firstCandidate.name}': its certificate ${now < v.notBefore ? `is not valid before ${v.notBefore.toISOString()}` : `expired on ${v.notAfter.toISOString()}`} (set "allowExpired": true in ${src} to accept offline key material)`);
   }
   signers = valid;
   const forPlan = signers.filter((s) => s.plans.some((p) => globMatch(p, f.plan)));
-  if (!forPlan.length) throw new VerifyError('UNTRUSTED_SIGNER', `signer '${signers[0].name}' may not sign plan '${f.plan}' under ${src}`);
+  const [best] = forPlan;
+  if (best === undefined) throw new VerifyError('UNTRUSTED_SIGNER', `signer '${firstValid.name}' may not sign plan '${f.plan}' under ${src}`);
   // One entry must allow the plan and every program type: entries are not added up.
   const allows = (s: TrustedSigner, type: string) => s.programTypes.some((g) => globMatch(g, type));
   const signer = forPlan.find((s) => f.programTypes.every((p) => allows(s, p.type)));
   if (!signer) {
-    const best = forPlan[0];
     const p = f.programTypes.find((x) => !allows(best, x.type))!;
     throw new VerifyError('PROGRAM_TYPE_FORBIDDEN', `program '${p.program}' has type ${p.type}, which signer '${best.name}' may not sign under ${src}${forPlan.length > 1 ? ' (no single signer entry allows this plan and all its program types)' : ''}`);
   }

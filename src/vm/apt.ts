@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { compareDebianVersions } from './debver.js';
+import { at } from '../errors.js';
 import { VmError } from './errors.js';
 import { withLock } from './lock.js';
 
@@ -161,8 +162,8 @@ export function parseRecord(text: string): AptPackage | undefined {
   for (const line of text.split('\n')) {
     if (/^\s/.test(line) && last) fields.set(last, `${fields.get(last)}\n${line.trim()}`);
     else {
-      const m = /^([A-Za-z0-9-]+):\s*(.*)$/.exec(line);
-      if (m) fields.set((last = m[1]), m[2]);
+      const [, key, value] = /^([A-Za-z0-9-]+):\s*(.*)$/.exec(line) ?? [];
+      if (key !== undefined && value !== undefined) fields.set((last = key), value);
     }
   }
   const pkg = fields.get('Package');
@@ -171,7 +172,7 @@ export function parseRecord(text: string): AptPackage | undefined {
   if (!pkg || !version || !filename) return undefined;
   const depends = (fields.get('Depends') ?? '')
     .split(/[,|]/)
-    .map((d) => d.trim().split(/[\s(:]/)[0])
+    .map((d) => at(d.trim().split(/[\s(:]/), 0, 'dependency')) // split yields at least one part
     .filter((d) => d !== '');
   return { package: pkg, version, depends, sha256: fields.get('SHA256') ?? '', filename, size: Number(fields.get('Size') ?? 0) };
 }

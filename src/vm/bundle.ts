@@ -28,8 +28,8 @@ export function sharedLibraries(binary: string): string[] {
   const libs: string[] = [];
   for (const line of out.split('\n')) {
     if (/not found/.test(line)) throw new VmError('initramfs', 'VM_LDD_FAILED', `ldd ${binary}: ${line.trim()}`);
-    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
-    if (m) libs.push(m[1]);
+    const lib = (/=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line))?.[1];
+    if (lib !== undefined) libs.push(lib);
   }
   return libs;
 }

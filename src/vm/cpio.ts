@@ -30,7 +30,7 @@ const pad4 = (n: number): number => (4 - (n % 4)) % 4;
  * mtime, filesize, devmajor, devminor, rdevmajor, rdevminor, namesize, check), the NUL-terminated name,
  * padded so the data starts on a 4-byte boundary.
  */
-export function newcHeader(ino: number, mode: number, nlink: number, size: number, name: string, rdev = [0, 0]): Buffer {
+export function newcHeader(ino: number, mode: number, nlink: number, size: number, name: string, rdev: readonly [number, number] = [0, 0]): Buffer {
   if (size > 0xffffffff) throw new VmError('initramfs', 'VM_CPIO_TOO_LARGE', `${name}: ${size} bytes does not fit a newc archive (4 GiB limit)`);
   const nameBytes = Buffer.from(`${name}\0`, 'utf8');
   const fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, rdev[0], rdev[1], nameBytes.length, 0];

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { AptPackage, AptState } from './apt.js';
+import { at } from '../errors.js';
 import { VmError } from './errors.js';
 import { bzImageRelease, sha256Digest } from './image.js';
 import { withLock } from './lock.js';
@@ -95,10 +96,11 @@ async function fetchInto(apt: AptState, top: AptPackage, work: string, entry: st
     for (const [i, deb] of queue.entries()) {
       tried.add(deb.package);
       const root = join(work, `root-${used.length}`);
-      await unpack(files[i], root);
+      const file = at(files, i, 'downloaded package'); // download answers one file per package
+      await unpack(file, root);
       used.push(deb);
       look(root, deb, found);
-      rmSync(files[i], { force: true });
+      rmSync(file, { force: true });
     }
     const next: AptPackage[] = [];
     for (const name of new Set(queue.flatMap((p) => p.depends))) {

@@ -25,13 +25,13 @@ export function bzImageRelease(image: Buffer): string | undefined {
 export function parseKernelConfig(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.split('\n')) {
-    const set = /^CONFIG_([A-Za-z0-9_]+)=(.*)$/.exec(line);
-    if (set) {
-      out.set(set[1], set[2].replace(/^"(.*)"$/, '$1'));
+    const [, name, value] = /^CONFIG_([A-Za-z0-9_]+)=(.*)$/.exec(line) ?? [];
+    if (name !== undefined && value !== undefined) {
+      out.set(name, value.replace(/^"(.*)"$/, '$1'));
       continue;
     }
-    const unset = /^# CONFIG_([A-Za-z0-9_]+) is not set$/.exec(line);
-    if (unset) out.set(unset[1], 'n');
+    const unset = /^# CONFIG_([A-Za-z0-9_]+) is not set$/.exec(line)?.[1];
+    if (unset !== undefined) out.set(unset, 'n');
   }
   return out;
 }

@@ -70,8 +70,8 @@ export function matchVersion(version: string, names: string[], flavour: string):
   const sub = version.split('.').length === 2 && !version.includes('~') ? '(?:\\.\\d+)?' : '';
   const re = new RegExp(`^linux-image-(${esc}${sub}\\+deb\\d+)-${flavour.replace(/[.+]/g, (c) => `\\${c}`)}$`);
   const hits = names.flatMap((n) => {
-    const m = re.exec(n);
-    return m ? [{ n, v: m[1] }] : [];
+    const v = re.exec(n)?.[1];
+    return v !== undefined ? [{ n, v }] : [];
   });
   return hits.sort((a, b) => compareDebianVersions(b.v, a.v)).map((h) => h.n);
 }
@@ -176,8 +176,9 @@ async function newest(apt: AptState, version: string, flavour: string, mayRefres
     await apt.update();
     hits = matchVersion(version, await apt.packageNames(prefix), flavour);
   }
-  if (hits.length === 0) throw new VmError('apt', 'VM_NO_PACKAGE', `no linux-image-${version}*-${flavour} package in the configured suites`);
-  return hits[0];
+  const [best] = hits;
+  if (best === undefined) throw new VmError('apt', 'VM_NO_PACKAGE', `no linux-image-${version}*-${flavour} package in the configured suites`);
+  return best;
 }
 
 /** A vmlinuz given by path; its config is looked for beside it (/boot/config-<rel>, or ./config). */

@@ -34,28 +34,27 @@ export function parseResultStream(data: Buffer): GuestResult {
     if (nl < 0) fail(`truncated after ${at} bytes${status ? '' : ' (no status line)'}`);
     const line = data.toString('utf8', at, nl);
     at = nl + 1;
-    const m = /^@bpfseal (\S+)(?: (.*))?$/.exec(line);
-    if (!m) fail(`unexpected line ${JSON.stringify(line.slice(0, 80))}`);
-    const [, kind, rest = ''] = m;
+    const [, kind, rest = ''] = /^@bpfseal (\S+)(?: (.*))?$/.exec(line) ?? [];
+    if (kind === undefined) fail(`unexpected line ${JSON.stringify(line.slice(0, 80))}`);
     if (kind === 'end') break;
     if (kind === 'status') {
-      const s = /^(\d+) (done|timeout)$/.exec(rest);
-      if (!s) fail(`bad status ${JSON.stringify(rest)}`);
-      out.exitCode = Number(s[1]);
-      out.timedOut = s[2] === 'timeout';
+      const [, code, how] = /^(\d+) (done|timeout)$/.exec(rest) ?? [];
+      if (code === undefined || how === undefined) fail(`bad status ${JSON.stringify(rest)}`);
+      out.exitCode = Number(code);
+      out.timedOut = how === 'timeout';
       status = true;
       continue;
     }
-    const b = /^(\d+) ([0-9a-f]{64}) ?(.*)$/.exec(rest);
-    if (!b || !['stdout', 'stderr', 'file'].includes(kind)) fail(`bad header ${JSON.stringify(line.slice(0, 120))}`);
-    const size = Number(b[1]);
-    if (at + size > data.length) fail(`${kind} ${b[3]}: ${size} bytes announced, ${data.length - at} received`);
+    const [, sizeText, digest, name] = /^(\d+) ([0-9a-f]{64}) ?(.*)$/.exec(rest) ?? [];
+    if (sizeText === undefined || digest === undefined || name === undefined || !['stdout', 'stderr', 'file'].includes(kind)) fail(`bad header ${JSON.stringify(line.slice(0, 120))}`);
+    const size = Number(sizeText);
+    if (at + size > data.length) fail(`${kind} ${name}: ${size} bytes announced, ${data.length - at} received`);
     const body = data.subarray(at, at + size);
     at += size;
-    if (createHash('sha256').update(body).digest('hex') !== b[2]) fail(`${kind} ${b[3]}: sha256 mismatch (corrupted in transit)`);
+    if (createHash('sha256').update(body).digest('hex') !== digest) fail(`${kind} ${name}: sha256 mismatch (corrupted in transit)`);
     if (kind === 'stdout') out.stdout = Buffer.from(body);
     else if (kind === 'stderr') out.stderr = Buffer.from(body);
-    else out.files[b[3]] = Buffer.from(body);
+    else out.files[name] = Buffer.from(body);
   }
   if (!status) fail('no status line');
   return out;

@@ -27,11 +27,11 @@ export function parseAcceptFlag(v: string): AcceptRule {
   const rule: AcceptRule = { reason: `accepted on the command line (--accept ${v})`, source: `--accept ${v}` };
   const parts = v.includes(':') ? v.split(',') : [`name:${v}`];
   for (const part of parts) {
-    const m = /^(name|type):(.*)$/.exec(part);
-    if (!m || !PATTERN.test(m[2]) || rule[m[1] as 'name' | 'type'] !== undefined) {
+    const [, field, pattern] = /^(name|type):(.*)$/.exec(part) ?? [];
+    if (field === undefined || pattern === undefined || !PATTERN.test(pattern) || rule[field as 'name' | 'type'] !== undefined) {
       throw new BpfsealError('usage', 'USAGE_ACCEPT', `--accept ${v}: expected a program name pattern, name:<pattern>, type:<pattern>, or both joined with ',' (type:cgroup_skb,name:sd_*)`);
     }
-    rule[m[1] as 'name' | 'type'] = m[2];
+    rule[field as 'name' | 'type'] = pattern;
   }
   return rule;
 }

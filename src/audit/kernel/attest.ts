@@ -10,6 +10,7 @@ import { bundleToJSON, type Bundle } from '@sigstore/bundle';
 import { DSSEBundleBuilder } from '@sigstore/sign';
 import { PAYLOAD_TYPE } from '../../attest/statement.js';
 import { keyFileSigner } from '../../attest/sign.js';
+import { at } from '../../errors.js';
 import { writeFileDurable } from '../../fsx/durable.js';
 import { openHostLogForWriting } from '../../hostlog/hostlog.js';
 import { AttestationLogWitness } from '../../attest/witness.js';
@@ -32,7 +33,7 @@ export async function attestReport(statement: ReportStatement, o: { key: string;
   } finally {
     log.close();
   }
-  const index = Number(bundle.verificationMaterial.tlogEntries[0].logIndex);
+  const index = Number(at(bundle.verificationMaterial.tlogEntries, 0, 'log entry').logIndex); // the one witness, our host log, added it
   if (o.output) writeFileDurable(o.output, `${JSON.stringify(bundleToJSON(bundle))}\n`);
   return { index, bundle, ...(o.output ? { output: o.output } : {}) };
 }

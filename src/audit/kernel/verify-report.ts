@@ -9,7 +9,7 @@
  */
 import type { Bundle } from '@sigstore/bundle';
 import { verifyDsseBundle } from '../../attest/verify.js';
-import { InputError, VerifyError } from '../../errors.js';
+import { at, InputError, VerifyError } from '../../errors.js';
 import { verifyConsistency } from '../../tlog/merkle.js';
 import { checkEntryAgainstLog } from '../../attest/rekor.js';
 import { openLog } from '../../tlog/store.js';
@@ -93,11 +93,11 @@ export function verifyReport(bundle: Bundle, o: { key: string; hostLog?: string 
     policy.logs.push(id);
     policy.requireLogInclusion = true;
   }
-  const v = verifyDsseBundle(bundle, policy, { checkLogEntry: (e, p) => { const l = p.logs[0]; checkEntryAgainstLog(e, l.key, l.origin); } });
+  const v = verifyDsseBundle(bundle, policy, { checkLogEntry: (e, p) => { const l = at(p.logs, 0, 'trusted log'); checkEntryAgainstLog(e, l.key, l.origin); } }); // called only for an entry of a policy log: the host log
   const statement = parseReportStatement(v.payload);
   let logEntry: VerifiedReport['logEntry'];
   if (o.hostLog && id) {
-    const e = v.trusted[0];
+    const e = at(v.trusted, 0, 'trusted log entry'); // requireLogInclusion: verifyDsseBundle refused a bundle without one
     logEntry = checkAgainstHostLog(o.hostLog, id, statement, Number(e.logIndex), Number(e.inclusionProof?.treeSize ?? 0));
   } else notes.push(`log inclusion not checked (${v.untrusted.length} entr${v.untrusted.length === 1 ? 'y' : 'ies'} from an untrusted log): give --log <host-log dir>`);
   const notAttested = statement.predicate.programs.filter((p) => p.status !== 'attested' && p.status !== 'accepted');

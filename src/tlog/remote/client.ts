@@ -10,9 +10,10 @@
  * which tiles they read, then — after fetching those in parallel — over the authenticating reader.
  */
 import { HASH_SIZE, type Hash } from '../hash.js';
+import { at } from '../../errors.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from '../errors.js';
 import { LIMITS } from '../../fsx/read.js';
-import { proveConsistency, proveInclusion, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from '../merkle.js';
+import { proveConsistency, proveInclusion, readHash, storedHashIndex, treeHash, verifyConsistency, verifyInclusion } from '../merkle.js';
 import { openSignedCheckpoint, type NoteVerifier, type SignedCheckpoint } from '../note.js';
 import type { ConsistencyProof, InclusionProof } from '../store.js';
 import type { VerifyAllResult } from '../storage.js';
@@ -75,7 +76,7 @@ export class TiledLogClient implements LogReader {
   }
 
   get verifier(): NoteVerifier {
-    return this.verifiers[0];
+    return at(this.verifiers, 0, 'log verifier'); // the first checkpoint verified with one of them, so there is one
   }
 
   get size(): number {
@@ -186,7 +187,7 @@ export class TiledLogClient implements LogReader {
 
   async leafHash(index: number): Promise<Hash> {
     this.checkIndex(index);
-    return this.withHashes(this.reader, (r) => r.readHashes([storedHashIndex(0, index)])[0]);
+    return this.withHashes(this.reader, (r) => readHash(r, storedHashIndex(0, index)));
   }
 
   async rootHash(treeSize: number = this.size): Promise<Hash> {
@@ -197,7 +198,7 @@ export class TiledLogClient implements LogReader {
   async proveInclusion(index: number, treeSize: number = this.size): Promise<InclusionProof> {
     this.checkSize(treeSize);
     this.checkIndex(index, treeSize);
-    const p = await this.withHashes(this.reader, (r) => ({ leafHash: r.readHashes([storedHashIndex(0, index)])[0], hashes: proveInclusion(index, treeSize, r), rootHash: treeHash(treeSize, r) }));
+    const p = await this.withHashes(this.reader, (r) => ({ leafHash: readHash(r, storedHashIndex(0, index)), hashes: proveInclusion(index, treeSize, r), rootHash: treeHash(treeSize, r) }));
     verifyInclusion(p.leafHash, index, treeSize, p.hashes, p.rootHash);
     return { index, treeSize, ...p };
   }
@@ -228,7 +229,8 @@ export class TiledLogClient implements LogReader {
   async entry(index: number): Promise<Buffer> {
     this.checkIndex(index);
     const n = Math.floor(index / TILE_WIDTH);
-    return Buffer.from((await this.bundle(n))[index - n * TILE_WIDTH]);
+    // index < size (checked), and bundle n holds every entry of the held tree from n * 256 on.
+    return Buffer.from(at(await this.bundle(n), index - n * TILE_WIDTH, 'bundle entry'));
   }
 
   async *entries(from = 0, to: number = this.size): AsyncGenerator<LogEntry> {
@@ -238,7 +240,8 @@ export class TiledLogClient implements LogReader {
     for (let n = Math.floor(from / TILE_WIDTH); n * TILE_WIDTH < to; n++) {
       const bundle = await this.bundle(n);
       for (let k = Math.max(0, from - n * TILE_WIDTH); k < bundle.length && n * TILE_WIDTH + k < to; k++) {
-        yield { index: n * TILE_WIDTH + k, entry: Buffer.from(bundle[k]), leafHash: leafHash(bundle[k]) };
+        const entry = at(bundle, k, 'bundle entry');
+        yield { index: n * TILE_WIDTH + k, entry: Buffer.from(entry), leafHash: leafHash(entry) };
       }
     }
   }
@@ -262,8 +265,10 @@ export class TiledLogClient implements LogReader {
           for (let k = n; k < Math.min(check.steps, n + WINDOW); k++) if (!inflight.has(k)) inflight.set(k, step(k));
           const { refs, got } = await inflight.get(n)!;
           inflight.delete(n);
-          const tiles = new Map(refs.slice(0, -1).map((t, i) => [tileKey(t), got[i].data]));
-          check.step(n, decodeBundle(got[got.length - 1].data, refs[refs.length - 1].width, tilePath(refs[refs.length - 1])), tiles);
+          // got[i] is refs[i]'s (Promise.all); the last is the bundle.
+          const tiles = new Map(refs.slice(0, -1).map((t, i) => [tileKey(t), at(got, i, 'fetched tile').data]));
+          const bundleRef = at(refs, refs.length - 1, 'bundle');
+          check.step(n, decodeBundle(at(got, refs.length - 1, 'fetched bundle').data, bundleRef.width, tilePath(bundleRef)), tiles);
           this.save(got); // checked against the entries; the cache is re-authenticated on every use anyway
         }
         const rootHash = check.finish();

@@ -7,6 +7,7 @@
  * level-L tile hashes starting at k * 2^r, where L = floor(h / 8) and r = h mod 8. Those always sit in
  * one tile (2^r divides 256). Stored-hash indexes (merkle.ts) name such subtrees.
  */
+import { at } from '../../errors.js';
 import { HASH_SIZE, nodeHash, type Hash } from '../hash.js';
 import { splitStoredHashIndex } from '../merkle.js';
 import { TILE_HEIGHT, TILE_WIDTH, levelCount, type TileRef } from './path.js';
@@ -112,8 +113,8 @@ export function rootFromEdge(size: number, edge: (level: number) => Buffer): Has
     parts.unshift(...mine); // higher levels hold the leftmost (larger) subtrees
   }
   if (parts.length === 0) throw new RangeError('rootFromEdge: empty tree');
-  let h = parts[parts.length - 1];
-  for (let i = parts.length - 2; i >= 0; i--) h = nodeHash(parts[i], h);
+  let h = at(parts, parts.length - 1, 'edge subtree');
+  for (let i = parts.length - 2; i >= 0; i--) h = nodeHash(at(parts, i, 'edge subtree'), h);
   return h;
 }
 

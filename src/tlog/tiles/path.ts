@@ -53,22 +53,22 @@ const DECIMAL = /^(0|[1-9][0-9]*)$/;
 
 /** Parse a tile path; only the canonical spelling is accepted (the one tilePath writes). */
 export function parseTilePath(path: string): TileRef | undefined {
-  const parts = path.split('/');
-  if (parts.length < 3 || parts[0] !== 'tile') return undefined;
-  const level = parts[1] === 'entries' ? ENTRIES : DECIMAL.test(parts[1]) ? Number(parts[1]) : NaN;
+  const [root, levelPart, ...rest] = path.split('/');
+  if (root !== 'tile' || levelPart === undefined || rest.length === 0) return undefined;
+  const level = levelPart === 'entries' ? ENTRIES : DECIMAL.test(levelPart) ? Number(levelPart) : NaN;
   let width = TILE_WIDTH;
-  let elems = parts.slice(2);
-  if (elems.length >= 2 && elems[elems.length - 2].endsWith('.p')) {
-    const w = elems[elems.length - 1];
+  let elems = rest;
+  const [w, partialOf] = [elems.at(-1), elems.at(-2)];
+  if (w !== undefined && partialOf !== undefined && partialOf.endsWith('.p')) {
     if (!DECIMAL.test(w)) return undefined;
     width = Number(w);
-    elems = [...elems.slice(0, -2), elems[elems.length - 2].slice(0, -2)];
+    elems = [...elems.slice(0, -2), partialOf.slice(0, -2)];
   }
   let n = 0;
   for (const [i, e] of elems.entries()) {
-    const m = (i < elems.length - 1 ? /^x([0-9]{3})$/ : /^([0-9]{3})$/).exec(e);
-    if (!m) return undefined;
-    n = n * 1000 + Number(m[1]);
+    const [, digits] = (i < elems.length - 1 ? /^x([0-9]{3})$/ : /^([0-9]{3})$/).exec(e) ?? [];
+    if (digits === undefined) return undefined;
+    n = n * 1000 + Number(digits);
   }
   if (!Number.isSafeInteger(n) || Number.isNaN(level)) return undefined;
   const t = { level, n, width };

@@ -11,6 +11,7 @@
  */
 import { HASH_SIZE, type Hash } from '../hash.js';
 import { storedHashIndex, type HashReader } from '../merkle.js';
+import { at } from '../../errors.js';
 import { TLOG_CODES, TlogVerifyError } from '../errors.js';
 import { edgeTiles, fullTileHash, parentOf, rootFromEdge, slotOfStoredHash, subtreeOfTile } from './math.js';
 import { TILE_HEIGHT, TILE_WIDTH, tilePath, widthAt, type TileRef } from './path.js';
@@ -106,21 +107,22 @@ export class TileHashReader implements TreeHashes {
 
   /** Authenticated data of each planned tile (in plan order). */
   private authenticate(plan: readonly TileRef[]): Map<string, Buffer> {
-    const loaded = plan.map((t) => this.load(t));
-    const byKey = new Map(plan.map((t, i) => [tileKey(t), loaded[i].data]));
+    const loaded = plan.map((t) => ({ t, ...this.load(t) }));
+    const byKey = new Map(loaded.map(({ t, data }) => [tileKey(t), data]));
     const edge = edgeTiles(this.size);
-    if (edge.some((_, i) => !loaded[i].verified)) {
+    // planTiles puts the edge tiles first, so loaded[i] is edge[i]'s for every i < edge.length.
+    if (edge.some((_, i) => !at(loaded, i, 'edge tile').verified)) {
       const root = rootFromEdge(this.size, (level) => byKey.get(tileKey(edge.find((t) => t.level === level)!))!);
-      if (!root.equals(this.rootHash)) throw this.bad(edge[0], `and the other right-edge tiles do not give the signed root hash`);
+      if (!root.equals(this.rootHash)) throw this.bad(at(edge, 0, 'edge tile'), `and the other right-edge tiles do not give the signed root hash`);
     }
-    plan.forEach((t, i) => {
-      if (i >= edge.length && !loaded[i].verified) {
+    loaded.forEach(({ t, data, verified }, i) => {
+      if (i >= edge.length && !verified) {
         const p = parentOf(t, this.size);
         const parent = byKey.get(tileKey(p))!;
         const expected = parent.subarray(p.offset * HASH_SIZE, (p.offset + 1) * HASH_SIZE);
-        if (!fullTileHash(loaded[i].data).equals(expected)) throw this.bad(t, `does not hash to its entry in ${tilePath(p)}`);
+        if (!fullTileHash(data).equals(expected)) throw this.bad(t, `does not hash to its entry in ${tilePath(p)}`);
       }
-      this.cache.set(tileKey(t), loaded[i].data);
+      this.cache.set(tileKey(t), data);
     });
     return byKey;
   }

@@ -124,14 +124,14 @@ export function parseAddCheckpoint(body: string): AddCheckpoint {
   const split = body.indexOf('\n\n');
   if (split < 0) throw bad();
   const [oldLine, ...proofLines] = body.slice(0, split).split('\n');
-  const m = /^old (0|[1-9][0-9]*)$/.exec(oldLine);
-  if (!m || proofLines.length > 63) throw bad();
+  const oldSize = oldLine === undefined ? undefined : /^old (0|[1-9][0-9]*)$/.exec(oldLine)?.[1];
+  if (oldSize === undefined || proofLines.length > 63) throw bad();
   const proof = proofLines.map((l) => {
     const h = Buffer.from(l, 'base64');
     if (h.length !== 32 || h.toString('base64') !== l) throw bad();
     return h;
   });
-  return { oldSize: Number(m[1]), proof, checkpoint: body.slice(split + 2) };
+  return { oldSize: Number(oldSize), proof, checkpoint: body.slice(split + 2) };
 }
 
 export interface WitnessRun extends Cosignature {

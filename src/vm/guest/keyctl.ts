@@ -31,7 +31,9 @@ function ring(s: string | undefined): number {
 function sessionRun(name: string, argv: string[]): number {
   joinSessionKeyring(name);
   linkKey(KEY_SPEC.user, KEY_SPEC.session);
-  const r = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit' });
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) throw new TypeError('session-run: no command after --'); // main() passes at least one
+  const r = spawnSync(cmd, args, { stdio: 'inherit' });
   if (r.error) throw r.error;
   if (r.signal) return 128 + (constants.signals[r.signal] ?? 0);
   return r.status ?? 1;
