@@ -539,3 +539,36 @@ function fnamesOf(p: Plan, progName: string, btf: ReturnType<typeof parseBtf>): 
   const pr = prog(p, progName);
   return u32s(pr.funcInfo.data, 8, 4).map((id) => btf.types[id].name);
 }
+
+describe('(e) fix-ups name the instruction they rewrite', () => {
+  // Every fix-up kind, from the fixtures that have them (externs.o: kfunc, ksym; ksym_typed.o: typed ksym).
+  const withFixups = ['externs.o', 'ksym_typed.o'].map((f) => plan(f));
+
+  it('the fixtures carry every kind, each on a call (kfunc) or a ld_imm64 with its second half', () => {
+    const kinds = new Set(withFixups.flatMap((p) => p.programs.flatMap((x) => x.fixups.map((f) => f.kind))));
+    expect([...kinds].sort()).toEqual(['kfunc', 'ksym_addr', 'ksym_btf']);
+    for (const p of withFixups) expect(decodePlan(encodePlan(p))).toEqual(p);
+  });
+
+  it('a fix-up moved to another instruction, or a ld_imm64 fix-up on the last instruction, is PLAN_INVALID, not a crash at load', () => {
+    for (const p of withFixups) {
+      for (const [pi, prog] of p.programs.entries()) {
+        const n = prog.insns.length / 8;
+        for (const [fi, f] of prog.fixups.entries()) {
+          // The same kind on an instruction of the other shape (a call for ld_imm64 kinds, and back).
+          const other = [...Array(n).keys()].find((i) => prog.insns[i * 8] === (f.kind === 'kfunc' ? 0x18 : 0x85));
+          const bad: number[] = [n - 1, ...(other === undefined ? [] : [other])];
+          for (const insn of bad) {
+            if (insn === f.insn) continue;
+            const copy = decodePlan(encodePlan(p)); // a deep copy, Buffers included
+            copy.programs[pi]!.fixups[fi] = { ...f, insn };
+            if (f.kind !== 'kfunc' && insn === n - 1) copy.programs[pi]!.insns[insn * 8] = 0x18; // even a ld_imm64 there has no second half
+            const r = decodeOutcome(encodePlan(copy));
+            expect(r.error, `${p.name} ${prog.name} fix-up ${fi} (${f.kind}) at ${insn}`).toBeInstanceOf(BpfsealError);
+            expect((r.error as BpfsealError).code).toBe('PLAN_INVALID');
+          }
+        }
+      }
+    }
+  });
+});

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
 import type { KconfigVar, MapKind } from '../bpf/spec.js';
-import { INSN_SIZE } from '../bpf/insn.js';
+import { CALL, INSN_SIZE, LD_IMM64 } from '../bpf/insn.js';
 import { kernelNameProblem, labelProblem, nameProblem, pinFileName } from './names.js';
 import {
   PLAN_MAGIC, PLAN_VERSION, type ExtInfo, type InsnFixup, type InsnFixupKind, type MaxEntriesFixup, type Plan,
@@ -264,7 +264,15 @@ export function validatePlan(plan: Plan): void {
     const n = p.insns.length / INSN_SIZE;
     for (const f of p.fdArray) if (f >= nm) throw new PlanFormatError(`program '${p.name}': fd_array names map ${f}; the plan has ${nm}`);
     if (new Set(p.fdArray).size !== p.fdArray.length) throw new PlanFormatError(`program '${p.name}': fd_array lists a map twice`);
-    for (const f of p.fixups) if (f.insn >= n) throw new PlanFormatError(`program '${p.name}': fix-up at instruction ${f.insn} of ${n}`);
+    for (const f of p.fixups) {
+      if (f.insn >= n) throw new PlanFormatError(`program '${p.name}': fix-up at instruction ${f.insn} of ${n}`);
+      // The host value is written into the instruction the fix-up names: a kfunc call, or both halves
+      // of a ld_imm64 (its second slot must be in the program: the writers do not look further).
+      const code = p.insns[f.insn * INSN_SIZE];
+      const want = f.kind === 'kfunc' ? CALL : LD_IMM64;
+      if (code !== want) throw new PlanFormatError(`program '${p.name}': ${f.kind} fix-up at instruction ${f.insn}, which is not a ${f.kind === 'kfunc' ? 'call' : 'ld_imm64'}`);
+      if (want === LD_IMM64 && f.insn + 1 >= n) throw new PlanFormatError(`program '${p.name}': ${f.kind} fix-up at the last instruction (${f.insn}): its ld_imm64 has no second half`);
+    }
   }
   for (const s of plan.slots) {
     if (s.map >= nm || s.target >= (s.kind === 'map' ? nm : np)) throw new PlanFormatError(`slot ${s.index} of map ${s.map}: reference out of range`);
