@@ -371,6 +371,17 @@ describe('fuzz-found bugs (regressions)', () => {
     expectInputError(outcome(withIntSize('externs.o', 'int', 0x80000000), 'externs.o'));
   });
 
+  // src/bpf/collection.ts kconfigMap looked up each kconfig extern in the first .kconfig DATASEC only,
+  // while collectExterns takes them from any: a second one (here .ksyms renamed) was a TypeError.
+  it('two .kconfig DATASECs are BTF_INVALID, not a TypeError', () => {
+    const orig = readFixture('externs.o');
+    const { btf, typesAt } = btfOf(orig);
+    const kconfig = btf.types.find((x) => x.kind === KIND.DATASEC && x.name === '.kconfig')!;
+    const ksyms = btf.types.find((x) => x.kind === KIND.DATASEC && x.name === '.ksyms')!;
+    const b = patched(orig, (x) => x.writeUInt32LE(kconfig.nameOff, typesAt + ksyms.recordOffset));
+    expectInputError(outcome(b, 'externs.o'), 'BTF_INVALID');
+  });
+
   // kcfgType claims to classify "the way libbpf's find_kcfg_type does", which accepts integers of
   // 1, 2, 4 or 8 bytes only. Size 0 even yields NaN offsets and a plan that decodePlan rejects.
   it.each([0, 3])('a kconfig extern of a %i-byte int is rejected with EXTERN_KCONFIG_TYPE', (size) => {

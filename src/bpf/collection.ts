@@ -4,7 +4,7 @@
  */
 import { InputError } from '../errors.js';
 import { parseElf, sectionByName, SHF_EXECINSTR, SHN_UNDEF, STB, STT, SHT, type ElfObject, type ElfSection, type ElfSymbol } from '../elf/reader.js';
-import { KIND, parseBtf, skipMods, type Btf, type BtfDatasec } from './btf.js';
+import { BtfError, KIND, parseBtf, skipMods, type Btf, type BtfDatasec } from './btf.js';
 import { parseBtfExt } from './btfext.js';
 import { MAP_TYPE } from './constants.js';
 import { BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, btfMaps, dataMap, isDataSection, legacyMaps, secinfoType } from './maps.js';
@@ -170,10 +170,14 @@ function kcfgType(btf: Btf, id: number, name: string): { type: KconfigVar['type'
 function kconfigMap(externs: ExternSpec[], btf: Btf | undefined): MapSpec | undefined {
   const kc = externs.filter((e) => e.kind === 'kconfig');
   if (kc.length === 0 || !btf) return undefined;
-  const ds = btf.types.find((t): t is BtfDatasec => t.kind === KIND.DATASEC && t.name === '.kconfig');
+  const all = btf.types.filter((t): t is BtfDatasec => t.kind === KIND.DATASEC && t.name === '.kconfig');
+  const [ds] = all;
   if (!ds) throw new InputError('EXTERN_NO_BTF', 'the object has __kconfig externs but no .kconfig DATASEC in its BTF');
+  // One map holds every kconfig value, described by one DATASEC (libbpf looks up only the first).
+  if (all.length > 1) throw new BtfError(`${all.length} .kconfig DATASECs (type ids ${all.map((t) => t.id).join(', ')}); the kconfig map has one`);
   const vars = kc.map((e) => {
-    const vs = ds.secinfos.find((v) => secinfoType(btf, ds, v).name === e.name)!;
+    const vs = ds.secinfos.find((v) => secinfoType(btf, ds, v).name === e.name);
+    if (!vs) throw new BtfError(`kconfig extern '${e.name}' is not in the .kconfig DATASEC`);
     return { e, ...kcfgType(btf, secinfoType(btf, ds, vs).sizeOrType, e.name) };
   });
   // libbpf's cmp_externs: descending alignment, then ascending size, then name.
