@@ -12,11 +12,33 @@ const SRC = join(root, 'src');
 export const EXIT = { verify: 1, usage: 2, input: 2, kernel: 3, internal: 70 };
 /** The kind each error class (or code-taking helper) raises; 'first' when its first argument says. */
 export const CLASS_KIND = {
-  BpfsealError: 'first', InputError: 'input', VerifyError: 'verify', TlogVerifyError: 'verify', WitnessError: 'verify',
+  BpfsealError: 'first', InputError: 'input', VerifyError: 'verify', TlogVerifyError: 'verify',
   ElfError: 'input', Pkcs7Error: 'input', CertificateError: 'input', VmError: 'vm-step', pinError: 'usage',
 };
 export const VM_KERNEL_STEPS = new Set(['boot', 'guest', 'result']);
-export const RAISE = /\b(?:new\s+([A-Z]\w*Error)|(pinError))\(\s*(?:'([a-z-]+)'\s*,\s*)?(?:'([A-Z][A-Z0-9_]+)'|TLOG_CODES\.([A-Z][A-Z0-9_]+))\s*(?:,\s*(`(?:[^`\\]|\\.|\$\{(?:[^{}]|\{[^{}]*\})*\})*`|'(?:[^'\\]|\\.)*'))?/g;
+export const RAISE = /\b(?:new\s+(?<cls>[A-Z]\w*Error)|(?<fn>pinError))\(\s*(?:'(?<kind>[a-z-]+)'\s*,\s*|[\w.]+\s*\?\s*'(?<either>[a-z-]+)'\s*:\s*'(?<or>[a-z-]+)'\s*,\s*|(?<variable>[a-zA-Z]\w*)\s*,\s*)?(?:'(?<code>[A-Z][A-Z0-9_]+)'|TLOG_CODES\.(?<tlog>[A-Z][A-Z0-9_]+))\s*(?:,\s*(?<message>`(?:[^`\\]|\\.|\$\{(?:[^{}]|\{[^{}]*\})*\})*`|'(?:[^'\\]|\\.)*'))?/g;
+/** An error class with a code of its own: `class X extends Parent { ... super(['kind', ]'CODE', ...)`. */
+const SUPER = /\bclass\s+(\w+)\s+extends\s+(\w+)\s*\{[\s\S]*?\bsuper\(\s*(?:'([a-z-]+)'\s*,\s*)?'([A-Z][A-Z0-9_]+)'\s*,\s*(`(?:[^`\\]|\\.|\$\{(?:[^{}]|\{[^{}]*\})*\})*`|'(?:[^'\\]|\\.)*')?/g;
+/**
+ * Functions that take a code and raise it (or return the error), by file: which argument is the code,
+ * and the kind they raise it with. Their `code` parameters are typed ErrorCode, so tsc refuses a
+ * literal this scan does not put in the table; a new helper of this sort is listed here.
+ */
+export const HELPERS = {
+  'fsx/dirs.ts': { ensureDirectory: [2, 'input'], checkPrivateDir: [2, 'input'], checkRegularFile: [2, 'input'] },
+  'fsx/durable.ts': { writeError: [2, 'input'], writeFileDurable: [3, 'input'] },
+  'tlog/verify-proof.ts': { checkHashes: [1, 'verify'] },
+  'elf/reader.ts': { fail: [0, 'input'] },
+  'trust/keyless-flags.ts': { usage: [0, 'usage'] },
+  'cli/preflight.ts': { usage: [0, 'usage'] },
+  'cli/sign.ts': { usage: [0, 'usage'] },
+};
+/** Helpers exported to other files: their calls are read everywhere. */
+const EXPORTED_HELPERS = {
+  ensureDirectory: [2, 'input'], checkPrivateDir: [2, 'input'], checkRegularFile: [2, 'input'], writeError: [2, 'input'], writeFileDurable: [3, 'input'], createExclusive: [3, 'input'],
+  // tlog/witness: `new WitnessError(status, code, message)`: 400 is input, other statuses verify.
+  WitnessError: [1, 'witness-status'],
+};
 
 function tsFiles(dir, base = dir) {
   const out = [];
@@ -42,25 +64,100 @@ function shown(lit) {
   return s.replace(/\\'/g, "'").replace(/\\n/g, ' ').replace(/\s+/g, ' ').trim();
 }
 
+/** The top-level arguments of the call whose '(' is at `open`: their source text, and the text after the call. */
+function callArgs(text, open) {
+  const args = [];
+  let depth = 0;
+  let start = open + 1;
+  let quote = '';
+  for (let i = open + 1; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = '';
+      continue;
+    }
+    if (c === "'" || c === '"' || c === '`') quote = c;
+    else if (c === '(' || c === '[' || c === '{') depth++;
+    else if (c === ')' || c === ']' || c === '}') {
+      if (depth === 0) {
+        args.push(text.slice(start, i).trim());
+        return args;
+      }
+      depth--;
+    } else if (c === ',' && depth === 0) {
+      args.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  return args;
+}
+
+const CODE_LITERAL = /^'([A-Z][A-Z0-9_]+)'$/;
+const MESSAGE_LITERAL = /^(`[\s\S]*`|'(?:[^'\\]|\\.)*')$/;
+
+/** Raises of one file's text: { code, kind, exit, file, line, message }, and the raises of classes the scan does not know. */
+export function raisesIn(f, text, tlog = tlogCodes()) {
+  const raised = [];
+  const unknown = [];
+  const lineOf = (i) => text.slice(0, i).split('\n').length;
+  const add = (code, kind, i, message) => raised.push({ code, kind, exit: EXIT[kind], file: f, line: lineOf(i), message: shown(message) });
+  for (const m of text.matchAll(RAISE)) {
+    const g = m.groups;
+    const cls = g.cls ?? g.fn;
+    const code = g.code ?? tlog[g.tlog];
+    const k = CLASS_KIND[cls];
+    if (!k || !code) {
+      unknown.push(`${f}:${lineOf(m.index)}: ${cls}`);
+      continue;
+    }
+    // A VmError's step: a literal, one of two (`x ? 'guest' : 'boot'`, both of one kind), or a variable,
+    // which is one of the steps before qemu runs (vm/lock.ts types it so).
+    const vmKind = (step) => (VM_KERNEL_STEPS.has(step) ? 'kernel' : 'input');
+    let kind;
+    if (k === 'first') kind = g.kind;
+    else if (k === 'vm-step') kind = g.either ? (vmKind(g.either) === vmKind(g.or) ? vmKind(g.either) : undefined) : vmKind(g.kind);
+    else kind = g.kind || g.either || g.variable ? undefined : k;
+    if (!kind) {
+      unknown.push(`${f}:${lineOf(m.index)}: ${cls} with a kind the scan cannot tell`);
+      continue;
+    }
+    add(code, kind, m.index, g.message);
+  }
+  for (const m of text.matchAll(SUPER)) {
+    const k = CLASS_KIND[m[2]] ?? (m[2] === 'BpfsealError' ? 'first' : undefined);
+    const kind = k === 'first' ? m[3] : k;
+    if (!kind || k === 'vm-step') {
+      unknown.push(`${f}:${lineOf(m.index)}: class ${m[1]} extends ${m[2]}`);
+      continue;
+    }
+    add(m[4], kind, m.index, m[5]);
+  }
+  const helpers = { ...EXPORTED_HELPERS, ...(HELPERS[f] ?? {}) };
+  for (const [name, [at, kind]] of Object.entries(helpers)) {
+    for (const m of text.matchAll(new RegExp(`(?<![\\w.])${name}\\(`, 'g'))) {
+      const args = callArgs(text, m.index + name.length);
+      const arg = args[at] ?? '';
+      const code = CODE_LITERAL.exec(arg)?.[1] ?? tlog[/^TLOG_CODES\.([A-Z][A-Z0-9_]+)$/.exec(arg)?.[1] ?? ''];
+      const k = kind === 'witness-status' ? (args[0] === '400' ? 'input' : 'verify') : kind;
+      if (code) add(code, k, m.index, MESSAGE_LITERAL.test(args[at + 1] ?? '') ? args[at + 1] : undefined);
+      // A default code in the helper's own parameter list (`code = 'DIR_UNUSABLE'`).
+      const def = /^\w*[cC]ode(?:\??:\s*ErrorCode)?\s*=\s*'([A-Z][A-Z0-9_]+)'$/.exec(arg);
+      if (def) add(def[1], k, m.index, undefined);
+    }
+  }
+  return { raised, unknown };
+}
+
 /** Every raise in src/: { code, kind, exit, file, line, message }. */
 export function scan() {
   const tlog = tlogCodes();
   const raised = [];
   const unknown = [];
   for (const f of tsFiles(SRC)) {
-    const text = readFileSync(join(SRC, f), 'utf8');
-    for (const m of text.matchAll(RAISE)) {
-      const cls = m[1] ?? m[2];
-      const code = m[4] ?? tlog[m[5]];
-      const line = text.slice(0, m.index).split('\n').length;
-      const k = CLASS_KIND[cls];
-      if (!k || !code) {
-        unknown.push(`${f}:${line}: ${cls}`);
-        continue;
-      }
-      const kind = k === 'first' ? m[3] : k === 'vm-step' ? (VM_KERNEL_STEPS.has(m[3]) ? 'kernel' : 'input') : k;
-      raised.push({ code, kind, exit: EXIT[kind], file: f, line, message: shown(m[6]) });
-    }
+    const r = raisesIn(f, readFileSync(join(SRC, f), 'utf8'), tlog);
+    raised.push(...r.raised);
+    unknown.push(...r.unknown);
   }
   return { raised, unknown };
 }

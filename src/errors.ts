@@ -3,6 +3,10 @@
  *   0 success, 1 verification or policy rejection, 2 usage error or invalid/unsupported input,
  *   3 the kernel refused, 70 an internal error (a bug in bpfseal, never a property of the input).
  */
+import type { ErrorCode } from './errors.gen.js';
+
+export type { ErrorCode };
+
 export type ErrorKind = 'input' | 'usage' | 'verify' | 'kernel';
 
 export const EXIT = { ok: 0, verify: 1, input: 2, usage: 2, kernel: 3, internal: 70 } as const;
@@ -10,11 +14,11 @@ export const EXIT = { ok: 0, verify: 1, input: 2, usage: 2, kernel: 3, internal:
 export class BpfsealError extends Error {
   readonly kind: ErrorKind;
   /** Stable machine-readable code, e.g. ELF_TRUNCATED. Printed in --json output. */
-  readonly code: string;
+  readonly code: ErrorCode;
   /** The file the error is about, when there is one. */
   file?: string;
 
-  constructor(kind: ErrorKind, code: string, message: string, options?: { cause?: unknown; file?: string }) {
+  constructor(kind: ErrorKind, code: ErrorCode, message: string, options?: { cause?: unknown; file?: string }) {
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'BpfsealError';
     this.kind = kind;
@@ -29,7 +33,7 @@ export class BpfsealError extends Error {
 
 /** Malformed or unsupported input (exit 2). */
 export class InputError extends BpfsealError {
-  constructor(code: string, message: string, options?: { cause?: unknown; file?: string }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; file?: string }) {
     super('input', code, message, options);
     this.name = 'InputError';
   }
@@ -38,7 +42,7 @@ export class InputError extends BpfsealError {
 
 /** Verification or policy rejection (exit 1): bad signature, untrusted signer, revoked, rollback, ... */
 export class VerifyError extends BpfsealError {
-  constructor(code: string, message: string, options?: { cause?: unknown; file?: string }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; file?: string }) {
     super('verify', code, message, options);
     this.name = 'VerifyError';
   }

@@ -16,7 +16,7 @@ import { KernelError } from '../src/kernel/errors.js';
 import { openHostLog, readDecisions } from '../src/hostlog/hostlog.js';
 import { loadRelease } from '../src/runtime/load.js';
 import { pinsInPlace, unloadDir } from '../src/runtime/unload.js';
-import { BpfsealError } from '../src/errors.js';
+import { BpfsealError, type ErrorCode } from '../src/errors.js';
 import { parsePolicy, type TrustPolicy } from '../src/trust/policy.js';
 import { writeKeyFiles } from '../src/trust/keys.js';
 import { cleanupTmpDirs, makeTmpDir } from './helpers/paths.js';
@@ -116,7 +116,7 @@ describe.skipIf(!linkable)('a load with links', () => {
   it('a failure before the commit pins nothing, closes the link and is recorded as refused', async () => {
     const files = host();
     const dir = newPinDir();
-    const { done, made } = loadWithLink(files, dir, { fail: new BpfsealError('kernel', 'TEST_ATTACH_FAILED', 'attach failed') });
+    const { done, made } = loadWithLink(files, dir, { fail: new BpfsealError('kernel', 'TEST_ATTACH_FAILED' as ErrorCode, 'attach failed') });
     await expect(done).rejects.toMatchObject({ code: 'TEST_ATTACH_FAILED' });
     expect(existsSync(dir)).toBe(false);
     expect(await gone(made.id)).toBe(true);
@@ -126,7 +126,7 @@ describe.skipIf(!linkable)('a load with links', () => {
   it('a failure during the commit removes the staged link pin and closes the link', async () => {
     const files = host();
     const dir = newPinDir();
-    const { done, made } = loadWithLink(files, dir, { onCommitStep: (s) => { if (s === 'rename') throw new BpfsealError('input', 'TEST_COMMIT_FAILED', 'injected'); } });
+    const { done, made } = loadWithLink(files, dir, { onCommitStep: (s) => { if (s === 'rename') throw new BpfsealError('input', 'TEST_COMMIT_FAILED' as ErrorCode, 'injected'); } });
     await expect(done).rejects.toMatchObject({ code: 'TEST_COMMIT_FAILED' });
     expect(existsSync(dir)).toBe(false);
     expect(readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('bpfseal_staging_'))).toEqual([]);
@@ -140,7 +140,7 @@ describe.skipIf(!linkable)('a load with links', () => {
     let called = false;
     await expect(loadRelease(rel, {
       policy, ...files, pinDir: dir,
-      accept: (v) => { throw new BpfsealError('input', 'TEST_NOT_WANTED', `not ${v.plan.name}`); },
+      accept: (v) => { throw new BpfsealError('input', 'TEST_NOT_WANTED' as ErrorCode, `not ${v.plan.name}`); },
       beforeCommit: () => { called = true; return []; },
     })).rejects.toMatchObject({ code: 'TEST_NOT_WANTED', message: 'not linked' });
     expect(called).toBe(false);

@@ -31,7 +31,7 @@ import { openLog } from '../src/tlog/store.js';
 import { KernelError } from '../src/kernel/errors.js';
 import { openFds } from '../src/kernel/fd.js';
 import { mapFdById, mapInfo, mapLookup, mapUpdate, objGet, progFdById, progInfo, progTestRun } from '../src/kernel/bpf.js';
-import { BpfsealError, InputError } from '../src/errors.js';
+import { BpfsealError, type ErrorCode, InputError } from '../src/errors.js';
 import { allFixtures, DIST, FIXTURES, makeTmpDir, requireDist, ROOT } from './helpers/paths.js';
 import {
   asFd, closeLeftoverFds, datasecLayout, kallsyms, linuxKernelVersion, newPinDir, objectExists, probeBpf, recording,
@@ -470,7 +470,7 @@ describe.skipIf(!canBpf)('(e) fault injection: a failure at any step leaves noth
     const dir = newPinDir();
     const rec = recording(realKernel());
     const files = hostFiles();
-    const e = await thrownAsync(() => replayAndCommit(f, rec.backend, dir, { files, onCommitStep: (s) => { if (s === step) throw new InputError('INJECTED', `injected at ${s}`); } }));
+    const e = await thrownAsync(() => replayAndCommit(f, rec.backend, dir, { files, onCommitStep: (s) => { if (s === step) throw new InputError('INJECTED' as ErrorCode, `injected at ${s}`); } }));
     expect((e as BpfsealError).code).toBe(step === 'record' ? 'INJECTED' : 'INJECTED');
     await expectNothingLeft(rec.created, dir);
     const log = openLog(files.hostLog, { create: false });

@@ -127,6 +127,16 @@ describe('tlog-witness add-checkpoint', () => {
     expect(state.last(log.origin, log.verifiers)?.size).toBe(12);
     // The HTTP request body round-trips.
     expect(parseAddCheckpoint(formatAddCheckpoint({ oldSize: 10, proof, checkpoint: c12.note }))).toEqual({ oldSize: 10, proof, checkpoint: c12.note });
+    // A malformed request is input (exit 2), as TLOG_BAD_ARGUMENT is everywhere; a refused check is verify (exit 1).
+    let bad: unknown;
+    try {
+      parseAddCheckpoint('junk');
+    } catch (e) {
+      bad = e;
+    }
+    expect(bad).toBeInstanceOf(WitnessError);
+    expect(bad).toMatchObject({ status: 400, code: 'TLOG_BAD_ARGUMENT', kind: 'input', exitCode: 2 });
+    expect(new WitnessError(409, 'TLOG_WITNESS_CONFLICT', 'x', 3)).toMatchObject({ kind: 'verify', exitCode: 1 });
     other.close();
     log.close();
   });

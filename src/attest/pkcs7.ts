@@ -5,6 +5,7 @@
  * `openssl cms -verify -binary -inform DER -content insns.bin -certfile cert.pem -noverify` checks the
  * same bytes independently.
  */
+import type { ErrorCode } from '../errors.js';
 import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
 import { InputError } from '../errors.js';
 import { keyAlgorithm, spkiDer } from '../trust/keys.js';
@@ -27,7 +28,7 @@ export const CMS_OID = {
 
 /** A signature that cannot be made or parsed (exit 2). A well-formed signature that does not verify is `false`, not an error. */
 export class Pkcs7Error extends InputError {
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.name = 'Pkcs7Error';
   }

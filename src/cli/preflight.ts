@@ -4,6 +4,7 @@
  * Exit 0 every load passed, 1 a load failed (or a release did not verify), 2 usage or input, 3 a kernel
  * could not be fetched, booted or run (VM infrastructure).
  */
+import type { ErrorCode } from '../errors.js';
 import type { Command } from 'commander';
 import { at, BpfsealError, EXIT } from '../errors.js';
 import { failure, failureLine, printJson } from './output.js';
@@ -27,7 +28,7 @@ interface PreflightOpts {
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-const usage = (code: string, msg: string) => new BpfsealError('usage', code, msg);
+const usage = (code: ErrorCode, msg: string) => new BpfsealError('usage', code, msg);
 
 function positive(v: string, flag: string, max: number): number {
   if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) throw usage('USAGE_PREFLIGHT', `${flag} ${v}: expected an integer from 1 to ${max}`);

@@ -2,6 +2,7 @@
  * `bpfseal sign <object.o|file.plan>... (--key <k> [--cert <crt>] | --keyless [--fulcio-url <url>] [--identity-token <t>])
  *   [--rekor-url <url>] [--version N] [-o <file|dir>] [--json]`
  */
+import type { ErrorCode } from '../errors.js';
 import type { Command } from 'commander';
 import type { Witness } from '@sigstore/sign';
 import { checkServiceURL, FULCIO_URL as DEFAULT_FULCIO_URL, REKOR_URL as DEFAULT_REKOR_URL } from '../attest/urls.js';
@@ -45,7 +46,7 @@ interface SignOpts {
   loader?: boolean;
 }
 
-const usage = (code: string, msg: string) => new BpfsealError('usage', code, msg);
+const usage = (code: ErrorCode, msg: string) => new BpfsealError('usage', code, msg);
 
 /** Flag combinations: exactly one of --key/--keyless; --cert only with a key; Fulcio flags only keyless. */
 function checkSignerFlags(opts: SignOpts): void {

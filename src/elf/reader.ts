@@ -6,10 +6,11 @@
  * becomes an ElfError with a specific code, never a RangeError from a Buffer read. Section data is a
  * view (subarray) of the caller's buffer: nothing is copied and the input is never written.
  */
+import type { ErrorCode } from '../errors.js';
 import { at, InputError } from '../errors.js';
 
 export class ElfError extends InputError {
-  constructor(code: string, message: string) {
+  constructor(code: ErrorCode, message: string) {
     super(code, message);
     this.name = 'ElfError';
   }
@@ -84,7 +85,7 @@ export interface ElfObject {
 /** Hard caps: an honest BPF object is far below these; an absurd header must not make us allocate. */
 const MAX_SECTIONS = 65_535;
 
-function fail(code: string, msg: string): never {
+function fail(code: ErrorCode, msg: string): never {
   throw new ElfError(code, msg);
 }
 

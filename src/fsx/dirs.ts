@@ -3,6 +3,7 @@
  * and refused when another local user could swap what is inside (a symlink, or a directory that group
  * or others may write to, or one owned by another user).
  */
+import type { ErrorCode } from '../errors.js';
 import { lstatSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BpfsealError, InputError } from '../errors.js';
@@ -24,7 +25,7 @@ function lstatOrUndefined(p: string): Stats | undefined {
  * Make `dir` (and missing parents) a directory. Bounded: one mkdir per missing component; anything in
  * the way that is not a directory is an error naming it. Returns whether `dir` itself was created.
  */
-export function ensureDirectory(dir: string, mode = 0o755, code = 'DIR_UNUSABLE'): boolean {
+export function ensureDirectory(dir: string, mode = 0o755, code: ErrorCode = 'DIR_UNUSABLE'): boolean {
   const abs = resolve(dir);
   const missing: string[] = [];
   let p = abs;
@@ -58,7 +59,7 @@ export function ensureDirectory(dir: string, mode = 0o755, code = 'DIR_UNUSABLE'
  * read-only use of another user's directory), and not writable by group or others: otherwise another
  * local user could replace the files bpfseal trusts in it.
  */
-export function checkPrivateDir(dir: string, what: string, code = 'DIR_UNSAFE', opts: { owner?: boolean } = {}): void {
+export function checkPrivateDir(dir: string, what: string, code: ErrorCode = 'DIR_UNSAFE', opts: { owner?: boolean } = {}): void {
   const st = lstatOrUndefined(dir);
   if (!st) throw new InputError(code, `${dir}: ${what} does not exist`, { file: dir });
   if (st.isSymbolicLink()) throw new BpfsealError('input', code, `${dir}: ${what} is a symbolic link; give the real path`, { file: dir });
@@ -69,7 +70,7 @@ export function checkPrivateDir(dir: string, what: string, code = 'DIR_UNSAFE', 
 }
 
 /** `path` inside a checked directory must be a regular file, not a symlink (or absent when `optional`). */
-export function checkRegularFile(path: string, what: string, code = 'FILE_UNSAFE'): Stats | undefined {
+export function checkRegularFile(path: string, what: string, code: ErrorCode = 'FILE_UNSAFE'): Stats | undefined {
   const st = lstatOrUndefined(path);
   if (!st) return undefined;
   if (st.isSymbolicLink()) throw new BpfsealError('input', code, `${path}: ${what} is a symbolic link; bpfseal does not follow links here`, { file: path });

@@ -7,6 +7,7 @@
  * symlink planted by another local user at a guessable name is never written through; the content is
  * fsynced, renamed into place, and the directory fsynced (rename durability, POSIX rename(2)).
  */
+import type { ErrorCode } from '../errors.js';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fdatasync, fsync, fsyncSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -15,7 +16,7 @@ import { InputError } from '../errors.js';
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY, O_RDONLY, O_DIRECTORY } = constants;
 
 /** Error for a file that cannot be written: the path and the errno, nothing else. */
-export function writeError(path: string, e: unknown, code = 'OUTPUT_UNWRITABLE'): InputError {
+export function writeError(path: string, e: unknown, code: ErrorCode = 'OUTPUT_UNWRITABLE'): InputError {
   if (e instanceof InputError) return e;
   const errno = (e as NodeJS.ErrnoException).code ?? 'EIO';
   return new InputError(code, `${path}: cannot write (${errno})`, { file: path, cause: e });
@@ -103,7 +104,7 @@ function syncedTemp(path: string, data: string | Uint8Array, mode: number, suffi
  * Replace `path` atomically and durably: temp file, fsync, rename, fsync of the directory. A failure
  * leaves the old file intact and no temp file behind. Errors name `path` (code `errorCode`).
  */
-export function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o644, errorCode = 'OUTPUT_UNWRITABLE'): void {
+export function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o644, errorCode: ErrorCode = 'OUTPUT_UNWRITABLE'): void {
   let tmp: string | undefined;
   try {
     checkReplaceable(path);
@@ -123,7 +124,7 @@ export function writeFileDurable(path: string, data: string | Uint8Array, mode =
  * written and synced under a temp name, then hard-linked into place, which fails with EEXIST atomically.
  * Never overwrites, never leaves a partial file. Returns false when `path` already existed.
  */
-export function createExclusive(path: string, data: string | Uint8Array, mode: number, errorCode = 'OUTPUT_UNWRITABLE'): boolean {
+export function createExclusive(path: string, data: string | Uint8Array, mode: number, errorCode: ErrorCode = 'OUTPUT_UNWRITABLE'): boolean {
   let tmp: string | undefined;
   try {
     tmp = syncedTemp(path, data, mode, 'new');

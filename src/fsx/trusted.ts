@@ -19,7 +19,7 @@ function euid(): number {
 }
 
 function refuse(file: string, what: string, msg: string): never {
-  throw new BpfsealError('input', TRUST_FILE_UNSAFE, `${file}: ${what}: ${msg}`, { file });
+  throw new BpfsealError('input', 'TRUST_FILE_UNSAFE', `${file}: ${what}: ${msg}`, { file });
 }
 
 function ownerOk(st: Stats): boolean {

@@ -7,6 +7,7 @@
  * ancestor from the mount down must be a real directory owned by root or this user, and one that
  * others may write to must be sticky.
  */
+import type { ErrorCode } from '../errors.js';
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, realpathSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
@@ -24,7 +25,7 @@ export function stagingPath(t: PinTarget, loadId: string): string {
   return join(t.parent, `${STAGING_PREFIX}${loadId}`);
 }
 
-function pinError(code: string, msg: string, file?: string): BpfsealError {
+function pinError(code: ErrorCode, msg: string, file?: string): BpfsealError {
   return new BpfsealError('usage', code, msg, file ? { file } : undefined);
 }
 

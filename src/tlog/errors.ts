@@ -6,11 +6,12 @@
  *                           root, a bad note signature, a log whose stored hashes disagree with its
  *                           entries, a log that shrank or was rewritten.
  */
+import type { ErrorCode } from '../errors.js';
 import { BpfsealError, InputError } from '../errors.js';
 
 /** A proof, signature or consistency check failed (exit 1). */
 export class TlogVerifyError extends BpfsealError {
-  constructor(code: string, message: string, options?: { cause?: unknown; file?: string }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; file?: string }) {
     super('verify', code, message, options);
     this.name = 'TlogVerifyError';
   }

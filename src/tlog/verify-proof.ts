@@ -3,6 +3,7 @@
  * the tree and the proofs are the same; 9162 only wrote the verifier down). Failures throw
  * TlogVerifyError (exit 1) with codes TLOG_INCLUSION_INVALID / TLOG_CONSISTENCY_INVALID.
  */
+import type { ErrorCode } from '../errors.js';
 import { TLOG_CODES, TlogVerifyError } from './errors.js';
 import { EMPTY_ROOT, HASH_SIZE, nodeHash, type Hash } from './hash.js';
 
@@ -18,7 +19,7 @@ function isSize(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0;
 }
 
-function checkHashes(proof: readonly Uint8Array[], code: string): void {
+function checkHashes(proof: readonly Uint8Array[], code: ErrorCode): void {
   proof.forEach((p, i) => {
     if (p.length !== HASH_SIZE) throw new TlogVerifyError(code, `proof hash ${i} has ${p.length} bytes, expected ${HASH_SIZE}`);
   });

@@ -7,6 +7,7 @@
  * issuer, exactly one identity form, a regular expression that compiles on its own and is matched
  * against the whole SAN, and a trusted root that is a safe file (fsx/trusted.ts).
  */
+import type { ErrorCode } from '../errors.js';
 import { BpfsealError, InputError } from '../errors.js';
 import { TRUST_FILE_UNSAFE } from '../fsx/trusted.js';
 import { readInput } from '../fsx/read.js';
@@ -19,7 +20,7 @@ export interface KeylessFlags {
   trustedRoot?: string;
 }
 
-const usage = (code: string, msg: string) => new BpfsealError('usage', code, msg);
+const usage = (code: ErrorCode, msg: string) => new BpfsealError('usage', code, msg);
 
 /** The anchored form of --certificate-identity-regexp: the expression must match the whole SAN. */
 export function anchoredIdentity(re: string): RegExp {

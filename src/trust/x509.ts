@@ -3,6 +3,7 @@
  * node:crypto, so RSA, ECDSA P-256 and Ed25519 all take the same path. The profile follows the kernel's
  * own module-signing key (certs/default_x509.genkey): a CA:FALSE leaf with digitalSignature.
  */
+import type { ErrorCode } from '../errors.js';
 import { createHash, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { pem as pemCodec } from '@sigstore/core';
 import { InputError } from '../errors.js';
@@ -32,7 +33,7 @@ export const OID = {
 
 /** Invalid or unsupported certificate input; exit 2. */
 export class CertificateError extends InputError {
-  constructor(code: string, message: string, options?: { cause?: unknown; file?: string }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; file?: string }) {
     super(code, message, options);
     this.name = 'CertificateError';
   }

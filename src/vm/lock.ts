@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VmError, type VmStep } from './errors.js';
+import { VmError, type VmHostStep } from './errors.js';
 
 function ownerAlive(lockDir: string): boolean {
   let pid: number;
@@ -30,7 +30,7 @@ function ownerAlive(lockDir: string): boolean {
 }
 
 /** Run `fn` holding `lockDir`; waits up to `waitMs` for another holder, then fails naming the lock. */
-export async function withLock<T>(lockDir: string, step: VmStep, fn: () => Promise<T>, waitMs = 15 * 60_000): Promise<T> {
+export async function withLock<T>(lockDir: string, step: VmHostStep, fn: () => Promise<T>, waitMs = 15 * 60_000): Promise<T> {
   const start = Date.now();
   let sawOwnerless = 0;
   for (;;) {

@@ -11,7 +11,7 @@ import { checkKernelSignature } from '../../src/attest/pkcs7.js';
 import { verifyRelease } from '../../src/attest/verify.js';
 import { decodeRelease } from '../../src/attest/release.js';
 import { failure } from '../../src/cli/output.js';
-import { BpfsealError } from '../../src/errors.js';
+import { BpfsealError, type ErrorCode } from '../../src/errors.js';
 import { readInput } from '../../src/fsx/read.js';
 import { planFromBytes } from '../../src/plan/file.js';
 import { parsePolicy, type TrustPolicy } from '../../src/trust/policy.js';
@@ -52,7 +52,7 @@ describe('size limits', () => {
 describe('internal errors', () => {
   it('a JavaScript error (a bug) is INTERNAL with exit 70, never a rejection code', () => {
     expect(failure(new TypeError("Cannot read properties of undefined (reading 'x')"))).toMatchObject({ code: 'INTERNAL', exit: 70 });
-    expect(failure(new BpfsealError('input', 'X', 'y'))).toMatchObject({ code: 'X', exit: 2 });
+    expect(failure(new BpfsealError('input', 'X' as ErrorCode, 'y'))).toMatchObject({ code: 'X', exit: 2 });
   });
 });
 

@@ -9,10 +9,11 @@
  * addCheckpoint is the protocol's add-checkpoint; witnessLog drives it for a log the witness reads
  * itself (bpfseal log witness), taking the consistency proof from the log's tiles.
  */
+import { BpfsealError, type ErrorCode } from '../../errors.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EMPTY_ROOT, type Hash } from '../hash.js';
-import { TLOG_CODES, TlogVerifyError } from '../errors.js';
+import { TLOG_CODES } from '../errors.js';
 import { readBounded } from '../files.js';
 import { checkPrivateDir, ensureDirectory } from '../../fsx/dirs.js';
 import { writeFileDurable } from '../../fsx/durable.js';
@@ -24,15 +25,20 @@ import type { SignerKey } from '../note-keys.js';
 import type { LogReader } from '../log-reader.js';
 import { cosign, type Cosignature } from './cosign.js';
 
-export class WitnessError extends TlogVerifyError {
+/**
+ * A witness's refusal, with the tlog-witness HTTP status it answers with: 400 is a malformed request
+ * (input, exit 2, like TLOG_BAD_ARGUMENT everywhere else); 403, 409 and 422 are checks that failed
+ * (verify, exit 1).
+ */
+export class WitnessError extends BpfsealError {
   constructor(
     readonly status: 400 | 403 | 409 | 422,
-    code: string,
+    code: ErrorCode,
     message: string,
     /** For 409: the size of the latest checkpoint the witness cosigned. */
     readonly size?: number,
   ) {
-    super(code, message);
+    super(status === 400 ? 'input' : 'verify', code, message);
     this.name = 'WitnessError';
   }
 }
