@@ -53,6 +53,13 @@ export function expectKind<K extends BtfType['kind']>(t: BtfType, kind: K, what:
   return t as Narrow<K>;
 }
 
+/** Type `id`, or a BtfError naming what refers to it: ids come from the BTF itself, so a missing one is malformed input. */
+export function typeById(btf: Btf, id: number, what: string): BtfType {
+  const t = btf.types[id];
+  if (t === undefined) throw new BtfError(`${what} refers to missing type ${id}`);
+  return t;
+}
+
 export interface Btf {
   /** The raw BTF blob (a view of the ELF section). */
   raw: Buffer;

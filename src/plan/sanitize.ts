@@ -8,7 +8,7 @@
  *    FUNCs become GLOBAL and their unnamed parameters borrow the name of a dummy variable.
  * The output is a fresh blob (24-byte header, types, strings), deterministic for a given object.
  */
-import { KIND, VAR_LINKAGE, FUNC_LINKAGE, type Btf, type BtfDatasec, type BtfType, type BtfVarSecinfo } from '../bpf/btf.js';
+import { KIND, VAR_LINKAGE, FUNC_LINKAGE, typeById, type Btf, type BtfDatasec, type BtfType, type BtfVarSecinfo } from '../bpf/btf.js';
 import { STT } from '../elf/reader.js';
 import { InputError } from '../errors.js';
 import type { CollectionSpec } from '../bpf/spec.js';
@@ -126,9 +126,9 @@ function setLinkage(ed: BtfEdit, v: BtfType, l: number): void {
 function fixKsyms(ed: BtfEdit, t: BtfDatasec, entries: BtfVarSecinfo[]): void {
   const { btf, types } = ed;
   entries.forEach((e, i) => {
-    const v = btf.types[e.type];
+    const v = typeById(btf, e.type, `datasec ${t.name}`);
     if (v.kind === KIND.FUNC) {
-      const proto = btf.types[v.sizeOrType];
+      const proto = typeById(btf, v.sizeOrType, `type ${v.id}`);
       const dummy = ensureDummy(ed);
       if (proto.kind === KIND.FUNC_PROTO) proto.params.forEach((p, j) => {
         if (p.type && !p.nameOff) types.writeUInt32LE(ed.dummyNameOff, rec(proto) + 12 + j * 8);
@@ -150,7 +150,7 @@ function fixKconfig(ed: BtfEdit, spec: CollectionSpec, t: BtfDatasec, entries: B
   const { btf, types } = ed;
   const layout = spec.maps.find((m) => m.kind === 'kconfig')?.kconfig ?? [];
   for (const e of entries) {
-    const v = btf.types[e.type];
+    const v = typeById(btf, e.type, `datasec ${t.name}`);
     const k = layout.find((x) => x.name === v.name);
     if (k) e.offset = k.offset;
     if (v.kind === KIND.VAR) setLinkage(ed, v, VAR_LINKAGE.GLOBAL_ALLOCATED);
@@ -165,7 +165,7 @@ function fixDataSec(ed: BtfEdit, elf: ElfFacts, t: BtfDatasec, entries: BtfVarSe
   if (fixOffsets) types.writeUInt32LE(elf.size.get(t.name) ?? 0, rec(t) + 8);
   const shndx = elf.index.get(t.name);
   for (const e of entries) {
-    const v = btf.types[e.type];
+    const v = typeById(btf, e.type, `datasec ${t.name}`);
     if (v.kind !== KIND.VAR || v.linkage === VAR_LINKAGE.STATIC || v.linkage === VAR_LINKAGE.GLOBAL_EXTERN) continue;
     const sym = shndx === undefined ? undefined : elf.syms().get(`${shndx}:${v.name}`);
     if (!sym) continue;
