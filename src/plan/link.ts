@@ -5,7 +5,7 @@
  * fix-ups. Mirrors libbpf's bpf_object__reloc_code / bpf_object__relocate_data with gen_loader semantics,
  * except that indices point into a per-program fd_array.
  */
-import { InputError } from '../errors.js';
+import { at, InputError } from '../errors.js';
 import { SHN_LORESERVE, SHN_UNDEF, type ElfReloc, type ElfSymbol } from '../elf/reader.js';
 import { CALL, INSN_SIZE, LD_IMM64, PSEUDO, PSEUDO_CALL, PSEUDO_KFUNC_CALL } from '../bpf/insn.js';
 import type { CollectionSpec, ExternSpec, FuncSpec, MapSpec, ProgramSpec } from '../bpf/spec.js';
@@ -68,7 +68,7 @@ export interface LinkedProgram {
 
 /** Set src_reg of the instruction at byte offset `o` (dst_reg in the low nibble, src_reg in the high). */
 function setSrcAt(code: Buffer, o: number, src: number): void {
-  code[o + 1] = (code[o + 1] & 0x0f) | (src << 4);
+  code[o + 1] = (at(code, o + 1, 'instruction byte') & 0x0f) | (src << 4);
 }
 
 /** One program's link in progress: where each function is placed, and the fd_array and fix-ups so far. */
@@ -99,8 +99,9 @@ interface Site {
 export function linkProgram(ctx: LinkContext, prog: ProgramSpec): LinkedProgram {
   const st: LinkState = { ctx, prog, placed: new Map([[prog, 0]]), order: [prog], total: prog.count, fdIndex: new Map(), fdArray: [], fixups: [] };
   const chunks: Buffer[] = [];
-  // Linking a function can place more (callees, taken addresses) at the end of `order`; they are linked in turn.
-  for (let k = 0; k < st.order.length; k++) chunks.push(linkFunction(st, st.order[k]));
+  // Linking a function can place more (callees, taken addresses) at the end of `order`; they are linked in
+  // turn (an array's iterator reads its length at every step, so it visits what is appended meanwhile).
+  for (const f of st.order) chunks.push(linkFunction(st, f));
   const layout = st.order.map((func) => ({ func, pos: st.placed.get(func)! }));
   const { spec } = ctx;
   const ext = spec.btfExt;
@@ -147,17 +148,26 @@ function place(st: LinkState, secIdx: number, target: number, f: FuncSpec, i: nu
   return pos + (target - callee.start);
 }
 
+/** The symbol a relocation names (the ELF reader bounds it; checked here too, as input, not a crash). */
+function relocSymbol(st: LinkState, rel: ElfReloc, f: FuncSpec, i: number): ElfSymbol {
+  const { symbols } = st.ctx.spec.elf;
+  const sym = symbols[rel.symbol];
+  if (sym === undefined) throw new InputError('ELF_BAD_RELOC_SYMBOL', `${where(st, f, i)}: relocation names symbol ${rel.symbol}; the symbol table has ${symbols.length}`);
+  return sym;
+}
+
 /** Copy one placed function's instructions and rewrite its calls and ld_imm64s in the copy. */
 function linkFunction(st: LinkState, f: FuncSpec): Buffer {
   const { spec } = st.ctx;
   const base = st.placed.get(f)!;
-  const sec = spec.elf.sections[f.sectionIndex];
+  // collectFuncs made `f` from this section, and only if it lies inside it: `code` holds f.count instructions.
+  const sec = at(spec.elf.sections, f.sectionIndex, 'section of a function');
   const code = Buffer.from(sec.data.subarray(f.start * INSN_SIZE, (f.start + f.count) * INSN_SIZE));
   const relocs = st.ctx.relocs.get(f.sectionIndex);
   for (let i = 0; i < f.count; i++) {
     const o = i * INSN_SIZE;
-    const op = code[o];
-    const src = code[o + 1] >> 4;
+    const op = at(code, o, 'instruction byte');
+    const src = at(code, o + 1, 'instruction byte') >> 4;
     const rel = relocs?.get(f.start + i);
     if (op === CALL) {
       linkCall(st, { f, code, base, i }, src, rel);
@@ -182,7 +192,7 @@ function linkCall(st: LinkState, s: Site, src: number, rel: ElfReloc | undefined
   if (rel && rel.type !== R_BPF_64_32 && rel.type !== R_BPF_64_64) {
     throw new InputError('RELOC_UNKNOWN_TYPE', `${where(st, f, i)}: unknown relocation type ${rel.type} on a call`);
   }
-  const sym = rel ? spec.elf.symbols[rel.symbol] : undefined;
+  const sym = rel ? relocSymbol(st, rel, f, i) : undefined;
   const ext = rel ? spec.externBySymbol.get(rel.symbol) : undefined;
   if (ext) {
     if (ext.kind !== 'kfunc') throw new InputError('RELOC_BAD_EXTERN', `${where(st, f, i)}: call to extern '${ext.name}', which is not a kfunc`);
@@ -193,7 +203,7 @@ function linkCall(st: LinkState, s: Site, src: number, rel: ElfReloc | undefined
     return;
   }
   if (src !== PSEUDO_CALL) {
-    if (rel) throw new InputError('RELOC_BAD_INSN', `${where(st, f, i)}: relocation against '${sym!.name}' on a helper call`);
+    if (sym) throw new InputError('RELOC_BAD_INSN', `${where(st, f, i)}: relocation against '${sym.name}' on a helper call`);
     return;
   }
   const imm = code.readInt32LE(o + 4);
@@ -220,7 +230,7 @@ function linkLdImm64(st: LinkState, s: Site, src: number, rel: ElfReloc | undefi
     return;
   }
   if (rel.type !== R_BPF_64_64) throw new InputError('RELOC_UNKNOWN_TYPE', `${where(st, f, i)}: unknown relocation type ${rel.type} on ld_imm64`);
-  const sym = spec.elf.symbols[rel.symbol];
+  const sym = relocSymbol(st, rel, f, i);
   const ext = spec.externBySymbol.get(rel.symbol);
   const imm = code.readInt32LE(i * INSN_SIZE + 4);
   if (ext) {
@@ -315,7 +325,7 @@ function relocateExt(recs: ExtRecords | undefined, layout: { func: FuncSpec; pos
   const chunks: Buffer[] = [];
   let total = 0;
   for (const { func, pos } of layout) {
-    const sec = recs.bySection.get(spec.elf.sections[func.sectionIndex].name);
+    const sec = recs.bySection.get(at(spec.elf.sections, func.sectionIndex, 'section of a function').name);
     if (!sec) continue;
     const lo = func.start * INSN_SIZE, hi = (func.start + func.count) * INSN_SIZE;
     // Records of this function: one run found by binary search when sorted, else a scan in file order.
@@ -325,22 +335,22 @@ function relocateExt(recs: ExtRecords | undefined, layout: { func: FuncSpec; pos
       let a = 0, b = sec.insnOffs.length;
       while (a < b) {
         const m = (a + b) >> 1;
-        if (sec.insnOffs[m] < lo) a = m + 1; else b = m;
+        if (at(sec.insnOffs, m, 'record') < lo) a = m + 1; else b = m;
       }
       first = a;
-      while (first + n < sec.insnOffs.length && sec.insnOffs[first + n] < hi) n++;
+      while (first + n < sec.insnOffs.length && at(sec.insnOffs, first + n, 'record') < hi) n++;
     } else {
       pick = [];
-      for (let i = 0; i < sec.insnOffs.length; i++) if (sec.insnOffs[i] >= lo && sec.insnOffs[i] < hi) pick.push(i);
+      for (const [i, off] of sec.insnOffs.entries()) if (off >= lo && off < hi) pick.push(i);
       n = pick.length;
     }
     if (!n) continue;
     const c = Buffer.allocUnsafe(n * size);
     if (!pick) sec.data.copy(c, 0, first * size, (first + n) * size);
     for (let k = 0; k < n; k++) {
-      const i = pick ? pick[k] : first + k;
+      const i = pick ? at(pick, k, 'record') : first + k;
       if (pick) sec.data.copy(c, k * size, i * size, (i + 1) * size);
-      const off = sec.insnOffs[i];
+      const off = at(sec.insnOffs, i, 'record');
       if (off % INSN_SIZE) throw new InputError('BTF_EXT_MISALIGNED', `.BTF.ext record for '${func.section}' has insn_off ${off}, not instruction-aligned`);
       c.writeUInt32LE((pos + off / INSN_SIZE - func.start) * unit, k * size);
     }
