@@ -6,9 +6,10 @@
  * Any failure closes every descriptor made so far, then reports the step.
  */
 import { mapAttrs } from '../bpf/spec.js';
-import { BpfsealError } from '../errors.js';
+import { at, BpfsealError } from '../errors.js';
 import { progTypeName } from '../bpf/constants.js';
 import { KernelError } from '../kernel/errors.js';
+import { PlanFormatError } from '../plan/codec.js';
 import type { Plan } from '../plan/types.js';
 import type { Handle, KernelBackend } from './backend.js';
 import { kconfigValue, resolveMaxEntries, resolveProgram, type AppliedFixup } from './fixups.js';
@@ -54,6 +55,16 @@ class Transaction {
   }
 }
 
+/**
+ * The handle a plan's reference names (an inner map, a slot's map or target, an fd_array entry). decodePlan
+ * refuses a plan whose references are out of range (validatePlan), so only a plan that bypassed it gets here.
+ */
+function planRef(hs: readonly Handle[], i: number, what: string): Handle {
+  const h = hs[i];
+  if (h === undefined) throw new PlanFormatError(`${what} ${i} is out of range (there are ${hs.length})`);
+  return h;
+}
+
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n >>> 0);
@@ -92,13 +103,13 @@ export function replay(plan: Plan, digest: string, backend: KernelBackend, opts:
     freezeMaps(run, maps);
     const { progs, records: progRecords } = loadPrograms(run, maps, btf);
     fillSlots(run, 'prog', maps, progs);
-    const mapRecords = plan.maps.map((m, i) => ({ name: m.name, id: backend.info(maps[i], 'map').id }));
+    const mapRecords = plan.maps.map((m, i) => ({ name: m.name, id: backend.info(at(maps, i, 'map handle'), 'map').id }));
     const record: LoadRecord = {
       plan: plan.name, digest: `sha256:${digest}`, backend: backend.kind, time: new Date().toISOString(),
       programs: progRecords, maps: mapRecords, fixups,
     };
-    const mapHandles = new Map(plan.maps.map((m, i) => [m.name, maps[i]]));
-    const progHandles = new Map(plan.programs.map((p, i) => [p.name, progs[i]]));
+    const mapHandles = new Map(plan.maps.map((m, i) => [m.name, at(maps, i, 'map handle')]));
+    const progHandles = new Map(plan.programs.map((p, i) => [p.name, at(progs, i, 'program handle')]));
     return { record, maps: mapHandles, programs: progHandles, close: () => tx.closeAll() };
   } catch (e) {
     tx.closeAll();
@@ -121,7 +132,7 @@ function createMaps(run: ReplayRun, btf: Handle | undefined): Handle[] {
     const { maxEntries, applied } = resolveMaxEntries(m, host, opts.maxEntries ?? new Map());
     if (applied) fixups.push(applied);
     maps.push(tx.track(backend.mapCreate({
-      ...mapAttrs(m), maxEntries, name: m.kernelName, btf, inner: m.inner >= 0 ? maps[m.inner] : undefined,
+      ...mapAttrs(m), maxEntries, name: m.kernelName, btf, inner: m.inner >= 0 ? planRef(maps, m.inner, 'inner map index') : undefined,
     })));
   });
   return maps;
@@ -136,10 +147,10 @@ function writeInitialValues(run: ReplayRun, maps: Handle[]): void {
       step(`set kconfig values of map '${m.name}'`);
       const { value, applied } = kconfigValue(m, host);
       fixups.push(...applied);
-      backend.mapUpdate(maps[i], zero, value);
+      backend.mapUpdate(at(maps, i, 'map handle'), zero, value);
     } else if (m.initData) {
       step(`write initial value of map '${m.name}'`);
-      backend.mapUpdate(maps[i], zero, m.initData);
+      backend.mapUpdate(at(maps, i, 'map handle'), zero, m.initData);
     }
   });
 }
@@ -148,8 +159,8 @@ function writeInitialValues(run: ReplayRun, maps: Handle[]): void {
 function fillSlots(run: ReplayRun, kind: 'map' | 'prog', maps: Handle[], targets: Handle[]): void {
   const { plan, backend, step } = run;
   for (const s of plan.slots.filter((x) => x.kind === kind)) {
-    step(`set slot ${s.index} of map '${plan.maps[s.map].name}'`);
-    backend.mapUpdate(maps[s.map], u32(s.index), u32(backendFdValue(targets[s.target])));
+    step(`set slot ${s.index} of map '${plan.maps[s.map]?.name ?? `#${s.map}`}'`);
+    backend.mapUpdate(planRef(maps, s.map, 'slot map index'), u32(s.index), u32(backendFdValue(planRef(targets, s.target, 'slot target index'))));
   }
 }
 
@@ -159,7 +170,7 @@ function freezeMaps(run: ReplayRun, maps: Handle[]): void {
   plan.maps.forEach((m, i) => {
     if (!m.freeze) return;
     step(`freeze map '${m.name}'`);
-    backend.mapFreeze(maps[i]);
+    backend.mapFreeze(at(maps, i, 'map handle'));
   });
 }
 
@@ -174,7 +185,7 @@ function loadPrograms(run: ReplayRun, maps: Handle[], btf: Handle | undefined): 
     fixups.push(...r.applied);
     const h = tx.track(backend.progLoad({
       name: p.name, type: p.progType, expectedAttachType: p.expectedAttachType, flags: p.progFlags, license: plan.license,
-      kernVersion: plan.kernVersion, insns: r.insns, fdArray: p.fdArray.map((i) => maps[i]), btf, funcInfo: p.funcInfo,
+      kernVersion: plan.kernVersion, insns: r.insns, fdArray: p.fdArray.map((i) => planRef(maps, i, 'fd_array map index')), btf, funcInfo: p.funcInfo,
       lineInfo: p.lineInfo, coreRelos: p.coreRelos, attachBtfId: r.attachBtfId, signature: opts.signatures?.get(p.name), keyringId: opts.keyringId,
     }));
     progs.push(h);
