@@ -14,7 +14,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { Verifier, toSignedEntity, toTrustMaterial, type Signer as VerifiedSigner } from '@sigstore/verify';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { BUNDLE_V03_MEDIA_TYPE, type Bundle, type TransparencyLogEntry } from '@sigstore/bundle';
-import { BpfsealError, VerifyError } from '../errors.js';
+import { at, BpfsealError, InputError, VerifyError } from '../errors.js';
 import { progTypeName } from '../bpf/constants.js';
 import { firstDifference } from '../json/compare.js';
 import { decodePlan } from '../plan/codec.js';
@@ -208,7 +208,7 @@ export function verifyDsseBundle(bundle: Bundle, policy: TrustPolicy, opts: Pick
   if (bundle.mediaType !== BUNDLE_V03_MEDIA_TYPE) throw new VerifyError('BAD_BUNDLE', `bundle media type ${bundle.mediaType} is not ${BUNDLE_V03_MEDIA_TYPE}`);
   const { hint, signers } = keySigners(bundle, policy);
   // DSSE's keyid is an unsigned hint; pin it to what the builder writes so no bundle byte floats free.
-  if (env.signatures.length !== 1 || env.signatures[0].keyid !== (hint ?? '')) {
+  if (env.signatures.length !== 1 || at(env.signatures, 0, 'DSSE signature').keyid !== (hint ?? '')) {
     throw new VerifyError('BAD_BUNDLE', 'DSSE envelope must carry exactly one signature whose keyid is the signer hint');
   }
   const { trusted, untrusted } = splitEntries(bundle, policy);
@@ -225,7 +225,9 @@ export function verifyAttestation(bundle: Bundle, plan: Plan, digest: string, po
   const { verified, hint, payload, trusted, untrusted } = verifyDsseBundle(bundle, policy, opts);
   // DSSE verification never looks at the artifact: compare the subject with the plan bytes ourselves.
   const statement = parseStatement(payload);
-  const subject = statement.subject[0];
+  const [subject] = statement.subject;
+  // parseStatement refuses a statement without a subject; should one get here, it is refused too, not a crash.
+  if (subject === undefined) throw new InputError('STATEMENT_INVALID', 'the signed statement has no subject');
   if (subject.digest.sha256 !== digest) throw new VerifyError('SUBJECT_MISMATCH', `signed subject sha256:${subject.digest.sha256} is not the plan's digest sha256:${digest}`);
   if (subject.name !== planSubjectName(plan) || statement.predicate.plan.name !== plan.name) {
     throw new VerifyError('SUBJECT_MISMATCH', `signed subject '${subject.name}' does not name plan '${plan.name}'`);

@@ -53,6 +53,13 @@ export function expectKind<K extends BtfType['kind']>(t: BtfType, kind: K, what:
   return t as Narrow<K>;
 }
 
+/** Type `id`, or a BtfError naming what refers to it: ids come from the BTF itself, so a missing one is malformed input. */
+export function typeById(btf: Btf, id: number, what: string): BtfType {
+  const t = btf.types[id];
+  if (t === undefined) throw new BtfError(`${what} refers to missing type ${id}`);
+  return t;
+}
+
 export interface Btf {
   /** The raw BTF blob (a view of the ELF section). */
   raw: Buffer;
@@ -75,7 +82,27 @@ export class BtfError extends InputError {
 
 const MAX_TYPES = 1 << 20;
 
+/** The header fields parseBtf needs, after checking them against the blob. */
+interface BtfHeader {
+  hdrLen: number;
+  typeOff: number;
+  typeLen: number;
+  strOff: number;
+  strLen: number;
+}
+
+/** Parse a BTF blob: header, string section, every type record, then check every reference between types. */
 export function parseBtf(raw: Buffer): Btf {
+  const { hdrLen, typeOff, typeLen, strOff, strLen } = readHeader(raw);
+  const { strings, str } = readStrings(raw, hdrLen + strOff, strLen);
+  const types = readTypes(raw, hdrLen + typeOff, typeLen, str);
+  const n = types.length;
+  for (const t of types) checkRefs(t, n);
+  return { raw, hdrLen, typeOff, typeLen, strOff, strLen, types, strings, str };
+}
+
+/** Check magic, version and header length, and that both sections lie inside the blob. */
+function readHeader(raw: Buffer): BtfHeader {
   if (raw.length < 24) throw new BtfError(`section is ${raw.length} bytes, shorter than the BTF header`);
   const magic = raw.readUInt16LE(0);
   if (magic !== BTF_MAGIC) throw new BtfError(`magic 0x${magic.toString(16)} is not 0xeb9f (or the BTF is big-endian)`);
@@ -88,8 +115,13 @@ export function parseBtf(raw: Buffer): Btf {
   if (typeOff + typeLen > body || strOff + strLen > body || typeOff % 4 !== 0) {
     throw new BtfError(`type section [${typeOff}, +${typeLen}) or string section [${strOff}, +${strLen}) exceeds the ${body} bytes after the header`);
   }
-  if (strLen === 0 || raw[hdrLen + strOff] !== 0) throw new BtfError('string section does not start with an empty string');
-  const strings = raw.subarray(hdrLen + strOff, hdrLen + strOff + strLen);
+  return { hdrLen, typeOff, typeLen, strOff, strLen };
+}
+
+/** Check the string section's framing (empty first string, NUL at the end) and make its cached lookup. */
+function readStrings(raw: Buffer, sbase: number, strLen: number): { strings: Buffer; str: (off: number) => string } {
+  if (strLen === 0 || raw[sbase] !== 0) throw new BtfError('string section does not start with an empty string');
+  const strings = raw.subarray(sbase, sbase + strLen);
   if (strings[strLen - 1] !== 0) throw new BtfError('string section is not NUL-terminated');
   const strCache = new Map<number, string>();
   const str = (off: number): string => {
@@ -100,73 +132,100 @@ export function parseBtf(raw: Buffer): Btf {
     strCache.set(off, s);
     return s;
   };
+  return { strings, str };
+}
+
+/** Where the type reader is: the blob, the next byte to read, the end of the type section, the id being read. */
+interface TypeCursor {
+  raw: Buffer;
+  p: number;
+  end: number;
+  id: number;
+}
+
+/** Fail unless `n` more bytes of the type being read lie inside the type section. */
+function need(c: TypeCursor, n: number, what: string): void {
+  if (c.p + n > c.end) throw new BtfError(`type ${c.id} (${what}) runs past the end of the type section`);
+}
+
+/** void (id 0), then every type record of the type section, in id order. */
+function readTypes(raw: Buffer, tbase: number, typeLen: number, str: (off: number) => string): BtfType[] {
   const types: BtfType[] = [{ id: 0, kind: 0, name: 'void', nameOff: 0, vlen: 0, kflag: false, sizeOrType: 0, recordOffset: -1 }];
-  const tbase = hdrLen + typeOff;
-  const tend = tbase + typeLen;
-  let p = tbase;
-  const need = (n: number, what: string) => {
-    if (p + n > tend) throw new BtfError(`type ${types.length} (${what}) runs past the end of the type section`);
-  };
-  while (p < tend) {
+  const c: TypeCursor = { raw, p: tbase, end: tbase + typeLen, id: types.length };
+  while (c.p < c.end) {
     if (types.length > MAX_TYPES) throw new BtfError(`more than ${MAX_TYPES} types`);
-    need(12, 'header');
-    const nameOff = raw.readUInt32LE(p);
-    const info = raw.readUInt32LE(p + 4);
-    const base: BtfTypeBase = {
-      id: types.length, name: str(nameOff), nameOff, vlen: info & 0xffff, kflag: (info >>> 31) === 1,
-      sizeOrType: raw.readUInt32LE(p + 8), recordOffset: p - tbase,
-    };
-    const kind = (info >>> 24) & 0x1f;
-    p += 12;
-    let t: BtfType;
-    switch (kind) {
-      case KIND.INT: need(4, 'int'); t = { ...base, kind, intEncoding: raw.readUInt32LE(p) }; p += 4; break;
-      case KIND.PTR: case KIND.FWD: case KIND.TYPEDEF: case KIND.VOLATILE: case KIND.CONST: case KIND.RESTRICT:
-      case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: t = { ...base, kind }; break;
-      case KIND.ARRAY:
-        need(12, 'array');
-        t = { ...base, kind, array: { type: raw.readUInt32LE(p), indexType: raw.readUInt32LE(p + 4), nelems: raw.readUInt32LE(p + 8) } };
-        p += 12;
-        break;
-      case KIND.STRUCT: case KIND.UNION: {
-        need(12 * base.vlen, 'members');
-        const members: BtfMember[] = new Array(base.vlen);
-        for (let i = 0; i < base.vlen; i++, p += 12) {
-          const mo = raw.readUInt32LE(p + 8);
-          members[i] = { nameOff: raw.readUInt32LE(p), name: str(raw.readUInt32LE(p)), type: raw.readUInt32LE(p + 4), bitOffset: base.kflag ? mo & 0xffffff : mo };
-        }
-        t = { ...base, kind, members };
-        break;
-      }
-      case KIND.ENUM: need(8 * base.vlen, 'enum values'); p += 8 * base.vlen; t = { ...base, kind }; break;
-      case KIND.ENUM64: need(12 * base.vlen, 'enum64 values'); p += 12 * base.vlen; t = { ...base, kind }; break;
-      case KIND.FUNC_PROTO: {
-        need(8 * base.vlen, 'params');
-        const params: BtfParam[] = new Array(base.vlen);
-        for (let i = 0; i < base.vlen; i++, p += 8) {
-          params[i] = { nameOff: raw.readUInt32LE(p), name: str(raw.readUInt32LE(p)), type: raw.readUInt32LE(p + 4) };
-        }
-        t = { ...base, kind, params };
-        break;
-      }
-      case KIND.VAR: need(4, 'var'); t = { ...base, kind, linkage: raw.readUInt32LE(p) }; p += 4; break;
-      case KIND.DATASEC: {
-        need(12 * base.vlen, 'datasec entries');
-        const secinfos: BtfVarSecinfo[] = new Array(base.vlen);
-        for (let i = 0; i < base.vlen; i++, p += 12) {
-          secinfos[i] = { type: raw.readUInt32LE(p), offset: raw.readUInt32LE(p + 4), size: raw.readUInt32LE(p + 8) };
-        }
-        t = { ...base, kind, secinfos };
-        break;
-      }
-      case KIND.DECL_TAG: need(4, 'decl tag'); p += 4; t = { ...base, kind }; break;
-      default: throw new BtfError(`type ${base.id} has unknown kind ${kind}`);
-    }
-    types.push(t);
+    c.id = types.length;
+    types.push(readType(c, tbase, str));
   }
-  const n = types.length;
-  for (const t of types) checkRefs(t, n);
-  return { raw, hdrLen, typeOff, typeLen, strOff, strLen, types, strings, str };
+  return types;
+}
+
+/** One type record at the cursor: the 12-byte common header, then what its kind carries (btf.rst, "Type encoding"). */
+function readType(c: TypeCursor, tbase: number, str: (off: number) => string): BtfType {
+  const { raw } = c;
+  need(c, 12, 'header');
+  const nameOff = raw.readUInt32LE(c.p);
+  const info = raw.readUInt32LE(c.p + 4);
+  const base: BtfTypeBase = {
+    id: c.id, name: str(nameOff), nameOff, vlen: info & 0xffff, kflag: (info >>> 31) === 1,
+    sizeOrType: raw.readUInt32LE(c.p + 8), recordOffset: c.p - tbase,
+  };
+  const kind = (info >>> 24) & 0x1f;
+  c.p += 12;
+  let t: BtfType;
+  switch (kind) {
+    case KIND.INT: need(c, 4, 'int'); t = { ...base, kind, intEncoding: raw.readUInt32LE(c.p) }; c.p += 4; break;
+    case KIND.PTR: case KIND.FWD: case KIND.TYPEDEF: case KIND.VOLATILE: case KIND.CONST: case KIND.RESTRICT:
+    case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: t = { ...base, kind }; break;
+    case KIND.ARRAY:
+      need(c, 12, 'array');
+      t = { ...base, kind, array: { type: raw.readUInt32LE(c.p), indexType: raw.readUInt32LE(c.p + 4), nelems: raw.readUInt32LE(c.p + 8) } };
+      c.p += 12;
+      break;
+    case KIND.STRUCT: case KIND.UNION: t = { ...base, kind, members: readMembers(c, base, str) }; break;
+    case KIND.ENUM: need(c, 8 * base.vlen, 'enum values'); c.p += 8 * base.vlen; t = { ...base, kind }; break;
+    case KIND.ENUM64: need(c, 12 * base.vlen, 'enum64 values'); c.p += 12 * base.vlen; t = { ...base, kind }; break;
+    case KIND.FUNC_PROTO: t = { ...base, kind, params: readParams(c, base, str) }; break;
+    case KIND.VAR: need(c, 4, 'var'); t = { ...base, kind, linkage: raw.readUInt32LE(c.p) }; c.p += 4; break;
+    case KIND.DATASEC: t = { ...base, kind, secinfos: readSecinfos(c, base) }; break;
+    case KIND.DECL_TAG: need(c, 4, 'decl tag'); c.p += 4; t = { ...base, kind }; break;
+    default: throw new BtfError(`type ${base.id} has unknown kind ${kind}`);
+  }
+  return t;
+}
+
+/** The vlen 12-byte btf_member records of a STRUCT or UNION. */
+function readMembers(c: TypeCursor, base: BtfTypeBase, str: (off: number) => string): BtfMember[] {
+  const { raw } = c;
+  need(c, 12 * base.vlen, 'members');
+  const members: BtfMember[] = new Array(base.vlen);
+  for (let i = 0; i < base.vlen; i++, c.p += 12) {
+    const mo = raw.readUInt32LE(c.p + 8);
+    members[i] = { nameOff: raw.readUInt32LE(c.p), name: str(raw.readUInt32LE(c.p)), type: raw.readUInt32LE(c.p + 4), bitOffset: base.kflag ? mo & 0xffffff : mo };
+  }
+  return members;
+}
+
+/** The vlen 8-byte btf_param records of a FUNC_PROTO. */
+function readParams(c: TypeCursor, base: BtfTypeBase, str: (off: number) => string): BtfParam[] {
+  const { raw } = c;
+  need(c, 8 * base.vlen, 'params');
+  const params: BtfParam[] = new Array(base.vlen);
+  for (let i = 0; i < base.vlen; i++, c.p += 8) {
+    params[i] = { nameOff: raw.readUInt32LE(c.p), name: str(raw.readUInt32LE(c.p)), type: raw.readUInt32LE(c.p + 4) };
+  }
+  return params;
+}
+
+/** The vlen 12-byte btf_var_secinfo records of a DATASEC. */
+function readSecinfos(c: TypeCursor, base: BtfTypeBase): BtfVarSecinfo[] {
+  const { raw } = c;
+  need(c, 12 * base.vlen, 'datasec entries');
+  const secinfos: BtfVarSecinfo[] = new Array(base.vlen);
+  for (let i = 0; i < base.vlen; i++, c.p += 12) {
+    secinfos[i] = { type: raw.readUInt32LE(c.p), offset: raw.readUInt32LE(c.p + 4), size: raw.readUInt32LE(c.p + 8) };
+  }
+  return secinfos;
 }
 
 /** Kinds whose size/type field is a type id. */
