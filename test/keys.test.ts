@@ -206,3 +206,21 @@ describe('registerKeygen', () => {
     expect(existsSync(join(dir, 'bpfseal.key'))).toBe(false);
   });
 });
+
+describe('signatureVerifies (src/sig.ts): the one verify primitive', () => {
+  it('true for a good signature; false, never a throw, for a changed byte, a malformed DER signature or a key of another kind', async () => {
+    const { signatureVerifies } = await import('../src/sig.js');
+    const { sign } = await import('node:crypto');
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const ed = generateKeyPairSync('ed25519');
+    const data = Buffer.from('bpfseal');
+    const sigEc = sign('sha256', data, ec.privateKey);
+    const sigEd = sign(null, data, ed.privateKey);
+    expect(signatureVerifies('sha256', data, ec.publicKey, sigEc)).toBe(true);
+    expect(signatureVerifies(null, data, ed.publicKey, sigEd)).toBe(true);
+    expect(signatureVerifies('sha256', Buffer.from('bpfseaL'), ec.publicKey, sigEc)).toBe(false);
+    expect(signatureVerifies('sha256', data, ec.publicKey, Buffer.from([0x30, 0x02, 0x01]))).toBe(false); // not DER
+    expect(signatureVerifies('sha256', data, ed.publicKey, sigEc)).toBe(false); // Ed25519 key with a digest: node throws
+    expect(signatureVerifies(null, data, ec.publicKey, sigEd)).toBe(false);
+  });
+});

@@ -6,7 +6,8 @@
  * same bytes independently.
  */
 import type { ErrorCode } from '../errors.js';
-import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, sign } from 'node:crypto';
+import { signatureVerifies } from '../sig.js';
 import { InputError } from '../errors.js';
 import { keyAlgorithm, spkiDer } from '../trust/keys.js';
 import { certificateDer, OID as X509_OID, parseCertificate, subjectKeyIdentifier } from '../trust/x509.js';
@@ -275,9 +276,5 @@ function verifyParsed({ signer }: ParsedSignature, insns: Buffer, trust: string 
     if (!signer.messageDigest.equals(digest)) return false;
     signed = signer.signedAttrsDer;
   } else signed = insns; // §5.4: without signed attributes the signature covers the content itself
-  try {
-    return verify('sha256', signed, key, signer.signature);
-  } catch {
-    return false;
-  }
+  return signatureVerifies('sha256', signed, key, signer.signature);
 }

@@ -7,7 +7,8 @@
  * and the witness network write them. Signer keys use the same shape as Go's note package:
  * PRIVATE+KEY+<name>+hex(key ID)+base64(type || 32-byte Ed25519 seed).
  */
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
+import { signatureVerifies } from '../sig.js';
 import { InputError, TLOG_CODES } from './errors.js';
 import { ecdsaNoteVerifier, isValidKeyName, type NoteVerifier } from './note.js';
 
@@ -39,13 +40,7 @@ export function ed25519FromRaw(raw: Uint8Array): KeyObject {
 }
 
 function ed25519Check(key: KeyObject): (msg: Buffer, sig: Buffer) => boolean {
-  return (msg, sig) => {
-    try {
-      return sig.length === 64 && verify(null, msg, key, sig);
-    } catch {
-      return false;
-    }
-  };
+  return (msg, sig) => sig.length === 64 && signatureVerifies(null, msg, key, sig);
 }
 
 /** A NoteVerifier for Ed25519 note signatures (type 0x01). */

@@ -12,7 +12,8 @@
  * signs its checkpoints with and what @sigstore/verify checks (key ID = the first 4 bytes of the log
  * ID, which is SHA-256 of the DER public key).
  */
-import { createHash, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import { signatureVerifies } from '../sig.js';
 import { HASH_SIZE, type Hash } from './hash.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from './errors.js';
 
@@ -107,13 +108,7 @@ export function ecdsaNoteVerifier(name: string, publicKey: KeyObject): NoteVerif
   return {
     name,
     keyId: ecdsaKeyId(publicKey),
-    check: (text, signature) => {
-      try {
-        return verify('sha256', text, publicKey, signature);
-      } catch {
-        return false; // a malformed DER signature is a failed signature, not a crash
-      }
-    },
+    check: (text, signature) => signatureVerifies('sha256', text, publicKey, signature),
   };
 }
 

@@ -9,7 +9,6 @@ import {
   generateKeyPairSync,
   type KeyObject,
   sign,
-  verify,
   X509Certificate,
 } from 'node:crypto';
 import { lstatSync, statSync, unlinkSync } from 'node:fs';
@@ -17,6 +16,7 @@ import { createExclusive } from '../fsx/durable.js';
 import { checkPrivateDir } from '../fsx/dirs.js';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
+import { signatureVerifies } from '../sig.js';
 import { readInput } from '../fsx/read.js';
 import { selfSignedCertificate } from './x509.js';
 
@@ -106,11 +106,7 @@ export function signData(privateKey: KeyObject, data: Buffer): Buffer {
 
 /** Verify a signature made by signData; false for any mismatch, including a key of the wrong kind. */
 export function verifyData(publicKey: KeyObject, data: Buffer, signature: Buffer): boolean {
-  try {
-    return verify(digestFor(publicKey), data, publicKey, signature);
-  } catch {
-    return false;
-  }
+  return signatureVerifies(digestFor(publicKey), data, publicKey, signature);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@
  * (<name>+<key ID>+base64(0x04 || key)) or as {name, key}; signer keys in Go's note format with type
  * 0x04 (PRIVATE+KEY+<name>+<key ID>+base64(0x04 || seed)).
  */
-import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { signatureVerifies } from '../../sig.js';
 import { InputError, TLOG_CODES, TlogVerifyError } from '../errors.js';
 import { isValidKeyName, parseCheckpoint, parseSignedNote, type SignedNote } from '../note.js';
 import { SIG_COSIGNATURE_V1, ed25519FromRaw, ed25519Raw, formatSignerKey, formatVerifierKey, noteKeyId, parseSignerKey, parseVerifierKey, signatureLine, type SignerKey } from '../note-keys.js';
@@ -108,12 +109,7 @@ function checkLine(note: SignedNote, w: WitnessKey, key: KeyObject, keyId: Buffe
     if (s.name !== w.name || !s.keyId.equals(keyId)) continue; // signed-note: unknown keys are ignored
     if (s.signature.length !== 8 + 64) return 'invalid';
     const timestamp = Number(s.signature.readBigUInt64BE(0));
-    let ok = false;
-    try {
-      ok = verify(null, cosignedMessage(note.text, timestamp), key, s.signature.subarray(8));
-    } catch {
-      ok = false;
-    }
+    const ok = signatureVerifies(null, cosignedMessage(note.text, timestamp), key, s.signature.subarray(8));
     if (!ok || timestamp > now + MAX_FUTURE_SECONDS) return 'invalid';
     result = typeof result === 'number' ? Math.max(result, timestamp) : timestamp;
   }
