@@ -18,22 +18,15 @@ export interface MapCreateSpec extends MapAttrs {
   inner?: Handle;
 }
 
-export interface ProgLoadSpec {
-  name: string;
-  type: number;
-  expectedAttachType: number;
-  flags: number;
-  license: string;
-  kernVersion: number;
-  insns: Buffer;
+/**
+ * A program load as replay asks for it: kernel/bpf.ts's BPF_PROG_LOAD attributes (one list of them),
+ * with this backend's handles in place of descriptors, the BTF and CO-RE records always given, and
+ * none of the binding's log and fd_array_cnt controls.
+ */
+export interface ProgLoadSpec extends Omit<sys.ProgLoadAttr, 'btfFd' | 'fdArray' | 'logLevel' | 'fdArrayCnt' | 'funcInfo' | 'lineInfo' | 'coreRelos' | 'attachBtfId'>,
+  Required<Pick<sys.ProgLoadAttr, 'funcInfo' | 'lineInfo' | 'coreRelos' | 'attachBtfId'>> {
   fdArray: Handle[];
   btf?: Handle;
-  funcInfo: { recSize: number; data: Buffer };
-  lineInfo: { recSize: number; data: Buffer };
-  coreRelos: { recSize: number; data: Buffer };
-  attachBtfId: number;
-  signature?: Buffer;
-  keyringId?: number;
 }
 
 export interface ObjectInfo {
@@ -67,11 +60,7 @@ export function realKernel(): KernelBackend {
     }),
     mapUpdate: (map, key, value) => sys.mapUpdate(asFd(map), key, value),
     mapFreeze: (map) => sys.mapFreeze(asFd(map)),
-    progLoad: (p) => sys.progLoad({
-      type: p.type, insns: p.insns, license: p.license, kernVersion: p.kernVersion, flags: p.flags, name: p.name,
-      expectedAttachType: p.expectedAttachType, btfFd: p.btf ? asFd(p.btf) : undefined, funcInfo: p.funcInfo, lineInfo: p.lineInfo,
-      coreRelos: p.coreRelos, attachBtfId: p.attachBtfId, fdArray: p.fdArray.map(asFd), signature: p.signature, keyringId: p.keyringId,
-    }),
+    progLoad: ({ btf, fdArray, ...attrs }) => sys.progLoad({ ...attrs, btfFd: btf ? asFd(btf) : undefined, fdArray: fdArray.map(asFd) }),
     info: (h, what) => {
       if (what === 'prog') {
         const i = sys.progInfo(asFd(h));
