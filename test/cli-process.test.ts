@@ -6,9 +6,11 @@
  * cli-load.test.ts (load, unload, progress on a terminal) run real processes as well.
  */
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { openLog } from '../src/tlog/store.js';
 import { type CliResult, runCliProcess } from './helpers/cli.js';
-import { fixturePath, makeTmpDir } from './helpers/paths.js';
+import { CLI, fixturePath, makeTmpDir } from './helpers/paths.js';
 
 const show = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
@@ -74,5 +76,18 @@ describe('each command as a process of the bundle', () => {
     const demo = run('demo', '--dry-run', '--dir', join(d, 'demo'));
     expect(demo.code, show(demo)).toBe(0);
     expect(demo.stdout).toContain('[verify] signature, subject digest, log inclusion and policy OK');
+  });
+
+  it('a closed pipe ends the output quietly (EPIPE), with exit 0', async () => {
+    // Over 64 KiB of output (the pipe's buffer), so that the write after head exits fails.
+    const log = openLog(join(d, 'big-log'));
+    await log.appendMany(Array.from({ length: 2000 }, (_, i) => Buffer.from(JSON.stringify({ n: i }))));
+    log.close();
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" log show --log "${join(d, 'big-log')}" | head -n 1; echo "status \${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^\s+0 /);
+    expect(lines[1]).toBe('status 0');
+    expect(r.stderr).toBe('');
   });
 });
