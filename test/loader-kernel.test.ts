@@ -135,34 +135,37 @@ function uniquePlan(name: string): { plan: Plan; tag: string; btfSize: number } 
  * dropped; reproduced with a bare create/close/open-by-id loop: 4 of 200 prog_arrays stayed). A test
  * that polled by reopening made the very leak it looks for.
  */
-type MapNames = Map<number, string | undefined>;
+type MapNames = Map<number, string>;
 
-/** Our objects (by unique name, or BTF by unique size) with ids above the snapshot. */
+/**
+ * Our objects (by unique name, or BTF by unique size) with ids above the snapshot. `mapNames` holds
+ * each map id's kernel name, whoever asks (goneAll shares it between loads with different tags).
+ */
 function ours(since: ReturnType<typeof idSnapshot>, tag: string, btfSize: number, mapNames: MapNames = new Map()): string[] {
   const found: string[] = [];
-  const scan = (next: (id: number) => number, from: number, open: (id: number) => Fd, describe: (fd: Fd) => string | undefined, known?: MapNames) => {
+  const scan = (next: (id: number) => number, from: number, open: (id: number) => Fd, nameOf: (fd: Fd) => string, match: (name: string) => string | undefined, known?: MapNames) => {
     for (let id = next(from); id > 0; id = next(id)) {
-      if (known?.has(id)) {
-        const d = known.get(id);
-        if (d) found.push(`${d} (id ${id})`);
-        continue;
+      let name = known?.get(id);
+      if (name === undefined) {
+        let fd: Fd | undefined;
+        try {
+          fd = open(id);
+          name = nameOf(fd);
+          known?.set(id, name);
+        } catch (e) {
+          if (!(e instanceof KernelError) || e.errno !== 2) throw e; // ENOENT: freed meanwhile
+          continue;
+        } finally {
+          fd?.close();
+        }
       }
-      let fd: Fd | undefined;
-      try {
-        fd = open(id);
-        const d = describe(fd);
-        known?.set(id, d);
-        if (d) found.push(`${d} (id ${id})`);
-      } catch (e) {
-        if (!(e instanceof KernelError) || e.errno !== 2) throw e; // ENOENT: freed meanwhile
-      } finally {
-        fd?.close();
-      }
+      const d = match(name);
+      if (d) found.push(`${d} (id ${id})`);
     }
   };
-  scan(progNextId, since.prog, progFdById, (fd) => { const i = progInfo(fd); return i.name.startsWith(tag) || i.name === 'bpfseal_loader' ? `prog ${i.name}` : undefined; });
-  scan(mapNextId, since.map, mapFdById, (fd) => { const i = mapInfo(fd); return i.name.startsWith(tag) ? `map ${i.name}` : undefined; }, mapNames);
-  scan(btfNextId, since.btf, btfFdById, (fd) => (btfInfo(fd).size === btfSize ? `btf of size ${btfSize}` : undefined));
+  scan(progNextId, since.prog, progFdById, (fd) => progInfo(fd).name, (n) => (n.startsWith(tag) || n === 'bpfseal_loader' ? `prog ${n}` : undefined));
+  scan(mapNextId, since.map, mapFdById, (fd) => mapInfo(fd).name, (n) => (n.startsWith(tag) ? `map ${n}` : undefined), mapNames);
+  scan(btfNextId, since.btf, btfFdById, (fd) => String(btfInfo(fd).size), (n) => (n === String(btfSize) ? `btf of size ${btfSize}` : undefined));
   return found;
 }
 
