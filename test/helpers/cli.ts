@@ -9,7 +9,7 @@
  *    another uid). test/cli-process.test.ts runs every command this way at least once.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { openFds } from '../../src/kernel/fd.js';
+import { type Fd, leakedFds, openFds } from '../../src/kernel/fd.js';
 import { CLI, requireDist, ROOT } from './paths.js';
 
 export interface CliResult {
@@ -47,10 +47,12 @@ let inProcess = false;
  * process would hide a leak by exiting).
  */
 export async function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  const { main } = await import('../../src/cli/main.js');
   if (inProcess) throw new Error('runCli: in-process runs share process state, one at a time (runCliAll runs processes side by side)');
   inProcess = true;
-  const { main } = await import('../../src/cli/main.js');
   const before = new Set(openFds());
+  const collectedBefore = leakedFds().length;
+  let leaked: Fd[] = [];
   const env: NodeJS.ProcessEnv = { ...process.env, BPFSEAL_DEBUG: '', ...opts.env };
   const savedEnv = { ...process.env };
   const savedCwd = process.cwd();
@@ -66,7 +68,7 @@ export async function runCli(args: string[], opts: CliOptions = {}): Promise<Cli
     }) as typeof process.stdout.write;
   const out: string[] = [];
   const err: string[] = [];
-  let code: number;
+  let code = -1;
   try {
     // The environment is changed in place (a replaced process.env object would not reach getenv()).
     setEnv(env);
@@ -80,12 +82,15 @@ export async function runCli(args: string[], opts: CliOptions = {}): Promise<Cli
     process.chdir(savedCwd);
     setEnv(savedEnv);
     inProcess = false;
+    // Closed here whatever happened, so that a leak is never carried into the next run's baseline.
+    leaked = openFds().filter((fd) => !before.has(fd));
+    for (const fd of leaked) fd.close();
   }
   const result = checkOutcome(args, { code, signal: null, stdout: out.join(''), stderr: err.join('') });
-  const leaked = openFds().filter((fd) => !before.has(fd));
-  if (leaked.length > 0) {
-    for (const fd of leaked) fd.close();
-    throw new Error(`bpfseal ${args.join(' ')} left ${leaked.length} BPF descriptor(s) open:\n${result.stderr}`);
+  // An Fd dropped without close() and collected meanwhile is closed by the safety net and counted there.
+  const collected = leakedFds().length - collectedBefore;
+  if (leaked.length > 0 || collected > 0) {
+    throw new Error(`bpfseal ${args.join(' ')} left ${leaked.length} BPF descriptor(s) open and ${collected} collected unclosed:\n${result.stderr}`);
   }
   return result;
 }
