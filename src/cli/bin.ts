@@ -15,5 +15,7 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  process.exitCode = await main(process.argv);
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
 }
