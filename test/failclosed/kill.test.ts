@@ -111,7 +111,7 @@ describe.skipIf(!probe.ok)('load under SIGKILL', () => {
     // or too late.
     const durations = [Number(/done ([\d.]+)/.exec(warm.out)![1])];
     const loadMs = () => [...durations.slice(-9)].sort((a, b) => a - b)[Math.floor(Math.min(durations.length, 9) / 2)]!;
-    let completed = 0, refused = 0, killed = 0;
+    let completed = 0, refused = 0, killed = 0, streak = 0;
     const codes: string[] = [];
     const worker = (i: number) => {
       // Versions mostly rise with i (so most loads are allowed and reach the commit), now and then an older one.
@@ -125,12 +125,15 @@ describe.skipIf(!probe.ok)('load under SIGKILL', () => {
     for (let i = 0; i < KILLS; i++) {
       const w = spare;
       await w.ready;
-      const delay = random() * loadMs() * 1.5;
+      // Widened while kills come in a row (loads slower than the window: nothing completes to say so).
+      const delay = random() * loadMs() * 1.5 * 1.25 ** Math.max(0, streak - 4);
       w.go();
-      if (i + 1 < KILLS) spare = worker(i + 1);
-      await new Promise((r) => setTimeout(r, delay));
+      const slept = new Promise((r) => setTimeout(r, delay));
+      if (i + 1 < KILLS) spare = worker(i + 1); // after the timer is set: the spawn does not delay the kill
+      await slept;
       w.kill();
       const r = await w.done;
+      streak = r.signal === 'SIGKILL' ? streak + 1 : 0;
       if (r.signal === 'SIGKILL') killed++;
       else if (/^done/m.test(r.out)) {
         completed++;
@@ -155,6 +158,7 @@ describe.skipIf(!probe.ok)('load under SIGKILL', () => {
     }
     console.log(`load SIGKILL test: ${killed} killed, ${completed} completed, ${refused} refused (${[...new Set(codes)].join(", ")}), one load ~${loadMs().toFixed(0)} ms`);
     expect(killed).toBeGreaterThan(KILLS / 4);
+    expect(completed, 'some loads ran to the end: the kill window covers whole loads').toBeGreaterThan(0);
 
     await recoverHost(hostLog);
     const ds = decisions();
