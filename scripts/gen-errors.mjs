@@ -18,7 +18,8 @@ export const CLASS_KIND = {
 export const VM_KERNEL_STEPS = new Set(['boot', 'guest', 'result']);
 export const RAISE = /\b(?:new\s+(?<cls>[A-Z]\w*Error)|(?<fn>pinError))\(\s*(?:'(?<kind>[a-z-]+)'\s*,\s*|[\w.]+\s*\?\s*'(?<either>[a-z-]+)'\s*:\s*'(?<or>[a-z-]+)'\s*,\s*|(?<variable>[a-zA-Z]\w*)\s*,\s*)?(?:'(?<code>[A-Z][A-Z0-9_]+)'|TLOG_CODES\.(?<tlog>[A-Z][A-Z0-9_]+))\s*(?:,\s*(?<message>`(?:[^`\\]|\\.|\$\{(?:[^{}]|\{[^{}]*\})*\})*`|'(?:[^'\\]|\\.)*'))?/g;
 /** An error class with a code of its own: `class X extends Parent { ... super(['kind', ]'CODE', ...)`. */
-const SUPER = /\bclass\s+(\w+)\s+extends\s+(\w+)\s*\{[\s\S]*?\bsuper\(\s*(?:'([a-z-]+)'\s*,\s*)?'([A-Z][A-Z0-9_]+)'\s*,\s*(`(?:[^`\\]|\\.|\$\{(?:[^{}]|\{[^{}]*\})*\})*`|'(?:[^'\\]|\\.)*')?/g;
+const CLASS = /\bclass\s+(\w+)\s+extends\s+(\w+)\s*\{/g;
+const SUPER = /\bsuper\(\s*(?:'([a-z-]+)'\s*,\s*)?'([A-Z][A-Z0-9_]+)'\s*,\s*(`(?:[^`\\]|\\.|\$\{(?:[^{}]|\{[^{}]*\})*\})*`|'(?:[^'\\]|\\.)*')?/;
 /**
  * Functions that take a code and raise it (or return the error), by file: which argument is the code,
  * and the kind they raise it with. Their `code` parameters are typed ErrorCode, so tsc refuses a
@@ -124,14 +125,20 @@ export function raisesIn(f, text, tlog = tlogCodes()) {
     }
     add(code, kind, m.index, g.message);
   }
-  for (const m of text.matchAll(SUPER)) {
+  // A class's own super() call: looked for only up to the next class, so that one class's literal
+  // code is never read as another's.
+  const classes = [...text.matchAll(CLASS)];
+  for (const [n, m] of classes.entries()) {
+    const body = text.slice(m.index, classes[n + 1]?.index ?? text.length);
+    const s = SUPER.exec(body);
+    if (!s) continue;
     const k = CLASS_KIND[m[2]] ?? (m[2] === 'BpfsealError' ? 'first' : undefined);
-    const kind = k === 'first' ? m[3] : k;
+    const kind = k === 'first' ? s[1] : k;
     if (!kind || k === 'vm-step') {
       unknown.push(`${f}:${lineOf(m.index)}: class ${m[1]} extends ${m[2]}`);
       continue;
     }
-    add(m[4], kind, m.index, m[5]);
+    add(s[2], kind, m.index + s.index, s[3]);
   }
   const helpers = { ...EXPORTED_HELPERS, ...(HELPERS[f] ?? {}) };
   for (const [name, [at, kind]] of Object.entries(helpers)) {

@@ -63,6 +63,11 @@ describe('the scan itself', () => {
     expect(inconsistent(raised)).toEqual(['BPFFS_NOT_MOUNTED: exit 3 at t.ts:1; exit 2 at t.ts:2']);
   });
 
+  it("reads a class's super() code within that class only, never the next class's", () => {
+    const text = "class A extends InputError {\n  constructor(c: ErrorCode, m: string) {\n    super(c, m);\n  }\n}\nclass B extends BpfsealError {\n  constructor(m: string) {\n    super('verify', 'B_FAILED', m);\n  }\n}";
+    expect(raises('t.ts', text).raised.map((r) => `${r.code}/${r.kind}`)).toEqual(['B_FAILED/verify']);
+  });
+
   it('a code the scan misses cannot be raised: constructors and code-taking helpers take ErrorCode (tsc refuses others)', () => {
     // The union is the table's keys plus the two run-time families: a literal outside it does not compile.
     const src = readFileSync(join(SRC, 'errors.ts'), 'utf8');
