@@ -194,38 +194,33 @@ function readType(c: TypeCursor, tbase: number, str: (off: number) => string): B
   return t;
 }
 
-/** The vlen 12-byte btf_member records of a STRUCT or UNION. */
+/** The vlen records of `size` bytes after a type's header, each read at its offset by `read`. */
+function readRecords<T>(c: TypeCursor, base: BtfTypeBase, size: number, what: string, read: (at: number) => T): T[] {
+  need(c, size * base.vlen, what);
+  const out: T[] = new Array(base.vlen);
+  for (let i = 0; i < base.vlen; i++, c.p += size) out[i] = read(c.p);
+  return out;
+}
+
+/** The 12-byte btf_member records of a STRUCT or UNION. */
 function readMembers(c: TypeCursor, base: BtfTypeBase, str: (off: number) => string): BtfMember[] {
   const { raw } = c;
-  need(c, 12 * base.vlen, 'members');
-  const members: BtfMember[] = new Array(base.vlen);
-  for (let i = 0; i < base.vlen; i++, c.p += 12) {
-    const mo = raw.readUInt32LE(c.p + 8);
-    members[i] = { nameOff: raw.readUInt32LE(c.p), name: str(raw.readUInt32LE(c.p)), type: raw.readUInt32LE(c.p + 4), bitOffset: base.kflag ? mo & 0xffffff : mo };
-  }
-  return members;
+  return readRecords(c, base, 12, 'members', (at) => {
+    const mo = raw.readUInt32LE(at + 8);
+    return { nameOff: raw.readUInt32LE(at), name: str(raw.readUInt32LE(at)), type: raw.readUInt32LE(at + 4), bitOffset: base.kflag ? mo & 0xffffff : mo };
+  });
 }
 
-/** The vlen 8-byte btf_param records of a FUNC_PROTO. */
+/** The 8-byte btf_param records of a FUNC_PROTO. */
 function readParams(c: TypeCursor, base: BtfTypeBase, str: (off: number) => string): BtfParam[] {
   const { raw } = c;
-  need(c, 8 * base.vlen, 'params');
-  const params: BtfParam[] = new Array(base.vlen);
-  for (let i = 0; i < base.vlen; i++, c.p += 8) {
-    params[i] = { nameOff: raw.readUInt32LE(c.p), name: str(raw.readUInt32LE(c.p)), type: raw.readUInt32LE(c.p + 4) };
-  }
-  return params;
+  return readRecords(c, base, 8, 'params', (at) => ({ nameOff: raw.readUInt32LE(at), name: str(raw.readUInt32LE(at)), type: raw.readUInt32LE(at + 4) }));
 }
 
-/** The vlen 12-byte btf_var_secinfo records of a DATASEC. */
+/** The 12-byte btf_var_secinfo records of a DATASEC. */
 function readSecinfos(c: TypeCursor, base: BtfTypeBase): BtfVarSecinfo[] {
   const { raw } = c;
-  need(c, 12 * base.vlen, 'datasec entries');
-  const secinfos: BtfVarSecinfo[] = new Array(base.vlen);
-  for (let i = 0; i < base.vlen; i++, c.p += 12) {
-    secinfos[i] = { type: raw.readUInt32LE(c.p), offset: raw.readUInt32LE(c.p + 4), size: raw.readUInt32LE(c.p + 8) };
-  }
-  return secinfos;
+  return readRecords(c, base, 12, 'datasec entries', (at) => ({ type: raw.readUInt32LE(at), offset: raw.readUInt32LE(at + 4), size: raw.readUInt32LE(at + 8) }));
 }
 
 /** Kinds whose size/type field is a type id. */
