@@ -26,15 +26,13 @@ const SUPER = /\bsuper\(\s*(?:'([a-z-]+)'\s*,\s*)?'([A-Z][A-Z0-9_]+)'\s*,\s*(`(?
  * literal this scan does not put in the table; a new helper of this sort is listed here.
  */
 export const HELPERS = {
-  'fsx/dirs.ts': { ensureDirectory: [2, 'input'], checkPrivateDir: [2, 'input'], checkRegularFile: [2, 'input'] },
-  'fsx/durable.ts': { writeError: [2, 'input'], writeFileDurable: [3, 'input'] },
   'tlog/verify-proof.ts': { checkHashes: [1, 'verify'] },
   'elf/reader.ts': { fail: [0, 'input'] },
   'trust/keyless-flags.ts': { usage: [0, 'usage'] },
   'cli/preflight.ts': { usage: [0, 'usage'] },
   'cli/sign.ts': { usage: [0, 'usage'] },
 };
-/** Helpers exported to other files: their calls are read everywhere. */
+/** Helpers exported to other files (fsx/, the witness error): their calls are read in every file. */
 const EXPORTED_HELPERS = {
   ensureDirectory: [2, 'input'], checkPrivateDir: [2, 'input'], checkRegularFile: [2, 'input'], writeError: [2, 'input'], writeFileDurable: [3, 'input'], createExclusive: [3, 'input'],
   // tlog/witness: `new WitnessError(status, code, message)`: 400 is input, other statuses verify.
@@ -51,10 +49,15 @@ function tsFiles(dir, base = dir) {
   return out;
 }
 
+let tlogCache;
+
+/** TLOG_CODES of tlog/errors.ts, read once. */
 function tlogCodes() {
+  if (tlogCache) return tlogCache;
   const text = readFileSync(join(SRC, 'tlog/errors.ts'), 'utf8');
   const block = /TLOG_CODES\s*=\s*\{([\s\S]*?)\}/.exec(text)?.[1] ?? '';
-  return Object.fromEntries([...block.matchAll(/([A-Z][A-Z0-9_]*)\s*:\s*'([A-Z][A-Z0-9_]+)'/g)].map((m) => [m[1], m[2]]));
+  tlogCache = Object.fromEntries([...block.matchAll(/([A-Z][A-Z0-9_]*)\s*:\s*'([A-Z][A-Z0-9_]+)'/g)].map((m) => [m[1], m[2]]));
+  return tlogCache;
 }
 
 /** A message literal as a reader sees it: interpolations shown as "…". */
