@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openLog } from '../src/tlog/store.js';
-import { type CliResult, runCliProcess } from './helpers/cli.js';
+import { runCliProcess, show } from './helpers/cli.js';
 import { CLI, fixturePath, makeTmpDir } from './helpers/paths.js';
 
-const show = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 describe('each command as a process of the bundle', () => {
   let d: string;

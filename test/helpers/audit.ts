@@ -15,18 +15,16 @@ import { progFdById, progInfo, progLoad, progNextId } from '../../src/kernel/bpf
 import { afterEach } from 'vitest';
 import { KernelError } from '../../src/kernel/errors.js';
 import type { Fd } from '../../src/kernel/fd.js';
-import { runCli, type CliResult } from './cli.js';
+import { runCli, show, type CliResult } from './cli.js';
 import { readFixture } from './paths.js';
 
-export { runCli, type CliResult };
+export { runCli, show, type CliResult };
 
 /** Run the CLI; stdout parsed as JSON when it is JSON. */
 export function cliJson<T = any>(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult & { json: T | undefined }> {
   return runCliJson<T>(args, opts);
 }
 
-/** Context for assertion messages. */
-export const show = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 // ---------------------------------------------------------------------------------------------------
 // Objects

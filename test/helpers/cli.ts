@@ -114,6 +114,9 @@ export function runCliProcess(args: string[], opts: CliOptions = {}): CliResult 
   return checkOutcome(args, { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr });
 }
 
+/** A run's outcome, for assertion messages. */
+export const show = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+
 /** `sha256:<64 hex>  <path>` lines printed by `bpfseal plan`. */
 export const DIGEST_LINE = /^sha256:([0-9a-f]{64}) {2}(.+)$/;
 
